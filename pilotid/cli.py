@@ -1,0 +1,51 @@
+"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ...``.
+
+Every failure pilotid foresees ends in one line on stderr and the error's pilot error code
+as exit status; ``--debug`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from pilotid import __version__
+from pilotid.errors import PilotidError
+
+log = logging.getLogger(__name__)
+
+
+def exit_status(code: int) -> int:
+    """Clip a pilot error code to a valid process exit status (1..255, 0 for success)."""
+    return max(0, min(int(code), 255))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="pilotid", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pilotid {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log debug lines and show tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line ``argv``; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="pilotid: %(levelname)s %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except PilotidError as error:
+        if args.debug:
+            log.exception("%s", error)
+        print(f"pilotid: error {error.code} ({error.fault}): {error}", file=sys.stderr)
+        return exit_status(error.code)
+    except KeyboardInterrupt:
+        print("pilotid: interrupted", file=sys.stderr)
+        return 130

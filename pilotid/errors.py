@@ -1,0 +1,218 @@
+"""The one exception tree of pilotid.
+
+Every class says whose fault it is (``fault``) and carries a stable pilot error code
+(``code``).  The codes are part of pilotid's interface: the CLI exits with them, the JSON
+result and the accounting record carry them, and ``docs/errors.rst`` lists them.  They are
+below 126 so that each is its own exit status and none looks like a shell's 126/127 or a
+death by signal (128 + n).  Never renumber a code; add new ones.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Type
+
+OPERATOR = "operator"
+USER = "user"
+CREDENTIAL_SERVER = "credential server"
+DISPATCHER = "dispatcher"
+SITE = "site"
+PAYLOAD = "payload"
+PILOT = "pilot"
+
+
+class PilotidError(Exception):
+    """Base of every error pilotid raises on purpose.
+
+    ``str(error)`` is one line meant for the person who has to act: what went wrong, and
+    where known, how to fix it.
+    """
+
+    code = 1
+    fault = PILOT
+
+
+class ConfigurationError(PilotidError):
+    """The queue settings or the plugin set-up are wrong. This is the operator's fault."""
+
+    code = 10
+    fault = OPERATOR
+
+
+class UnknownQueueError(ConfigurationError):
+    """The queue asked for is not in the queue settings file. The operator's fault."""
+
+    code = 11
+
+
+class PluginError(ConfigurationError):
+    """A strategy plugin could not be loaded or does not provide its interface.
+
+    This is the fault of whoever installed the plugin (the operator).
+    """
+
+    code = 12
+
+
+class JobDescriptionError(PilotidError):
+    """The job description from the dispatcher is malformed or misses a field.
+
+    The dispatcher's (or the submitting user's) fault.
+    """
+
+    code = 20
+    fault = DISPATCHER
+
+
+class TransformationNotFoundError(JobDescriptionError):
+    """No payload adapter accepts the job, or its transformation cannot be found."""
+
+    code = 21
+
+
+class WorkdirError(PilotidError):
+    """The work directory does not exist or the pilot cannot write to it. The site's fault."""
+
+    code = 22
+    fault = SITE
+
+
+class CredentialError(PilotidError):
+    """The user's credential is missing, unusable or could not be obtained.
+
+    The user's fault (expired or malformed proxy) or the credential server's (see the
+    subclasses).
+    """
+
+    code = 30
+    fault = USER
+
+
+class ProxyFileError(CredentialError):
+    """A proxy file cannot be read, or is not a PEM proxy at all. The user's fault."""
+
+    code = 31
+
+
+class ProxyExpiredError(CredentialError):
+    """The proxy has expired, or has less time left than the job needs. The user's fault."""
+
+    code = 32
+
+
+class ProxyKeyError(CredentialError):
+    """The proxy file has no private key, or one that does not match its certificate."""
+
+    code = 33
+
+
+class CredentialServerError(CredentialError):
+    """The credential server could not be reached or answered nonsense. Its fault."""
+
+    code = 35
+    fault = CREDENTIAL_SERVER
+
+
+class CredentialRefusedError(CredentialError):
+    """The credential server refused to hand out the credential (policy, unknown name).
+
+    Usually the user's fault: the credential was not delegated, or with a retrieval policy
+    that does not name this pilot.
+    """
+
+    code = 36
+
+
+class AccountMappingError(PilotidError):
+    """The user's identity maps to no local account on this node. The site's fault."""
+
+    code = 40
+    fault = SITE
+
+
+class SwitchError(PilotidError):
+    """The identity switch failed before the payload ran. The site's fault."""
+
+    code = 50
+    fault = SITE
+
+
+class SwitchUnavailableError(SwitchError):
+    """The switch program (gLExec, sudo) is missing or cannot be executed."""
+
+    code = 51
+
+
+class SwitchNotPermittedError(SwitchError):
+    """The switch refused: sudo has no rule, gLExec's authorisation (LCAS/Argus) said no."""
+
+    code = 52
+
+
+class SwitchClientError(SwitchError):
+    """The switch refused the pilot's call (gLExec 201: bad proxy, permissions, command)."""
+
+    code = 53
+
+
+class SwitchSystemError(SwitchError):
+    """The switch is misconfigured on this node (gLExec 202: configuration, LCMAPS)."""
+
+    code = 54
+
+
+class SwitchExecError(SwitchError):
+    """The switch worked but the wrapper could not be executed as the target (126)."""
+
+    code = 55
+
+
+class RescheduleRequest(SwitchError):
+    """The probe failed and the queue asks to hand the job back rather than fail it."""
+
+    code = 56
+
+
+class SandboxError(PilotidError):
+    """The work directory could not be opened up to the target account. The site's fault."""
+
+    code = 60
+    fault = SITE
+
+
+class PayloadFailedError(PilotidError):
+    """The payload ran as the target and exited non-zero. The payload's fault."""
+
+    code = 70
+    fault = PAYLOAD
+
+
+class PayloadTerminatedError(PilotidError):
+    """The payload was killed by a signal. The payload's fault, unless the pilot sent it."""
+
+    code = 71
+    fault = PAYLOAD
+
+
+class PayloadTimeoutError(PilotidError):
+    """The payload ran longer than the queue's or job's time limit and was stopped."""
+
+    code = 72
+    fault = PAYLOAD
+
+
+class PilotInterruptedError(PilotidError):
+    """The pilot itself was told to stop (SIGTERM, SIGINT) and stopped the payload."""
+
+    code = 73
+    fault = PILOT
+
+
+def error_codes() -> Dict[int, Type[PilotidError]]:
+    """Return every error class by its code; the docs' error table is checked against it."""
+    found: Dict[int, Type[PilotidError]] = {}
+    pending = [PilotidError]
+    while pending:
+        cls = pending.pop()
+        found[cls.code] = cls
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(found.items()))

@@ -1,0 +1,1 @@
+"""WHO the payload runs as: proxies, credential sources, accounts."""

@@ -1,0 +1,1 @@
+"""WHAT runs: job descriptions, payload adapters, the wrapper script and the sandbox."""

@@ -1,0 +1,1 @@
+"""HOW the identity is switched: gLExec, sudo ("sudo-mock"), or no switch."""

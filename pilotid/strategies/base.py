@@ -1,0 +1,83 @@
+"""What every identity switcher shares: the values around a launch.
+
+``ProxyHandover`` tells the wrapper how the payload gets its proxy, ``PayloadLogs`` where the
+output goes, ``WrapperMarker`` what the wrapper reported once it ran as the target, and
+``Outcome`` what the launch came to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Optional
+
+from pilotid.errors import PilotidError
+
+SUCCEEDED = "succeeded"
+PAYLOAD_FAILED = "payload_failed"
+TERMINATED = "terminated"
+TIMED_OUT = "timed_out"
+INTERRUPTED = "interrupted"
+SWITCH_FAILED = "switch_failed"
+CREDENTIAL_FAILED = "credential_failed"
+RESCHEDULED = "rescheduled"
+SETUP_FAILED = "setup_failed"
+
+
+@dataclass(frozen=True)
+class ProxyHandover:
+    """How the user's proxy reaches the payload.
+
+    ``payload_proxy`` is what ``X509_USER_PROXY`` points at inside the payload.  Where the
+    target cannot own a file the pilot writes (sudo), ``readable_copy`` is a copy the target
+    may read: the wrapper, already running as the target, copies it to ``payload_proxy`` (a
+    new 0600 file of its own) and removes it.  ``None`` where no copy is needed.
+    """
+
+    payload_proxy: Path
+    readable_copy: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class PayloadLogs:
+    """The open files that receive the switch's and the payload's output."""
+
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+
+
+@dataclass(frozen=True)
+class WrapperMarker:
+    """What the wrapper recorded: that it ran, as whom, and the payload's own exit status.
+
+    ``payload_status`` is ``None`` while the payload has not finished (or if the wrapper
+    was killed before it could write it).
+    """
+
+    uid: int
+    payload_status: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a launch came to: ``kind`` is one of the outcome names of the JSON result.
+
+    ``exit_code`` is the payload's own exit status (``None`` if it never ran or was
+    killed), ``signal`` the signal that killed it, ``error`` the pilotid error that
+    describes any failure (``None`` on success).
+    """
+
+    kind: str
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    error: Optional[PilotidError] = None
+
+    @property
+    def error_code(self) -> int:
+        """The pilot error code: 0 on success, else the error's code."""
+        return 0 if self.error is None else self.error.code
+
+    @property
+    def succeeded(self) -> bool:
+        """True where the payload ran as the target and exited 0."""
+        return self.kind == SUCCEEDED

@@ -1,0 +1,32 @@
+"""Packaging for pilotid; tool configuration lives in pyproject.toml."""
+from setuptools import find_packages, setup
+
+setup(
+    name="pilotid",
+    version="0.1.0",
+    description="Run a grid pilot's payload under the end user's own Unix identity "
+    "(gLExec, sudo or no switch), with MyProxy or local-file credentials.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["pilotid", "pilotid.*"]),
+    install_requires=[
+        "zope.interface>=5.0",
+        "six>=1.16",
+        "pyOpenSSL>=23.0",
+        "cryptography>=41.0",
+        "asn1crypto>=1.5",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "mock>=5", "hypothesis>=6"],
+        "docs": ["sphinx>=6"],
+        "lint": ["ruff", "mypy"],
+    },
+    entry_points={"console_scripts": ["pilotid = pilotid.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Distributed Computing",
+    ],
+)

@@ -1,0 +1,1 @@
+"""Strategies of the test plugin distribution (see setup.py beside this package)."""
