@@ -29,13 +29,14 @@ class ProxyHandover:
     """How the user's proxy reaches the payload.
 
     ``payload_proxy`` is what ``X509_USER_PROXY`` points at inside the payload.  Where the
-    target cannot own a file the pilot writes (sudo), ``readable_copy`` is a copy the target
-    may read: the wrapper, already running as the target, copies it to ``payload_proxy`` (a
-    new 0600 file of its own) and removes it.  ``None`` where no copy is needed.
+    switch cannot hand the target a file of its own (sudo: an unprivileged pilot cannot
+    ``chown``), ``from_stdin`` is True: the switcher writes the proxy to the wrapper's
+    standard input and the wrapper, already running as the target, stores it as a new
+    0600 file at ``payload_proxy``.  No copy readable by anyone else ever exists.
     """
 
     payload_proxy: Path
-    readable_copy: Optional[Path] = None
+    from_stdin: bool = False
 
 
 @dataclass(frozen=True)
