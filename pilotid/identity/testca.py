@@ -9,7 +9,6 @@ and on disk unprotected beyond mode 0600.
 from __future__ import annotations
 
 import datetime
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from pilotid.identity.credfile import write_private
 
 PROXY_CERT_INFO_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.14")
 # DER of ProxyPolicy's policyLanguage, RFC 3820 section 3.8
@@ -51,14 +52,6 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def write_private(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a new file at ``path``, mode 0600 from creation."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return path
 
 
 @dataclass(frozen=True)
