@@ -7,8 +7,10 @@ as exit status; ``--debug`` shows the traceback as well.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from pilotid import __version__
@@ -30,7 +32,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    run = sub.add_parser("run", help="run one job as its user")
+    _queue_options(run)
+    run.add_argument("--job", required=True, type=Path, help="the job description (JSON)")
+    run.add_argument("--workdir", type=Path, default=None,
+                     help="work directory (default: the current directory)")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.set_defaults(handler=_run)
+
+    probe = sub.add_parser("probe", help="check what this node offers a queue")
+    _queue_options(probe)
+    probe.add_argument("--workdir", type=Path, default=None,
+                       help="work directory to check (default: the current directory)")
+    probe.add_argument("--json", action="store_true", help="print the checks as JSON")
+    probe.set_defaults(handler=_probe)
     return parser
+
+
+def _queue_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queues", required=True, type=Path, help="queue settings file (JSON)")
+    parser.add_argument("--queue", required=True, help="queue name in that file")
+
+
+def _launcher(args: argparse.Namespace):
+    from pilotid.factory import build_launcher
+    from pilotid.queue import load_queue
+
+    return build_launcher(load_queue(args.queues, args.queue))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pilotid.payloads.job import load_job
+
+    launcher = _launcher(args)
+    job = load_job(args.job)
+    result = launcher.run(job, args.workdir or Path.cwd())
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        print(f"job {result.panda_id}: {result.outcome}, exit code {result.exit_code}, "
+              f"error code {result.error_code}" + (f": {result.error}" if result.error else ""))
+        print(f"work directory {result.workdir}; logs {result.stdout} {result.stderr}")
+    return exit_status(result.error_code)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from pilotid.probe import FAIL, probe_node
+
+    checks = probe_node(_launcher(args), args.workdir or Path.cwd())
+    if args.json:
+        print(json.dumps([c.as_dict() for c in checks], sort_keys=True))
+    else:
+        for check in checks:
+            print(f"{check.status.upper():4}  {check.name}: {check.detail}")
+    failed = [c for c in checks if c.status == FAIL]
+    return exit_status(failed[0].error_code or 1) if failed else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,335 @@
+"""``PayloadLauncher``: one job, from credential to accounting record.
+
+The launcher is composed, not subclassed: customise the strategies it is given (credential
+source, identity switcher, payload adapters), which ``pilotid.factory.build_launcher``
+builds from a queue's settings.  ``run`` does the eight steps of DESIGN.md in order and
+always returns a ``PayloadResult``: failures become an outcome with its pilot error code,
+never an exception, so that the pilot can report every job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Sequence
+
+from pilotid.errors import (
+    AccountMappingError,
+    CredentialError,
+    PayloadTimeoutError,
+    PilotidError,
+    PilotInterruptedError,
+    RescheduleRequest,
+    SwitchError,
+    TransformationNotFoundError,
+    WorkdirError,
+)
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.payloads.job import JobSpec
+from pilotid.payloads.sandbox import (
+    PRIVATE_DIR_NAME,
+    acl_supported,
+    grant_target_access,
+    reclaim,
+)
+from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
+from pilotid.queue import QueueSettings
+from pilotid.strategies import base
+from pilotid.strategies.base import Outcome, PayloadLogs
+from pilotid.watch import PilotSignal, wait_for_exit
+
+if TYPE_CHECKING:
+    from pilotid.factory import Strategies
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass(frozen=True)
+class PayloadResult:
+    """What happened to one job: the fields of ``pilotid run --json`` and of the accounting
+    record (which adds ``user_dn``)."""
+
+    panda_id: int
+    outcome: str
+    exit_code: Optional[int]
+    signal: Optional[int]
+    error_code: int
+    error: Optional[str]
+    account: Optional[Account]
+    switcher: str
+    sandbox_mode: Optional[str]
+    workdir: Path
+    stdout: Optional[Path]
+    stderr: Optional[Path]
+    started: datetime.datetime
+    ended: datetime.datetime
+    user_dn: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The result as JSON-ready data (without ``user_dn``, which only accounting keeps)."""
+        return {
+            "panda_id": self.panda_id,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "error_code": self.error_code,
+            "error": self.error,
+            "account": self.account.as_dict() if self.account else None,
+            "switcher": self.switcher,
+            "sandbox_mode": self.sandbox_mode,
+            "workdir": str(self.workdir),
+            "stdout": str(self.stdout) if self.stdout else None,
+            "stderr": str(self.stderr) if self.stderr else None,
+            "started": self.started.isoformat(),
+            "ended": self.ended.isoformat(),
+        }
+
+    def accounting_record(self) -> Dict[str, Any]:
+        """The accounting record: the result plus the user's DN."""
+        return dict(self.as_dict(), user_dn=self.user_dn)
+
+
+def outcome_for_error(error: PilotidError) -> Outcome:
+    """The outcome of a job that failed before (or instead of) running its payload."""
+    if isinstance(error, RescheduleRequest):
+        kind = base.RESCHEDULED
+    elif isinstance(error, CredentialError):
+        kind = base.CREDENTIAL_FAILED
+    elif isinstance(error, (SwitchError, AccountMappingError)):
+        kind = base.SWITCH_FAILED
+    else:
+        kind = base.SETUP_FAILED
+    return Outcome(kind, error=error)
+
+
+class _Run:
+    """The state of one job while it runs; everything ``finish`` must undo."""
+
+    def __init__(self, job: JobSpec, workdir: Path) -> None:
+        self.job = job
+        self.workdir = workdir
+        self.token = secrets.token_hex(8)
+        self.started = _now()
+        self.credential: Optional[Credential] = None
+        self.account: Optional[Account] = None
+        self.grant = None
+        self.sandbox_mode: Optional[str] = None
+        self.payload_proxy: Optional[Path] = None
+        self.stdout: Optional[Path] = None
+        self.stderr: Optional[Path] = None
+        self.cleanup: list = []
+
+    def scratch(self, stem: str, suffix: str = "") -> Path:
+        """A path in the work directory unique to this run."""
+        path = self.workdir / f".pilotid-{stem}-{self.job.panda_id}-{self.token}{suffix}"
+        self.cleanup.append(path)
+        return path
+
+
+class PayloadLauncher:
+    """Run jobs of one queue as their users. Not intended to be subclassed: customise the
+    strategies instead.
+
+    ``strategies`` holds the credential source, the identity switcher and the payload
+    adapters (see ``pilotid.factory.Strategies``).
+    """
+
+    def __init__(self, settings: QueueSettings, strategies: "Strategies") -> None:
+        self.settings = settings
+        self.source = strategies.source
+        self.switcher = strategies.switcher
+        self.payloads: Sequence[Any] = tuple(strategies.payloads)
+
+    def run(self, job: JobSpec, workdir: Path) -> PayloadResult:
+        """Run ``job`` in ``workdir`` as its user; return what happened (never raises a
+        ``PilotidError``: it becomes the result's outcome and error code)."""
+        state = _Run(job, Path(os.path.abspath(workdir)))
+        log.info("job %s: starting in %s (queue %s, switcher %s)", job.panda_id, state.workdir,
+                 self.settings.name, self.switcher.name)
+        try:
+            outcome = self._run(state)
+        except PilotidError as error:
+            log.error("job %s: %s", job.panda_id, error)
+            outcome = outcome_for_error(error)
+        finally:
+            self._finish(state)
+        result = self._result(state, outcome)
+        self._account(result)
+        log.info("job %s: %s (exit code %s, error code %s)", job.panda_id, result.outcome,
+                 result.exit_code, result.error_code)
+        return result
+
+    def _run(self, state: _Run) -> Outcome:
+        private = self._prepare_workdir(state.workdir)
+        adapter = self._adapter(state.job)
+        command = adapter.command(state.job, state.workdir)
+        state.credential = self.source.fetch(CredentialRequest(
+            directory=private, owner_dn=state.job.prod_user_id, credname=state.job.credname,
+            server=state.job.myproxy))
+        log.info("job %s: credential of %s from %s", state.job.panda_id,
+                 state.credential.identity, state.credential.source)
+        state.account = self.switcher.probe(state.credential)
+        log.info("job %s: will run as %s (uid %d)", state.job.panda_id, state.account.name,
+                 state.account.uid)
+        handover = self.switcher.handover(state.credential, state.account, state.workdir)
+        state.payload_proxy = handover.payload_proxy
+        marker = state.scratch("marker")
+        wrapper = state.scratch("wrapper", ".sh")
+        switching = state.account.uid != os.geteuid()
+        mode = self._sandbox_mode(state.workdir) if switching else "none"
+        write_wrapper(WrapperSpec(
+            command=command, workdir=state.workdir, handover=handover, marker=marker,
+            environment=tuple(sorted(os.environ.items())),
+            umask=0 if mode == "world" else self.settings.umask,
+            egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
+        ), wrapper)
+        if switching:
+            state.grant = grant_target_access(state.workdir, state.account, mode)
+            mode = state.grant.mode
+        state.sandbox_mode = mode
+        return self._launch(state, wrapper, marker)
+
+    def _prepare_workdir(self, workdir: Path) -> Path:
+        """Check the work directory and make its private 0700 directory; return that."""
+        if not workdir.is_dir():
+            raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
+        if not os.access(workdir, os.W_OK | os.X_OK):
+            raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
+                               f"(uid {os.geteuid()})")
+        private = workdir / PRIVATE_DIR_NAME
+        with contextlib.suppress(FileExistsError):
+            private.mkdir(mode=0o700)
+        info = private.lstat()
+        if private.is_symlink() or info.st_uid != os.geteuid():
+            raise WorkdirError(f"{private} is not a directory of the pilot's own: remove it")
+        os.chmod(private, 0o700)
+        return private
+
+    def _sandbox_mode(self, workdir: Path) -> str:
+        """The queue's sandbox mode, or 'world' (logged) where ACLs are not supported."""
+        if self.settings.sandbox == "acl" and not acl_supported(workdir):
+            log.warning("%s does not support POSIX ACLs: falling back to world-writable "
+                        "directories and umask 000", workdir)
+            return "world"
+        return self.settings.sandbox
+
+    def _adapter(self, job: JobSpec) -> Any:
+        for adapter in self.payloads:
+            if adapter.accepts(job):
+                return adapter
+        names = ", ".join(p.name for p in self.payloads) or "none"
+        raise TransformationNotFoundError(
+            f"no payload adapter of queue {self.settings.name} runs transformation "
+            f"{job.transformation!r} (adapters: {names})")
+
+    def _launch(self, state: _Run, wrapper: Path, marker: Path) -> Outcome:
+        state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
+        state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
+        assert state.credential is not None and state.account is not None
+        with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+            process = self.switcher.launch([str(wrapper)], state.credential, state.account,
+                                           state.workdir, PayloadLogs(out, err))
+            log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
+            override = None
+            with _pilot_signals():
+                try:
+                    if wait_for_exit(process, self.settings.timeout) is None:
+                        log.warning("job %s: time limit of %ss reached, stopping the payload",
+                                    state.job.panda_id, self.settings.timeout)
+                        override = PayloadTimeoutError(
+                            f"payload exceeded the time limit of {self.settings.timeout}s")
+                        self._stop(process)
+                except PilotSignal as caught:
+                    log.warning("job %s: pilot got signal %d, stopping the payload",
+                                state.job.panda_id, caught.signum)
+                    override = PilotInterruptedError(
+                        f"pilot received signal {caught.signum} and stopped the payload")
+                    self._stop(process, caught.signum)
+        outcome = self.switcher.explain(process.returncode, read_marker(marker))
+        if override is not None:
+            kind = base.TIMED_OUT if isinstance(override, PayloadTimeoutError) else base.INTERRUPTED
+            outcome = replace(outcome, kind=kind, error=override)
+        return outcome
+
+    def _stop(self, process: Any, signum: int = signal.SIGTERM) -> None:
+        """Terminate the payload through the switcher; SIGKILL after the grace period."""
+        self.switcher.terminate(process, signum)
+        if wait_for_exit(process, self.settings.grace_period) is None:
+            log.warning("payload still running after %ss: killing it", self.settings.grace_period)
+            self.switcher.terminate(process, signal.SIGKILL)
+            wait_for_exit(process, None)
+
+    def _finish(self, state: _Run) -> None:
+        """Undo what the run set up: sandbox grant, credentials, scratch files."""
+        if state.grant is not None:
+            try:
+                reclaim(state.grant)
+            except PilotidError as error:
+                log.error("job %s: reclaiming the work directory failed: %s",
+                          state.job.panda_id, error)
+        paths = list(state.cleanup)
+        if state.credential is not None:
+            paths.append(state.credential.path)
+        if state.payload_proxy is not None:
+            paths.append(state.payload_proxy)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _result(self, state: _Run, outcome: Outcome) -> PayloadResult:
+        return PayloadResult(
+            panda_id=state.job.panda_id, outcome=outcome.kind, exit_code=outcome.exit_code,
+            signal=outcome.signal, error_code=outcome.error_code,
+            error=str(outcome.error) if outcome.error else None, account=state.account,
+            switcher=self.switcher.name, sandbox_mode=state.sandbox_mode,
+            workdir=state.workdir, stdout=state.stdout, stderr=state.stderr,
+            started=state.started, ended=_now(),
+            user_dn=state.credential.identity if state.credential else state.job.prod_user_id)
+
+    def _account(self, result: PayloadResult) -> None:
+        """Append the accounting record to the work directory's and the queue's file."""
+        line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
+        targets = [result.workdir / "accounting.jsonl"]
+        if self.settings.accounting_file:
+            targets.append(self.settings.accounting_file)
+        for target in targets:
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                             0o644)
+                with os.fdopen(fd, "ab") as out:
+                    out.write(line)
+            except OSError as error:
+                log.error("job %s: cannot write accounting record to %s: %s",
+                          result.panda_id, target, error.strerror)
+
+
+@contextlib.contextmanager
+def _pilot_signals() -> Iterator[None]:
+    """While the payload runs, SIGTERM/SIGINT/SIGHUP to the pilot raise ``PilotSignal``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise PilotSignal(signum)
+
+    caught = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, handler) for s in caught}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -1,0 +1,119 @@
+"""``pilotid probe``: what this worker node offers a queue, checked before any job runs.
+
+Each check is a ``Check`` (name, status ``ok``/``warn``/``fail``, detail).  The test switch
+is real: the queue's credential source is asked for the proxy and the switcher maps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from pilotid.errors import PilotidError
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.payloads.sandbox import acl_supported
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding of the probe."""
+
+    name: str
+    status: str
+    detail: str
+    error_code: int = 0
+
+    def as_dict(self) -> dict:
+        """The check as JSON-ready data."""
+        return asdict(self)
+
+
+def writable_by(path: Path, account: Account) -> bool:
+    """True where ``account`` may create entries in directory ``path`` (mode bits only)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    if info.st_uid == account.uid:
+        return info.st_mode & 0o300 == 0o300
+    try:
+        groups = os.getgrouplist(account.name, account.gid)
+    except (KeyError, OSError):
+        groups = [account.gid]
+    if info.st_gid in groups:
+        return info.st_mode & 0o030 == 0o030
+    return info.st_mode & 0o003 == 0o003
+
+
+def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
+    """Run every check for the queue of ``launcher`` with ``workdir`` as the work directory."""
+    environ = os.environ if environ is None else environ
+    settings = launcher.settings
+    checks: List[Check] = []
+    account: Optional[Account] = None
+    switch_binary = _switch_binary(launcher.switcher)
+    if switch_binary is not None:
+        found = shutil.which(switch_binary)
+        checks.append(Check("switch binary", OK if found else FAIL,
+                            found or f"{switch_binary} not found on PATH"))
+    with tempfile.TemporaryDirectory(prefix="pilotid-probe-") as scratch:
+        os.chmod(scratch, 0o700)
+        credential: Optional[Credential] = None
+        try:
+            credential = launcher.source.fetch(CredentialRequest(directory=Path(scratch)))
+            left = int(credential.time_left().total_seconds())
+            checks.append(Check("credential", OK if left > 3600 else WARN,
+                                f"{credential.identity}: {left // 3600}h{left % 3600 // 60:02d}m "
+                                f"left (source {credential.source})"))
+            account = launcher.switcher.probe(credential)
+            checks.append(Check("test switch", OK,
+                                f"{launcher.switcher.name} maps it to {account.name} "
+                                f"(uid {account.uid})"))
+        except PilotidError as error:
+            name = "test switch" if credential is not None else "credential"
+            checks.append(Check(name, FAIL, str(error), error.code))
+        finally:
+            if credential is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(credential.path)
+    if workdir.is_dir():
+        supported = acl_supported(workdir)
+        checks.append(Check("ACL support", OK if supported else WARN,
+                            f"{workdir}: " + ("POSIX ACLs supported" if supported else
+                                              "no POSIX ACLs: world-writable fallback")))
+    else:
+        checks.append(Check("work directory", FAIL, f"{workdir} does not exist"))
+    target = account or Account.current()
+    base = settings.egg_cache_base
+    checks.append(Check("egg cache base", OK if writable_by(base, target) else FAIL,
+                        f"{base} {'is' if writable_by(base, target) else 'is not'} writable "
+                        f"by {target.name}"))
+    for entry in environ.get("LD_PRELOAD", "").replace(":", " ").split():
+        if not os.path.exists(entry):
+            checks.append(Check("LD_PRELOAD", WARN, f"{entry} does not exist: the wrapper drops "
+                                "LD_PRELOAD, but the switch program may complain on stderr"))
+    tmpdir = environ.get("TMPDIR")
+    if tmpdir and not writable_by(Path(tmpdir), target):
+        checks.append(Check("TMPDIR", WARN, f"TMPDIR={tmpdir} is not writable by {target.name}: "
+                            "payloads relying on it may fail (pilotid itself never uses it)"))
+    current = os.umask(0)
+    os.umask(current)
+    checks.append(Check("umask", WARN if current & 0o044 else OK,
+                        f"pilot's umask {current:04o}, payload's umask {settings.umask:04o} "
+                        "(set by the wrapper)"))
+    return checks
+
+
+def _switch_binary(switcher) -> Optional[str]:
+    return getattr(switcher, "binary", None)
