@@ -58,7 +58,8 @@ from pilotid.strategies.base import (
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
-    "RecordingSwitcher", "StaticCredentialSource", "TestCA", "make_proxy",
+    "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
+    "make_proxy",
 ]
 
 
