@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from zope.interface.verify import verifyObject
+from zope.interface.verify import verifyClass, verifyObject
 
 from pilotid import factory as factory_module
 from pilotid.errors import (
@@ -287,6 +287,7 @@ def test_queue_builds_a_plugin_switcher_through_its_real_entry_point():
     switcher = build_strategies(settings, registry).switcher
     assert type(switcher).__module__ == "pilotid_testplugin"
     assert switcher.name == "recording-plugin"
+    assert verifyClass(IIdentitySwitcher, type(switcher))
     assert verifyObject(IIdentitySwitcher, switcher)
     assert switcher.settings is settings
 
