@@ -1,0 +1,379 @@
+"""Test support for pilotid and its plugins: checked fakes and contract tests.
+
+This module is public API for anyone writing or testing a strategy.
+
+Fakes (hand-written, declared with ``@implementer``, each checked by ``verifyClass`` and
+``verifyObject`` in pilotid's own tests):
+
+- ``RecordingSwitcher``: an ``IIdentitySwitcher`` that does not switch at all, runs the
+  command as the current user and records every call;
+- ``StaticCredentialSource``: an ``ICredentialSource`` that hands out one given credential
+  (or raises one given error) and records the requests;
+- ``FakePayload``: an ``IPayload`` with a fixed command and outputs.
+
+Contract tests (``IdentitySwitcherContract``, ``CredentialSourceContract``,
+``PayloadContract``): plain classes whose ``test_*`` methods check what every
+implementation of an interface must do.  A pytest test class inherits one and says how to
+make the strategy under test::
+
+    class TestMySwitcher(IdentitySwitcherContract):
+        def make_provider(self):
+            return MySwitcher(QueueSettings(name="TEST", switcher="mine"))
+
+The throwaway certificate authority is re-exported: ``TestCA`` and ``make_proxy``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+
+from zope.interface import implementer
+from zope.interface.verify import verifyClass, verifyObject
+
+from pilotid.errors import (
+    PayloadFailedError,
+    PayloadTerminatedError,
+    PilotidError,
+    SwitchExecError,
+)
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.testca import TestCA, make_proxy
+from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.payloads.job import JobSpec, PayloadCommand
+from pilotid.strategies.base import (
+    PAYLOAD_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
+
+__all__ = [
+    "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
+    "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
+    "make_proxy",
+]
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
+    """The ``Outcome`` of a launch that did not switch identity, as a no-op switch reads it.
+
+    A negative ``returncode`` is a death by that signal (``terminated``); no ``marker``
+    means the wrapper never ran (``switch_failed``, ``SwitchExecError``); otherwise the
+    payload's status (the marker's, else ``returncode``) is 0 (``succeeded``) or not
+    (``payload_failed``, ``PayloadFailedError``).
+    """
+    if returncode < 0:
+        signum = -returncode
+        return Outcome(TERMINATED, signal=signum, error=PayloadTerminatedError(
+            f"the payload was killed by {_signal_name(signum)}"))
+    if marker is None:
+        return Outcome(SWITCH_FAILED, error=SwitchExecError(
+            f"the wrapper never reported running (exit status {returncode}, no marker); "
+            "check the switch's stderr log"))
+    status = returncode if marker.payload_status is None else marker.payload_status
+    if status == 0:
+        return Outcome(SUCCEEDED, exit_code=0)
+    return Outcome(PAYLOAD_FAILED, exit_code=status, error=PayloadFailedError(
+        f"the payload exited with status {status}"))
+
+
+@implementer(IIdentitySwitcher)
+class RecordingSwitcher:
+    """An identity switcher that does not switch: everything runs as the current user.
+
+    ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
+    credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
+    ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
+    signals that session; ``explain`` reads the status as ``explain_without_switch`` does.
+    Every call is appended to ``calls`` as ``(method name, arguments tuple)``.
+
+    Built like any strategy, ``RecordingSwitcher(settings)``; ``name`` overrides the
+    registry name (``'recording'``) for registering it under another one.
+    """
+
+    name = "recording"
+
+    def __init__(self, settings: Any = None, name: Optional[str] = None) -> None:
+        self.settings = settings
+        if name is not None:
+            self.name = name
+        self.calls: List[Tuple[str, Tuple[Any, ...]]] = []
+        self.processes: List[subprocess.Popen] = []
+
+    def probe(self, credential: Credential) -> Account:
+        """Return the current user's account: this switcher does not switch."""
+        self.calls.append(("probe", (credential,)))
+        return Account.current()
+
+    def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
+        """Let the payload use the credential's own file (it runs as the same user)."""
+        self.calls.append(("handover", (credential, account, workdir)))
+        return ProxyHandover(Path(credential.path))
+
+    def launch(self, argv: Sequence[str], credential: Credential, account: Account,
+               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
+        """Start ``argv`` as the current user in ``workdir``; return the ``Popen``."""
+        self.calls.append(("launch", (argv, credential, account, workdir, logs)))
+        process = subprocess.Popen(
+            [str(arg) for arg in argv], cwd=str(workdir), stdin=subprocess.DEVNULL,
+            stdout=logs.stdout, stderr=logs.stderr, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def terminate(self, process: Any, signum: int) -> None:
+        """Send ``signum`` to the session ``launch`` started (nothing if it has ended)."""
+        self.calls.append(("terminate", (process, signum)))
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
+        """Read ``returncode`` and ``marker`` as a no-op switch does."""
+        self.calls.append(("explain", (returncode, marker)))
+        return explain_without_switch(returncode, marker)
+
+    def called(self, method: str) -> List[Tuple[Any, ...]]:
+        """The arguments of every call to ``method``, in order."""
+        return [args for name, args in self.calls if name == method]
+
+
+@implementer(ICredentialSource)
+class StaticCredentialSource:
+    """A credential source that returns one given credential, or raises one given error.
+
+    ``StaticCredentialSource(credential)`` answers every ``fetch`` with ``credential``;
+    ``StaticCredentialSource(error=CredentialRefusedError("..."))`` raises it instead.
+    Every request is appended to ``requests``.  It is not built from settings: register
+    it with a closure, ``registry.register_credential_source("static", lambda settings:
+    StaticCredentialSource(credential))``.
+    """
+
+    name = "static"
+
+    def __init__(self, credential: Optional[Credential] = None,
+                 error: Optional[PilotidError] = None, name: Optional[str] = None) -> None:
+        if (credential is None) == (error is None):
+            raise TypeError("StaticCredentialSource takes a credential or an error, not both "
+                            "nor neither")
+        self.credential = credential
+        self.error = error
+        if name is not None:
+            self.name = name
+        self.requests: List[CredentialRequest] = []
+
+    def fetch(self, request: CredentialRequest) -> Credential:
+        """Record ``request``; return the given credential or raise the given error."""
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        assert self.credential is not None
+        return self.credential
+
+
+def _accept_every_job(job: JobSpec) -> bool:
+    return True
+
+
+@implementer(IPayload)
+class FakePayload:
+    """A payload adapter with a fixed command: ``FakePayload(["/bin/echo", "hi"])``.
+
+    ``accepts`` is a predicate on the ``JobSpec`` (every job by default); ``outputs`` the
+    file names ``outputs(job)`` returns; ``environment`` and ``setup`` go into the
+    ``PayloadCommand``.  Every ``command`` call is appended to ``commands`` as
+    ``(job, workdir)``.
+    """
+
+    name = "fake"
+
+    def __init__(self, argv: Sequence[str], outputs: Iterable[str] = (),
+                 accepts: Callable[[JobSpec], bool] = _accept_every_job,
+                 environment: Iterable[Tuple[str, str]] = (), setup: Iterable[str] = (),
+                 name: Optional[str] = None) -> None:
+        self.argv = tuple(str(arg) for arg in argv)
+        self._outputs = tuple(outputs)
+        self._accepts = accepts
+        self.environment = tuple((str(k), str(v)) for k, v in environment)
+        self.setup = tuple(setup)
+        if name is not None:
+            self.name = name
+        self.commands: List[Tuple[JobSpec, Path]] = []
+
+    def accepts(self, job: JobSpec) -> bool:
+        """Whether the predicate given at construction accepts ``job``."""
+        return bool(self._accepts(job))
+
+    def command(self, job: JobSpec, workdir: Path) -> PayloadCommand:
+        """The fixed command; the call is recorded."""
+        self.commands.append((job, workdir))
+        return PayloadCommand(self.argv, self.environment, self.setup)
+
+    def outputs(self, job: JobSpec) -> Tuple[str, ...]:
+        """The output names given at construction."""
+        return self._outputs
+
+
+# --- contract tests ----------------------------------------------------------------------
+
+
+class _ProviderContract:
+    interface: Any = None
+
+    def _provider(self, tmp_path: Path) -> Any:
+        return self.make_provider()  # type: ignore[attr-defined]
+
+    def test_provides_its_interface(self, tmp_path: Path) -> None:
+        provider = self._provider(tmp_path)
+        assert verifyClass(self.interface, type(provider))
+        assert verifyObject(self.interface, provider)
+
+    def test_name_is_a_non_empty_string(self, tmp_path: Path) -> None:
+        name = self._provider(tmp_path).name
+        assert isinstance(name, str) and name, f"name must be a non-empty str, not {name!r}"
+
+
+class IdentitySwitcherContract(_ProviderContract):
+    """What every ``IIdentitySwitcher`` must do; inherit it in a pytest test class.
+
+    Hooks: ``make_provider()`` (required) returns the switcher under test;
+    ``make_marker(payload_status)`` returns the ``WrapperMarker`` a wrapper that ran as
+    the target would leave (by default with the current uid).
+    """
+
+    interface = IIdentitySwitcher
+
+    def make_provider(self) -> Any:
+        """Return the switcher under test."""
+        raise NotImplementedError("a switcher contract test must define make_provider()")
+
+    def make_marker(self, payload_status: Optional[int]) -> WrapperMarker:
+        """The marker of a wrapper that ran as the target and saw ``payload_status``."""
+        return WrapperMarker(os.getuid(), payload_status)
+
+    def test_explain_status_zero_with_marker_is_success(self) -> None:
+        outcome = self.make_provider().explain(0, self.make_marker(0))
+        assert isinstance(outcome, Outcome)
+        assert outcome.kind == SUCCEEDED and outcome.succeeded
+        assert outcome.exit_code == 0 and outcome.error is None and outcome.error_code == 0
+
+    def test_explain_reports_the_payloads_own_failure(self) -> None:
+        outcome = self.make_provider().explain(3, self.make_marker(3))
+        assert outcome.kind == PAYLOAD_FAILED
+        assert outcome.exit_code == 3
+        assert isinstance(outcome.error, PayloadFailedError)
+
+    def test_explain_negative_status_is_termination_by_that_signal(self) -> None:
+        outcome = self.make_provider().explain(-15, self.make_marker(None))
+        assert outcome.kind == TERMINATED
+        assert outcome.signal == 15
+        assert not outcome.succeeded and outcome.error_code != 0
+
+    def test_explain_without_marker_never_succeeds(self) -> None:
+        switcher = self.make_provider()
+        for returncode in (0, 1, 2, 126, 127, 201, 202, 203, 204, 255, -9):
+            outcome = switcher.explain(returncode, None)
+            assert isinstance(outcome, Outcome)
+            assert not outcome.succeeded, f"explain({returncode}, None) said succeeded"
+            assert outcome.error is not None and outcome.error_code != 0
+
+
+class CredentialSourceContract(_ProviderContract):
+    """What every ``ICredentialSource`` must do; inherit it in a pytest test class.
+
+    Hooks: ``make_provider(directory)`` (required) returns the source under test, with
+    ``directory`` a fresh scratch directory of the test; ``make_request(directory)``
+    returns the ``CredentialRequest`` the source must satisfy, writing into
+    ``directory`` (by default ``CredentialRequest(directory)``).
+    """
+
+    interface = ICredentialSource
+
+    def make_provider(self, directory: Path) -> Any:
+        """Return the credential source under test; ``directory`` is scratch space."""
+        raise NotImplementedError("a credential source contract test must define "
+                                  "make_provider(directory)")
+
+    def make_request(self, directory: Path) -> CredentialRequest:
+        """The request to fetch with; the proxy is to be written into ``directory``."""
+        return CredentialRequest(directory=directory)
+
+    def _provider(self, tmp_path: Path) -> Any:
+        scratch = tmp_path / "scratch"
+        scratch.mkdir(mode=0o700, exist_ok=True)
+        return self.make_provider(scratch)
+
+    def test_fetch_returns_a_private_credential_file(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        job_dir = tmp_path / "job"
+        job_dir.mkdir(mode=0o700)
+        credential = source.fetch(self.make_request(job_dir))
+        assert isinstance(credential, Credential)
+        info = os.lstat(credential.path)
+        assert os.path.isfile(credential.path) and not os.path.islink(credential.path)
+        assert info.st_mode & 0o077 == 0, f"{credential.path} has mode {info.st_mode & 0o777:o}"
+        assert info.st_uid == os.geteuid()
+
+
+class PayloadContract(_ProviderContract):
+    """What every ``IPayload`` must do; inherit it in a pytest test class.
+
+    Hooks: ``make_provider()`` (required) returns the adapter under test; ``make_job()``
+    returns a ``JobSpec`` the adapter accepts and can build a command for;
+    ``make_foreign_job()`` one it is asked about but need not accept.
+    """
+
+    interface = IPayload
+
+    def make_provider(self) -> Any:
+        """Return the payload adapter under test."""
+        raise NotImplementedError("a payload contract test must define make_provider()")
+
+    def make_job(self) -> JobSpec:
+        """A job the adapter accepts (override for a real adapter)."""
+        return JobSpec(panda_id=1, transformation="fake-00-00-01")
+
+    def make_foreign_job(self) -> JobSpec:
+        """A job of a transformation no adapter is expected to know."""
+        return JobSpec(panda_id=2, transformation="https://example.org/trf/notAnAdapter-9")
+
+    def test_accepts_returns_a_bool(self) -> None:
+        payload = self.make_provider()
+        for job in (self.make_job(), self.make_foreign_job()):
+            answer = payload.accepts(job)
+            assert isinstance(answer, bool), f"accepts() returned {answer!r}, not a bool"
+
+    def test_accepts_its_own_job(self) -> None:
+        assert self.make_provider().accepts(self.make_job()) is True
+
+    def test_command_is_a_payload_command_of_strings(self, tmp_path: Path) -> None:
+        command = self.make_provider().command(self.make_job(), tmp_path)
+        assert isinstance(command, PayloadCommand)
+        assert isinstance(command.argv, tuple) and command.argv
+        assert all(isinstance(arg, str) for arg in command.argv)
+        assert isinstance(command.environment, tuple)
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in command.environment)
+        assert isinstance(command.setup, tuple)
+        assert all(isinstance(line, str) for line in command.setup)
+
+    def test_outputs_are_relative_file_names(self) -> None:
+        outputs = list(self.make_provider().outputs(self.make_job()))
+        assert all(isinstance(name, str) and name for name in outputs)
+        assert not any(os.path.isabs(name) for name in outputs)

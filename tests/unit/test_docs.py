@@ -1,0 +1,40 @@
+"""The reference pages agree with the code: every error code, every queue field."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from pilotid.errors import error_codes
+from pilotid.queue import field_names
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("generate_errors", DOCS / "generate_errors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_error_table_lists_every_error_code():
+    generator = load_generator()
+    table = generator.table_in_page((DOCS / "errors.rst").read_text(encoding="utf-8"))
+    listed = [int(code) for code in re.findall(r"^   \* - (\d+)$", table, re.MULTILINE)]
+    assert listed == list(error_codes()), \
+        "docs/errors.rst is out of date: run python docs/generate_errors.py"
+
+
+def test_error_table_matches_the_error_classes():
+    generator = load_generator()
+    table = generator.table_in_page((DOCS / "errors.rst").read_text(encoding="utf-8"))
+    assert table == generator.error_table(), \
+        "docs/errors.rst is out of date: run python docs/generate_errors.py"
+
+
+def test_queue_reference_describes_every_field():
+    page = (DOCS / "queues.rst").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^   \* - ``(\w+)``$", page, re.MULTILINE))
+    assert set(field_names()) <= rows

@@ -1,0 +1,325 @@
+"""Queue settings: loading, validation (every error names queue and field), PanDA's glexec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pilotid.errors import ConfigurationError, UnknownQueueError
+from pilotid.factory import Registry
+from pilotid.queue import (
+    QueueSettings,
+    field_names,
+    load_queue,
+    load_queues,
+    panda_glexec,
+)
+from pilotid.testing import RecordingSwitcher, StaticCredentialSource
+
+QUEUE = "ANALY_TEST"
+
+DESIGN_EXAMPLE = {"queues": {
+    "ANALY_DEMO": {"switcher": "noop", "credential_source": "file",
+                   "proxy_file": "/path/to/x509up"},
+    "ANALY_SUDO": {"switcher": "sudo", "credential_source": "file",
+                   "grid_mapfile": "/etc/grid-security/grid-mapfile"},
+    "ANALY_GLEXEC": {"switcher": "glexec", "credential_source": "myproxy",
+                     "glexec_path": "/usr/sbin/glexec", "on_probe_failure": "fail",
+                     "myproxy_server": "myproxy.example.org", "myproxy_port": 7512,
+                     "sandbox": "acl", "umask": "0022", "egg_cache_base": "/tmp",
+                     "setup": ["source /cvmfs/.../atlasLocalSetup.sh"], "timeout": 172800},
+    "ANALY_LEGACY": {"glexec": "uid", "credential_source": "myproxy"},
+}}
+
+
+@pytest.fixture
+def registry() -> Registry:
+    """The built-ins plus stand-ins for glexec and myproxy, which arrive in a later issue."""
+    registry = Registry.with_builtins()
+    registry.register_switcher("glexec", lambda settings: RecordingSwitcher(settings, "glexec"))
+    registry.register_credential_source(
+        "myproxy", lambda settings: StaticCredentialSource(error=ConfigurationError("unused"),
+                                                           name="myproxy"))
+    return registry
+
+
+def settings(mapping, registry):
+    return QueueSettings.from_mapping(QUEUE, mapping, registry)
+
+
+def write(path: Path, document) -> Path:
+    path.write_text(document if isinstance(document, str) else json.dumps(document, indent=2))
+    return path
+
+
+# --- valid settings ----------------------------------------------------------------------
+
+def test_empty_queue_gets_the_defaults(registry):
+    assert settings({}, registry) == QueueSettings(name=QUEUE)
+
+
+def test_egg_cache_base_defaults_to_tmp(registry):
+    assert settings({}, registry).egg_cache_base == Path("/tmp")
+
+
+def test_every_field_is_read_into_its_python_type(registry):
+    mapping = {
+        "switcher": "glexec", "credential_source": "myproxy", "payloads": ["runAthena"],
+        "proxy_file": "/p/x509up", "grid_mapfile": "/etc/grid-security/grid-mapfile",
+        "glexec_path": "/usr/sbin/glexec", "glexec_mode": "test",
+        "on_probe_failure": "reschedule", "myproxy_server": "myproxy.example.org",
+        "myproxy_port": 7513, "sandbox": "world", "umask": "0027",
+        "egg_cache_base": "/scratch", "setup": ["source /a.sh", "export B=1"],
+        "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
+        "accounting_file": "/var/log/pilotid.jsonl",
+        "transformation_dirs": ["/opt/trf", "/cvmfs/trf"],
+    }
+    assert set(mapping) == set(field_names()) - {"glexec"}, "the test must cover every field"
+    result = settings(mapping, registry)
+    assert result == QueueSettings(
+        name=QUEUE, switcher="glexec", credential_source="myproxy", payloads=("runAthena",),
+        proxy_file=Path("/p/x509up"), grid_mapfile=Path("/etc/grid-security/grid-mapfile"),
+        glexec_path=Path("/usr/sbin/glexec"), glexec_mode="test",
+        on_probe_failure="reschedule", myproxy_server="myproxy.example.org",
+        myproxy_port=7513, sandbox="world", umask=0o027, egg_cache_base=Path("/scratch"),
+        setup=("source /a.sh", "export B=1"), env_deny=("MY_TOKEN", "SECRET_*"),
+        timeout=3600, grace_period=5, accounting_file=Path("/var/log/pilotid.jsonl"),
+        transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")))
+
+
+@pytest.mark.parametrize("text, value", [("0022", 0o022), ("022", 0o022), ("0000", 0),
+                                         ("0777", 0o777), ("077", 0o077)])
+def test_umask_is_read_as_octal(registry, text, value):
+    assert settings({"umask": text}, registry).umask == value
+
+
+def test_optional_fields_accept_null(registry):
+    result = settings({"proxy_file": None, "timeout": None, "myproxy_server": None}, registry)
+    assert (result.proxy_file, result.timeout, result.myproxy_server) == (None, None, None)
+
+
+def test_sudo_mock_is_accepted_and_kept_as_written(registry):
+    result = settings({"switcher": "sudo-mock", "grid_mapfile": "/etc/gm"}, registry)
+    assert result.switcher == "sudo-mock"
+
+
+# --- PanDA's glexec field ----------------------------------------------------------------
+
+@pytest.mark.parametrize("value, switcher, mode", [
+    (True, "glexec", "uid"),
+    ("True", "glexec", "uid"),
+    ("true", "glexec", "uid"),
+    ("uid", "glexec", "uid"),
+    ("UID", "glexec", "uid"),
+    ("test", "glexec", "test"),
+    ("Test", "glexec", "test"),
+    (False, "noop", None),
+    ("False", "noop", None),
+    ("false", "noop", None),
+    ("", "noop", None),
+    (None, "noop", None),
+])
+def test_panda_glexec_field_maps_to_switcher_and_mode(registry, value, switcher, mode):
+    result = settings({"glexec": value, "credential_source": "myproxy"}, registry)
+    assert (result.switcher, result.glexec_mode) == (switcher, mode)
+    assert panda_glexec(value) == (switcher, mode)
+
+
+@pytest.mark.parametrize("value", ["yes", "1", 1, 0, "on", ["uid"], {"mode": "uid"}])
+def test_unknown_panda_glexec_value_is_refused_not_read_as_noop(registry, value):
+    with pytest.raises(ConfigurationError) as caught:
+        settings({"glexec": value, "credential_source": "myproxy"}, registry)
+    assert f"queue '{QUEUE}', field 'glexec'" in str(caught.value)
+    assert "'uid'" in str(caught.value) and "'test'" in str(caught.value)
+
+
+def test_design_example_loads_with_the_legacy_queue_switching_to_the_user(tmp_path, registry):
+    queues = load_queues(write(tmp_path / "queues.json", DESIGN_EXAMPLE), registry)
+    assert list(queues) == ["ANALY_DEMO", "ANALY_SUDO", "ANALY_GLEXEC", "ANALY_LEGACY"]
+    legacy = queues["ANALY_LEGACY"]
+    assert (legacy.switcher, legacy.glexec_mode, legacy.credential_source) == \
+        ("glexec", "uid", "myproxy")
+    glexec = queues["ANALY_GLEXEC"]
+    assert glexec.umask == 0o022 and glexec.timeout == 172800
+    assert glexec.setup == ("source /cvmfs/.../atlasLocalSetup.sh",)
+    assert glexec.glexec_path == Path("/usr/sbin/glexec")
+    assert queues["ANALY_DEMO"].proxy_file == Path("/path/to/x509up")
+
+
+# --- every validation error names queue and field ----------------------------------------
+
+INVALID = [
+    # (field named in the error, mapping, words the message must contain)
+    ("umsak", {"umsak": "0022"}, ["did you mean 'umask'"]),
+    ("colour", {"colour": "blue"}, ["unknown field", "switcher"]),
+    ("name", {"name": "OTHER"}, ["key under 'queues'"]),
+    ("switcher", {"switcher": 42}, ["non-empty string", "number 42"]),
+    ("switcher", {"switcher": ""}, ["non-empty string"]),
+    ("switcher", {"switcher": None}, ["non-empty string", "null"]),
+    ("credential_source", {"credential_source": ["file"]}, ["non-empty string", "list"]),
+    ("payloads", {"payloads": "buildJob"}, ["list of payload adapter names"]),
+    ("payloads", {"payloads": []}, ["at least one"]),
+    ("payloads", {"payloads": ["buildJob", 3]}, ["item 1"]),
+    ("payloads", {"payloads": ["buildJob", "buildJob"]}, ["twice"]),
+    ("proxy_file", {"proxy_file": "x509up"}, ["absolute path", "'x509up'"]),
+    ("proxy_file", {"proxy_file": 5}, ["absolute path"]),
+    ("grid_mapfile", {"grid_mapfile": "etc/grid-mapfile"}, ["absolute path"]),
+    ("glexec_path", {"glexec_path": "glexec"}, ["absolute path"]),
+    ("glexec_mode", {"glexec_mode": "sometimes"}, ["'uid', 'test'"]),
+    ("on_probe_failure", {"on_probe_failure": "fallback"}, ["'fail', 'reschedule'"]),
+    ("myproxy_server", {"myproxy_server": ""}, ["non-empty string"]),
+    ("myproxy_port", {"myproxy_port": 0}, ["from 1 to 65535"]),
+    ("myproxy_port", {"myproxy_port": 65536}, ["from 1 to 65535"]),
+    ("myproxy_port", {"myproxy_port": "7512"}, ["whole number"]),
+    ("myproxy_port", {"myproxy_port": True}, ["whole number"]),
+    ("sandbox", {"sandbox": "none"}, ["'acl', 'world'"]),
+    ("umask", {"umask": "0888"}, ["octal", "0777"]),
+    ("umask", {"umask": "22"}, ["octal"]),
+    ("umask", {"umask": "01777"}, ["octal"]),
+    ("umask", {"umask": "0o22"}, ["octal"]),
+    ("umask", {"umask": 18}, ["octal string", "decimal"]),
+    ("egg_cache_base", {"egg_cache_base": "tmp"}, ["absolute path"]),
+    ("egg_cache_base", {"egg_cache_base": None}, ["absolute path"]),
+    ("setup", {"setup": "source /a.sh"}, ["list of setup lines"]),
+    ("setup", {"setup": [1]}, ["item 0"]),
+    ("env_deny", {"env_deny": [""]}, ["item 0", "non-empty"]),
+    ("timeout", {"timeout": 0}, ["at least 1"]),
+    ("timeout", {"timeout": -5}, ["at least 1"]),
+    ("timeout", {"timeout": 1.5}, ["whole number"]),
+    ("grace_period", {"grace_period": -1}, ["at least 0"]),
+    ("accounting_file", {"accounting_file": "acct.jsonl"}, ["absolute path"]),
+    ("transformation_dirs", {"transformation_dirs": ["trf"]}, ["item 0", "absolute path"]),
+    # unknown strategy names, listing the known ones
+    ("switcher", {"switcher": "glexc"}, ["unknown switcher 'glexc'", "did you mean 'glexec'",
+                                         "noop, sudo, sudo-mock"]),
+    ("credential_source", {"credential_source": "myproxi"},
+     ["unknown credential source", "'myproxy'", "file, myproxy"]),
+    ("payloads", {"payloads": ["buildjob"]}, ["unknown payload adapter", "'buildJob'"]),
+    # contradictions
+    ("credential_source", {"switcher": "glexec"}, ["no credential source"]),
+    ("credential_source", {"glexec": "uid"}, ["no credential source"]),
+    ("credential_source", {"glexec": "test"}, ["no credential source"]),
+    ("glexec", {"glexec": "uid", "switcher": "glexec", "credential_source": "myproxy"},
+     ["'switcher'", "keep one"]),
+    ("glexec", {"glexec": "False", "switcher": "sudo"}, ["'switcher'"]),
+    ("glexec", {"glexec": "uid", "glexec_mode": "test", "credential_source": "myproxy"},
+     ["'glexec_mode'"]),
+    ("grid_mapfile", {"switcher": "sudo"}, ["grid-mapfile"]),
+    ("grid_mapfile", {"switcher": "sudo-mock"}, ["sudo-mock", "grid-mapfile"]),
+    ("glexec_mode", {"glexec_mode": "uid"}, ["only the glexec switcher"]),
+    ("glexec", {"glexec": "maybe", "credential_source": "myproxy"}, ["not a PanDA glexec"]),
+]
+
+
+@pytest.mark.parametrize("field, mapping, words", INVALID,
+                         ids=[f"{f}:{json.dumps(m)[:40]}" for f, m, _ in INVALID])
+def test_invalid_setting_is_refused_naming_queue_and_field(registry, field, mapping, words):
+    with pytest.raises(ConfigurationError) as caught:
+        settings(mapping, registry)
+    message = str(caught.value)
+    assert f"queue '{QUEUE}', field '{field}'" in message
+    for word in words:
+        assert word in message
+    assert "\n" not in message
+
+
+def test_unknown_glexec_switcher_is_reported_on_the_glexec_field():
+    """Without a glexec switcher installed, PanDA's field is the one to blame."""
+    with pytest.raises(ConfigurationError, match=f"queue '{QUEUE}', field 'glexec': unknown "
+                                                 "switcher 'glexec'"):
+        settings({"glexec": "uid", "credential_source": "file"}, Registry.with_builtins())
+
+
+def test_settings_that_are_not_an_object_are_refused(registry):
+    with pytest.raises(ConfigurationError, match=f"queue '{QUEUE}'.*JSON object"):
+        settings(["switcher", "noop"], registry)
+
+
+def test_validation_uses_the_default_registry_when_none_is_given():
+    with pytest.raises(ConfigurationError, match="known switchers are .*noop"):
+        QueueSettings.from_mapping(QUEUE, {"switcher": "nothing-like-it"})
+
+
+# --- files -------------------------------------------------------------------------------
+
+def test_missing_file_is_a_configuration_error_naming_it(tmp_path, registry):
+    path = tmp_path / "absent.json"
+    with pytest.raises(ConfigurationError, match=f"cannot read queue settings file {path}"):
+        load_queues(path, registry)
+
+
+def test_directory_is_a_configuration_error_naming_it(tmp_path, registry):
+    with pytest.raises(ConfigurationError, match=f"cannot read queue settings file {tmp_path}"):
+        load_queue(tmp_path, QUEUE, registry)
+
+
+def test_invalid_json_names_file_and_line(tmp_path, registry):
+    path = write(tmp_path / "queues.json", '{"queues": {\n  "A": {"switcher": "noop",}\n}}\n')
+    with pytest.raises(ConfigurationError) as caught:
+        load_queues(path, registry)
+    assert f"{path}, line 2 " in str(caught.value)
+    assert "invalid JSON" in str(caught.value)
+
+
+def test_file_that_is_not_utf8_is_refused(tmp_path, registry):
+    path = tmp_path / "queues.json"
+    path.write_bytes(b'{"queues": {"\xff": {}}}')
+    with pytest.raises(ConfigurationError, match="not UTF-8"):
+        load_queues(path, registry)
+
+
+def test_key_given_twice_is_refused_rather_than_last_one_winning(tmp_path, registry):
+    path = write(tmp_path / "queues.json",
+                 '{"queues": {"A": {"switcher": "noop", "switcher": "sudo"}}}')
+    with pytest.raises(ConfigurationError, match=f"{path}: key 'switcher' is given twice"):
+        load_queues(path, registry)
+
+
+@pytest.mark.parametrize("document, words", [
+    ([], "top level must be an object"),
+    ({"queue": {}}, "top level must be an object"),
+    ({"queues": {}, "queus": 1}, "unknown top-level key 'queus'"),
+    ({"queues": ["A"]}, "'queues' must be an object"),
+])
+def test_file_without_a_queues_object_is_refused(tmp_path, registry, document, words):
+    path = write(tmp_path / "queues.json", document)
+    with pytest.raises(ConfigurationError, match=words):
+        load_queues(path, registry)
+
+
+def test_error_in_a_file_names_file_queue_and_field(tmp_path, registry):
+    path = write(tmp_path / "queues.json", {"queues": {"GOOD": {}, "BAD": {"umask": "999"}}})
+    with pytest.raises(ConfigurationError) as caught:
+        load_queues(path, registry)
+    assert str(caught.value).startswith(f"{path}: queue 'BAD', field 'umask': ")
+
+
+def test_unknown_queue_names_the_queue_the_file_and_its_queues(tmp_path, registry):
+    path = write(tmp_path / "queues.json", DESIGN_EXAMPLE)
+    with pytest.raises(UnknownQueueError) as caught:
+        load_queue(path, "ANALY_SUDOO", registry)
+    message = str(caught.value)
+    assert "'ANALY_SUDOO'" in message and str(path) in message
+    assert "ANALY_DEMO, ANALY_SUDO, ANALY_GLEXEC, ANALY_LEGACY" in message
+    assert "did you mean 'ANALY_SUDO'" in message
+
+
+def test_unknown_queue_in_an_empty_file_says_it_has_none(tmp_path, registry):
+    path = write(tmp_path / "queues.json", {"queues": {}})
+    with pytest.raises(UnknownQueueError, match="it has: none;"):
+        load_queue(path, "A", registry)
+
+
+def test_one_queue_loads_even_when_a_neighbour_is_broken(tmp_path, registry):
+    path = write(tmp_path / "queues.json",
+                 {"queues": {"GOOD": {"sandbox": "world"}, "BAD": {"sandbox": "open"}}})
+    assert load_queue(path, "GOOD", registry).sandbox == "world"
+    with pytest.raises(ConfigurationError, match="queue 'BAD', field 'sandbox'"):
+        load_queue(path, "BAD", registry)
+
+
+def test_load_queues_accepts_a_string_path(tmp_path, registry):
+    path = write(tmp_path / "queues.json", {"queues": {"A": {}}})
+    assert load_queues(str(path), registry) == {"A": QueueSettings(name="A")}

@@ -1,0 +1,267 @@
+"""pilotid.testing: the public fakes pass their own contract tests, and the contracts bite."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from zope.interface.verify import verifyClass, verifyObject
+
+import pilotid.identity.testca as testca
+from pilotid.errors import (
+    CredentialRefusedError,
+    PayloadFailedError,
+    PayloadTerminatedError,
+    SwitchExecError,
+)
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.credfile import write_private
+from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.payloads.job import JobSpec, PayloadCommand
+from pilotid.strategies.base import (
+    PAYLOAD_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
+from pilotid.testing import (
+    CredentialSourceContract,
+    FakePayload,
+    IdentitySwitcherContract,
+    PayloadContract,
+    RecordingSwitcher,
+    StaticCredentialSource,
+    TestCA,
+    make_proxy,
+)
+
+ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
+ALICE = TestCA(bits=1024).issue(ALICE_DN, bits=1024)
+
+
+@dataclass(frozen=True)
+class ProxyStandIn:
+    """Stands in for the parsed proxy model (pilotid.identity.proxy is another module's)."""
+
+    identity: str
+
+
+def private_credential(directory: Path, identity) -> Credential:
+    path = write_private(directory / "x509up", make_proxy(identity, bits=1024))
+    return Credential(path, ProxyStandIn(identity.dn), "static")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("interface, provider", [
+    (IIdentitySwitcher, RecordingSwitcher()),
+    (ICredentialSource, StaticCredentialSource(error=CredentialRefusedError("no"))),
+    (IPayload, FakePayload(["/bin/true"])),
+], ids=["RecordingSwitcher", "StaticCredentialSource", "FakePayload"])
+def test_fake_provides_its_interface(interface, provider):
+    assert verifyClass(interface, type(provider))
+    assert verifyObject(interface, provider)
+
+
+def test_testing_re_exports_the_throwaway_ca():
+    assert TestCA is testca.TestCA and make_proxy is testca.make_proxy
+
+
+# --- the fakes under their own contracts -------------------------------------------------
+
+class TestRecordingSwitcherContract(IdentitySwitcherContract):
+    def make_provider(self):
+        return RecordingSwitcher()
+
+
+class TestStaticCredentialSourceContract(CredentialSourceContract):
+    def make_provider(self, directory):
+        return StaticCredentialSource(private_credential(directory, ALICE))
+
+
+class TestFakePayloadContract(PayloadContract):
+    def make_provider(self):
+        return FakePayload(["/bin/echo", "hello"], outputs=("out.txt",),
+                           environment=[("A", "1")], setup=["source /a.sh"])
+
+
+# --- the contracts catch broken implementations -------------------------------------------
+
+class OptimisticSwitcher(RecordingSwitcher):
+    """Says 'succeeded' for status 0 even when the wrapper never ran."""
+
+    def explain(self, returncode, marker):
+        return Outcome(SUCCEEDED, exit_code=0) if returncode == 0 else \
+            super().explain(returncode, marker)
+
+
+class SignalBlindSwitcher(RecordingSwitcher):
+    """Reports a death by signal as a switch failure."""
+
+    def explain(self, returncode, marker):
+        if returncode < 0:
+            return Outcome(SWITCH_FAILED, error=SwitchExecError("?"))
+        return super().explain(returncode, marker)
+
+
+class Contract(IdentitySwitcherContract):
+    def __init__(self, switcher_class):
+        self.switcher_class = switcher_class
+
+    def make_provider(self):
+        return self.switcher_class()
+
+
+def test_switcher_contract_fails_a_switcher_that_succeeds_without_marker():
+    with pytest.raises(AssertionError, match=r"explain\(0, None\) said succeeded"):
+        Contract(OptimisticSwitcher).test_explain_without_marker_never_succeeds()
+
+
+def test_switcher_contract_fails_a_switcher_that_hides_the_signal():
+    with pytest.raises(AssertionError):
+        Contract(SignalBlindSwitcher).test_explain_negative_status_is_termination_by_that_signal()
+
+
+def test_payload_contract_fails_a_string_argv(tmp_path):
+    class StringCommand(FakePayload):
+        def command(self, job, workdir):
+            return PayloadCommand("runAthena --x")  # type: ignore[arg-type]
+
+    class Check(PayloadContract):
+        def make_provider(self):
+            return StringCommand(["x"])
+
+    with pytest.raises(AssertionError):
+        Check().test_command_is_a_payload_command_of_strings(tmp_path)
+
+
+def test_credential_source_contract_fails_a_readable_credential(tmp_path):
+    class Check(CredentialSourceContract):
+        def make_provider(self, directory):
+            credential = private_credential(directory, ALICE)
+            os.chmod(credential.path, 0o644)
+            return StaticCredentialSource(credential)
+
+    with pytest.raises(AssertionError, match="mode 644"):
+        Check().test_fetch_returns_a_private_credential_file(tmp_path)
+
+
+def test_contract_without_make_provider_says_what_to_define():
+    with pytest.raises(NotImplementedError, match="make_provider"):
+        IdentitySwitcherContract().test_name_is_a_non_empty_string(Path("/"))
+
+
+# --- RecordingSwitcher -------------------------------------------------------------------
+
+@pytest.fixture
+def credential(tmp_path):
+    return private_credential(tmp_path, ALICE)
+
+
+@pytest.fixture
+def logs(tmp_path):
+    with open(tmp_path / "stdout", "wb") as out, open(tmp_path / "stderr", "wb") as err:
+        yield PayloadLogs(out, err)
+
+
+def test_recording_switcher_does_not_switch(credential):
+    switcher = RecordingSwitcher()
+    assert switcher.probe(credential) == Account.current()
+    assert switcher.called("probe") == [(credential,)]
+
+
+def test_recording_switcher_hands_over_the_credentials_own_file(credential, tmp_path):
+    switcher = RecordingSwitcher()
+    account = Account.current()
+    assert switcher.handover(credential, account, tmp_path) == ProxyHandover(credential.path)
+    assert switcher.called("handover") == [(credential, account, tmp_path)]
+
+
+def test_recording_switcher_runs_argv_in_workdir_with_output_in_the_logs(credential, tmp_path,
+                                                                         logs):
+    switcher = RecordingSwitcher()
+    argv = ["/bin/sh", "-c", "pwd; echo oops >&2; exit 3"]
+    process = switcher.launch(argv, credential, Account.current(), tmp_path, logs)
+    assert process.wait(timeout=10) == 3
+    logs.stdout.flush()
+    logs.stderr.flush()
+    assert (tmp_path / "stdout").read_text() == f"{tmp_path}\n"
+    assert (tmp_path / "stderr").read_text() == "oops\n"
+    assert [name for name, _ in switcher.calls] == ["launch"]
+    assert switcher.processes == [process]
+
+
+def test_recording_switcher_terminates_what_it_launched(credential, tmp_path, logs):
+    switcher = RecordingSwitcher()
+    process = switcher.launch(["sleep", "30"], credential, Account.current(), tmp_path, logs)
+    switcher.terminate(process, signal.SIGTERM)
+    returncode = process.wait(timeout=10)
+    outcome = switcher.explain(returncode, WrapperMarker(os.getuid()))
+    assert (outcome.kind, outcome.signal) == (TERMINATED, signal.SIGTERM)
+    assert isinstance(outcome.error, PayloadTerminatedError)
+    assert "SIGTERM" in str(outcome.error)
+    switcher.terminate(process, signal.SIGTERM)  # already gone: no error
+
+
+@pytest.mark.parametrize("returncode, marker, kind, exit_code, error", [
+    (0, WrapperMarker(0, 0), SUCCEEDED, 0, None),
+    (0, WrapperMarker(0, None), SUCCEEDED, 0, None),
+    (7, WrapperMarker(0, 7), PAYLOAD_FAILED, 7, PayloadFailedError),
+    (204, WrapperMarker(0, 202), PAYLOAD_FAILED, 202, PayloadFailedError),
+    (1, WrapperMarker(0, None), PAYLOAD_FAILED, 1, PayloadFailedError),
+    (0, None, SWITCH_FAILED, None, SwitchExecError),
+    (126, None, SWITCH_FAILED, None, SwitchExecError),
+    (-9, None, TERMINATED, None, PayloadTerminatedError),
+    (-15, WrapperMarker(0, None), TERMINATED, None, PayloadTerminatedError),
+])
+def test_recording_switcher_explains_like_a_no_op_switch(returncode, marker, kind, exit_code,
+                                                         error):
+    outcome = RecordingSwitcher().explain(returncode, marker)
+    assert (outcome.kind, outcome.exit_code) == (kind, exit_code)
+    assert type(outcome.error) is error if error else outcome.error is None
+
+
+def test_recording_switcher_may_be_named_for_registration():
+    assert RecordingSwitcher(None, name="glexec").name == "glexec"
+    assert RecordingSwitcher().name == "recording"
+
+
+# --- StaticCredentialSource and FakePayload ----------------------------------------------
+
+def test_static_source_returns_its_credential_and_records_requests(credential, tmp_path):
+    source = StaticCredentialSource(credential)
+    request = CredentialRequest(tmp_path, lifetime=3600, owner_dn=ALICE_DN)
+    assert source.fetch(request) is credential
+    assert source.requests == [request]
+
+
+def test_static_source_may_raise_a_given_error_instead(tmp_path):
+    error = CredentialRefusedError("not delegated")
+    source = StaticCredentialSource(error=error)
+    with pytest.raises(CredentialRefusedError) as caught:
+        source.fetch(CredentialRequest(tmp_path))
+    assert caught.value is error
+    assert len(source.requests) == 1
+
+
+@pytest.mark.parametrize("arguments", [{}, {"credential": object(), "error": ValueError()}])
+def test_static_source_takes_exactly_one_of_credential_and_error(arguments):
+    with pytest.raises(TypeError, match="a credential or an error"):
+        StaticCredentialSource(**arguments)
+
+
+def test_fake_payload_uses_its_predicate_and_records_commands(tmp_path):
+    payload = FakePayload(["run", "it"], outputs=["a.root"],
+                          accepts=lambda job: job.transformation.startswith("runAthena"))
+    job = JobSpec(7, "runAthena-00-00-11")
+    assert payload.accepts(job) is True
+    assert payload.accepts(JobSpec(8, "buildJob-00-00-03")) is False
+    assert payload.command(job, tmp_path) == PayloadCommand(("run", "it"))
+    assert payload.commands == [(job, tmp_path)]
+    assert payload.outputs(job) == ("a.root",)
