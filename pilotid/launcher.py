@@ -19,7 +19,7 @@ import signal
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
 from pilotid.errors import (
     AccountMappingError,
@@ -29,7 +29,6 @@ from pilotid.errors import (
     PilotInterruptedError,
     RescheduleRequest,
     SwitchError,
-    TransformationNotFoundError,
     WorkdirError,
 )
 from pilotid.identity.accounts import Account
@@ -149,9 +148,9 @@ class PayloadLauncher:
 
     def __init__(self, settings: QueueSettings, strategies: "Strategies") -> None:
         self.settings = settings
+        self.strategies = strategies
         self.source = strategies.source
         self.switcher = strategies.switcher
-        self.payloads: Sequence[Any] = tuple(strategies.payloads)
 
     def run(self, job: JobSpec, workdir: Path) -> PayloadResult:
         """Run ``job`` in ``workdir`` as its user; return what happened (never raises a
@@ -174,7 +173,7 @@ class PayloadLauncher:
 
     def _run(self, state: _Run) -> Outcome:
         private = self._prepare_workdir(state.workdir)
-        adapter = self._adapter(state.job)
+        adapter = self.strategies.payload_for(state.job)
         command = adapter.command(state.job, state.workdir)
         state.credential = self.source.fetch(CredentialRequest(
             directory=private, owner_dn=state.job.prod_user_id, credname=state.job.credname,
@@ -225,15 +224,6 @@ class PayloadLauncher:
                         "directories and umask 000", workdir)
             return "world"
         return self.settings.sandbox
-
-    def _adapter(self, job: JobSpec) -> Any:
-        for adapter in self.payloads:
-            if adapter.accepts(job):
-                return adapter
-        names = ", ".join(p.name for p in self.payloads) or "none"
-        raise TransformationNotFoundError(
-            f"no payload adapter of queue {self.settings.name} runs transformation "
-            f"{job.transformation!r} (adapters: {names})")
 
     def _launch(self, state: _Run, wrapper: Path, marker: Path) -> Outcome:
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"

@@ -24,6 +24,10 @@ from pilotid.identity.credfile import write_private
 PROXY_CERT_INFO_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.14")
 # DER of ProxyPolicy's policyLanguage, RFC 3820 section 3.8
 _INHERIT_ALL = bytes.fromhex("06082b06010505071501")
+# KeyUsage(digital_signature, content_commitment, key_encipherment, data_encipherment,
+# key_agreement, key_cert_sign, crl_sign, encipher_only, decipher_only)
+_CA_USAGE = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+_USER_USAGE = x509.KeyUsage(True, False, True, True, False, False, False, False, False)
 _LIMITED = bytes.fromhex("060b2b060104019b5001010109")
 
 
@@ -33,7 +37,8 @@ def _utcnow() -> datetime.datetime:
 
 def name_from_slash(dn: str) -> x509.Name:
     """Turn ``/DC=org/DC=example/CN=Alice`` into an ``x509.Name`` (in that order)."""
-    oids = {"DC": NameOID.DOMAIN_COMPONENT, "C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME,
+    oids = {"DC": NameOID.DOMAIN_COMPONENT, "C": NameOID.COUNTRY_NAME,
+            "O": NameOID.ORGANIZATION_NAME,
             "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME,
             "L": NameOID.LOCALITY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME}
     parts = [p for p in dn.split("/") if p]
@@ -85,8 +90,7 @@ class TestCA:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=7))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                           critical=True)
+            .add_extension(_CA_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()),
                            critical=False)
             .sign(self.key, hashes.SHA256())
@@ -105,8 +109,7 @@ class TestCA:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, True, True, False, False, False, False, False),
-                           critical=True)
+            .add_extension(_USER_USAGE, critical=True)
         )
         if server_name:
             usage.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -156,10 +159,10 @@ def make_proxy(issuer: Identity, chain: List[x509.Certificate] = (),  # type: ig
         x509.CertificateBuilder()
         .subject_name(subject).issuer_name(issuer.certificate.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(min(now - datetime.timedelta(minutes=5), end - datetime.timedelta(minutes=1)))
+        .not_valid_before(min(now - datetime.timedelta(minutes=5),
+                              end - datetime.timedelta(minutes=1)))
         .not_valid_after(end)
-        .add_extension(x509.KeyUsage(True, False, True, True, False, False, False, False, False),
-                       critical=True)
+        .add_extension(_USER_USAGE, critical=True)
     )
     if rfc:
         language = _LIMITED if limited else _INHERIT_ALL
