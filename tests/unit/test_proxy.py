@@ -17,10 +17,12 @@ from cryptography.x509.oid import NameOID
 
 from pilotid.errors import ProxyExpiredError, ProxyFileError, ProxyKeyError
 from pilotid.identity import proxy as proxy_module
+from pilotid.identity import testca
 from pilotid.identity.proxy import (
     END_ENTITY,
     LEGACY_LIMITED_PROXY,
     LEGACY_PROXY,
+    RFC3820_INDEPENDENT_PROXY,
     RFC3820_LIMITED_PROXY,
     RFC3820_PROXY,
     ProxyInfo,
@@ -142,6 +144,15 @@ def test_time_left_is_formatted_as_grid_proxy_info_does():
 ])
 def test_proxy_type_is_told_from_the_certificate(proxies, kind, expected):
     assert parse_proxy(proxies[kind]).proxy_type == expected
+
+
+def test_an_independent_proxy_is_its_own_identity(users):
+    independent = bytes.fromhex("06082b06010505071502")
+    with mock.patch.object(testca, "_LIMITED", independent):
+        info = parse_proxy(make_proxy(users.alice, bits=1024, limited=True))
+    assert info.proxy_type == RFC3820_INDEPENDENT_PROXY
+    assert info.identity == info.subject != ALICE_DN
+    assert not info.is_limited
 
 
 def test_limited_proxies_are_limited_and_full_ones_are_not(proxies):
