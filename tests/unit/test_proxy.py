@@ -394,14 +394,6 @@ def test_an_unreadable_file_says_permission_denied(proxies, tmp_path):
     assert f"{path} cannot be read: permission denied" in str(caught.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file_really_is_refused(proxies, tmp_path):
-    path = _write(tmp_path, proxies["rfc"])
-    path.chmod(0)
-    with pytest.raises(ProxyFileError, match="permission denied"):
-        load_proxy(path)
-
-
 def test_parse_errors_without_a_path_name_the_data():
     with pytest.raises(ProxyFileError, match="^the proxy data is empty"):
         parse_proxy(b"")
