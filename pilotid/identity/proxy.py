@@ -219,7 +219,8 @@ def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
         end_marker = b"-----END " + begin.group(1) + b"-----"
         end = data.find(end_marker, begin.end())
         line = _line_of(data, begin.start())
-        if end < 0:
+        next_begin = data.find(b"-----BEGIN ", begin.end())
+        if end < 0 or 0 <= next_begin < end:
             raise ProxyFileError(
                 f"{where} is truncated: the '{label}' block at line {line} has no END line "
                 "(the file was cut short while being copied or written)")

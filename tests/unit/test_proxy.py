@@ -331,6 +331,8 @@ def _malformed(proxies, users, tmp_path):
         ("der", users.alice.certificate.public_bytes(serialization.Encoding.DER),
          ProxyFileError, "no '-----BEGIN' line (it looks like DER"),
         ("truncated", rfc[: len(rfc) // 2], ProxyFileError, "is truncated"),
+        ("cut_in_the_middle", proxy_cert[:300] + b"\n" + key + user_cert, ProxyFileError,
+         "is truncated: the 'CERTIFICATE' block at line 1 has no END line"),
         ("damaged", damaged + key + user_cert, ProxyFileError, "is damaged"),
         ("no_key", proxy_cert + user_cert, ProxyKeyError, "no private key"),
         ("key_only", key, ProxyFileError, "holds no certificate"),
