@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from pilotid import __version__
@@ -57,7 +58,7 @@ def proxy_info_command(args: argparse.Namespace) -> int:
     )
 
     path = args.file or os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
-    info = parse_proxy(read_proxy_file(path), path)
+    info = parse_proxy(read_proxy_file(path), Path(path))
     if args.json:
         print(json.dumps(info.as_dict(), indent=2))
     else:
