@@ -216,3 +216,8 @@ def error_codes() -> Dict[int, Type[PilotidError]]:
         found[cls.code] = cls
         pending.extend(cls.__subclasses__())
     return dict(sorted(found.items()))
+
+
+def exit_status(code: int) -> int:
+    """Clip a pilot error code to a valid process exit status (0 for success, at most 255)."""
+    return max(0, min(int(code), 255))

@@ -110,7 +110,8 @@ class TestCA:
             .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_USER_USAGE, critical=True)
-            # as real CAs do; voms-proxy-fake refuses certificates without a key identifier
+            # voms-proxy-fake signs with authorityKeyIdentifier=keyid:always: the certificate
+            # it extends (and the fake VOMS server's) must carry a subject key identifier.
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(

@@ -1,0 +1,116 @@
+"""``voms_attributes`` agrees with ``voms-proxy-info -all`` on ``voms-proxy-fake`` proxies."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from pilotid.identity.credfile import write_private
+from pilotid.identity.testca import Identity, make_proxy
+from pilotid.identity.voms import voms_attributes
+from tests.system import node
+from tests.system.voms_lab import VOMS_DN, VomsLab, seconds
+
+SLACK = 5  # seconds between voms-proxy-info's clock and ours
+
+
+@pytest.fixture(scope="module")
+def lab(real_node, users):
+    for tool in ("voms-proxy-fake", "voms-proxy-info"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian package voms-clients)")
+    base = node.make_shared_dir("pilotid-voms-")
+    yield VomsLab(base, users.ca)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def assert_agrees(lab, path):
+    """Our reading of ``path`` and voms-proxy-info's, VO by VO; returns ours."""
+    ours = voms_attributes(x509.load_pem_x509_certificates(path.read_bytes()))
+    theirs = lab.info(path)
+    assert theirs.returncode == 0, theirs.stderr
+    assert [a.vo for a in ours] == [vo["VO"] for vo in theirs.vos]
+    for attributes, vo in zip(ours, theirs.vos):
+        assert list(attributes.fqans) == vo["attribute"]
+        assert attributes.issuer == vo["issuer"]
+        assert (attributes.uri or "") == vo["uri"]
+        assert abs(attributes.time_left().total_seconds() - seconds(vo["timeleft"])) <= SLACK
+    return ours
+
+
+def test_rfc_proxy_with_several_fqans(lab, users):
+    fqans = ["/atlas/Role=production", "/atlas", "/atlas/usatlas/Role=pilot"]
+    (found,) = assert_agrees(lab, lab.fake(users.alice, "alice", "atlas", fqans))
+    assert found.fqans == tuple(fqans) and found.issuer == VOMS_DN
+
+
+def test_legacy_proxy(lab, users):
+    path = lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=pilot"],
+                    options=["-proxyver", "2"])
+    assert lab.info(path).proxy["type"] == "proxy"
+    assert assert_agrees(lab, path)[0].fqans == ("/atlas/Role=pilot",)
+
+
+def test_limited_rfc_proxy(lab, users):
+    path = lab.fake(users.alice, "alice", "atlas", ["/atlas"], options=["-rfc", "-limited"])
+    assert_agrees(lab, path)
+
+
+def test_limited_legacy_proxy(lab, users):
+    path = lab.fake(users.alice, "alice", "atlas", ["/atlas"],
+                    options=["-proxyver", "2", "-limited"])
+    assert lab.info(path).proxy["type"] == "limited proxy"
+    assert_agrees(lab, path)
+
+
+def test_fqans_spelled_as_a_real_voms_server_writes_them(lab, users):
+    fqans = ["/atlas/Role=pilot/Capability=NULL", "/atlas/Role=NULL/Capability=NULL"]
+    (found,) = assert_agrees(lab, lab.fake(users.alice, "alice", "atlas", fqans))
+    assert found.primary_fqan == "/atlas/Role=pilot/Capability=NULL"
+
+
+def test_ac_without_server_uri(lab, users):
+    (found,) = assert_agrees(lab, lab.fake(users.alice, "alice", "atlas", ["/atlas"], uri=None))
+    assert found.uri is None
+
+
+def test_ac_near_expiry(lab, users):
+    path = lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=pilot"], hours=24,
+                    options=["-rfc", "-pastac", "23:57"])
+    (found,) = assert_agrees(lab, path)
+    assert 0 < found.time_left().total_seconds() <= 180
+
+
+def test_other_vo_for_a_user_with_quotes_and_parentheses_in_the_dn(lab, users):
+    path = lab.fake(users.bob, "bob", "cms", ["/cms/Role=pilot", "/cms"],
+                    uri="voms.example.org:15001")
+    (found,) = assert_agrees(lab, path)
+    assert (found.vo, found.uri) == ("cms", "voms.example.org:15001")
+
+
+def test_proxy_with_two_vos(lab, users):
+    atlas = lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=production", "/atlas"])
+    cms = lab.fake(users.alice, "alice", "cms", ["/cms/Role=NULL/Capability=NULL"],
+                   uri="voms.example.org:15001", hours=6)
+    found = assert_agrees(lab, lab.combine(users.alice, [atlas, cms], "alice-two-vos"))
+    assert [a.vo for a in found] == ["atlas", "cms"]
+
+
+def test_plain_proxy_delegated_from_a_voms_proxy_shows_the_parents_attributes(lab, users):
+    parent = lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=pilot"])
+    data = parent.read_bytes()
+    certificates = x509.load_pem_x509_certificates(data)
+    issuer = Identity("voms proxy", certificates[0],
+                      serialization.load_pem_private_key(data, password=None))
+    child = write_private(lab.base / "delegated.proxy",
+                          make_proxy(issuer, chain=certificates[1:], hours=2))
+    (found,) = assert_agrees(lab, child)
+    assert found.fqans == ("/atlas/Role=pilot",)
+
+
+def test_proxy_without_voms_has_no_attributes(lab, users):
+    plain = write_private(lab.base / "plain.proxy", make_proxy(users.alice, hours=2))
+    assert assert_agrees(lab, plain) == ()
