@@ -27,12 +27,14 @@ def proxy_info_command(args: argparse.Namespace) -> int:
         parse_proxy,
         read_proxy_file,
     )
+    from pilotid.identity.voms import voms_attributes
 
     # /tmp/x509up_u<uid> is the Globus default location, read (never written) here
     path = args.file or os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
     info = parse_proxy(read_proxy_file(path), Path(path))
+    attributes = voms_attributes(info.certificates)
     if args.json:
-        print(json.dumps(info.as_dict(), indent=2))
+        print(json.dumps(dict(info.as_dict(), voms=[a.as_dict() for a in attributes]), indent=2))
     else:
         left = info.time_left()
         timeleft = format_time_left(left) + ("  (expired)" if left.total_seconds() <= 0 else "")
@@ -41,5 +43,11 @@ def proxy_info_command(args: argparse.Namespace) -> int:
                              ("strength", f"{info.key_bits} bits"), ("path", path),
                              ("timeleft", timeleft)):
             print(f"{label:<9}: {value}")
+        for ac in attributes:
+            print(f"=== VO {ac.vo} extension information ===")
+            for fqan in ac.fqans:
+                print(f"{'attribute':<9}: {fqan}")
+            print(f"{'issuer':<9}: {ac.issuer}")
+            print(f"{'timeleft':<9}: {format_time_left(ac.time_left())}")
     check_lifetime(info)
     return 0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import shutil
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from pilotid.cli import main
 from pilotid.identity.credfile import write_private
 from pilotid.identity.testca import Identity, make_proxy
 from pilotid.identity.voms import voms_attributes
@@ -27,11 +31,28 @@ def lab(real_node, users):
     shutil.rmtree(base, ignore_errors=True)
 
 
+def proxy_info_json(path):
+    """What ``pilotid proxy-info --json`` prints for ``path``."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["proxy-info", "--json", str(path)]) == 0
+    return json.loads(out.getvalue())
+
+
 def assert_agrees(lab, path):
-    """Our reading of ``path`` and voms-proxy-info's, VO by VO; returns ours."""
+    """Our reading of ``path`` and voms-proxy-info's, VO by VO; returns ours.
+
+    Both the library and ``pilotid proxy-info --json`` are compared with the tool.
+    """
     ours = voms_attributes(x509.load_pem_x509_certificates(path.read_bytes()))
     theirs = lab.info(path)
     assert theirs.returncode == 0, theirs.stderr
+    shown = proxy_info_json(path)
+    # voms-proxy-info names the proxy's issuer (for a proxy of a proxy, a proxy subject);
+    # pilotid names the end entity, as grid-proxy-info and gLExec do
+    assert theirs.proxy["identity"].startswith(shown["identity"])
+    assert [(v["vo"], v["fqans"]) for v in shown["voms"]] == \
+        [(vo["VO"], vo["attribute"]) for vo in theirs.vos]
     assert [a.vo for a in ours] == [vo["VO"] for vo in theirs.vos]
     for attributes, vo in zip(ours, theirs.vos):
         assert list(attributes.fqans) == vo["attribute"]
