@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(sudo acl util-linux openssl python3-venv globus-proxy-utils voms-clients
-          myproxy-server myproxy myproxy-admin libmyproxy-voms)
+          myproxy-server myproxy myproxy-admin libmyproxy-voms gcc libc6-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -33,3 +33,6 @@ visudo -cqf "$tmp"
 install -m 0440 -o root -g root "$tmp" "$rule"
 rm -f "$tmp"
 echo "setup-node: accounts and $rule ready"
+
+# The gLExec stand-in (setuid root, test accounts only): tests/glexec/install-standin.sh.
+bash "$(dirname "$0")/../glexec/install-standin.sh"

@@ -1,0 +1,661 @@
+"""``GlexecSwitcher``: run the payload as the account gLExec maps the user's proxy to.
+
+gLExec (Nikhef; setuid root) authorises the identity in ``GLEXEC_CLIENT_CERT``, maps it to
+a local account (LCAS/LCMAPS), copies ``GLEXEC_SOURCE_PROXY`` to ``GLEXEC_TARGET_PROXY``
+owned by that account, wipes the environment and runs an absolute command as the account.
+Its exit status is the command's, except for its own failures (201 client, 202 system,
+203 authorisation, 126 cannot execute) and 204 (the command itself exited 201-204).
+
+What this module adds on top of calling it:
+
+* the binary is located (``GLEXEC_LOCATION``, ``OSG_GLEXEC_LOCATION``, the queue's
+  ``glexec_path``, ``/usr/sbin/glexec``) with symlinks resolved, since gLExec refuses them;
+* it is called with an explicit environment without ``LD_PRELOAD``, stderr kept apart;
+* ``probe`` asks gLExec, with the user's own proxy, which account it maps to, retrying
+  202 and 203 a bounded number of times; answers are cached per DN for the pilot's
+  lifetime; a failed probe fails the job or asks for it to be rescheduled, never falls back
+  to the pilot's own account;
+* ``explain`` tells a switch that never happened (no wrapper marker) from a payload that
+  failed, and turns 204 into the payload's own status recorded by the wrapper;
+* ``terminate`` signals the payload through a second gLExec call as the target, since the
+  lingering gLExec ignores the unprivileged pilot's signals.
+
+Opening the work directory to the target (every parent traversable, an ACL on the
+directory, never on the proxy passed as ``GLEXEC_CLIENT_CERT``) is the sandbox's job.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import pwd
+import re
+import signal
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple, Type
+
+from zope.interface import implementer
+
+from pilotid.errors import (
+    ConfigurationError,
+    PayloadFailedError,
+    PayloadTerminatedError,
+    ProxyExpiredError,
+    RescheduleRequest,
+    SwitchClientError,
+    SwitchError,
+    SwitchExecError,
+    SwitchNotPermittedError,
+    SwitchSystemError,
+    SwitchUnavailableError,
+)
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential
+from pilotid.interfaces import IIdentitySwitcher
+from pilotid.queue import QueueSettings
+from pilotid.strategies.base import (
+    PAYLOAD_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
+
+log = logging.getLogger(__name__)
+
+CLIENT_ERROR = 201
+SYSTEM_ERROR = 202
+AUTHZ_ERROR = 203
+PAYLOAD_OVERLAP = 204
+CANNOT_EXECUTE = 126
+
+#: gLExec's own failures, each its own pilotid error (only when the wrapper never ran).
+EXIT_ERRORS: Dict[int, Type[SwitchError]] = {
+    CLIENT_ERROR: SwitchClientError,
+    SYSTEM_ERROR: SwitchSystemError,
+    AUTHZ_ERROR: SwitchNotPermittedError,
+    CANNOT_EXECUTE: SwitchExecError,
+}
+_EXIT_MEANING = {
+    CLIENT_ERROR: "client error: proxy, permissions or command refused",
+    SYSTEM_ERROR: "system error: gLExec or LCAS/LCMAPS misconfigured on this node",
+    AUTHZ_ERROR: "authorisation error: the identity was denied or not mapped",
+    CANNOT_EXECUTE: "the command could not be executed as the target",
+}
+#: Only these failures may go away by themselves (LCMAPS, Argus), so only they are retried.
+RETRIED_ERRORS: Tuple[Type[SwitchError], ...] = (SwitchSystemError, SwitchNotPermittedError)
+
+DEFAULT_GLEXEC = Path("/usr/sbin/glexec")
+LOCATION_VARIABLES = ("GLEXEC_LOCATION", "OSG_GLEXEC_LOCATION")
+#: Removed from the environment gLExec is called with: a broken LD_PRELOAD makes the loader
+#: print to stderr in every process, which crashed the seed's pilot.
+NOT_FOR_GLEXEC = ("LD_PRELOAD",)
+#: ``id`` in the C locale, so that its output parses whatever the site whitelists.
+PROBE_COMMAND = ("/usr/bin/env", "LC_ALL=C", "/usr/bin/id")
+KILL_COMMAND = "/bin/kill"
+NOOP_COMMAND = "/bin/true"
+#: Where gLExec writes the target's copy of the user's proxy, inside the work directory.
+TARGET_PROXY_NAME = ".glexec-target-proxy"
+MODES = ("uid", "test")
+_ID_OUTPUT = re.compile(r"\buid=(\d+)(?:\(([^)]*)\))?\s+gid=(\d+)")
+
+
+# --- values ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often 202 and 203 are retried before the payload has started, and how long apart.
+
+    The defaults are HTCondor's: 3 tries, 5 s, doubling.
+    """
+
+    tries: int = 3
+    delay: float = 5.0
+    factor: float = 2.0
+
+    def delay_after(self, attempt: int) -> Optional[float]:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based), None to stop."""
+        if attempt >= self.tries:
+            return None
+        return self.delay * self.factor ** (attempt - 1)
+
+
+class ProbeCache:
+    """Probe answers by identity, kept for the pilot's lifetime (pool leases are sticky)."""
+
+    def __init__(self) -> None:
+        self._accounts: Dict[Hashable, Account] = {}
+
+    def get(self, key: Hashable) -> Optional[Account]:
+        """The account cached for ``key``, or None."""
+        return self._accounts.get(key)
+
+    def put(self, key: Hashable, account: Account) -> None:
+        """Remember ``account`` for ``key``."""
+        self._accounts[key] = account
+
+    def clear(self) -> None:
+        """Forget every answer."""
+        self._accounts.clear()
+
+
+#: The cache every ``GlexecSwitcher`` of this pilot process shares unless given its own.
+PILOT_PROBE_CACHE = ProbeCache()
+
+
+@dataclass(frozen=True)
+class GlexecDiagnosis:
+    """What ``pilotid probe`` shows about gLExec on this node (see ``diagnose``)."""
+
+    binary: Optional[Path]
+    mode: Optional[int] = None
+    owner: Optional[str] = None
+    setuid_root: bool = False
+    problem: Optional[str] = None
+    pilot_account: Optional[Account] = None
+    pilot_error: Optional[str] = None
+    user_account: Optional[Account] = None
+    user_error: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        """The diagnosis as JSON-ready values."""
+        return {
+            "binary": None if self.binary is None else str(self.binary),
+            "mode": None if self.mode is None else "%04o" % self.mode,
+            "owner": self.owner, "setuid_root": self.setuid_root, "problem": self.problem,
+            "pilot_account": self.pilot_account and self.pilot_account.as_dict(),
+            "pilot_error": self.pilot_error,
+            "user_account": self.user_account and self.user_account.as_dict(),
+            "user_error": self.user_error,
+        }
+
+
+@dataclass(frozen=True)
+class _Launch:
+    credential: Credential
+    account: Account
+    client_cert: Path
+
+
+# --- free functions (each testable on its own) ----------------------------------------------
+
+def _binary_in(location: str) -> Path:
+    path = Path(location)
+    return path / "sbin" / "glexec" if path.is_dir() else path
+
+
+def locate_glexec(configured: Optional[Path] = None,
+                  environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Return the gLExec binary to call, symlinks resolved.
+
+    Looked for, in this order: ``$GLEXEC_LOCATION/sbin/glexec``,
+    ``$OSG_GLEXEC_LOCATION`` (a directory as above, or the binary itself, as OSG sets it),
+    ``configured`` (the queue's ``glexec_path``), ``/usr/sbin/glexec``.  The first that
+    exists is used; if the pilot may not execute it, that is an error rather than a reason
+    to try another.  Raises ``SwitchUnavailableError`` naming every place tried.
+    """
+    environ = os.environ if environ is None else environ
+    candidates = []
+    for variable in LOCATION_VARIABLES:
+        if environ.get(variable):
+            candidates.append((variable, _binary_in(environ[variable])))
+    if configured:
+        candidates.append(("glexec_path", Path(os.path.abspath(configured))))
+    candidates.append(("default", DEFAULT_GLEXEC))
+    tried = []
+    for origin, path in candidates:
+        resolved = Path(os.path.realpath(path))
+        if resolved.is_file():
+            if not os.access(resolved, os.X_OK):
+                raise SwitchUnavailableError(
+                    f"gLExec {resolved} (from {origin}) is not executable by the pilot "
+                    f"(uid {os.geteuid()}): ask the site to allow the pilot account to run it")
+            if resolved != path:
+                log.debug("gLExec %s resolves to %s", path, resolved)
+            return resolved
+        if origin != "default":
+            log.warning("gLExec not found at %s (from %s); trying the next place", path, origin)
+        tried.append(f"{path} ({origin})")
+    raise SwitchUnavailableError(
+        "gLExec not found (tried " + ", ".join(tried) + "): set glexec_path in the queue "
+        "settings or GLEXEC_LOCATION, or use another switcher for this queue")
+
+
+def glexec_environment(base: Mapping[str, str], client_cert: Path,
+                       source_proxy: Optional[Path] = None,
+                       target_proxy: Optional[Path] = None) -> Dict[str, str]:
+    """The environment to call gLExec with: ``base`` without ``LD_PRELOAD`` nor any
+    inherited ``GLEXEC_*``, plus ``GLEXEC_CLIENT_CERT`` and, to have the proxy copied,
+    ``GLEXEC_SOURCE_PROXY`` and ``GLEXEC_TARGET_PROXY``."""
+    env = {name: value for name, value in base.items()
+           if name not in NOT_FOR_GLEXEC and not name.startswith("GLEXEC_")}
+    env["GLEXEC_CLIENT_CERT"] = str(client_cert)
+    if source_proxy is not None:
+        env["GLEXEC_SOURCE_PROXY"] = str(source_proxy)
+        if target_proxy is not None:
+            env["GLEXEC_TARGET_PROXY"] = str(target_proxy)
+    return env
+
+
+def parse_id_output(text: str) -> Account:
+    """The ``Account`` in the output of ``id`` (``uid=1002(alice) gid=1002(alice) ...``).
+
+    Raises ``SwitchError`` when the output is not ``id``'s.
+    """
+    found = _ID_OUTPUT.search(text)
+    if not found:
+        raise SwitchError(f"cannot read the probe's answer {text.strip()[:200]!r}: expected the "
+                          "output of id (uid=N(name) gid=N(name) ...)")
+    uid, name, gid = int(found.group(1)), found.group(2), int(found.group(3))
+    if not name:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+    return Account(name, uid, gid)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _cert_hint(path: Path) -> str:
+    """Why gLExec may refuse ``path`` as GLEXEC_CLIENT_CERT, from what the pilot sees."""
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        return f"GLEXEC_CLIENT_CERT {path}: {error.strerror}"
+    problems = []
+    if stat.S_ISLNK(info.st_mode):
+        problems.append("is a symlink")
+    if info.st_uid != os.geteuid():
+        problems.append(f"is owned by uid {info.st_uid}, not by the pilot (uid {os.geteuid()})")
+    if info.st_mode & 0o7077:
+        mode = "%04o" % stat.S_IMODE(info.st_mode)
+        acl = _has_acl(path)
+        problems.append(f"has mode {mode}" + (" (an ACL shows in the group bits)" if acl else ""))
+    if not problems:
+        return ""
+    return (f"GLEXEC_CLIENT_CERT {path} " + ", ".join(problems)
+            + ": it must be the pilot's own file, mode 0600, without ACL")
+
+
+def _has_acl(path: Path) -> bool:
+    try:
+        return "system.posix_acl_access" in os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _switch_error(status: int, what: str, stderr: str = "", hint: str = "") -> SwitchError:
+    """The pilotid error for gLExec's own failure ``status`` during ``what``."""
+    cls = EXIT_ERRORS.get(status, SwitchError)
+    meaning = _EXIT_MEANING.get(status, "unexpected exit status")
+    message = f"gLExec failed {what} ({status}, {meaning})"
+    detail = "; ".join(part for part in (_last_line(stderr), hint) if part)
+    return cls(message + (f": {detail}" if detail else ""))
+
+
+# --- the switcher ---------------------------------------------------------------------------
+
+@implementer(IIdentitySwitcher)
+class GlexecSwitcher:
+    """Switch identity with gLExec, as the queue's ``glexec_mode`` says.
+
+    ``uid`` (the default): the user's own proxy is ``GLEXEC_CLIENT_CERT``, so the payload
+    runs as the account the user maps to.  ``test`` (PanDA's ``glexec: test``): the
+    pilot's own proxy (``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>``) is
+    ``GLEXEC_CLIENT_CERT``; the user's proxy is still what the payload gets.
+
+    Keyword arguments are for the pilot and for tests: ``environ`` (the pilot's
+    environment, default ``os.environ``), ``probe_cache`` (default: shared by the pilot
+    process), ``retry`` (for 202/203), ``sleep``, ``proxy_lifetime`` (seconds the user's
+    proxy must still be valid at each gLExec call; default the queue's ``timeout``, else
+    60) and ``call_timeout`` (seconds a probe, kill or refresh call may take).
+
+    Retries: ``probe`` retries 202 and 203 itself.  A launch that ends in 202 or 203
+    before the wrapper ran is retried by the launcher: it asks ``retry_delay(outcome,
+    attempt)`` and launches again after that many seconds, or gives up on None.
+    """
+
+    name = "glexec"
+
+    def __init__(self, settings: QueueSettings, *, environ: Optional[Mapping[str, str]] = None,
+                 probe_cache: Optional[ProbeCache] = None, retry: Optional[RetryPolicy] = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 proxy_lifetime: Optional[int] = None, call_timeout: float = 300) -> None:
+        mode = settings.glexec_mode or "uid"
+        if mode not in MODES:
+            raise ConfigurationError(
+                f"queue {settings.name}: glexec_mode {mode!r} is not one of {', '.join(MODES)}")
+        if settings.on_probe_failure not in ("fail", "reschedule"):
+            raise ConfigurationError(
+                f"queue {settings.name}: on_probe_failure {settings.on_probe_failure!r} must be "
+                "'fail' or 'reschedule'")
+        self.settings = settings
+        self.mode = mode
+        self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
+        self.probe_cache = PILOT_PROBE_CACHE if probe_cache is None else probe_cache
+        self.retry = RetryPolicy() if retry is None else retry
+        self.sleep = sleep
+        if proxy_lifetime is None:
+            proxy_lifetime = settings.timeout or 60
+        self.proxy_lifetime = proxy_lifetime
+        self.call_timeout = call_timeout
+        self._binary: Optional[Path] = None
+        self._launched: Dict[int, _Launch] = {}
+
+    # -- where, with what ------------------------------------------------------------------
+
+    @property
+    def binary(self) -> Path:
+        """The gLExec binary (located on first use, see ``locate_glexec``)."""
+        if self._binary is None:
+            self._binary = locate_glexec(self.settings.glexec_path, self.environ)
+        return self._binary
+
+    def client_cert(self, credential: Credential) -> Path:
+        """The file passed as ``GLEXEC_CLIENT_CERT`` for ``credential``, absolute."""
+        if self.mode == "test":
+            return self.pilot_proxy()
+        return Path(os.path.realpath(credential.path))
+
+    def pilot_proxy(self) -> Path:
+        """The pilot's own proxy: ``X509_USER_PROXY``, else Globus' ``/tmp/x509up_u<uid>``."""
+        # Only read, never written; gLExec itself refuses it unless it is the pilot's own 0600
+        # file, so the well-known /tmp name cannot be abused through this path.
+        own = self.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.geteuid()}"  # noqa: S108
+        return Path(os.path.realpath(own))
+
+    def target_proxy_path(self, workdir: Path) -> Path:
+        """Where gLExec writes the target's own copy of the user's proxy."""
+        return Path(os.path.abspath(workdir)) / TARGET_PROXY_NAME
+
+    def check_lifetime(self, credential: Credential) -> None:
+        """Raise ``ProxyExpiredError`` unless the proxy is valid for ``proxy_lifetime`` more."""
+        left = credential.time_left()
+        needed = datetime.timedelta(seconds=self.proxy_lifetime)
+        if left < needed:
+            state = "has expired" if left.total_seconds() <= 0 else f"has only {left} left"
+            raise ProxyExpiredError(
+                f"the proxy of {credential.identity} {state}, but the job may need {needed}: "
+                "delegate a longer-lived proxy (or refresh it before calling gLExec)")
+
+    def proxy_needs_refresh(self, credential: Credential,
+                            threshold: datetime.timedelta = datetime.timedelta(hours=3)) -> bool:
+        """True when the proxy has less than ``threshold`` left (DIRAC renewed under 3 h)."""
+        return credential.time_left() < threshold
+
+    # -- IIdentitySwitcher -----------------------------------------------------------------
+
+    def probe(self, credential: Credential) -> Account:
+        """Return the account gLExec maps ``credential`` to, asking gLExec itself.
+
+        Runs ``id`` through gLExec with the client certificate of this mode; 202 and 203
+        are retried (``retry``).  Failures raise the ``SwitchError`` of the exit status, or
+        ``RescheduleRequest`` (caused by it) when the queue's ``on_probe_failure`` is
+        ``reschedule``; an expired proxy raises ``ProxyExpiredError``.  In ``uid`` mode an
+        answer naming the pilot's own account is refused: the payload never runs as the
+        pilot.
+        """
+        self.check_lifetime(credential)
+        try:
+            cert = self.client_cert(credential)
+            key = (str(self.binary), self.mode,
+                   credential.identity if self.mode == "uid" else str(cert))
+            cached = self.probe_cache.get(key)
+            if cached is not None:
+                return cached
+            account = self._probe_with_retries(cert)
+            if self.mode == "uid" and account.uid == os.geteuid():
+                raise SwitchSystemError(
+                    f"gLExec maps {credential.identity} to the pilot's own account "
+                    f"{account.name}: it runs in logging-only mode or maps users to the pilot; "
+                    "refusing to run a user's payload as the pilot")
+        except SwitchError as error:
+            if self.settings.on_probe_failure == "reschedule":
+                raise RescheduleRequest(f"gLExec probe failed, job handed back: {error}") from error
+            raise
+        log.info("gLExec maps %s to %s (uid %d)", credential.identity, account.name, account.uid)
+        self.probe_cache.put(key, account)
+        return account
+
+    def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
+        """gLExec itself copies the proxy for the target: tell the wrapper where it lands."""
+        return ProxyHandover(payload_proxy=self.target_proxy_path(workdir), from_stdin=False)
+
+    def launch(self, argv: Sequence[str], credential: Credential, account: Account,
+               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
+        """Start ``glexec <argv>`` in ``workdir``, in a new session, output to ``logs``.
+
+        gLExec copies the user's proxy to ``target_proxy_path(workdir)``; the work directory
+        must already be open to the target.  Raises ``ProxyExpiredError``,
+        ``SwitchClientError`` (relative command), ``SwitchUnavailableError``.
+        """
+        self.check_lifetime(credential)
+        command = self._absolute(argv)
+        cert = self.client_cert(credential)
+        env = glexec_environment(self.environ, cert, Path(os.path.realpath(credential.path)),
+                                 self.target_proxy_path(workdir))
+        log.info("launching %s through gLExec as %s", command[0], account.name)
+        try:
+            process = subprocess.Popen(
+                [str(self.binary), *command], env=env, cwd=str(workdir),
+                stdin=subprocess.DEVNULL, stdout=logs.stdout, stderr=logs.stderr,
+                start_new_session=True, close_fds=True)
+        except OSError as error:
+            raise SwitchUnavailableError(
+                f"cannot start gLExec {self.binary}: {error.strerror}") from None
+        self._launched[process.pid] = _Launch(credential, account, cert)
+        return process
+
+    def terminate(self, process: subprocess.Popen, signum: int) -> None:
+        """Send ``signum`` to the payload's process group by running ``kill`` through gLExec.
+
+        The lingering gLExec runs as root and ignores the pilot, and the payload runs as the
+        target: only the target may signal it.  Does nothing once ``process`` has ended.
+        Raises the ``SwitchError`` of gLExec's status if gLExec refuses the kill.
+        """
+        if process.poll() is not None:
+            self._launched.pop(process.pid, None)
+            return
+        launched = self._launched.get(process.pid)
+        if launched is None:
+            raise SwitchError(f"process {process.pid} was not started by this gLExec switcher")
+        if launched.credential.time_left().total_seconds() <= 0:
+            log.warning("the proxy of %s has expired: gLExec may refuse to signal the payload",
+                        launched.credential.identity)
+        name = signal.Signals(signum).name[3:]
+        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", f"-{process.pid}"]
+        env = glexec_environment(self.environ, launched.client_cert)
+        status, _, stderr = self._call(argv, env, f"signalling the payload ({name})")
+        if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
+            raise _switch_error(status, f"to signal the payload of {launched.account.name}",
+                                stderr)
+        if status != 0:
+            log.info("kill -%s -%d as %s found nothing to signal (%d)", name, process.pid,
+                     launched.account.name, status)
+
+    def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
+        """Return the outcome of a gLExec launch; see the exit-status table in the docs."""
+        if returncode < 0:
+            signum = -returncode
+            return Outcome(TERMINATED, exit_code=None if marker is None else marker.payload_status,
+                           signal=signum, error=PayloadTerminatedError(
+                               f"the payload was killed by {_signal_name(signum)}"))
+        if marker is None:
+            return Outcome(SWITCH_FAILED, error=self._never_ran(returncode))
+        status = marker.payload_status
+        if returncode == PAYLOAD_OVERLAP:
+            if status is None:
+                return Outcome(PAYLOAD_FAILED, error=PayloadFailedError(
+                    "the payload exited with one of 201-204 (gLExec answered 204) but the "
+                    "wrapper did not record which"))
+            return Outcome(PAYLOAD_FAILED, exit_code=status, error=PayloadFailedError(
+                f"the payload exited {status} (gLExec reported it as 204)"))
+        if status is None:
+            status = returncode  # the wrapper exits with the payload's status
+        if status == 0:
+            return Outcome(SUCCEEDED, exit_code=0)
+        return Outcome(PAYLOAD_FAILED, exit_code=status,
+                       error=PayloadFailedError(f"the payload exited {status}"))
+
+    # -- beyond the interface --------------------------------------------------------------
+
+    def retry_delay(self, outcome: Outcome, attempt: int) -> Optional[float]:
+        """Seconds to wait before launching again after failed attempt ``attempt`` (1-based).
+
+        Only a 202 or 203 before the wrapper ran is retried, at most ``retry.tries``
+        attempts in all; anything else returns None (do not retry).
+        """
+        if outcome.kind != SWITCH_FAILED or not isinstance(outcome.error, RETRIED_ERRORS):
+            return None
+        return self.retry.delay_after(attempt)
+
+    def refresh_proxy(self, credential: Credential, workdir: Path) -> None:
+        """Push a renewed ``credential`` to the target's proxy file (gLExec copies it again).
+
+        For long payloads: the launcher renews the proxy from its credential source when
+        ``proxy_needs_refresh`` says so, then calls this.  Raises the ``SwitchError`` of
+        gLExec's status, or ``ProxyExpiredError``.
+        """
+        self.check_lifetime(credential)
+        source = Path(os.path.realpath(credential.path))
+        env = glexec_environment(self.environ, self.client_cert(credential), source,
+                                 self.target_proxy_path(workdir))
+        status, _, stderr = self._call([os.path.realpath(NOOP_COMMAND)], env,
+                                       "refreshing the target's proxy")
+        if status != 0:
+            raise _switch_error(status, "to refresh the target's proxy", stderr,
+                                _cert_hint(self.client_cert(credential)))
+
+    def diagnose(self, credential: Optional[Credential] = None) -> GlexecDiagnosis:
+        """Describe gLExec here: binary, mode, owner; the pilot's own mapping (a switch with
+        the pilot's proxy) and, given ``credential``, the account the user maps to.
+
+        Never raises for what it finds: problems are in the answer.  Caches nothing.
+        """
+        try:
+            binary = self.binary
+        except SwitchUnavailableError as error:
+            return GlexecDiagnosis(binary=None, problem=str(error))
+        info = os.stat(binary)
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = str(info.st_uid)
+        setuid_root = bool(info.st_mode & stat.S_ISUID) and info.st_uid == 0
+        pilot_account = user_account = None
+        pilot_error = user_error = None
+        try:
+            pilot_account = self._probe_once(self.pilot_proxy())
+        except SwitchError as error:
+            pilot_error = str(error)
+        if credential is not None:
+            try:
+                user_account = self._probe_once(self.client_cert(credential))
+            except SwitchError as error:
+                user_error = str(error)
+        return GlexecDiagnosis(
+            binary=binary, mode=stat.S_IMODE(info.st_mode), owner=owner, setuid_root=setuid_root,
+            problem=None if setuid_root else "gLExec is not setuid root: it cannot switch "
+            "(a logging-only installation?)",
+            pilot_account=pilot_account, pilot_error=pilot_error,
+            user_account=user_account, user_error=user_error)
+
+    # -- private ---------------------------------------------------------------------------
+
+    def _absolute(self, argv: Sequence[str]) -> list:
+        if not argv or not os.path.isabs(argv[0]):
+            raise SwitchClientError(
+                f"gLExec needs an absolute command, got {argv[0] if argv else 'nothing'!r}")
+        return [os.path.realpath(argv[0]), *argv[1:]]
+
+    def _call(self, argv: Sequence[str], env: Mapping[str, str],
+              what: str) -> Tuple[int, str, str]:
+        """Run ``glexec <argv>`` from ``/``; return (status, stdout, stderr)."""
+        try:
+            process = subprocess.Popen(
+                [str(self.binary), *argv], env=dict(env), cwd="/", stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as error:
+            raise SwitchUnavailableError(
+                f"cannot start gLExec {self.binary}: {error.strerror}") from None
+        try:
+            out, err = process.communicate(timeout=self.call_timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                process.kill()
+            except PermissionError:
+                pass  # a lingering gLExec is root's: it is left to finish on its own
+            raise SwitchSystemError(
+                f"gLExec did not answer within {self.call_timeout:g} s while {what}: "
+                "its authorisation service (LCMAPS, Argus) may hang") from None
+        stdout = out.decode("utf-8", "replace")
+        stderr = err.decode("utf-8", "replace")
+        if stderr.strip():
+            log.debug("gLExec stderr while %s: %s", what, stderr.strip())
+        return process.returncode, stdout, stderr
+
+    def _probe_once(self, cert: Path) -> Account:
+        env = glexec_environment(self.environ, cert)
+        argv = [os.path.realpath(PROBE_COMMAND[0]), *PROBE_COMMAND[1:]]
+        status, stdout, stderr = self._call(argv, env, "probing the target account")
+        if status == 0:
+            return parse_id_output(stdout)
+        if status < 0:
+            raise SwitchError(f"gLExec was killed by {_signal_name(-status)} while probing")
+        if status in EXIT_ERRORS:
+            hint = _cert_hint(cert) if status == CLIENT_ERROR else ""
+            raise _switch_error(status, "to probe the target account", stderr, hint)
+        raise SwitchError(f"the gLExec probe ({' '.join(argv)}) exited {status}: "
+                          f"{_last_line(stderr) or 'no message'}")
+
+    def _probe_with_retries(self, cert: Path) -> Account:
+        attempt = 1
+        while True:
+            try:
+                return self._probe_once(cert)
+            except RETRIED_ERRORS as error:
+                delay = self.retry.delay_after(attempt)
+                if delay is None:
+                    raise
+                log.warning("gLExec probe attempt %d failed (%s); retrying in %g s",
+                            attempt, error, delay)
+                self.sleep(delay)
+                attempt += 1
+
+    def _never_ran(self, returncode: int) -> SwitchError:
+        """The error for a launch whose wrapper never reported running as the target."""
+        if returncode in EXIT_ERRORS:
+            hint = {
+                CLIENT_ERROR: "check GLEXEC_CLIENT_CERT (the pilot's own file, 0600, no ACL), "
+                              "that the wrapper path is absolute and not a symlink, and that "
+                              "the target may enter the work directory",
+                SYSTEM_ERROR: "ask the site to check glexec.conf and LCAS/LCMAPS",
+                AUTHZ_ERROR: "the site does not authorise or map this user for this pilot",
+                CANNOT_EXECUTE: "the wrapper must be executable and reachable by the target "
+                                "(every parent of the work directory traversable)",
+            }[returncode]
+            return _switch_error(returncode, "before the wrapper ran", hint=hint)
+        if returncode == PAYLOAD_OVERLAP:
+            return SwitchError("gLExec answered 204 (command exited 201-204) but the wrapper "
+                               "left no marker: it failed before running as the target")
+        return SwitchError(f"gLExec exited {returncode} but the wrapper never reported running "
+                           "as the target")
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
