@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from zope.interface import implementer
 
-from pilotid.errors import SwitchError, SwitchExecError
+from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.strategies.base import (
@@ -56,7 +56,8 @@ class NoopSwitcher(SwitcherBase):
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
         """Start ``argv`` in ``workdir`` as the pilot, in a new session; return the process.
 
-        Raises ``SwitchExecError`` when ``argv`` cannot be executed at all.
+        Raises ``WorkdirError`` when ``workdir`` cannot be entered and ``SwitchExecError``
+        when ``argv`` cannot be executed at all.
         """
         argv = [os.fspath(a) for a in argv]
         try:
@@ -65,6 +66,9 @@ class NoopSwitcher(SwitcherBase):
                 stdout=logs.stdout, stderr=logs.stderr, env=start_environment(account),
                 start_new_session=True)
         except OSError as error:
+            if error.filename is not None and os.fspath(error.filename) == os.fspath(workdir):
+                raise WorkdirError(f"cannot use work directory {workdir}: "
+                                   f"{error.strerror}") from None
             raise SwitchExecError(
                 f"cannot execute the wrapper {argv[0] if argv else '(empty command)'} in "
                 f"{workdir}: {error.strerror or error}; check it exists and is executable"

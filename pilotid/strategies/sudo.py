@@ -37,6 +37,7 @@ from pilotid.errors import (
     SwitchExecError,
     SwitchNotPermittedError,
     SwitchUnavailableError,
+    WorkdirError,
 )
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
@@ -217,8 +218,9 @@ class SudoSwitcher(SwitcherBase):
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
         """Run ``sudo -n -u <account> -- <argv>`` in ``workdir``; write the proxy to its stdin.
 
-        Raises ``ProxyFileError`` when the credential cannot be read, and
-        ``SwitchUnavailableError`` when sudo cannot be started.  sudo's own refusal is not
+        Raises ``ProxyFileError`` when the credential cannot be read, ``WorkdirError`` when
+        the pilot cannot enter ``workdir``, and ``SwitchUnavailableError`` when sudo cannot
+        be started.  sudo's own refusal is not
         raised here: it shows as the process's status and is told by ``explain``.
         """
         try:
@@ -235,6 +237,9 @@ class SudoSwitcher(SwitcherBase):
                 command, cwd=os.fspath(workdir), stdin=subprocess.PIPE, stdout=logs.stdout,
                 stderr=logs.stderr, env=start_environment(pilot), start_new_session=True)
         except OSError as error:
+            if error.filename is not None and os.fspath(error.filename) == os.fspath(workdir):
+                raise WorkdirError(f"cannot use work directory {workdir}: "
+                                   f"{error.strerror}") from None
             raise SwitchUnavailableError(
                 f"cannot start {command[0]} in {workdir}: {error.strerror or error}") from None
         self._launches[process] = record

@@ -10,7 +10,7 @@ import time
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
-from pilotid.errors import SwitchExecError
+from pilotid.errors import SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
@@ -120,4 +120,12 @@ def test_launched_process_has_no_stdin(switcher, tmp_path):
                               tmp_path, logs)
     assert process.wait(10) == 0
     assert isinstance(process, subprocess.Popen)
+    close_logs(logs)
+
+
+def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    with pytest.raises(WorkdirError, match="gone"):
+        switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
+                        tmp_path / "gone", logs)
     close_logs(logs)

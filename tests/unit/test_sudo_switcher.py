@@ -20,6 +20,7 @@ from pilotid.errors import (
     SwitchExecError,
     SwitchNotPermittedError,
     SwitchUnavailableError,
+    WorkdirError,
 )
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
@@ -326,3 +327,18 @@ def test_payload_groups_finds_groups_the_payload_made(tmp_path):
 def test_sudo_messages_are_sudos_own_lines():
     text = "payload line\nsudo: a password is required\nsudo: another\n"
     assert sudo_messages(text) == ["a password is required", "another"]
+
+
+def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    with pytest.raises(WorkdirError, match="gone"):
+        switcher.launch(["/bin/true"], credential(tmp_path), SOMEONE, tmp_path / "gone", logs)
+    close_logs(logs)
+
+
+def test_probe_without_sudo_is_unavailable(mapped_to, tmp_path):
+    mapped_to(SOMEONE)
+    switcher = SudoSwitcher(QueueSettings("Q", grid_mapfile=tmp_path / "mapfile"),
+                            sudo=str(tmp_path / "no-sudo"))
+    with pytest.raises(SwitchUnavailableError):
+        switcher.probe(credential(tmp_path))
