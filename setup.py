@@ -11,6 +11,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["pilotid", "pilotid.*"]),
+    # The stand-in transformations (buildJob, runAthena) the demo and the tests run.
+    package_data={"pilotid.payloads": ["transformations/*"]},
     install_requires=[
         "zope.interface>=5.0",
         "six>=1.16",

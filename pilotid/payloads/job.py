@@ -1,9 +1,26 @@
-"""The job the pilot received (``JobSpec``) and the command built for it (``PayloadCommand``)."""
+"""The job the pilot received (``JobSpec``) and the command built for it (``PayloadCommand``).
+
+``JobSpec.from_description`` validates the JSON object PanDA's dispatcher sends and
+``load_job`` reads one from a file; a bad description is a ``JobDescriptionError`` naming
+the field (and the file).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping, Optional, Tuple, Union
+
+from pilotid.errors import JobDescriptionError
+
+#: PanDA writes ``NULL`` for a field it has no value for; so do ``null`` and ``""`` here.
+_UNSET = (None, "", "NULL")
+_DIGITS = re.compile(r"[0-9]+")
+#: Control characters that no name, path or DN of a job may contain (tab and newline
+#: included; ``jobPars`` alone may hold newlines and tabs, as shell-style text can).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,53 @@ class JobSpec:
     prod_source_label: Optional[str] = None
     max_cpu_time: Optional[int] = None
 
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> "JobSpec":
+        """Validate a PanDA job description (the decoded JSON object) into a ``JobSpec``.
+
+        ==================  ================  =============================================
+        PanDA field         JobSpec           accepted
+        ==================  ================  =============================================
+        PandaID             panda_id          required; an integer >= 0 or a string of digits
+        transformation      transformation    required; a non-empty name, path or URL
+        jobPars             job_pars          a string (shell-style words, split later)
+        prodUserID          prod_user_id      a string (the user's DN)
+        credname            credname          a string
+        myproxy             myproxy           a string (``host`` or ``host:port``)
+        homepackage         home_package      a string
+        swRelease           sw_release        a string
+        inFiles, outFiles   in_files, ...     comma-separated string, or a list of strings;
+                                              each a relative path without ``..``
+        logFile             log_file          a relative path without ``..``
+        prodSourceLabel     prod_source_label a string
+        maxCpuCount         max_cpu_time      an integer >= 0 or a string of digits
+        ==================  ================  =============================================
+
+        An optional field that is absent, ``null``, ``""`` or ``"NULL"`` (PanDA's way of
+        saying "none") is unset.  Other fields are ignored: PanDA sends many.  No text field
+        may contain a NUL (it could not reach the payload), nor, except ``jobPars``, any
+        other control character.  Raises ``JobDescriptionError`` naming the field.
+        """
+        if not isinstance(description, Mapping):
+            raise JobDescriptionError(
+                f"a job description must be a JSON object, not {type(description).__name__}")
+        get = description.get
+        return cls(
+            panda_id=_panda_id(get("PandaID")),
+            transformation=_transformation(get("transformation")),
+            job_pars=_job_pars(get("jobPars")),
+            prod_user_id=_text(get("prodUserID"), "prodUserID"),
+            credname=_text(get("credname"), "credname"),
+            myproxy=_text(get("myproxy"), "myproxy"),
+            home_package=_text(get("homepackage"), "homepackage"),
+            sw_release=_text(get("swRelease"), "swRelease"),
+            in_files=_file_list(get("inFiles"), "inFiles"),
+            out_files=_file_list(get("outFiles"), "outFiles"),
+            log_file=checked_file_name(get("logFile"), "logFile"),
+            prod_source_label=_text(get("prodSourceLabel"), "prodSourceLabel"),
+            max_cpu_time=_count(get("maxCpuCount"), "maxCpuCount"),
+        )
+
 
 @dataclass(frozen=True)
 class PayloadCommand:
@@ -36,3 +100,131 @@ class PayloadCommand:
     argv: Tuple[str, ...]
     environment: Tuple[Tuple[str, str], ...] = ()
     setup: Tuple[str, ...] = field(default=())
+
+
+def load_job(path: Union[str, Path]) -> JobSpec:
+    """Read a job description (one JSON object, UTF-8) from ``path``; return its ``JobSpec``.
+
+    Raises ``JobDescriptionError`` naming the file: unreadable, not JSON (with the line and
+    column), or a bad field (named).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise JobDescriptionError(
+            f"cannot read job description {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise JobDescriptionError(
+            f"job description {path} is not UTF-8 (byte {error.start}); PanDA sends "
+            "UTF-8 JSON") from None
+    try:
+        description = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise JobDescriptionError(
+            f"job description {path} is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}") from None
+    try:
+        return JobSpec.from_description(description)
+    except JobDescriptionError as error:
+        raise JobDescriptionError(f"job description {path}: {error}") from None
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short: job fields can be very long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad(field_name: str, what: str, value: Any) -> JobDescriptionError:
+    return JobDescriptionError(f"field {field_name!r} {what} (got {_shown(value)})")
+
+
+def _text(value: Any, field_name: str) -> Optional[str]:
+    """An optional single-line string field."""
+    if value in _UNSET:
+        return None
+    if not isinstance(value, str):
+        raise _bad(field_name, "must be a string", value)
+    if _CONTROL.search(value):
+        raise _bad(field_name, "must not contain control characters", value)
+    return value
+
+
+def _panda_id(value: Any) -> int:
+    number = _count(value, "PandaID")
+    if number is None:
+        raise _bad("PandaID", "is required: the job's number", value)
+    return number
+
+
+def _count(value: Any, field_name: str) -> Optional[int]:
+    """An integer field (>= 0) that PanDA may send as a number or a string of digits."""
+    if value in _UNSET:
+        return None
+    if isinstance(value, bool):
+        raise _bad(field_name, "must be an integer, not a boolean", value)
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    raise _bad(field_name, "must be a whole number >= 0 (or a string of digits)", value)
+
+
+def _transformation(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad("transformation", "is required: a non-empty name, path or URL such as "
+                   "'runAthena-00-00-11'", value)
+    if _CONTROL.search(value):
+        raise _bad("transformation", "must not contain control characters", value)
+    return value.strip()
+
+
+def _job_pars(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad("jobPars", "must be a string of arguments", value)
+    if "\x00" in value:
+        raise _bad("jobPars", "must not contain a NUL character", value)
+    return value
+
+
+def checked_file_name(value: Any, field_name: str) -> Optional[str]:
+    """Return ``value`` checked as a file the payload reads or writes, or None if unset.
+
+    It must be relative to the work directory and never climb above it (no ``..``, not
+    absolute), with no control characters; ``JobDescriptionError`` naming ``field_name``
+    otherwise.
+    """
+    name = _text(value, field_name)
+    if name is None:
+        return None
+    name = name.strip()
+    parts = PurePosixPath(name).parts
+    if not name or name.startswith("/") or ".." in parts or name in (".",):
+        raise _bad(field_name, "must name a file inside the work directory (a relative "
+                   "path without '..')", value)
+    return name
+
+
+def _file_list(value: Any, field_name: str) -> Tuple[str, ...]:
+    """``"a.root,b.root"`` (PanDA's way) or ``["a.root", "b.root"]``; empty entries dropped."""
+    if value in _UNSET:
+        return ()
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+        for item in items:
+            if not isinstance(item, str):
+                raise _bad(field_name, "must be a comma-separated string or a list of "
+                           "strings", item)
+    else:
+        raise _bad(field_name, "must be a comma-separated string or a list of strings", value)
+    names = []
+    for item in items:
+        if item.strip() in _UNSET:
+            continue
+        names.append(checked_file_name(item, field_name))
+    return tuple(n for n in names if n)

@@ -1,17 +1,30 @@
-"""What every identity switcher shares: the values around a launch.
+"""What every identity switcher shares: the values around a launch, and ``SwitcherBase``.
 
 ``ProxyHandover`` tells the wrapper how the payload gets its proxy, ``PayloadLogs`` where the
 output goes, ``WrapperMarker`` what the wrapper reported once it ran as the target, and
-``Outcome`` what the launch came to.
+``Outcome`` what the launch came to.  ``SwitcherBase`` holds the behaviour every switcher
+shares (how a return code and a marker become an ``Outcome``), and no policy.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
+import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, TYPE_CHECKING, Dict, Optional
 
-from pilotid.errors import PilotidError
+from pilotid.errors import (
+    PayloadFailedError,
+    PayloadTerminatedError,
+    PilotidError,
+    SwitchError,
+)
+
+if TYPE_CHECKING:
+    from pilotid.identity.accounts import Account
+    from pilotid.queue import QueueSettings
 
 SUCCEEDED = "succeeded"
 PAYLOAD_FAILED = "payload_failed"
@@ -82,3 +95,109 @@ class Outcome:
     def succeeded(self) -> bool:
         """True where the payload ran as the target and exited 0."""
         return self.kind == SUCCEEDED
+
+
+#: The highest signal number a wrapper's ``128 + n`` status can stand for.
+_MAX_SIGNAL = getattr(signal, "NSIG", 65) - 1
+
+
+def signal_label(signum: int) -> str:
+    """``'SIGTERM (15)'`` for 15; ``'signal 99'`` for a number with no name here."""
+    try:
+        return f"{signal.Signals(signum).name} ({signum})"
+    except ValueError:
+        return f"signal {signum}"
+
+
+def terminated(signum: int) -> Outcome:
+    """The outcome of a payload (or its wrapper) killed by ``signum``."""
+    return Outcome(TERMINATED, exit_code=None, signal=signum,
+                   error=PayloadTerminatedError(
+                       f"the payload was killed by {signal_label(signum)}"))
+
+
+def switch_failed(error: SwitchError) -> Outcome:
+    """The outcome of a launch whose switch failed: the payload never ran."""
+    return Outcome(SWITCH_FAILED, error=error)
+
+
+class SwitcherBase:
+    """Behaviour every identity switcher shares; subclasses supply the switch itself.
+
+    Holds the queue's settings and maps a finished launch to an ``Outcome``
+    (``explain``, a template method).  The mapping, in order:
+
+    ====================================  ==================================================
+    returncode < 0 (killed by signal n)   ``terminated``, signal n
+    no marker (the wrapper never ran)     ``switch_failed``: ``explain_without_marker``
+    marker, payload status 0              ``succeeded``
+    marker, status 129 .. 128+NSIG-1      ``terminated``, signal status-128 (shell convention)
+    marker, any other non-zero status     ``payload_failed``, exit code = that status
+    marker, no payload status             ``payload_failed``, no exit code (wrapper stopped
+                                          before the payload ended)
+    ====================================  ==================================================
+
+    The marker's status is what the wrapper recorded for the payload, and it wins over
+    ``returncode`` (which may be a switch's own code, as with gLExec's 204).  Success is
+    never reported without a marker.  No policy lives here: no retries, no fallback.
+    """
+
+    name = "base"
+
+    def __init__(self, settings: "QueueSettings") -> None:
+        self.settings = settings
+
+    def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
+        """Return the ``Outcome`` of a launch that ended with ``returncode`` (see the table)."""
+        if returncode < 0:
+            return terminated(-returncode)
+        if marker is None:
+            return switch_failed(self.explain_without_marker(returncode))
+        return self.explain_marker(returncode, marker)
+
+    def explain_without_marker(self, returncode: int) -> SwitchError:
+        """The ``SwitchError`` for a launch that ended (not by a signal) with no marker.
+
+        The wrapper never ran as the target; each switcher knows why from its own codes.
+        """
+        raise NotImplementedError
+
+    def explain_marker(self, returncode: int, marker: WrapperMarker) -> Outcome:
+        """The outcome once the wrapper ran as the target and left ``marker``."""
+        status = marker.payload_status
+        if status is None:
+            return Outcome(PAYLOAD_FAILED, error=PayloadFailedError(
+                f"the wrapper ran as uid {marker.uid} but ended (status {returncode}) "
+                "without recording the payload's status: the payload never started or "
+                "the wrapper failed; see the payload's stderr log"))
+        if status == 0:
+            return Outcome(SUCCEEDED, exit_code=0)
+        if 128 < status <= 128 + _MAX_SIGNAL:
+            return terminated(status - 128)
+        return Outcome(PAYLOAD_FAILED, exit_code=status,
+                       error=PayloadFailedError(f"the payload exited with status {status}"))
+
+
+#: The only variables of the pilot's environment a switch program or wrapper starts with,
+#: besides the fixed ones ``start_environment`` sets: locale and time zone, harmless and
+#: needed to read the pilot's own messages.
+_KEPT_VARIABLES = ("LANG", "LC_ALL", "TZ")
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def start_environment(account: "Account") -> Dict[str, str]:
+    """The small environment a switcher starts the wrapper (or its switch program) with.
+
+    ``PATH`` fixed, ``HOME``/``USER``/``LOGNAME`` of ``account``, and the locale.  Nothing
+    else of the pilot's environment: the wrapper rebuilds the payload's environment itself
+    (minus its deny-list), so no pilot credential or loader variable (``LD_PRELOAD``) reaches
+    the switch program, and every switcher starts the wrapper the same way sudo's
+    ``env_reset`` would.
+    """
+    try:
+        home = pwd.getpwuid(account.uid).pw_dir
+    except KeyError:
+        home = "/"
+    env = {"PATH": _SAFE_PATH, "HOME": home, "USER": account.name, "LOGNAME": account.name}
+    env.update({k: os.environ[k] for k in _KEPT_VARIABLES if k in os.environ})
+    return env

@@ -1,0 +1,201 @@
+"""What the ``buildJob`` and ``runAthena`` adapters share: finding a transformation and
+turning a job into the argv that runs it.
+
+A job's ``transformation`` is a name (``runAthena-00-00-11``), a path or a URL.  Only its
+last path component counts (the file name), and the adapter is chosen by its *stem*: the
+name up to the first ``-`` or ``.`` (``runAthena-00-00-11`` -> ``runAthena``).  The file is
+looked for, under its full name then under its stem, in the queue's
+``transformation_dirs`` then in the stand-ins shipped with pilotid
+(``pilotid/payloads/transformations``).  A path or URL from the job is never executed as
+given: the dispatcher names a transformation, the site decides where transformations live.
+
+``jobPars`` is split with ``shlex`` (POSIX rules) into separate arguments and never joined
+back into a shell string.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from zope.interface import implementer
+
+from pilotid.errors import JobDescriptionError, TransformationNotFoundError
+from pilotid.interfaces import IPayload
+from pilotid.payloads.job import JobSpec, PayloadCommand, checked_file_name
+
+if TYPE_CHECKING:
+    from pilotid.queue import QueueSettings
+
+log = logging.getLogger(__name__)
+
+#: The stand-in transformations shipped with pilotid (see docs/payloads.rst).
+STANDIN_DIR = Path(__file__).resolve().parent / "transformations"
+
+
+def transformation_basename(transformation: str) -> str:
+    """The file name a transformation is known by: the last component of a path or URL."""
+    text = transformation.strip()
+    if "://" in text:
+        text = urlsplit(text).path
+    return PurePosixPath(text).name
+
+
+def transformation_stem(transformation: str) -> str:
+    """The adapter name of a transformation: its file name up to the first ``-`` or ``.``.
+
+    ``runAthena-00-00-11`` -> ``runAthena``; ``/cvmfs/.../buildJob-00-00-03`` ->
+    ``buildJob``; ``https://host/trf/runAthena.py`` -> ``runAthena``.
+    """
+    return re.split(r"[-.]", transformation_basename(transformation), maxsplit=1)[0]
+
+
+def locate_transformation(transformation: str, directories: Sequence[Path]) -> Path:
+    """Return the absolute path of the transformation's file, searched in ``directories``.
+
+    In each directory, in order, the full file name then the stem is tried; the first
+    regular file found wins.  Raises ``TransformationNotFoundError`` naming where it looked.
+    """
+    basename = transformation_basename(transformation)
+    stem = transformation_stem(transformation)
+    if basename in ("", ".", "..") or not stem:
+        raise TransformationNotFoundError(
+            f"transformation {transformation!r} names no file; expected a name such as "
+            "'runAthena-00-00-11', a path or a URL")
+    names = [basename] if basename == stem else [basename, stem]
+    looked = []
+    for directory in directories:
+        directory = Path(os.path.abspath(directory))
+        for name in names:
+            candidate = directory / name
+            looked.append(str(candidate))
+            if candidate.is_file():
+                log.debug("transformation %s is %s", transformation, candidate)
+                return candidate
+    raise TransformationNotFoundError(
+        f"transformation {transformation!r} not found: looked for {' and '.join(names)} in "
+        f"{', '.join(str(Path(d)) for d in directories)}; install it there or add its "
+        "directory to the queue's transformation_dirs")
+
+
+def interpreter_for(path: Path) -> List[str]:
+    """The argv prefix that runs the file ``path``: its ``#!`` line, or the file itself.
+
+    A ``#!`` script is run through its interpreter explicitly (as the kernel would), so it
+    works even where installing lost its execute bit.  Anything else must be executable.
+    """
+    try:
+        with open(path, "rb") as script:
+            first = script.readline(512)
+    except OSError as error:
+        raise TransformationNotFoundError(
+            f"cannot read transformation {path}: {error.strerror}") from None
+    if first.startswith(b"#!"):
+        words = os.fsdecode(first[2:].strip()).split(None, 1)
+        if words:
+            return [*words, str(path)]
+    if not os.access(path, os.X_OK):
+        raise TransformationNotFoundError(
+            f"transformation {path} is neither executable nor a #! script; chmod +x it")
+    return [str(path)]
+
+
+def split_job_pars(job_pars: str) -> List[str]:
+    """Split ``jobPars`` into arguments, shell-style (POSIX ``shlex``), executing nothing.
+
+    Raises ``JobDescriptionError`` naming ``jobPars`` when its quoting is unbalanced.
+    """
+    try:
+        return shlex.split(job_pars, comments=False, posix=True)
+    except ValueError as error:
+        raise JobDescriptionError(
+            f"field 'jobPars' cannot be split into arguments ({error}): check its quotes"
+        ) from None
+
+
+def option_value(args: Sequence[str], option: str) -> Optional[str]:
+    """The value of ``option`` in ``args`` (the last one given), or None if absent.
+
+    ``-o VALUE`` for a short option; ``--name VALUE`` or ``--name=VALUE`` for a long one.
+    An option given last with no value is a ``JobDescriptionError``.
+    """
+    found = None
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == option:
+            if index + 1 >= len(args):
+                raise JobDescriptionError(
+                    f"field 'jobPars': option {option} has no value")
+            found = args[index + 1]
+            index += 2
+            continue
+        if option.startswith("--") and arg.startswith(option + "="):
+            found = arg[len(option) + 1:]
+        index += 1
+    return found
+
+
+@implementer(IPayload)
+class TransformationPayload:
+    """An adapter that runs one kind of transformation, chosen by its stem (``name``).
+
+    Subclasses set ``name`` and say which outputs their jobPars options name
+    (``named_outputs``); ``command`` and ``outputs`` are shared.
+    """
+
+    name = ""
+
+    def __init__(self, settings: "QueueSettings") -> None:
+        self.settings = settings
+
+    def search_dirs(self) -> Tuple[Path, ...]:
+        """Where transformations are looked for: the queue's directories, then the stand-ins."""
+        return (*self.settings.transformation_dirs, STANDIN_DIR)
+
+    def accepts(self, job: JobSpec) -> bool:
+        """True where the stem of the job's transformation is this adapter's name."""
+        return transformation_stem(job.transformation) == self.name
+
+    def command(self, job: JobSpec, workdir: Path) -> PayloadCommand:
+        """``[interpreter..., transformation, *jobPars words]``, the job's variables, setup.
+
+        jobPars is checked first (split, and the options naming outputs parsed), so that a
+        bad job fails here rather than in the payload.
+        """
+        args = split_job_pars(job.job_pars)
+        self.named_outputs(args)
+        path = locate_transformation(job.transformation, self.search_dirs())
+        argv = (*interpreter_for(path), *args)
+        return PayloadCommand(argv=tuple(argv), environment=self.environment(job),
+                              setup=tuple(self.settings.setup))
+
+    def environment(self, job: JobSpec) -> Tuple[Tuple[str, str], ...]:
+        """Variables the transformation reads: ``PANDAID``; ``ATLAS_RELEASE`` from swRelease."""
+        env = [("PANDAID", str(job.panda_id))]
+        if job.sw_release:
+            env.append(("ATLAS_RELEASE", job.sw_release))
+        return tuple(env)
+
+    def outputs(self, job: JobSpec) -> Tuple[str, ...]:
+        """outFiles (without logFile, which the pilot makes) plus outputs named in jobPars."""
+        names = [n for n in job.out_files if n != job.log_file]
+        names += self.named_outputs(split_job_pars(job.job_pars))
+        return tuple(dict.fromkeys(names))
+
+    def named_outputs(self, args: Sequence[str]) -> List[str]:
+        """The output files the jobPars words ``args`` name; ``JobDescriptionError`` if bad."""
+        return []
+
+
+def checked_output(value: str, option: str) -> str:
+    """An output file named by a jobPars ``option``: inside the work directory, not empty."""
+    name = checked_file_name(value, f"jobPars {option}")
+    if name is None:
+        raise JobDescriptionError(f"field 'jobPars': option {option} names no file")
+    return name

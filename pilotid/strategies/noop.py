@@ -1,0 +1,96 @@
+"""``NoopSwitcher``: no switch at all; the payload runs as the pilot itself.
+
+The explicit "no switch" of a queue (``switcher: noop``, or PanDA's ``glexec: False``), never a
+fallback: a queue configured for a real switch whose probe fails does not end up here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from zope.interface import implementer
+
+from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
+from pilotid.identity.accounts import Account
+from pilotid.interfaces import IIdentitySwitcher
+from pilotid.strategies.base import (
+    PayloadLogs,
+    ProxyHandover,
+    SwitcherBase,
+    signal_label,
+    start_environment,
+)
+
+if TYPE_CHECKING:
+    from pilotid.identity.credential import Credential
+
+log = logging.getLogger(__name__)
+
+
+@implementer(IIdentitySwitcher)
+class NoopSwitcher(SwitcherBase):
+    """Run the wrapper as the pilot's own account: no identity switch.
+
+    The payload gets the pilot's 0600 copy of the user's proxy directly.  The wrapper starts
+    as a session leader (its own process group, no controlling terminal) with the minimal
+    environment of ``start_environment``, so ``terminate`` reaches the whole payload with
+    one ``killpg``.
+    """
+
+    name = "noop"
+
+    def probe(self, credential: "Credential") -> Account:
+        """Return the pilot's own account: with no switch, that is who the payload runs as."""
+        return Account.current()
+
+    def handover(self, credential: "Credential", account: Account,
+                 workdir: Path) -> ProxyHandover:
+        """The payload uses the credential file itself: the pilot already owns it, 0600."""
+        return ProxyHandover(Path(credential.path))
+
+    def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
+               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
+        """Start ``argv`` in ``workdir`` as the pilot, in a new session; return the process.
+
+        Raises ``WorkdirError`` when ``workdir`` cannot be entered and ``SwitchExecError``
+        when ``argv`` cannot be executed at all.
+        """
+        argv = [os.fspath(a) for a in argv]
+        try:
+            process = subprocess.Popen(
+                argv, cwd=os.fspath(workdir), stdin=subprocess.DEVNULL,
+                stdout=logs.stdout, stderr=logs.stderr, env=start_environment(account),
+                start_new_session=True)
+        except OSError as error:
+            if error.filename is not None and os.fspath(error.filename) == os.fspath(workdir):
+                raise WorkdirError(f"cannot use work directory {workdir}: "
+                                   f"{error.strerror}") from None
+            raise SwitchExecError(
+                f"cannot execute the wrapper {argv[0] if argv else '(empty command)'} in "
+                f"{workdir}: {error.strerror or error}; check it exists and is executable"
+            ) from None
+        log.info("started %s as %s (pid %d, no switch)", argv[0], account.name, process.pid)
+        return process
+
+    def terminate(self, process: subprocess.Popen, signum: int) -> None:
+        """Send ``signum`` to the payload's whole process group (led by the wrapper).
+
+        The group outlives the wrapper while any payload process is left in it, so this
+        also reaches what the payload left behind; an empty group is not an error.
+        """
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            log.debug("process group %d is already gone", process.pid)
+            return
+        log.info("sent %s to process group %d", signal_label(signum), process.pid)
+
+    def explain_without_marker(self, returncode: int) -> SwitchError:
+        """No marker with no switch: the wrapper itself could not run (or died first)."""
+        return SwitchExecError(
+            f"the wrapper exited with status {returncode} before writing its marker: it "
+            "could not run; see the stderr log in the work directory")

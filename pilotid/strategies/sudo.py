@@ -1,0 +1,418 @@
+"""``SudoSwitcher`` ("sudo-mock"): gLExec's contract done with sudo.
+
+The proxy's identity is mapped to a local account through the queue's grid-mapfile; the
+wrapper runs as ``sudo -n -u <account> -- <wrapper>`` (no ``-E``: the wrapper carries the
+environment); the proxy travels on the wrapper's standard input, so no copy the target may
+read ever exists.
+
+What was found by trying it (sudo 1.9, Debian): sudo keeps the pilot as its real uid, so
+the unprivileged pilot may signal its own sudo process, and sudo relays a catchable signal
+to the command, but only to the command's own PID and never SIGKILL.  Started without a
+terminal (as here: new session, pipes and files), sudo runs the command in its own process
+group, whose ID is sudo's PID.  ``terminate`` therefore signals the payload's process
+group(s) as the target, with a second ``sudo -u <target> /bin/kill``, as HTCondor did
+for gLExec: that reaches every payload process in the group, SIGKILL included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set
+
+from zope.interface import implementer
+
+from pilotid.errors import (
+    AccountMappingError,
+    ConfigurationError,
+    ProxyFileError,
+    SwitchError,
+    SwitchExecError,
+    SwitchNotPermittedError,
+    SwitchUnavailableError,
+    WorkdirError,
+)
+from pilotid.identity import accounts
+from pilotid.identity.accounts import Account
+from pilotid.interfaces import IIdentitySwitcher
+from pilotid.strategies.base import (
+    PayloadLogs,
+    ProxyHandover,
+    SwitcherBase,
+    signal_label,
+    start_environment,
+)
+
+if TYPE_CHECKING:
+    from pilotid.identity.credential import Credential
+    from pilotid.queue import QueueSettings
+
+log = logging.getLogger(__name__)
+
+#: Where sudo is looked for (never the pilot's ``PATH``, which a job could have changed).
+SUDO_SEARCH_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin"
+#: Seconds a probe or a kill through sudo may take (PAM and LDAP can be slow, not this slow).
+SUDO_TIMEOUT = 60
+
+# What sudo prints (on stderr, "sudo: ..." lines) when it refuses the switch itself, and
+# when it cannot start the command.  Both end in exit status 1.
+_REFUSALS = ("a password is required", "not allowed to execute", "not in the sudoers file",
+             "may not run sudo", "not allowed to run sudo", "unknown user",
+             "a terminal is required", "must have a tty", "account validation failure",
+             "PAM account management error", "password has expired", "is not allowed")
+_EXEC_FAILURES = ("command not found", "unable to execute", "unable to change directory",
+                  "Permission denied", "No such file")
+
+
+def _first_existing(*candidates: str) -> str:
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return candidates[0]
+
+
+#: The commands the site's sudoers rule must allow besides the wrapper (docs/switchers.rst).
+TRUE_COMMAND = _first_existing("/bin/true", "/usr/bin/true")
+KILL_COMMAND = _first_existing("/bin/kill", "/usr/bin/kill")
+
+
+def sudo_messages(text: str) -> List[str]:
+    """The lines sudo itself wrote (``sudo: ...``) in ``text``, without the prefix."""
+    return [line[len("sudo:"):].strip() for line in text.splitlines()
+            if line.startswith("sudo:")]
+
+
+def _is_refusal(message: str) -> bool:
+    return any(phrase in message for phrase in _REFUSALS)
+
+
+def _is_exec_failure(message: str) -> bool:
+    return any(phrase in message for phrase in _EXEC_FAILURES)
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """What ``launch`` remembers for ``terminate`` and ``explain``."""
+
+    pilot: Account
+    target: Account
+    stderr_path: Optional[str]
+    stderr_offset: int
+
+
+@implementer(IIdentitySwitcher)
+class SudoSwitcher(SwitcherBase):
+    """Switch to the user's mapped account with ``sudo -n -u <account>``.
+
+    ``sudo`` overrides where the sudo program is (default: looked up in
+    ``SUDO_SEARCH_PATH``).  One instance serves one launch at a time, as the launcher uses
+    it: ``explain`` reads sudo's own message from the stderr log of the latest ``launch``,
+    only to tell "sudo refused" from "the wrapper could not be executed" and to quote it.
+    """
+
+    name = "sudo"
+
+    def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None) -> None:
+        super().__init__(settings)
+        self.sudo = sudo
+        self._launches: "weakref.WeakKeyDictionary[subprocess.Popen, _Launch]" = \
+            weakref.WeakKeyDictionary()
+        self._latest: Optional[_Launch] = None
+
+    # -- locating sudo -------------------------------------------------------------------
+
+    def sudo_path(self) -> str:
+        """The sudo program to run; ``SwitchUnavailableError`` when there is none."""
+        if self.sudo is not None:
+            if os.path.isabs(self.sudo) and os.access(self.sudo, os.X_OK):
+                return self.sudo
+            raise SwitchUnavailableError(
+                f"sudo program {self.sudo} does not exist or is not executable by "
+                f"{Account.current().name}; install sudo or fix the path")
+        found = shutil.which("sudo", path=SUDO_SEARCH_PATH)
+        if found is None:
+            raise SwitchUnavailableError(
+                f"sudo is not installed (looked in {SUDO_SEARCH_PATH}); install the sudo "
+                f"package, or configure queue {self.settings.name} with another switcher")
+        return found
+
+    # -- probe ---------------------------------------------------------------------------
+
+    def probe(self, credential: "Credential") -> Account:
+        """Map ``credential``'s identity through the grid-mapfile; check sudo may switch now.
+
+        Raises ``AccountMappingError`` (no mapping, or a mapping to root or to the pilot's
+        own account), ``SwitchUnavailableError`` (no sudo) or ``SwitchNotPermittedError``
+        (sudo refuses, with the sudoers rule the site is missing).
+        """
+        mapfile = self.settings.grid_mapfile
+        if mapfile is None:
+            raise ConfigurationError(
+                f"queue {self.settings.name}: the sudo switcher needs 'grid_mapfile' (the "
+                "file that maps a user's DN to a local account)")
+        account = accounts.map_account(credential.identity, Path(mapfile))
+        pilot = Account.current()
+        if account.uid == 0 or account.uid == pilot.uid:
+            raise AccountMappingError(
+                f"grid-mapfile {mapfile} maps {credential.identity} to {account.name} "
+                f"(uid {account.uid}), {'root' if account.uid == 0 else 'the pilot itself'}: "
+                "a user's payload never runs as that account; map the DN to a user account")
+        self.check_switch(pilot, account)
+        return account
+
+    def check_switch(self, pilot: Account, account: Account) -> None:
+        """Check that sudo lets ``pilot`` run a command as ``account`` now, with no password.
+
+        Runs ``sudo -n -u <account> -- /bin/true``: the only check that covers the rule,
+        the account itself and PAM as they are now (``sudo -l -U`` needs root; ``sudo -l``
+        as the pilot asks for a password under some rules).
+        """
+        command = [self.sudo_path(), "-n", "-u", account.name, "--", TRUE_COMMAND]
+        try:
+            done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
+                                  capture_output=True, env=start_environment(pilot),
+                                  timeout=SUDO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise SwitchUnavailableError(
+                f"sudo did not answer within {SUDO_TIMEOUT} s when switching to "
+                f"{account.name}; check PAM and the name service on this node") from None
+        except OSError as error:
+            raise SwitchUnavailableError(
+                f"cannot run {command[0]}: {error.strerror or error}") from None
+        if done.returncode == 0:
+            log.info("sudo may switch %s -> %s", pilot.name, account.name)
+            return
+        messages = sudo_messages(done.stderr.decode("utf-8", "replace"))
+        said = messages[-1] if messages else f"exit status {done.returncode}"
+        if messages and _is_exec_failure(said) and not _is_refusal(said):
+            raise SwitchExecError(
+                f"sudo switched to {account.name} but could not run {TRUE_COMMAND}: {said}")
+        raise SwitchNotPermittedError(self._refusal(pilot, account, said))
+
+    @staticmethod
+    def _refusal(pilot: Account, account: Account, said: str) -> str:
+        return (f"sudo does not let {pilot.name} run commands as {account.name} without a "
+                f"password ({said}); the site needs a sudoers rule such as "
+                f"'{pilot.name} ALL=({account.name}) NOPASSWD: ALL' (see docs/switchers.rst)")
+
+    # -- handover and launch ---------------------------------------------------------------
+
+    def handover(self, credential: "Credential", account: Account,
+                 workdir: Path) -> ProxyHandover:
+        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's.
+
+        The file name carries the target's uid and a random token, so that it is never one
+        a previous job (or anybody else) left in the work directory; nothing is written here.
+        """
+        name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
+        return ProxyHandover(Path(workdir) / name, from_stdin=True)
+
+    def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
+               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
+        """Run ``sudo -n -u <account> -- <argv>`` in ``workdir``; write the proxy to its stdin.
+
+        Raises ``ProxyFileError`` when the credential cannot be read, ``WorkdirError`` when
+        the pilot cannot enter ``workdir``, and ``SwitchUnavailableError`` when sudo cannot
+        be started.  sudo's own refusal is not
+        raised here: it shows as the process's status and is told by ``explain``.
+        """
+        try:
+            proxy = Path(credential.path).read_bytes()
+        except OSError as error:
+            raise ProxyFileError(
+                f"cannot read the user's proxy {credential.path}: {error.strerror}") from None
+        pilot = Account.current()
+        command = [self.sudo_path(), "-n", "-u", account.name, "--",
+                   *(os.fspath(a) for a in argv)]
+        record = _Launch(pilot, account, *_log_position(logs.stderr))
+        try:
+            process = subprocess.Popen(
+                command, cwd=os.fspath(workdir), stdin=subprocess.PIPE, stdout=logs.stdout,
+                stderr=logs.stderr, env=start_environment(pilot), start_new_session=True)
+        except OSError as error:
+            if error.filename is not None and os.fspath(error.filename) == os.fspath(workdir):
+                raise WorkdirError(f"cannot use work directory {workdir}: "
+                                   f"{error.strerror}") from None
+            raise SwitchUnavailableError(
+                f"cannot start {command[0]} in {workdir}: {error.strerror or error}") from None
+        self._launches[process] = record
+        self._latest = record
+        log.info("started %s as %s through sudo (pid %d)", " ".join(command[5:6]),
+                 account.name, process.pid)
+        _send(process, proxy)
+        return process
+
+    # -- terminate -------------------------------------------------------------------------
+
+    def terminate(self, process: subprocess.Popen, signum: int) -> None:
+        """Deliver ``signum`` to the payload's process group(s), as the target, via sudo.
+
+        Runs ``sudo -n -u <target> -- /bin/kill -s <signum> -- -<pgid>...`` for the group
+        sudo leads and any other group a process of the target under sudo leads.  Where
+        that second sudo is refused, a catchable signal is sent to the sudo process instead
+        (it relays it to the wrapper); SIGKILL cannot be relayed: ``SwitchNotPermittedError``.
+        """
+        launch = self._launches.get(process)
+        if launch is None:
+            raise SwitchError(f"process {process.pid} was not started by this sudo switcher")
+        groups = sorted(payload_groups(process.pid, launch.target.uid))
+        command = [self.sudo_path(), "-n", "-u", launch.target.name, "--", KILL_COMMAND,
+                   "-s", str(int(signum)), "--", *(f"-{g}" for g in groups)]
+        try:
+            done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
+                                  capture_output=True, env=start_environment(launch.pilot),
+                                  timeout=SUDO_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            self._relay(process, signum, f"cannot run {command[0]}: {error}")
+            return
+        if done.returncode == 0:
+            log.info("sent %s to process group(s) %s as %s", signal_label(signum),
+                     " ".join(map(str, groups)), launch.target.name)
+            return
+        stderr = done.stderr.decode("utf-8", "replace")
+        refused = sudo_messages(stderr)
+        if refused:
+            self._relay(process, signum, refused[-1])
+        else:
+            # kill's own complaint: the groups are already empty (or partly so).
+            log.debug("kill as %s: %s", launch.target.name, stderr.strip())
+
+    def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            raise SwitchNotPermittedError(
+                f"cannot send {signal_label(signum)} to the payload as its account ({why}) "
+                "and sudo does not relay it; allow the pilot to run /bin/kill as the target")
+        log.warning("cannot signal the payload as its account (%s); sending %s to sudo "
+                    "(pid %d) for it to relay", why, signal_label(signum), process.pid)
+        try:
+            os.kill(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    # -- explain ---------------------------------------------------------------------------
+
+    def explain_without_marker(self, returncode: int) -> SwitchError:
+        """No marker: sudo refused (1, "sudo: ..." refusal), or the wrapper could not run.
+
+        ====================================  ============================
+        1, a sudo refusal in the stderr log   SwitchNotPermittedError
+        1, sudo "command not found" & co.     SwitchExecError
+        1, nothing from sudo in the log       SwitchExecError (the wrapper itself exited 1)
+        1, no stderr log known                SwitchNotPermittedError (sudo's refusal status)
+        126, 127 or any other status          SwitchExecError
+        ====================================  ============================
+        """
+        launch = self._latest
+        said = self._sudo_said(launch)
+        if returncode == 1:
+            if said and _is_refusal(said):
+                return SwitchNotPermittedError(self._refusal(launch.pilot, launch.target, said)
+                                               if launch else said)
+            if said or (launch and launch.stderr_path):
+                return SwitchExecError(
+                    f"the wrapper never ran as the target: "
+                    f"{said or 'it exited with status 1 before writing its marker'}")
+            return SwitchNotPermittedError(
+                "sudo exited with status 1 and the wrapper left no marker: sudo refused the "
+                "switch; check the pilot's sudoers rule (see docs/switchers.rst)")
+        detail = f": {said}" if said else ""
+        return SwitchExecError(
+            f"the wrapper could not be executed as the target (status {returncode}, no "
+            f"marker){detail}; check that the target can read and traverse the work directory")
+
+    @staticmethod
+    def _sudo_said(launch: Optional[_Launch]) -> Optional[str]:
+        """sudo's last message in the stderr log since ``launch``, if that log is a file."""
+        if launch is None or launch.stderr_path is None:
+            return None
+        try:
+            with open(launch.stderr_path, "rb") as log_file:
+                log_file.seek(launch.stderr_offset)
+                text = log_file.read(65536).decode("utf-8", "replace")
+        except OSError:
+            return None
+        messages = sudo_messages(text)
+        return messages[-1] if messages else None
+
+
+def _log_position(stream: object) -> "tuple[Optional[str], int]":
+    """The path of an open log file and where it ends now, or (None, 0) for other streams."""
+    name = getattr(stream, "name", None)
+    if not isinstance(name, str) or not os.path.isabs(name):
+        return None, 0
+    try:
+        stream.flush()  # type: ignore[attr-defined]
+        return name, os.fstat(stream.fileno()).st_size  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return name, 0
+
+
+def _send(process: subprocess.Popen, data: bytes) -> None:
+    """Write the proxy to the wrapper's stdin and close it; a dead reader is not an error.
+
+    A proxy is a few kilobytes, well under a pipe's buffer, so this does not wait for the
+    wrapper.  If the wrapper (or sudo) is already gone, ``explain`` reports why.
+    """
+    stdin = process.stdin
+    if stdin is None:
+        return
+    try:
+        stdin.write(data)
+        stdin.flush()
+    except BrokenPipeError:
+        log.warning("the wrapper (pid %d) closed its standard input before it got the "
+                    "proxy; it has probably ended, see its stderr log", process.pid)
+    finally:
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+
+def payload_groups(root_pid: int, uid: int) -> Set[int]:
+    """The process groups to signal for the payload under ``root_pid`` (the sudo process).
+
+    Always ``root_pid`` (the group sudo leads, where the wrapper runs when sudo has no
+    terminal), plus the group of every descendant of ``root_pid`` whose real uid is
+    ``uid`` (a wrapper sudo put in a pseudo-terminal of its own, a payload that made its
+    own group).  Never 0 or 1.
+    """
+    children: Dict[int, List[int]] = {}
+    group_of: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+        group_of[int(entry)] = pgid
+    groups = {root_pid}
+    pending = list(children.get(root_pid, ()))
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
+    return groups
+
+
+def _real_uid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

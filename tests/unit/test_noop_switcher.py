@@ -1,0 +1,131 @@
+"""NoopSwitcher: the payload runs as the pilot, in a session of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from zope.interface.verify import verifyClass, verifyObject
+
+from pilotid.errors import SwitchExecError, WorkdirError
+from pilotid.identity.accounts import Account
+from pilotid.interfaces import IIdentitySwitcher
+from pilotid.queue import QueueSettings
+from pilotid.strategies import base
+from pilotid.strategies.base import WrapperMarker
+from pilotid.strategies.noop import NoopSwitcher
+from tests.unit.switcher_helpers import alive, close_logs, credential, open_logs, wait_for
+
+
+@pytest.fixture
+def switcher():
+    return NoopSwitcher(QueueSettings("ANALY_DEMO"))
+
+
+def test_noop_switcher_provides_the_switcher_interface(switcher):
+    assert verifyClass(IIdentitySwitcher, NoopSwitcher)
+    assert verifyObject(IIdentitySwitcher, switcher)
+    assert switcher.name == "noop"
+
+
+def test_probe_answers_the_pilots_own_account(switcher, tmp_path):
+    assert switcher.probe(credential(tmp_path)) == Account.current()
+
+
+def test_handover_gives_the_payload_the_pilots_copy(switcher, tmp_path):
+    cred = credential(tmp_path)
+    handover = switcher.handover(cred, Account.current(), tmp_path)
+    assert handover.payload_proxy == cred.path
+    assert not handover.from_stdin
+
+
+def test_launch_runs_the_wrapper_in_the_workdir_in_a_new_session(switcher, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/nonexistent/preload.so")
+    monkeypatch.setenv("X509_USER_PROXY", "/pilot/own/proxy")
+    script = tmp_path / "wrapper.sh"
+    script.write_text('pwd; echo "sid=$(ps -o sid= -p $$)"; env | sort; cat; echo err >&2\n')
+    logs = open_logs(tmp_path)
+    me = Account.current()
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path), me,
+                              tmp_path, logs)
+    assert process.wait(10) == 0
+    close_logs(logs)
+    out = (tmp_path / "payload.stdout").read_text()
+    assert out.splitlines()[0] == str(tmp_path)
+    assert f"sid={process.pid}" in out.replace(" ", "")
+    assert "LD_PRELOAD" not in out and "X509_USER_PROXY" not in out
+    assert f"USER={me.name}" in out
+    assert (tmp_path / "payload.stderr").read_text() == "err\n"
+
+
+def test_launch_of_a_missing_wrapper_is_an_exec_error(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    with pytest.raises(SwitchExecError, match="cannot execute the wrapper"):
+        switcher.launch([str(tmp_path / "missing.sh")], credential(tmp_path),
+                        Account.current(), tmp_path, logs)
+    close_logs(logs)
+
+
+def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
+    script = tmp_path / "wrapper.sh"
+    script.write_text(
+        "trap 'echo TERM >> wrapper-term; exit 143' TERM\n"
+        "bash -c 'trap \"echo TERM > payload-term; exit 143\" TERM; sleep 60 & wait' &\n"
+        "sleep 60 & echo $! > sleeper\n"
+        "touch ready\nwait\n")
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
+                              Account.current(), tmp_path, logs)
+    wait_for(tmp_path / "ready")
+    sleeper = int((tmp_path / "sleeper").read_text())
+    switcher.terminate(process, signal.SIGTERM)
+    assert process.wait(10) == 143
+    close_logs(logs)
+    wait_for(tmp_path / "payload-term")
+    deadline = time.monotonic() + 5
+    while alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(sleeper)
+    assert switcher.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
+
+
+def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
+                              tmp_path, logs)
+    process.wait(10)
+    close_logs(logs)
+    switcher.terminate(process, signal.SIGTERM)
+
+
+def test_no_marker_means_the_wrapper_could_not_run(switcher):
+    outcome = switcher.explain(127, None)
+    assert outcome.kind == base.SWITCH_FAILED
+    assert isinstance(outcome.error, SwitchExecError)
+
+
+def test_payload_status_passes_through(switcher):
+    assert switcher.explain(0, WrapperMarker(os.getuid(), 0)).succeeded
+    outcome = switcher.explain(3, WrapperMarker(os.getuid(), 3))
+    assert (outcome.kind, outcome.exit_code) == (base.PAYLOAD_FAILED, 3)
+
+
+def test_launched_process_has_no_stdin(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/cat"], credential(tmp_path), Account.current(),
+                              tmp_path, logs)
+    assert process.wait(10) == 0
+    assert isinstance(process, subprocess.Popen)
+    close_logs(logs)
+
+
+def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
+    logs = open_logs(tmp_path)
+    with pytest.raises(WorkdirError, match="gone"):
+        switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
+                        tmp_path / "gone", logs)
+    close_logs(logs)

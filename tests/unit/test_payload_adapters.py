@@ -1,0 +1,195 @@
+"""buildJob and runAthena adapters: choosing by stem, locating, argv, outputs."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zope.interface.verify import verifyClass, verifyObject
+
+from pilotid.errors import JobDescriptionError, TransformationNotFoundError
+from pilotid.interfaces import IPayload
+from pilotid.payloads.buildjob import BuildJobPayload
+from pilotid.payloads.job import JobSpec, PayloadCommand
+from pilotid.payloads.runathena import RunAthenaPayload
+from pilotid.payloads.transformation import (
+    STANDIN_DIR,
+    interpreter_for,
+    locate_transformation,
+    option_value,
+    split_job_pars,
+    transformation_stem,
+)
+from pilotid.queue import QueueSettings
+
+QUEUE = QueueSettings("ANALY_TEST", setup=("source /cvmfs/atlas/setup.sh",))
+
+
+def job(transformation="runAthena-00-00-11", **kw) -> JobSpec:
+    return JobSpec(panda_id=42, transformation=transformation, **kw)
+
+
+@pytest.mark.parametrize("cls", [BuildJobPayload, RunAthenaPayload])
+def test_adapters_provide_the_payload_interface(cls):
+    assert verifyClass(IPayload, cls)
+    assert verifyObject(IPayload, cls(QUEUE))
+
+
+@pytest.mark.parametrize("transformation, stem", [
+    ("runAthena-00-00-11", "runAthena"),
+    ("buildJob-00-00-03", "buildJob"),
+    ("runAthena", "runAthena"),
+    ("/cvmfs/atlas.cern.ch/trf/runAthena-00-00-11", "runAthena"),
+    ("http://pandaserver.cern.ch:25080/trf/user/buildJob-00-00-03?x=1", "buildJob"),
+    ("runAthena.py", "runAthena"),
+    ("runGen-00-00-02", "runGen"),
+])
+def test_transformation_stem(transformation, stem):
+    assert transformation_stem(transformation) == stem
+
+
+def test_each_adapter_accepts_its_own_transformation_only():
+    run, build = RunAthenaPayload(QUEUE), BuildJobPayload(QUEUE)
+    assert run.accepts(job("runAthena-00-00-11")) and not build.accepts(job("runAthena-00-00-11"))
+    assert build.accepts(job("http://x/trf/buildJob-00-00-03"))
+    assert not run.accepts(job("runGen-00-00-02")) and not run.accepts(job("runathena"))
+
+
+def test_stand_ins_are_found_by_stem():
+    assert locate_transformation("runAthena-00-00-11", [STANDIN_DIR]) == STANDIN_DIR / "runAthena"
+    assert locate_transformation("https://h/trf/buildJob-1", [STANDIN_DIR]) == \
+        STANDIN_DIR / "buildJob"
+
+
+def test_queue_directories_come_before_the_stand_ins(tmp_path):
+    (tmp_path / "runAthena-00-00-11").write_text("#!/bin/sh\n")
+    settings = QueueSettings("Q", transformation_dirs=(tmp_path,))
+    command = RunAthenaPayload(settings).command(job(), tmp_path)
+    assert command.argv[:2] == ("/bin/sh", str(tmp_path / "runAthena-00-00-11"))
+
+
+def test_a_path_from_the_job_is_not_executed_as_given(tmp_path):
+    """Only the name counts: /tmp/evil/runAthena is looked up in the site's directories."""
+    evil = tmp_path / "runAthena"
+    evil.write_text("#!/bin/sh\necho evil\n")
+    command = RunAthenaPayload(QUEUE).command(job(str(evil)), tmp_path)
+    assert command.argv[2] == str(STANDIN_DIR / "runAthena")
+
+
+def test_transformation_not_found_names_where_it_looked(tmp_path):
+    settings = QueueSettings("Q", transformation_dirs=(tmp_path,))
+    with pytest.raises(TransformationNotFoundError) as caught:
+        RunAthenaPayload(settings).command(job("runAthenaX-00-01"), tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path) in message and str(STANDIN_DIR) in message
+    assert "runAthenaX-00-01" in message
+
+
+@pytest.mark.parametrize("name", ["", "/", "http://host/", ".."])
+def test_a_transformation_naming_no_file_is_refused(name):
+    with pytest.raises(TransformationNotFoundError):
+        locate_transformation(name, [STANDIN_DIR])
+
+
+def test_interpreter_comes_from_the_shebang(tmp_path):
+    script = tmp_path / "trf"
+    script.write_text("#!/usr/bin/env python3\n")
+    script.chmod(0o644)  # installing may lose the execute bit: the #! line still works
+    assert interpreter_for(script) == ["/usr/bin/env", "python3", str(script)]
+
+
+def test_an_executable_without_shebang_runs_as_is(tmp_path):
+    binary = tmp_path / "trf"
+    binary.write_bytes(b"\x7fELF")
+    binary.chmod(0o755)
+    assert interpreter_for(binary) == [str(binary)]
+    binary.chmod(0o644)
+    if os.getuid() != 0:  # root may execute anything with any x bit; none is set here
+        with pytest.raises(TransformationNotFoundError, match="neither executable"):
+            interpreter_for(binary)
+
+
+def test_command_builds_argv_environment_and_setup(tmp_path):
+    spec = job(job_pars="-i '[\"a.root\"]' -o '{\"h.root\": \"user.h.root\"}' -j 'my jo.py'",
+               sw_release="Atlas-17.0.5")
+    command = RunAthenaPayload(QUEUE).command(spec, tmp_path)
+    assert isinstance(command, PayloadCommand)
+    assert command.argv == ("/usr/bin/env", "python3", str(STANDIN_DIR / "runAthena"),
+                            "-i", '["a.root"]', "-o", '{"h.root": "user.h.root"}',
+                            "-j", "my jo.py")
+    assert dict(command.environment) == {"PANDAID": "42", "ATLAS_RELEASE": "Atlas-17.0.5"}
+    assert command.setup == ("source /cvmfs/atlas/setup.sh",)
+
+
+def test_unbalanced_quotes_in_jobpars_are_a_job_error(tmp_path):
+    with pytest.raises(JobDescriptionError, match="jobPars.*quotes"):
+        RunAthenaPayload(QUEUE).command(job(job_pars="-j 'unterminated"), tmp_path)
+
+
+def test_nasty_jobpars_become_plain_arguments(tmp_path):
+    canary = tmp_path / "canary"
+    nasty = (f"$(touch {canary}) `touch {canary}` ; touch {canary} | tee {canary} "
+             f"&& touch {canary} > {canary} %s %n \\$HOME '$(id)' \"`id`\"")
+    command = RunAthenaPayload(QUEUE).command(job(job_pars=nasty), tmp_path)
+    assert command.argv[3:] == tuple(shlex.split(nasty))
+    assert "$(id)" in command.argv and "`id`" in command.argv and ";" in command.argv
+    assert not canary.exists()
+
+
+words = st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                         max_size=40), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words)
+def test_any_argument_list_survives_jobpars_byte_for_byte(args):
+    """What the dispatcher quoted (shlex.join) comes back as exactly those arguments."""
+    spec = job(job_pars=shlex.join(args))
+    command = RunAthenaPayload(QUEUE).command(spec, Path("/tmp"))
+    assert list(command.argv[3:]) == args
+
+
+def test_buildjob_outputs_are_the_library_and_outfiles():
+    spec = job("buildJob-00-00-03", job_pars="-i src.tgz -o user.alice.lib.tgz",
+               out_files=("user.alice.lib.tgz", "user.alice.log.tgz"),
+               log_file="user.alice.log.tgz")
+    assert BuildJobPayload(QUEUE).outputs(spec) == ("user.alice.lib.tgz",)
+
+
+def test_buildjob_library_must_stay_in_the_workdir(tmp_path):
+    spec = job("buildJob-00-00-03", job_pars="-i src.tgz -o ../../etc/lib.tgz")
+    with pytest.raises(JobDescriptionError, match="jobPars -o"):
+        BuildJobPayload(QUEUE).command(spec, tmp_path)
+
+
+def test_runathena_outputs_are_outfiles_and_the_stage_out_names_of_o():
+    spec = job(job_pars='-o \'{"hist.root": "user.h.root", "sub/nt.root": "sub/user.nt.root"}\'',
+               out_files=("user.h.root", "extra.root", "log.tgz"), log_file="log.tgz")
+    assert RunAthenaPayload(QUEUE).outputs(spec) == ("user.h.root", "extra.root",
+                                                     "sub/user.nt.root")
+
+
+@pytest.mark.parametrize("value", ["not json", "[\"a\"]", "{\"a\": 1}", "{\"/abs\": \"x\"}",
+                                   "{\"a\": \"../x\"}", "{\"a\": \"\"}"])
+def test_runathena_rejects_a_bad_o_mapping(value, tmp_path):
+    spec = job(job_pars=f"-o {shlex.quote(value)}")
+    with pytest.raises(JobDescriptionError, match="jobPars"):
+        RunAthenaPayload(QUEUE).command(spec, tmp_path)
+
+
+def test_option_value_forms():
+    args = ["-o", "a", "--libTgz=x.tgz", "-o", "b", "--runDir", "r"]
+    assert option_value(args, "-o") == "b"
+    assert option_value(args, "--libTgz") == "x.tgz"
+    assert option_value(args, "--runDir") == "r"
+    assert option_value(args, "-i") is None
+    with pytest.raises(JobDescriptionError, match="-o has no value"):
+        option_value(["-o"], "-o")
+
+
+def test_split_job_pars_keeps_empty_and_unicode_arguments():
+    assert split_job_pars("'' é \"a b\"") == ["", "é", "a b"]

@@ -1,0 +1,95 @@
+"""The outcome table every switcher shares (SwitcherBase.explain) and the start environment."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from pilotid.errors import (
+    PayloadFailedError,
+    PayloadTerminatedError,
+    SwitchError,
+    SwitchSystemError,
+)
+from pilotid.identity.accounts import Account
+from pilotid.queue import QueueSettings
+from pilotid.strategies import base
+from pilotid.strategies.base import SwitcherBase, WrapperMarker, signal_label, start_environment
+
+
+class TableSwitcher(SwitcherBase):
+    """The base table with a recognisable switch failure for "no marker"."""
+
+    def explain_without_marker(self, returncode: int) -> SwitchError:
+        return SwitchSystemError(f"no marker, status {returncode}")
+
+
+@pytest.fixture
+def switcher():
+    return TableSwitcher(QueueSettings("TEST"))
+
+
+@pytest.mark.parametrize("returncode, marker, kind, exit_code, signum, error", [
+    (0, WrapperMarker(1002, 0), base.SUCCEEDED, 0, None, None),
+    (7, WrapperMarker(1002, 7), base.PAYLOAD_FAILED, 7, None, PayloadFailedError),
+    (204, WrapperMarker(1002, 202), base.PAYLOAD_FAILED, 202, None, PayloadFailedError),
+    (143, WrapperMarker(1002, 143), base.TERMINATED, None, 15, PayloadTerminatedError),
+    (137, WrapperMarker(1002, 137), base.TERMINATED, None, 9, PayloadTerminatedError),
+    (255, WrapperMarker(1002, 255), base.PAYLOAD_FAILED, 255, None, PayloadFailedError),
+    (-15, WrapperMarker(1002, None), base.TERMINATED, None, 15, PayloadTerminatedError),
+    (-9, WrapperMarker(1002, 0), base.TERMINATED, None, 9, PayloadTerminatedError),
+    (-15, None, base.TERMINATED, None, 15, PayloadTerminatedError),
+    (3, WrapperMarker(1002, None), base.PAYLOAD_FAILED, None, None, PayloadFailedError),
+    (0, WrapperMarker(1002, None), base.PAYLOAD_FAILED, None, None, PayloadFailedError),
+    (0, None, base.SWITCH_FAILED, None, None, SwitchSystemError),
+    (1, None, base.SWITCH_FAILED, None, None, SwitchSystemError),
+])
+def test_explain_follows_the_shared_table(switcher, returncode, marker, kind, exit_code,
+                                          signum, error):
+    outcome = switcher.explain(returncode, marker)
+    assert (outcome.kind, outcome.exit_code, outcome.signal) == (kind, exit_code, signum)
+    if error is None:
+        assert outcome.error is None and outcome.error_code == 0
+    else:
+        assert type(outcome.error) is error
+        assert outcome.error_code == error.code
+
+
+def test_success_is_never_reported_without_a_marker(switcher):
+    for returncode in (0, 1, 126, 127, 143, 255):
+        assert not switcher.explain(returncode, None).succeeded
+
+
+def test_marker_status_wins_over_the_switch_status(switcher):
+    """gLExec answers 204 when the payload exited 201-204: the marker says which."""
+    outcome = switcher.explain(204, WrapperMarker(1002, 203))
+    assert outcome.exit_code == 203
+
+
+def test_termination_names_the_signal(switcher):
+    outcome = switcher.explain(-signal.SIGTERM, WrapperMarker(1002))
+    assert "SIGTERM" in str(outcome.error)
+
+
+def test_signal_label_for_unknown_numbers():
+    assert signal_label(9) == "SIGKILL (9)"
+    assert signal_label(999) == "signal 999"
+
+
+def test_base_leaves_the_no_marker_case_to_subclasses():
+    with pytest.raises(NotImplementedError):
+        SwitcherBase(QueueSettings("TEST")).explain(1, None)
+
+
+def test_start_environment_carries_nothing_of_the_pilots(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/nonexistent/evil.so")
+    monkeypatch.setenv("X509_USER_PROXY", "/tmp/pilot-proxy")
+    monkeypatch.setenv("BEARER_TOKEN", "secret")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    me = Account.current()
+    env = start_environment(me)
+    assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"}
+    assert env["USER"] == env["LOGNAME"] == me.name
+    assert env["LANG"] == "C.UTF-8"
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
