@@ -65,11 +65,15 @@ class WrapperMarker:
     """What the wrapper recorded: that it ran, as whom, and the payload's own exit status.
 
     ``payload_status`` is ``None`` while the payload has not finished (or if the wrapper
-    was killed before it could write it).
+    was killed before it could write it); for a death by signal s it is 128+s and
+    ``signal`` is s.  ``error`` names the wrapper's own step that failed (one of
+    ``pilotid.payloads.wrapper.WRAPPER_ERRORS``), ``None`` if none did.
     """
 
     uid: int
     payload_status: Optional[int] = None
+    signal: Optional[int] = None
+    error: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,561 @@
+"""Opening the work directory to the target account, and taking it back afterwards.
+
+``grant_target_access`` lets the account a payload runs as work in the pilot's work
+directory; ``reclaim`` undoes exactly what it changed.  Two modes:
+
+``acl`` (the default, least privilege)
+    Every directory of the tree gets the access entry ``u:<target>:rwx`` and the default
+    entries ``d:u::rwx, d:u:<target>:rwx, d:u:<pilot>:rwx, d:g::---, d:m::rwx, d:o::---``:
+    whatever the payload creates inherits an entry for the pilot, whatever the payload's
+    umask (CREAM imposes 0077; with a default ACL the kernel ignores the umask), and
+    nothing it creates is open to group or others.  A file gets ``u:<target>:r`` (plus
+    ``x`` where it is executable) only where the target cannot already read it.  A parent
+    of the work directory the target cannot traverse gets ``u:<target>:x`` (never
+    ``o+x``); one that is not the pilot's own is a ``SandboxError``.
+``world`` (the seed's mode, for file systems without POSIX ACLs)
+    Directories get ``go+rwx``, unreadable files ``go+rX``, and the launcher runs the
+    wrapper with umask 000 (``SandboxGrant.payload_umask``).  Logged as a warning.
+
+Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot keeps its
+own copies of credentials; it is kept 0700 without ACL.  Symbolic links and special files
+are skipped, objects owned by someone else too.  Every object is opened with
+``O_PATH | O_NOFOLLOW`` and changed through ``/proc/self/fd``, so a path swapped for a
+symlink between the check and the change is never followed.
+
+ACLs are read and written as the kernel's ``system.posix_acl_*`` extended attributes
+(``getfacl``/``setfacl`` do the same): that gives an exact snapshot of each object before
+the grant, which ``reclaim`` puts back byte for byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
+from pilotid.identity.accounts import Account
+
+log = logging.getLogger(__name__)
+
+PRIVATE_DIR_NAME = ".pilotid"
+"""The pilot's private directory inside the work directory: never opened to the target."""
+
+ACL = "acl"
+WORLD = "world"
+MODES = (ACL, WORLD)
+
+_ACCESS = "system.posix_acl_access"
+_DEFAULT = "system.posix_acl_default"
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_NO_ID = 0xFFFFFFFF
+_R, _W, _X = 4, 2, 1
+_RWX = _R | _W | _X
+_NOT_SUPPORTED = {errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """One object of the work directory as it was before the grant changed it.
+
+    ``path`` is where it was (relative to the work directory); ``device`` and ``inode``
+    find it again wherever the payload moved it.  ``access_acl`` and ``default_acl`` are
+    the raw extended attributes (``None``: there was none).
+    """
+
+    path: str
+    device: int
+    inode: int
+    mode: int
+    access_acl: Optional[bytes] = None
+    default_acl: Optional[bytes] = None
+
+
+@dataclass(frozen=True)
+class ParentChange:
+    """A parent directory made traversable with ``u:<target>:x``.
+
+    ``previous`` is the target's entry before (``None``: it had none), ``had_acl`` whether
+    the directory had an extended ACL at all.
+    """
+
+    path: Path
+    previous: Optional[int]
+    had_acl: bool
+
+
+@dataclass(frozen=True)
+class SandboxGrant:
+    """What ``grant_target_access`` changed, for ``reclaim`` to undo exactly that.
+
+    ``mode`` is ``'acl'`` or ``'world'`` (the result's ``sandbox_mode``).
+    """
+
+    workdir: Path
+    account: Account
+    mode: str
+    pilot_uid: int
+    changes: Tuple[PathChange, ...] = ()
+    parents: Tuple[ParentChange, ...] = ()
+
+    def payload_umask(self, default: int) -> int:
+        """The umask the wrapper must set: ``default`` (the queue's) in ACL mode, where the
+        default ACL decides, and 000 in world mode, where nothing else lets the pilot read
+        what the payload writes."""
+        return 0 if self.mode == WORLD else default
+
+
+class _Acl:
+    """A POSIX ACL as the kernel stores it: {(tag, id): permission bits}."""
+
+    def __init__(self, entries: Dict[Tuple[int, int], int]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def from_mode(cls, mode: int) -> "_Acl":
+        return cls({(_USER_OBJ, _NO_ID): (mode >> 6) & 7, (_GROUP_OBJ, _NO_ID): (mode >> 3) & 7,
+                    (_OTHER, _NO_ID): mode & 7})
+
+    @classmethod
+    def from_xattr(cls, blob: bytes) -> "_Acl":
+        if len(blob) < 4 or (len(blob) - 4) % 8 or struct.unpack_from("<I", blob)[0] != 2:
+            raise ValueError("not a POSIX ACL (version 2) attribute")
+        entries = {}
+        for offset in range(4, len(blob), 8):
+            tag, perm, ident = struct.unpack_from("<HHI", blob, offset)
+            entries[(tag, ident if tag in (_USER, _GROUP) else _NO_ID)] = perm
+        return cls(entries)
+
+    def to_xattr(self) -> bytes:
+        body = b"".join(struct.pack("<HHI", tag, perm, ident)
+                        for (tag, ident), perm in sorted(self.entries.items()))
+        return struct.pack("<I", 2) + body
+
+    def get(self, tag: int, ident: int = _NO_ID) -> Optional[int]:
+        return self.entries.get((tag, ident))
+
+    def named(self, tag: int) -> Dict[int, int]:
+        return {ident: perm for (t, ident), perm in self.entries.items() if t == tag}
+
+    def add_user(self, uid: int, perm: int) -> None:
+        self.entries[(_USER, uid)] = self.entries.get((_USER, uid), 0) | perm
+
+    def drop_user(self, uid: int) -> bool:
+        return self.entries.pop((_USER, uid), None) is not None
+
+    def recompute_mask(self) -> None:
+        """The mask setfacl computes: the union of the group class (named users, owning
+        and named groups); none where there are no named entries."""
+        named = [p for (t, _), p in self.entries.items() if t in (_USER, _GROUP)]
+        if named:
+            union = self.entries[(_GROUP_OBJ, _NO_ID)]
+            for perm in named:
+                union |= perm
+            self.entries[(_MASK, _NO_ID)] = union
+        else:
+            self.entries.pop((_MASK, _NO_ID), None)
+
+
+def acl_supported(path: Path) -> bool:
+    """True where the file system holding ``path`` supports POSIX ACLs.
+
+    ``WorkdirError`` if ``path`` does not exist.
+    """
+    try:
+        os.getxattr(path, _ACCESS)
+    except OSError as error:
+        if error.errno == errno.ENODATA:
+            return True
+        if error.errno in _NOT_SUPPORTED:
+            return False
+        if error.errno == errno.ENOENT:
+            raise WorkdirError(f"{path} does not exist") from None
+        log.debug("cannot tell whether %s supports ACLs (%s): assuming not", path, error)
+        return False
+    return True
+
+
+def grant_target_access(workdir: Path, account: Account, mode: str = ACL) -> SandboxGrant:
+    """Let ``account`` work in ``workdir`` and the pilot read what it leaves; see the module.
+
+    ``mode`` is ``'acl'`` or ``'world'``; ``'acl'`` falls back to ``'world'`` (with a
+    warning) where the file system refuses ACLs: check the returned grant's ``mode``.
+    Raises ``WorkdirError`` when ``workdir`` does not exist, is not a directory, or is not
+    the pilot's and writable by it; ``SandboxError`` when a change fails (nothing stays
+    changed then); ``ConfigurationError`` for an unknown mode.
+    """
+    if mode not in MODES:
+        raise ConfigurationError(f"sandbox mode {mode!r} is unknown: use 'acl' or 'world'")
+    workdir = _checked_workdir(workdir)
+    pilot_uid = os.geteuid()
+    if mode == ACL and not acl_supported(workdir):
+        log.warning("%s does not support POSIX ACLs: opening it to %s the seed's way "
+                    "(directories go+rwx, payload umask 000)", workdir, account.name)
+        mode = WORLD
+    _secure_private_dir(workdir, pilot_uid)
+    builder = _Builder(workdir, account, mode, pilot_uid)
+    try:
+        builder.open_parents()
+        builder.open_tree()
+    except _AclNotSupported:
+        _undo(builder)
+        log.warning("%s refused an ACL: opening it to %s the seed's way instead "
+                    "(directories go+rwx, payload umask 000)", workdir, account.name)
+        builder = _Builder(workdir, account, WORLD, pilot_uid)
+        try:
+            builder.open_parents()
+            builder.open_tree()
+        except BaseException:
+            _undo(builder)
+            raise
+    except BaseException:
+        _undo(builder)
+        raise
+    grant = builder.grant()
+    log.info("opened %s to %s (%s mode): %d objects changed, %d parent directories",
+             workdir, account.name, grant.mode, len(grant.changes), len(grant.parents))
+    return grant
+
+
+def reclaim(grant: SandboxGrant) -> None:
+    """Undo ``grant``: every object it changed gets its mode and ACLs back exactly, the
+    target's entries go from objects the pilot created since, and from the parents.
+
+    Objects the payload created belong to the target and cannot be changed by the pilot;
+    in ACL mode their inherited entry for the pilot lets it read and delete them.  Any
+    that the pilot still cannot read (the payload chmod'ed them, which cuts the ACL mask)
+    are logged as a warning.  Raises ``SandboxError`` naming what could not be restored,
+    after restoring everything else.
+    """
+    failures: List[str] = []
+    pending = {(c.device, c.inode): c for c in grant.changes}
+    unreadable: List[str] = []
+    if grant.workdir.is_dir():
+        for relpath, fd, info in _objects(grant.workdir):
+            try:
+                if info.st_uid != grant.pilot_uid:
+                    if not _pilot_can_use(fd, info):
+                        unreadable.append(relpath)
+                    continue
+                change = pending.pop((info.st_dev, info.st_ino), None)
+                if change is not None:
+                    _restore(fd, info, change, grant.mode)
+                elif grant.mode == ACL:
+                    _strip_user(fd, info, grant.account.uid)
+            except OSError as error:
+                failures.append(f"{relpath}: {error.strerror}")
+            finally:
+                os.close(fd)
+    for change in pending.values():
+        log.debug("%s (changed by the grant) is no longer in %s: not restored",
+                  change.path, grant.workdir)
+    for parent in grant.parents:
+        try:
+            _restore_parent(parent, grant.account.uid)
+        except OSError as error:
+            failures.append(f"{parent.path}: {error.strerror}")
+    if unreadable:
+        log.warning("%d paths in %s are not readable by the pilot after the payload "
+                    "(it changed their modes); first: %s", len(unreadable), grant.workdir,
+                    ", ".join(unreadable[:5]))
+    if failures:
+        raise SandboxError(f"could not give back {len(failures)} paths of {grant.workdir} "
+                           f"after the payload; first: {failures[0]}")
+    log.info("reclaimed %s from %s", grant.workdir, grant.account.name)
+
+
+class _AclNotSupported(Exception):
+    pass
+
+
+def _undo(builder: "_Builder") -> None:
+    """Take back a grant that failed half-way; the original error is what matters."""
+    try:
+        reclaim(builder.grant())
+    except SandboxError as error:
+        log.error("undoing the partial grant of %s failed too: %s", builder.workdir, error)
+
+
+class _Builder:
+    """Makes the changes of one grant, recording each before it is made."""
+
+    def __init__(self, workdir: Path, account: Account, mode: str, pilot_uid: int) -> None:
+        self.workdir = workdir
+        self.account = account
+        self.mode = mode
+        self.pilot_uid = pilot_uid
+        self.groups = _groups_of(account)
+        self.changes: List[PathChange] = []
+        self.parents: List[ParentChange] = []
+
+    def grant(self) -> SandboxGrant:
+        return SandboxGrant(self.workdir, self.account, self.mode, self.pilot_uid,
+                            tuple(self.changes), tuple(self.parents))
+
+    def open_parents(self) -> None:
+        for parent in reversed(self.workdir.parents):
+            try:
+                info = os.stat(parent)
+                acl = _read_acl(str(parent), _ACCESS)
+            except OSError as error:
+                raise SandboxError(f"cannot check {parent} (a parent of the work directory): "
+                                   f"{error.strerror}") from None
+            if _may(info, acl, self.account.uid, self.groups, _X):
+                continue
+            name = self.account.name
+            if info.st_uid != self.pilot_uid:
+                raise SandboxError(
+                    f"{parent} (a parent of the work directory) is not traversable by {name} "
+                    f"and belongs to uid {info.st_uid}, not the pilot: make it traversable "
+                    f"(setfacl -m u:{name}:x) or use a work directory elsewhere")
+            if self.mode == WORLD or not acl_supported(parent):
+                raise SandboxError(
+                    f"{parent} (a parent of the work directory) is not traversable by {name} "
+                    "and its file system has no ACLs; pilotid never makes it o+x: make it "
+                    "traversable or use a work directory elsewhere")
+            updated = acl if acl is not None else _Acl.from_mode(info.st_mode)
+            previous = updated.get(_USER, self.account.uid)
+            self.parents.append(ParentChange(parent, previous, acl is not None))
+            updated.add_user(self.account.uid, _X)
+            updated.recompute_mask()
+            _write(str(parent), _ACCESS, updated.to_xattr(), parent)
+
+    def open_tree(self) -> None:
+        for relpath, fd, info in _objects(self.workdir):
+            try:
+                if info.st_uid != self.pilot_uid:
+                    log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
+                elif stat.S_ISDIR(info.st_mode):
+                    self._open_dir(relpath, fd, info)
+                elif not _may(info, _read_acl(_fd_path(fd), _ACCESS), self.account.uid,
+                              self.groups, _needed(info)):
+                    self._open_file(relpath, fd, info)
+            finally:
+                os.close(fd)
+
+    def _record(self, relpath: str, fd: int, info: os.stat_result) -> PathChange:
+        change = PathChange(relpath, info.st_dev, info.st_ino, stat.S_IMODE(info.st_mode),
+                            _read_raw(_fd_path(fd), _ACCESS),
+                            _read_raw(_fd_path(fd), _DEFAULT)
+                            if stat.S_ISDIR(info.st_mode) else None)
+        self.changes.append(change)
+        return change
+
+    def _open_dir(self, relpath: str, fd: int, info: os.stat_result) -> None:
+        change = self._record(relpath, fd, info)
+        where = self.workdir / relpath
+        if self.mode == WORLD:
+            _chmod(fd, change.mode | 0o077, where)
+            return
+        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
+                  else _Acl.from_mode(info.st_mode))
+        access.add_user(self.account.uid, _RWX)
+        access.recompute_mask()
+        default = (_Acl.from_xattr(change.default_acl) if change.default_acl
+                   else _Acl({(_USER_OBJ, _NO_ID): _RWX, (_GROUP_OBJ, _NO_ID): 0,
+                              (_OTHER, _NO_ID): 0}))
+        default.add_user(self.account.uid, _RWX)
+        if self.pilot_uid != self.account.uid:
+            default.add_user(self.pilot_uid, _RWX)
+        default.entries[(_MASK, _NO_ID)] = _RWX
+        _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
+        _write(_fd_path(fd), _DEFAULT, default.to_xattr(), where)
+
+    def _open_file(self, relpath: str, fd: int, info: os.stat_result) -> None:
+        change = self._record(relpath, fd, info)
+        where = self.workdir / relpath
+        execute = bool(change.mode & 0o111)
+        if self.mode == WORLD:
+            _chmod(fd, change.mode | 0o044 | (0o011 if execute else 0), where)
+            return
+        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
+                  else _Acl.from_mode(info.st_mode))
+        access.add_user(self.account.uid, _R | (_X if execute else 0))
+        access.recompute_mask()
+        _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
+
+
+def _checked_workdir(workdir: Path) -> Path:
+    try:
+        resolved = Path(workdir).resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError):
+        raise WorkdirError(f"work directory {workdir} does not exist") from None
+    except OSError as error:
+        raise WorkdirError(f"work directory {workdir} cannot be reached: "
+                           f"{error.strerror}") from None
+    info = os.stat(resolved)
+    if not stat.S_ISDIR(info.st_mode):
+        raise WorkdirError(f"work directory {workdir} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise WorkdirError(f"work directory {workdir} belongs to uid {info.st_uid}, not to the "
+                           f"pilot (uid {os.geteuid()}): use a directory of the pilot's own")
+    if not os.access(resolved, os.W_OK | os.X_OK):
+        raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
+                           f"(uid {os.geteuid()})")
+    return resolved
+
+
+def _secure_private_dir(workdir: Path, pilot_uid: int) -> None:
+    """Keep ``.pilotid`` the pilot's own: 0700, no ACL; refuse anything else there."""
+    private = workdir / PRIVATE_DIR_NAME
+    try:
+        fd = os.open(private, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != pilot_uid:
+            raise SandboxError(f"{private} is not a directory of the pilot's own: remove it")
+        for name in (_ACCESS, _DEFAULT):
+            if _read_raw(_fd_path(fd), name) is not None:
+                os.removexattr(_fd_path(fd), name)
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(_fd_path(fd), 0o700)
+    except OSError as error:
+        raise SandboxError(f"cannot keep {private} private: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _objects(workdir: Path) -> Iterator[Tuple[str, int, os.stat_result]]:
+    """(relative path, O_PATH fd, stat) of every directory and regular file of the tree,
+    the work directory first; never follows a symlink, never enters ``.pilotid``.  The
+    caller closes each fd.  Directories the pilot cannot enter are yielded, not walked."""
+    top = os.open(workdir, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
+    yield ".", top, os.fstat(top)
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
+        if dirpath == str(workdir) and PRIVATE_DIR_NAME in dirnames:
+            dirnames.remove(PRIVATE_DIR_NAME)
+        for name in (*dirnames, *filenames):
+            try:
+                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+            except FileNotFoundError:
+                continue
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+                yield os.path.relpath(os.path.join(dirpath, name), workdir), fd, info
+            else:
+                os.close(fd)
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _read_raw(path: str, name: str) -> Optional[bytes]:
+    try:
+        return os.getxattr(path, name)
+    except OSError as error:
+        if error.errno == errno.ENODATA or error.errno in _NOT_SUPPORTED:
+            return None
+        raise
+
+
+def _read_acl(path: str, name: str) -> Optional[_Acl]:
+    raw = _read_raw(path, name)
+    return _Acl.from_xattr(raw) if raw else None
+
+
+def _write(path: str, name: str, blob: bytes, shown: Path) -> None:
+    try:
+        os.setxattr(path, name, blob)
+    except OSError as error:
+        if error.errno in _NOT_SUPPORTED:
+            raise _AclNotSupported(str(shown)) from None
+        raise SandboxError(f"cannot set an ACL on {shown}: {error.strerror}") from None
+
+
+def _chmod(fd: int, mode: int, shown: Path) -> None:
+    try:
+        os.chmod(_fd_path(fd), mode)
+    except OSError as error:
+        raise SandboxError(f"cannot chmod {shown} to {mode:04o}: {error.strerror}") from None
+
+
+def _groups_of(account: Account) -> Sequence[int]:
+    try:
+        return os.getgrouplist(account.name, account.gid)
+    except OSError:
+        return [account.gid]
+
+
+def _needed(info: os.stat_result) -> int:
+    """What the target needs on a file: read, and execute where anyone may execute it."""
+    return _R | (_X if info.st_mode & 0o111 else 0)
+
+
+def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: Sequence[int],
+         want: int) -> bool:
+    """POSIX.1e access check: may ``uid`` (in ``groups``) do ``want`` on this object?"""
+    if acl is None:
+        acl = _Acl.from_mode(info.st_mode)
+    mask = acl.get(_MASK)
+    if uid == info.st_uid:
+        return (acl.get(_USER_OBJ) or 0) & want == want
+    named = acl.get(_USER, uid)
+    if named is not None:
+        return named & (_RWX if mask is None else mask) & want == want
+    matching = []
+    if info.st_gid in groups:
+        matching.append(acl.get(_GROUP_OBJ) or 0)
+    matching.extend(perm for gid, perm in acl.named(_GROUP).items() if gid in groups)
+    if matching:
+        return any(perm & (_RWX if mask is None else mask) & want == want for perm in matching)
+    return (acl.get(_OTHER) or 0) & want == want
+
+
+def _restore(fd: int, info: os.stat_result, change: PathChange, mode: str) -> None:
+    if mode == ACL:
+        saved = [(_ACCESS, change.access_acl)]
+        if stat.S_ISDIR(info.st_mode):
+            saved.append((_DEFAULT, change.default_acl))
+        for name, blob in saved:
+            if blob is not None:
+                os.setxattr(_fd_path(fd), name, blob)
+            elif _read_raw(_fd_path(fd), name) is not None:
+                os.removexattr(_fd_path(fd), name)
+    os.chmod(_fd_path(fd), change.mode)
+
+
+def _strip_user(fd: int, info: os.stat_result, uid: int) -> None:
+    """Drop ``uid``'s named entries, which objects the pilot made after the grant inherit."""
+    names = (_ACCESS, _DEFAULT) if stat.S_ISDIR(info.st_mode) else (_ACCESS,)
+    for name in names:
+        acl = _read_acl(_fd_path(fd), name)
+        if acl is not None and acl.drop_user(uid):
+            if name == _ACCESS:  # a narrower mask, never a wider one
+                old = acl.get(_MASK)
+                acl.recompute_mask()
+                if old is not None and acl.get(_MASK) is not None:
+                    acl.entries[(_MASK, _NO_ID)] &= old
+            os.setxattr(_fd_path(fd), name, acl.to_xattr())
+
+
+def _restore_parent(change: ParentChange, uid: int) -> None:
+    path = str(change.path)
+    acl = _read_acl(path, _ACCESS)
+    if acl is None:
+        return
+    if change.previous is None:
+        acl.drop_user(uid)
+    else:
+        acl.entries[(_USER, uid)] = change.previous
+    acl.recompute_mask()
+    if not change.had_acl and not acl.named(_USER) and not acl.named(_GROUP):
+        group = acl.get(_GROUP_OBJ) or 0
+        os.removexattr(path, _ACCESS)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        os.chmod(path, (mode & ~0o070) | (group << 3))
+    else:
+        os.setxattr(path, _ACCESS, acl.to_xattr())
+
+
+def _pilot_can_use(fd: int, info: os.stat_result) -> bool:
+    """May the pilot read this file (enter, list and empty this directory)?"""
+    want = os.R_OK | os.W_OK | os.X_OK if stat.S_ISDIR(info.st_mode) else os.R_OK
+    return os.access(_fd_path(fd), want)

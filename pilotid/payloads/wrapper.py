@@ -1,0 +1,484 @@
+"""The wrapper: a generated bash script that runs one payload as the account it starts as.
+
+After an identity switch the payload's environment is gone (gLExec wipes it, ``sudo``
+resets it), so the pilot writes a wrapper that rebuilds it and then runs the payload.  In
+this order, the wrapper
+
+1. creates the marker (a new file: an existing one makes it stop) with ``uid=<euid>``, the
+   proof that the switch happened and the wrapper ran;
+2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
+   at ``handover.payload_proxy`` and reconnects standard input to ``/dev/null``;
+3. exports the pilot's environment minus a deny-list (``filter_environment``), then the
+   command's own additions, then ``X509_USER_PROXY`` pointing at the user's proxy;
+4. enters the work directory and sets the umask;
+5. makes ``PYTHON_EGG_CACHE`` a fresh directory ``<egg_cache_base>/pilotid-egg-<32 hex>``
+   whose name comes from ``/dev/urandom`` when the wrapper runs, with ``mkdir -m 700`` (no
+   ``-p``): an existing directory is never reused, the wrapper stops instead;
+6. runs the site's setup lines (trusted queue configuration, each through ``eval``), then
+   re-asserts the work directory, umask, ``X509_USER_PROXY``, ``PYTHON_EGG_CACHE``, its
+   shell options and its traps, which a setup script may have changed;
+7. runs the payload's argv as a child in its own process group, with standard input from
+   ``/dev/null``, forwards TERM, INT and HUP to that group, and waits for it;
+8. appends the payload's status to the marker, removes the egg cache (on every other exit
+   path too, through an EXIT trap) and exits with the payload's status.
+
+The marker, one ``key=value`` per line::
+
+    uid=<effective uid>        always, first, as soon as the wrapper runs
+    status=<n>                 the payload's exit status; 128+s for a death by signal s
+    signal=<s>                 with status, when 128 < status <= 128+SIGRTMAX
+    error=<reason>             the wrapper itself failed (or was stopped) before the
+                               payload ended; reason is one of WRAPPER_ERRORS
+
+bash reports a payload killed by signal ``s`` as ``128+s`` and cannot tell it from a
+payload that called ``exit(128+s)``; the wrapper follows the shell's convention and writes
+``signal=s`` for any status in that range.  Its own failures exit with
+``WRAPPER_FAILURE_STATUS`` (125) and leave ``error=...`` in the marker.
+
+Every value in the script is quoted by ``bash_quote``: ``shlex.quote`` where the value is
+printable ASCII, else bash's ``$'...'`` with ``\\xHH`` escapes, so the script stays ASCII
+(parsed the same under any locale) and non-UTF-8 bytes reach the payload unchanged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import shlex
+import signal
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
+from pilotid.payloads.job import PayloadCommand
+from pilotid.strategies.base import ProxyHandover, WrapperMarker
+
+log = logging.getLogger(__name__)
+
+WRAPPER_FAILURE_STATUS = 125
+"""Exit status of the wrapper when it fails itself (marker line ``error=<reason>``)."""
+
+WRAPPER_ERRORS = ("marker", "proxy", "workdir", "egg-cache", "setup", "interrupted")
+"""The reasons an ``error=`` marker line can give: which step of the wrapper failed, or
+``interrupted`` when TERM/INT/HUP arrived before the payload started (``signal=`` says
+which)."""
+
+EGG_CACHE_PREFIX = "pilotid-egg-"
+"""Name prefix of the egg cache directories the wrapper creates under its base."""
+
+# glibc's own list of variables it drops for set-uid programs (UNSECURE_ENVVARS), minus
+# LD_LIBRARY_PATH and TMPDIR, which ATLAS set-ups and payloads rely on.
+LOADER_VARIABLES = (
+    "LD_PRELOAD", "LD_AUDIT", "LD_DEBUG*", "LD_PROFILE*", "LD_ORIGIN_PATH",
+    "LD_USE_LOAD_BIAS", "LD_DYNAMIC_WEAK", "LD_SHOW_AUXV", "LD_HWCAP_MASK", "GCONV_PATH",
+    "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE",
+    "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
+)
+"""Names (and patterns) of loader-injection variables the payload never gets."""
+
+IDENTITY_VARIABLES = (
+    "HOME", "USER", "LOGNAME", "USERNAME", "MAIL", "SHELL", "XDG_RUNTIME_DIR", "KRB5CCNAME",
+    "SUDO_*",
+)
+"""The pilot's identity: the switch sets the target's own (or leaves them unset)."""
+
+CREDENTIAL_VARIABLES = (
+    "X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY", "BEARER_TOKEN", "BEARER_TOKEN_*",
+    "PANDA_AUTH_*", "OIDC_*", "GLEXEC_*", "SSH_AUTH_SOCK", "SSH_AGENT_PID",
+    "PYTHON_EGG_CACHE",
+)
+"""The pilot's credentials and tokens (and what the wrapper sets itself)."""
+
+SHELL_VARIABLES = (
+    "BASH", "BASH_*", "BASHOPTS", "BASHPID", "SHELLOPTS", "ENV", "CDPATH", "GLOBIGNORE",
+    "GLOBSORT", "IFS", "PS0", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND", "PROMPT_DIRTRIM",
+    "PWD", "OLDPWD", "SHLVL", "_", "HISTCMD", "HISTCONTROL", "HISTFILE", "HISTFILESIZE",
+    "HISTIGNORE", "HISTSIZE", "HISTTIMEFORMAT", "CHILD_MAX", "COMP_CWORD", "COMP_KEY",
+    "COMP_LINE", "COMP_POINT", "COMP_TYPE", "COMP_WORDBREAKS", "COMP_WORDS", "EPOCHREALTIME",
+    "EPOCHSECONDS", "EUID", "UID", "PPID", "GROUPS", "EXECIGNORE", "FCEDIT", "FIGNORE",
+    "FUNCNAME", "FUNCNEST", "HOSTFILE", "IGNOREEOF", "INPUTRC", "LINENO", "MAILCHECK",
+    "MAILPATH", "OPTARG", "OPTERR", "OPTIND", "PIPESTATUS", "POSIXLY_CORRECT", "RANDOM",
+    "SRANDOM", "SECONDS", "TIMEFORMAT", "TMOUT", "_pilotid_*",
+)
+"""bash's own variables (assigning them changes how the wrapper itself behaves), exported
+functions (``BASH_FUNC_*``) and the wrapper's internal names (``_pilotid_*``)."""
+
+DENIED_VARIABLES = LOADER_VARIABLES + IDENTITY_VARIABLES + CREDENTIAL_VARIABLES + SHELL_VARIABLES
+"""The whole built-in deny-list: shell-style patterns matched against the whole name."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FUNCTION_VALUE = re.compile(r"\s*\(\)\s*\{")
+_MAX_ENV_STRING = 128 * 1024  # Linux's MAX_ARG_STRLEN: execve refuses a longer NAME=value
+
+
+@dataclass(frozen=True)
+class WrapperSpec:
+    """Everything the wrapper needs.
+
+    ``environment`` is the pilot's environment as it is (``os.environ.items()``):
+    ``render_wrapper`` filters it with ``filter_environment`` and ``extra_deny`` (the
+    queue's ``env_deny``).  ``umask`` is the payload's; the launcher passes
+    ``SandboxGrant.payload_umask(queue umask)``, 0 in the sandbox's world mode.  The marker
+    must not exist yet and must be in a directory the target may write (the work
+    directory); the wrapper refuses to run otherwise.
+    """
+
+    command: PayloadCommand
+    workdir: Path
+    handover: ProxyHandover
+    marker: Path
+    environment: Tuple[Tuple[str, str], ...]
+    umask: int = 0o022
+    egg_cache_base: Path = Path("/tmp")  # noqa: S108 - fixed base by design, never $TMPDIR
+    extra_deny: Tuple[str, ...] = ()
+
+
+def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
+    """True where ``name`` matches the deny-list or one of ``extra_deny``.
+
+    Every entry is a shell-style pattern (``fnmatch``, case-sensitive) matched against the
+    whole name: ``USER`` denies ``USER`` only, never ``ATLAS_USER_AREA``; ``OIDC_*`` denies
+    ``OIDC_TOKEN`` but not ``MY_OIDC``.
+    """
+    return any(fnmatch.fnmatchcase(name, pattern)
+               for pattern in (*DENIED_VARIABLES, *extra_deny))
+
+
+def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = ()) -> Dict[str, str]:
+    """Return ``env`` minus what the payload must not get, in the same order.
+
+    Dropped: names matching ``DENIED_VARIABLES`` or ``extra_deny`` (whole-name patterns,
+    see ``is_denied``), names that are not shell identifiers, exported bash functions
+    (``BASH_FUNC_*`` names, values starting ``() {``) and values holding a NUL byte.  Names
+    are logged at debug level, values never (they may be secrets).
+    """
+    extra = tuple(extra_deny)
+    kept: Dict[str, str] = {}
+    dropped: List[str] = []
+    for name, value in env.items():
+        if (not _IDENTIFIER.fullmatch(name) or is_denied(name, extra) or "\0" in value
+                or _FUNCTION_VALUE.match(value)):
+            dropped.append(name)
+        else:
+            kept[name] = value
+    if dropped:
+        log.debug("environment variables not passed to the payload: %s", " ".join(dropped))
+    return kept
+
+
+def bash_quote(text: str) -> str:
+    """Quote ``text`` as one bash word that expands to exactly its bytes.
+
+    ``text`` is encoded as the file system encodes names (UTF-8, surrogate escapes for
+    bytes that are not), so values decoded from ``os.environ`` come out byte for byte.
+    Printable ASCII goes through ``shlex.quote``; anything else becomes ``$'...'`` with
+    ``\\xHH`` escapes, so the word is plain ASCII.  A NUL cannot be passed: ``ValueError``.
+    """
+    if "\0" in text:
+        raise ValueError("a NUL byte cannot be passed through a shell script")
+    data = os.fsencode(text)
+    if all(0x20 <= byte < 0x7F for byte in data):
+        return shlex.quote(text)
+    out = []
+    for byte in data:
+        if byte in (0x27, 0x5C):  # ' and \ are the only specials inside $'...'
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+def render_wrapper(spec: WrapperSpec) -> str:
+    """Return the wrapper script for ``spec`` (see the module docstring for what it does).
+
+    Raises ``JobDescriptionError`` for an empty argv or one holding a NUL byte,
+    ``ConfigurationError`` for an impossible umask or a relative egg cache base, and
+    ``ValueError`` for relative paths in ``spec``.
+    """
+    command = spec.command
+    if not command.argv:
+        raise JobDescriptionError("the payload command is empty: nothing to run")
+    for index, arg in enumerate(command.argv):
+        if "\0" in arg:
+            raise JobDescriptionError(f"payload argument {index} contains a NUL byte, "
+                                      "which no program can receive")
+    if not 0 <= spec.umask <= 0o777:
+        raise ConfigurationError(f"umask {spec.umask:o} is not a permission mask (0000-0777)")
+    if not spec.egg_cache_base.is_absolute():
+        raise ConfigurationError(f"egg_cache_base {spec.egg_cache_base} must be an absolute path")
+    for label, path in (("workdir", spec.workdir), ("marker", spec.marker),
+                        ("payload_proxy", spec.handover.payload_proxy)):
+        if not Path(path).is_absolute():
+            raise ValueError(f"WrapperSpec.{label} must be an absolute path, not {path}")
+
+    environment = list(filter_environment(dict(spec.environment), spec.extra_deny).items())
+    for name, value in command.environment:
+        if not _IDENTIFIER.fullmatch(name):
+            raise JobDescriptionError(f"payload environment variable name {name!r} is not a "
+                                      "shell identifier")
+        if "\0" in value:
+            raise JobDescriptionError(f"payload environment variable {name} contains a NUL byte")
+        if is_denied(name, spec.extra_deny):
+            log.warning("payload environment variable %s is on the deny-list: not passed", name)
+            continue
+        environment.append((name, value))
+    for name, value in environment:
+        if len(os.fsencode(name)) + 1 + len(os.fsencode(value)) >= _MAX_ENV_STRING:
+            log.warning("environment variable %s is longer than the kernel passes to a "
+                        "program (128 KiB): the payload will fail to start", name)
+
+    proxy = bash_quote(str(spec.handover.payload_proxy))
+    umask = f"{spec.umask:04o}"
+    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))]
+    if spec.handover.from_stdin:
+        lines.append(_PROXY_FROM_STDIN.replace("@PROXY@", proxy))
+    lines.append("builtin set +C")
+    lines.append("# The pilot's environment, filtered, then the payload's own additions.")
+    lines.extend(f"builtin export {name}={bash_quote(value)}" for name, value in environment)
+    lines.append(_SETTLE.replace("@PROXY@", proxy)
+                 .replace("@WORKDIR@", bash_quote(str(spec.workdir)))
+                 .replace("@UMASK@", umask)
+                 .replace("@EGGBASE@", bash_quote(str(spec.egg_cache_base)))
+                 .replace("@EGGPREFIX@", EGG_CACHE_PREFIX))
+    if command.setup:
+        lines.append("# Site setup lines from the queue settings: trusted configuration, run "
+                     "in this shell.\n_pilotid_phase=setup\nbuiltin set +u")
+        for number, line in enumerate(command.setup, 1):
+            # \builtin: an alias an earlier line defined never applies to it
+            lines.append(f"\\builtin eval {bash_quote(line)} || \\_pilotid_fail setup "
+                         f"\"site setup line {number} failed with status $?\"")
+        lines.append(_REASSERT.replace("@PROXY@", proxy).replace("@UMASK@", umask))
+    lines.append(_PAYLOAD
+                 .replace("@ARGV@", " ".join(bash_quote(arg) for arg in command.argv))
+                 .replace("@MAXSIGNAL@", str(128 + _max_signal())))
+    return "\n".join(lines) + "\n"
+
+
+def write_wrapper(spec: WrapperSpec, path: Path) -> Path:
+    """Write the wrapper for ``spec`` to a new file at ``path``, mode 0700; return ``path``.
+
+    The file is created with ``O_EXCL | O_NOFOLLOW``: an existing file or a symlink there
+    is a ``WorkdirError``.  The sandbox later gives the target read and execute on it.
+    """
+    data = render_wrapper(spec).encode("ascii")  # bash_quote keeps the script ASCII
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o700)
+    except FileExistsError:
+        raise WorkdirError(f"cannot write the wrapper {path}: something already exists there "
+                           "(remove it, or check who created it)") from None
+    except OSError as error:
+        raise WorkdirError(f"cannot create the wrapper {path}: {error.strerror}") from None
+    try:
+        os.fchmod(fd, 0o700)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except OSError as error:
+        path.unlink()
+        raise WorkdirError(f"cannot write the wrapper {path}: {error.strerror}") from None
+    return path
+
+
+def read_marker(path: Path) -> Optional[WrapperMarker]:
+    """Return what the wrapper recorded at ``path``, or ``None`` if it never ran.
+
+    ``None`` also for a marker that is not a regular file or does not parse (logged as a
+    warning): the pilot cannot trust it.  ``payload_status`` is 128+s for a death by
+    signal s (``signal`` is then s), ``None`` when the payload did not finish.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log.warning("wrapper marker %s cannot be read (%s): ignoring it", path, error.strerror)
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            log.warning("wrapper marker %s is not a regular file: ignoring it", path)
+            return None
+        data = os.read(fd, 4097)
+    finally:
+        os.close(fd)
+    marker = _parse_marker(data)
+    if marker is None:
+        log.warning("wrapper marker %s is malformed: ignoring it", path)
+    return marker
+
+
+def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
+    if len(data) > 4096 or not data.endswith(b"\n"):
+        return None
+    try:
+        lines = data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return None
+    fields: Dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if not sep or key in fields or key not in ("uid", "status", "signal", "error"):
+            return None
+        fields[key] = value
+    if not lines or not lines[0].startswith("uid="):
+        return None
+    numbers: Dict[str, Optional[int]] = {}
+    for key in ("uid", "status", "signal"):
+        text = fields.get(key)
+        if text is not None and not re.fullmatch(r"[0-9]{1,10}", text):
+            return None
+        numbers[key] = None if text is None else int(text)
+    error = fields.get("error")
+    if error is not None and error not in WRAPPER_ERRORS:
+        return None
+    uid = numbers["uid"]
+    assert uid is not None
+    return WrapperMarker(uid=uid, payload_status=numbers["status"], signal=numbers["signal"],
+                         error=error)
+
+
+def _max_signal() -> int:
+    return int(getattr(signal, "SIGRTMAX", 64))
+
+
+# The script, in pieces.  Everything the wrapper calls after the environment is exported
+# goes through `builtin` or `builtin command -p`, so neither the pilot's PATH nor functions
+# a setup script defines can stand in for it.  Placeholders are @NAME@, filled with
+# bash_quote'd values.
+
+_PROLOGUE = f"""\
+#!/bin/bash
+# Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
+# Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
+# trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
+builtin set -u
+_pilotid_marker=@MARKER@
+_pilotid_marker_fd=
+_pilotid_egg=
+_pilotid_payload_pid=
+_pilotid_interrupted=0
+_pilotid_phase=start
+
+_pilotid_note() {{
+  [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\\n' "$1" "$2" >&"$_pilotid_marker_fd"
+}}
+_pilotid_cleanup() {{
+  if [ "$_pilotid_phase" = setup ]; then
+    _pilotid_phase=failed
+    _pilotid_note error setup
+  fi
+  if [ -n "$_pilotid_egg" ]; then
+    builtin command -p chmod -R u+rwx -- "$_pilotid_egg" 2>/dev/null
+    builtin command -p rm -rf -- "$_pilotid_egg"
+    _pilotid_egg=
+  fi
+}}
+_pilotid_fail() {{
+  builtin printf 'pilotid-wrapper: %s\\n' "$2" >&2
+  _pilotid_phase=failed
+  _pilotid_note error "$1"
+  builtin exit {WRAPPER_FAILURE_STATUS}
+}}
+_pilotid_on_signal() {{
+  _pilotid_interrupted=1
+  if [ -n "$_pilotid_payload_pid" ]; then
+    builtin kill -s "$1" -- "-$_pilotid_payload_pid" 2>/dev/null ||
+      builtin kill -s "$1" -- "$_pilotid_payload_pid" 2>/dev/null
+    builtin return 0
+  fi
+  builtin printf 'pilotid-wrapper: SIG%s before the payload started: stopping\\n' "$1" >&2
+  _pilotid_phase=failed
+  _pilotid_note error interrupted
+  _pilotid_note signal "$2"
+  builtin exit $((128 + $2))
+}}
+_pilotid_traps() {{
+  builtin trap _pilotid_cleanup EXIT
+  builtin trap '_pilotid_on_signal TERM {int(signal.SIGTERM)}' TERM
+  builtin trap '_pilotid_on_signal INT {int(signal.SIGINT)}' INT
+  builtin trap '_pilotid_on_signal HUP {int(signal.SIGHUP)}' HUP
+}}
+
+# The marker proves the switch happened: a new file (noclobber), never an existing one.
+builtin set -C
+if ! {{ builtin exec {{_pilotid_marker_fd}}>"$_pilotid_marker"; }}; then
+  _pilotid_marker_fd=
+  _pilotid_fail marker "cannot create the marker $_pilotid_marker \
+(it exists already, or its directory is not writable by uid $EUID): not running the payload"
+fi
+builtin printf 'uid=%s\\n' "$EUID" >&"$_pilotid_marker_fd"
+_pilotid_traps"""
+
+_PROXY_FROM_STDIN = """\
+# The user's proxy arrives on standard input: store it as a new file of this account.
+_pilotid_proxy=@PROXY@
+if ! ( builtin umask 077 && builtin command -p cat >"$_pilotid_proxy" ); then
+  _pilotid_fail proxy "cannot store the proxy from standard input as $_pilotid_proxy \
+(it exists already, or the directory is not writable by uid $EUID)"
+fi
+# A default ACL on the directory overrides the umask: make the mode exactly 0600.
+builtin command -p chmod 600 -- "$_pilotid_proxy" ||
+  _pilotid_fail proxy "cannot make $_pilotid_proxy mode 0600"
+[ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
+builtin exec </dev/null"""
+
+_SETTLE = """\
+builtin export X509_USER_PROXY=@PROXY@
+_pilotid_workdir=@WORKDIR@
+builtin cd -P -- "$_pilotid_workdir" ||
+  _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
+builtin umask @UMASK@
+
+# A fresh egg cache, named from /dev/urandom now; mkdir without -p: never reused.
+_pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
+_pilotid_random=${_pilotid_random//[!0-9a-f]/}
+[ "${#_pilotid_random}" -eq 32 ] ||
+  _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
+_pilotid_egg_path=@EGGBASE@/@EGGPREFIX@$_pilotid_random
+if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
+  _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 \
+(it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
+fi
+_pilotid_egg=$_pilotid_egg_path
+builtin export PYTHON_EGG_CACHE="$_pilotid_egg\""""
+
+_REASSERT = """\
+# Undo what the setup may have changed in this shell (aliases, options, directory, ...).
+\\builtin shopt -u expand_aliases
+builtin set +e +f +C -u +o pipefail
+_pilotid_phase=ready
+builtin cd -P -- "$_pilotid_workdir" ||
+  _pilotid_fail workdir "cannot re-enter the work directory $_pilotid_workdir after the setup"
+builtin umask @UMASK@
+builtin export X509_USER_PROXY=@PROXY@ PYTHON_EGG_CACHE="$_pilotid_egg"
+_pilotid_traps"""
+
+_PAYLOAD = """\
+# The payload: a child in its own process group (set -m), stdin from /dev/null.
+_pilotid_argv=(@ARGV@)
+_pilotid_phase=payload
+builtin set -m
+( builtin exec -- "${_pilotid_argv[@]}" ) </dev/null {_pilotid_marker_fd}>&- &
+_pilotid_payload_pid=$!
+builtin set +m
+while :; do
+  _pilotid_interrupted=0
+  builtin wait "$_pilotid_payload_pid"
+  _pilotid_status=$?
+  # A trapped signal interrupts wait before the payload has ended: wait again.
+  [ "$_pilotid_interrupted" = 1 ] || break
+done
+_pilotid_phase=done
+_pilotid_note status "$_pilotid_status"
+if [ "$_pilotid_status" -gt 128 ] && [ "$_pilotid_status" -le @MAXSIGNAL@ ]; then
+  _pilotid_note signal "$((_pilotid_status - 128))"
+fi
+_pilotid_cleanup
+builtin exit "$_pilotid_status\""""

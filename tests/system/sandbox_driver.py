@@ -1,0 +1,82 @@
+"""Run one payload the way the launcher does, as the (unprivileged) pilot account.
+
+Used by test_sandbox_sudo.py: ``python sandbox_driver.py CONFIG`` with ``CONFIG`` a JSON
+object (workdir, target, argv, pem, mode).  As the pilot it writes the wrapper, opens the
+work directory to the target, runs ``sudo -n -u <target> -- <wrapper>`` with the proxy on
+standard input, notes what the payload left (world-writable paths), reclaims the work
+directory and prints a JSON report on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from pilotid.identity.accounts import Account
+from pilotid.payloads.job import PayloadCommand
+from pilotid.payloads.sandbox import acl_supported, grant_target_access, reclaim
+from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
+from pilotid.strategies.base import ProxyHandover
+
+
+def world_writable(top: Path) -> list:
+    found = []
+    for root, dirs, files in os.walk(top):
+        for name in [*dirs, *files]:
+            path = Path(root) / name
+            info = path.lstat()
+            if not stat.S_ISLNK(info.st_mode) and info.st_mode & stat.S_IWOTH:
+                found.append(str(path.relative_to(top)))
+    if top.stat().st_mode & stat.S_IWOTH:
+        found.append(".")
+    return found
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="driver: %(levelname)s %(name)s %(message)s")
+    config = json.loads(sys.argv[1])
+    work = Path(config["workdir"])
+    target = Account.by_name(config["target"])
+    token = secrets.token_hex(6)
+    mode = config.get("mode", "acl")
+    if mode == "acl" and not acl_supported(work):
+        mode = "world"
+    wrapper = work / f".pilotid-wrapper-{token}.sh"
+    marker = work / f".pilotid-marker-{token}"
+    spec = WrapperSpec(
+        command=PayloadCommand(argv=tuple(config["argv"])),
+        workdir=work, handover=ProxyHandover(work / f"x509up_payload_{token}", True),
+        marker=marker, environment=tuple(os.environ.items()),
+        umask=0 if mode == "world" else 0o022)
+    write_wrapper(spec, wrapper)
+    grant = grant_target_access(work, target, config.get("mode", "acl"))
+    try:
+        run = subprocess.run(["sudo", "-n", "-u", target.name, "--", str(wrapper)],
+                             input=config["pem"].encode(), capture_output=True, timeout=120)
+        during = world_writable(work)
+    finally:
+        reclaim(grant)
+    found = read_marker(marker)
+    report = {
+        "mode": grant.mode, "payload_umask": grant.payload_umask(0o022),
+        "returncode": run.returncode,
+        "stdout": run.stdout.decode(errors="replace"),
+        "stderr": run.stderr.decode(errors="replace"),
+        "marker": None if found is None else {"uid": found.uid, "status": found.payload_status,
+                                              "signal": found.signal, "error": found.error},
+        "world_writable": during, "proxy": str(spec.handover.payload_proxy),
+        "parents": [str(p.path) for p in grant.parents],
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

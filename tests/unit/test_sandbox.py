@@ -1,0 +1,293 @@
+"""The sandbox on this machine's own file system, as the current user, checked with getfacl.
+
+The target is a made-up uid (ACL entries may name any uid), so these tests need no test
+accounts; tests/system/test_sandbox_sudo.py runs a real payload as a real other account.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Dict, Tuple
+
+import pytest
+
+from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
+from pilotid.identity.accounts import Account
+from pilotid.payloads.sandbox import (
+    PRIVATE_DIR_NAME,
+    acl_supported,
+    grant_target_access,
+    reclaim,
+)
+
+TARGET = Account("pilotid-unit-target", 54321, 54321)
+ME = os.geteuid()
+
+
+@pytest.fixture
+def area():
+    """A 0755 directory under /tmp (whose parents anyone may traverse)."""
+    path = Path(tempfile.mkdtemp(prefix="pilotid-sandbox-", dir="/tmp"))  # noqa: S108
+    path.chmod(0o755)
+    if not acl_supported(path):
+        shutil.rmtree(path)
+        pytest.skip("/tmp has no POSIX ACLs here")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def workdir(area: Path) -> Path:
+    """A pilot work directory (0700, as under CREAM) with inputs, a subdirectory and the
+    pilot's private directory holding a proxy copy."""
+    work = area / "work"
+    work.mkdir(mode=0o700)
+    work.chmod(0o700)
+    (work / "input.txt").write_text("input")
+    (work / "input.txt").chmod(0o600)
+    (work / "public.txt").write_text("public")
+    (work / "public.txt").chmod(0o644)
+    (work / "tool.sh").write_text("#!/bin/sh\n")
+    (work / "tool.sh").chmod(0o700)
+    (work / "sub").mkdir(mode=0o700)
+    (work / "sub" / "nested.txt").write_text("nested")
+    (work / "sub" / "nested.txt").chmod(0o600)
+    private = work / PRIVATE_DIR_NAME
+    private.mkdir(mode=0o700)
+    (private / "pilot-proxy").write_text("pilot secret")
+    (private / "pilot-proxy").chmod(0o600)
+    return work
+
+
+def getfacl(path: Path) -> Tuple[str, ...]:
+    out = subprocess.run(["getfacl", "-cpn", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return tuple(line for line in out.splitlines() if line)
+
+
+def snapshot(top: Path) -> Dict[str, Tuple[int, Tuple[str, ...]]]:
+    """Mode and ACL of every object under (and including) ``top``."""
+    found = {}
+    for root, dirs, files in os.walk(top):
+        for name in [".", *dirs, *files]:
+            path = Path(root) / name if name != "." else Path(root)
+            if not path.is_symlink():
+                found[str(path)] = (stat.S_IMODE(path.lstat().st_mode), getfacl(path))
+    return found
+
+
+def has_entry(path: Path, entry: str) -> bool:
+    return entry in getfacl(path)
+
+
+def test_acl_supported_on_this_file_system(area):
+    assert acl_supported(area) is True
+
+
+def test_acl_supported_of_a_missing_path_is_a_workdir_error(area):
+    with pytest.raises(WorkdirError):
+        acl_supported(area / "missing")
+
+
+def test_directories_get_the_target_and_default_entries(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    assert grant.mode == "acl"
+    for directory in (workdir, workdir / "sub"):
+        acl = getfacl(directory)
+        assert f"user:{TARGET.uid}:rwx" in acl
+        for entry in (f"default:user:{TARGET.uid}:rwx", f"default:user:{ME}:rwx",
+                      "default:user::rwx", "default:group::---", "default:mask::rwx",
+                      "default:other::---"):
+            assert entry in acl, (directory, acl)
+
+
+def test_unreadable_files_get_read_and_executables_execute(workdir):
+    grant_target_access(workdir, TARGET)
+    assert has_entry(workdir / "input.txt", f"user:{TARGET.uid}:r--")
+    assert has_entry(workdir / "sub" / "nested.txt", f"user:{TARGET.uid}:r--")
+    assert has_entry(workdir / "tool.sh", f"user:{TARGET.uid}:r-x")
+
+
+def test_files_the_target_can_already_read_are_not_touched(workdir):
+    before = getfacl(workdir / "public.txt")
+    grant = grant_target_access(workdir, TARGET)
+    assert getfacl(workdir / "public.txt") == before
+    assert "public.txt" not in {change.path for change in grant.changes}
+
+
+def test_private_directory_is_never_opened(workdir):
+    private = workdir / PRIVATE_DIR_NAME
+    before = snapshot(private)
+    grant_target_access(workdir, TARGET)
+    assert snapshot(private) == before
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert not any(str(TARGET.uid) in line for line in getfacl(private / "pilot-proxy"))
+
+
+def test_private_directory_is_made_0700_without_acl(workdir):
+    private = workdir / PRIVATE_DIR_NAME
+    private.chmod(0o755)
+    subprocess.run(["setfacl", "-m", f"u:{TARGET.uid}:rwx", str(private)], check=True)
+    grant_target_access(workdir, TARGET)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert not any(str(TARGET.uid) in line for line in getfacl(private))
+
+
+def test_private_name_that_is_a_symlink_is_refused(workdir, area):
+    shutil.rmtree(workdir / PRIVATE_DIR_NAME)
+    (workdir / PRIVATE_DIR_NAME).symlink_to(area)
+    with pytest.raises(SandboxError, match="not a directory of the pilot's own"):
+        grant_target_access(workdir, TARGET)
+
+
+def test_symlinks_in_the_work_directory_are_not_followed(workdir, area):
+    secret = area / "pilot-secret"
+    secret.write_text("secret")
+    secret.chmod(0o600)
+    outside = area / "outside-dir"
+    outside.mkdir(mode=0o700)
+    (workdir / "link-to-secret").symlink_to(secret)
+    (workdir / "link-to-dir").symlink_to(outside)
+    before = (getfacl(secret), getfacl(outside))
+    grant_target_access(workdir, TARGET)
+    assert (getfacl(secret), getfacl(outside)) == before
+
+
+def test_reclaim_restores_every_mode_and_acl_exactly(workdir):
+    subprocess.run(["setfacl", "-m", "u:12345:r", str(workdir / "input.txt")], check=True)
+    before = snapshot(workdir)
+    grant = grant_target_access(workdir, TARGET)
+    assert snapshot(workdir) != before
+    reclaim(grant)
+    assert snapshot(workdir) == before
+
+
+def test_parent_the_target_cannot_traverse_gets_x_and_loses_it_again(area):
+    home = area / "pilot-home"
+    home.mkdir(mode=0o700)
+    work = home / "work"
+    work.mkdir(mode=0o700)
+    before = (stat.S_IMODE(home.stat().st_mode), getfacl(home))
+    grant = grant_target_access(work, TARGET)
+    assert [p.path for p in grant.parents] == [home]
+    assert has_entry(home, f"user:{TARGET.uid}:--x")
+    assert "other::---" in getfacl(home)
+    assert stat.S_IMODE(home.stat().st_mode) & 0o007 == 0  # never o+x
+    reclaim(grant)
+    assert (stat.S_IMODE(home.stat().st_mode), getfacl(home)) == before
+
+
+def test_parent_with_its_own_acl_keeps_it(area):
+    home = area / "pilot-home"
+    home.mkdir(mode=0o700)
+    subprocess.run(["setfacl", "-m", "u:12345:rx", str(home)], check=True)
+    work = home / "work"
+    work.mkdir(mode=0o700)
+    before = getfacl(home)
+    grant = grant_target_access(work, TARGET)
+    assert has_entry(home, "user:12345:r-x") and has_entry(home, f"user:{TARGET.uid}:--x")
+    reclaim(grant)
+    assert getfacl(home) == before
+
+
+def test_traversable_parents_are_left_alone(area):
+    work = area / "work"
+    work.mkdir(mode=0o700)
+    before = getfacl(area)
+    grant = grant_target_access(work, TARGET)
+    assert grant.parents == ()
+    assert getfacl(area) == before
+
+
+@pytest.mark.skipif(ME != 0, reason="needs root to make a directory of another uid")
+def test_parent_of_someone_else_that_blocks_the_target_is_a_sandbox_error(area):
+    other = area / "other"
+    other.mkdir(mode=0o700)
+    work = other / "work"
+    work.mkdir(mode=0o700)
+    os.chown(other, 54999, 54999)
+    with pytest.raises(SandboxError, match="not traversable"):
+        grant_target_access(work, TARGET)
+
+
+def test_objects_the_pilot_makes_after_the_grant_lose_the_targets_entries(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    log = workdir / "pilot.log"
+    log.write_text("log")
+    newdir = workdir / "later"
+    newdir.mkdir()
+    assert any(str(TARGET.uid) in line for line in getfacl(log))
+    reclaim(grant)
+    assert not any(str(TARGET.uid) in line for line in getfacl(log))
+    assert not any(str(TARGET.uid) in line for line in getfacl(newdir))
+
+
+def test_no_world_writable_path_in_acl_mode(workdir):
+    grant_target_access(workdir, TARGET)
+    for path, (mode, _) in snapshot(workdir).items():
+        assert not mode & stat.S_IWOTH, path
+
+
+def test_world_mode_opens_directories_and_unreadable_files_and_reclaim_restores(workdir):
+    before = snapshot(workdir)
+    grant = grant_target_access(workdir, TARGET, "world")
+    assert grant.mode == "world"
+    assert grant.payload_umask(0o022) == 0
+    assert stat.S_IMODE(workdir.stat().st_mode) == 0o777
+    assert stat.S_IMODE((workdir / "sub").stat().st_mode) == 0o777
+    assert stat.S_IMODE((workdir / "input.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((workdir / "tool.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((workdir / PRIVATE_DIR_NAME).stat().st_mode) == 0o700
+    reclaim(grant)
+    assert snapshot(workdir) == before
+
+
+def test_acl_mode_keeps_the_queue_umask(workdir):
+    assert grant_target_access(workdir, TARGET).payload_umask(0o022) == 0o022
+
+
+def test_unknown_mode_is_a_configuration_error(workdir):
+    with pytest.raises(ConfigurationError):
+        grant_target_access(workdir, TARGET, "open")
+
+
+def test_missing_work_directory_is_a_workdir_error(area):
+    with pytest.raises(WorkdirError, match="does not exist"):
+        grant_target_access(area / "missing", TARGET)
+
+
+def test_work_directory_that_is_a_file_is_a_workdir_error(area):
+    (area / "file").write_text("")
+    with pytest.raises(WorkdirError, match="not a directory"):
+        grant_target_access(area / "file", TARGET)
+
+
+@pytest.mark.skipif(ME != 0, reason="needs root to make a directory of another uid")
+def test_work_directory_of_someone_else_is_a_workdir_error(area):
+    work = area / "work"
+    work.mkdir()
+    os.chown(work, 54999, 54999)
+    with pytest.raises(WorkdirError, match="belongs to uid 54999"):
+        grant_target_access(work, TARGET)
+
+
+@pytest.mark.skipif(ME == 0, reason="root may write anywhere")
+def test_work_directory_the_pilot_cannot_write_is_a_workdir_error(area):
+    work = area / "work"
+    work.mkdir(mode=0o500)
+    try:
+        with pytest.raises(WorkdirError, match="not writable"):
+            grant_target_access(work, TARGET)
+    finally:
+        work.chmod(0o700)
+
+
+def test_reclaim_of_a_removed_work_directory_does_nothing(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    shutil.rmtree(workdir)
+    reclaim(grant)
