@@ -55,6 +55,7 @@ from pilotid.errors import (
     ProxyKeyError,
 )
 from pilotid.identity.credfile import write_private
+from pilotid.identity.proxy import normalise_dn, slash_dn
 
 log = logging.getLogger(__name__)
 
@@ -362,25 +363,6 @@ def encode_chain(certificates: Sequence[x509.Certificate]) -> bytes:
 
 
 # --------------------------------------------------------------------------- X.509 helpers
-
-_SHORT_NAMES = {
-    NameOID.COUNTRY_NAME: "C", NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.LOCALITY_NAME: "L", NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU", NameOID.COMMON_NAME: "CN",
-    NameOID.DOMAIN_COMPONENT: "DC", NameOID.EMAIL_ADDRESS: "emailAddress",
-    NameOID.USER_ID: "UID", NameOID.SERIAL_NUMBER: "serialNumber",
-    NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title",
-}
-
-
-def slash_dn(name: x509.Name) -> str:
-    """``name`` in OpenSSL's slash form: ``/DC=org/DC=example/CN=Alice``."""
-    parts = []
-    for rdn in name.rdns:
-        parts.append("+".join(
-            f"{_SHORT_NAMES.get(a.oid, a.oid.dotted_string)}={a.value!s}" for a in rdn))
-    return "".join("/" + p for p in parts)
-
 
 def is_proxy(certificate: x509.Certificate) -> bool:
     """True for an RFC 3820 proxy (ProxyCertInfo) or a legacy Globus proxy."""
@@ -850,7 +832,7 @@ def check_server_identity(certificate: x509.Certificate, host: str,
     """
     subject = slash_dn(certificate.subject)
     if server_dn:
-        if subject == server_dn.strip():
+        if subject == normalise_dn(server_dn.strip()):
             return
         raise CredentialServerError(
             f"MyProxy server {host} presents {subject}, not the expected "

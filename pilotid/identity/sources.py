@@ -1,5 +1,7 @@
-"""Credential sources: where the end user's proxy comes from.
+"""Credential sources: where the end user's proxy comes from for one job.
 
+``LocalFileSource`` takes a proxy file already on the node (the queue's ``proxy_file`` or
+``X509_USER_PROXY``), checks it with the proxy model and copies it for the job.
 ``MyProxySource`` retrieves it from a MyProxy server with the pilot's own credential
 (trusted retrieval), through a node-local ``CredentialCache`` so that a pilot running many
 jobs of one user asks the server once.
@@ -7,7 +9,7 @@ jobs of one user asks the server once.
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -27,16 +29,94 @@ from pilotid.errors import (
 )
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
-from pilotid.identity.myproxy import (
-    DEFAULT_LIFETIME,
-    ClientCredential,
-    MyProxyClient,
-    parse_servers,
+from pilotid.identity.myproxy import DEFAULT_LIFETIME, MyProxyClient, parse_servers
+from pilotid.identity.proxy import (
+    ProxyInfo,
+    check_lifetime,
+    format_time_left,
+    load_proxy,
+    normalise_dn,
+    parse_proxy,
+    slash_dn,
 )
 from pilotid.interfaces import ICredentialSource
 from pilotid.queue import QueueSettings
 
 log = logging.getLogger(__name__)
+
+_PROXY_SUFFIXES = ("/CN=proxy", "/CN=limited proxy")
+
+
+def _copy_name() -> str:
+    """A new, unguessable file name for a job's copy of the proxy."""
+    return f"user-proxy-{secrets.token_hex(16)}.pem"
+
+
+def _owner_matches(owner_dn: str, proxy: ProxyInfo) -> bool:
+    """True where ``owner_dn`` names the user of ``proxy``.
+
+    The dispatcher may send the identity itself or the subject of one of the user's proxies
+    (PanDA's ``prodUserID`` sometimes ends in ``/CN=proxy``): accept the identity, the
+    identity with legacy proxy suffixes, or the subject of a proxy in this chain.
+    """
+    identity = normalise_dn(proxy.identity)
+    wanted = normalise_dn(owner_dn.strip())
+    trimmed = wanted
+    while trimmed.endswith(_PROXY_SUFFIXES):
+        trimmed = trimmed.rsplit("/CN=", 1)[0]
+    if trimmed == identity:
+        return True
+    return wanted.startswith(identity + "/") and any(
+        normalise_dn(slash_dn(cert.subject)) == wanted for cert in proxy.certificates)
+
+
+@implementer(ICredentialSource)
+class LocalFileSource:
+    """The user's proxy from a file on this node: the queue's ``proxy_file``, else
+    ``$X509_USER_PROXY``.
+
+    Each ``fetch`` reads and checks the file, then writes the very bytes it checked to a
+    new file in the job's directory (``user-proxy-<random>.pem``, 0600 from creation,
+    never through a symlink), so that the job keeps a proxy nobody can swap under it.
+    """
+
+    name = "file"
+
+    def __init__(self, settings: QueueSettings,
+                 environ: Optional[Mapping[str, str]] = None) -> None:
+        self.settings = settings
+        self._environ = os.environ if environ is None else environ
+
+    def proxy_path(self) -> Path:
+        """The proxy file this source reads; ``CredentialError`` saying what to set if none."""
+        if self.settings.proxy_file:
+            return Path(self.settings.proxy_file)
+        from_env = self._environ.get("X509_USER_PROXY", "").strip()
+        if from_env:
+            return Path(from_env)
+        raise CredentialError(
+            f"queue {self.settings.name}: no proxy file to read: set proxy_file in the "
+            "queue settings or X509_USER_PROXY in the pilot's environment")
+
+    def fetch(self, request: CredentialRequest) -> Credential:
+        """Return a ``Credential`` for a checked copy of the proxy in ``request.directory``.
+
+        Raises ``ProxyFileError``, ``ProxyKeyError`` or ``ProxyExpiredError`` for a bad or
+        short-lived proxy, and ``CredentialError`` when no file is configured, when the
+        proxy is not the requested owner's, or when the copy cannot be written.
+        """
+        source = self.proxy_path()
+        info = load_proxy(source, min_lifetime=request.lifetime)
+        if request.owner_dn and not _owner_matches(request.owner_dn, info):
+            raise CredentialError(
+                f"proxy file {source} belongs to {info.identity}, but the job is for "
+                f"{request.owner_dn}: refusing to run one user's job with another's proxy")
+        copy = write_private(Path(request.directory) / _copy_name(), info.pem)
+        log.info("proxy of %s (%s left, %s) copied from %s to %s", info.identity,
+                 format_time_left(info.time_left()), info.proxy_type, source, copy)
+        return Credential(path=copy, proxy=dataclasses.replace(info, path=copy),
+                          source=self.name)
+
 
 #: An entry with less than this many seconds left beyond what the job needs is refetched.
 DEFAULT_REFETCH_MARGIN = 15 * 60
@@ -128,18 +208,18 @@ class CredentialCache:
                         entry, error.strerror)
             return None
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            status = os.fstat(handle.fileno())
+            if status.st_uid != os.geteuid() or status.st_mode & 0o077:
                 log.warning("credential cache entry %s has wrong owner or mode: refetching",
                             entry)
                 return None
             data = handle.read()
         try:
-            credential = ClientCredential.from_pem(data, origin=str(entry))
+            info = parse_proxy(data, entry)
         except CredentialError as error:
             log.warning("credential cache entry %s is unusable (%s): refetching", entry, error)
             return None
-        left = (credential.not_after - datetime.datetime.now(datetime.timezone.utc))
+        left = info.time_left()
         if left.total_seconds() < needed:
             log.info("credential cache: %s has %d s left, %d needed: refetching",
                      entry.name, int(left.total_seconds()), needed)
@@ -217,27 +297,19 @@ class MyProxySource:
             data = self.cache.get(key, int(request.lifetime), retrieve)
         else:
             data = retrieve()
-        path = write_private(Path(request.directory) / f"x509up_myproxy_{secrets.token_hex(4)}",
-                             data)
+        info = parse_proxy(data)
         try:
-            proxy = _load_proxy(path, int(request.lifetime))
-            if request.owner_dn and request.owner_dn.startswith("/") \
-                    and proxy.identity != request.owner_dn:
-                raise CredentialRefusedError(
-                    f"MyProxy credential {request.credname or '(default)'} of {username} "
-                    f"belongs to {proxy.identity}, not to the job's owner {request.owner_dn}")
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return Credential(path=path, proxy=proxy, source=self.name)
-
-
-def _load_proxy(path: Path, min_lifetime: int):
-    """The proxy model of ``path`` (``pilotid.identity.proxy``), checked for lifetime."""
-    from pilotid.identity.proxy import load_proxy
-
-    try:
-        return load_proxy(path, min_lifetime=min_lifetime)
-    except ProxyExpiredError as error:
-        raise ProxyExpiredError(f"{error} (the credential stored in MyProxy is too close to "
-                                "its end: the user has to store a new one)") from None
+            check_lifetime(info, int(request.lifetime))
+        except ProxyExpiredError as error:
+            raise ProxyExpiredError(f"{error} (the credential stored in MyProxy ends too soon: "
+                                    "its owner has to store a new one)") from None
+        if request.owner_dn and not _owner_matches(request.owner_dn, info):
+            raise CredentialRefusedError(
+                f"MyProxy credential {request.credname or '(default)'} of {username} on "
+                f"{server_key} belongs to {info.identity}, not to the job's owner "
+                f"{request.owner_dn}: refusing to run one user's job with another's proxy")
+        copy = write_private(Path(request.directory) / _copy_name(), info.pem)
+        log.info("proxy of %s (%s left) from MyProxy %s written to %s", info.identity,
+                 format_time_left(info.time_left()), server_key, copy)
+        return Credential(path=copy, proxy=dataclasses.replace(info, path=copy),
+                          source=self.name)

@@ -107,6 +107,11 @@ class TestCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, True, True, False, False, False, False, False),
                            critical=True)
+            # as real CAs do; voms-proxy-fake refuses certificates without a key identifier
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self.key.public_key()), critical=False)
         )
         if server_name:
             usage.append(ExtendedKeyUsageOID.SERVER_AUTH)
