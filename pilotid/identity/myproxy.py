@@ -1051,6 +1051,7 @@ class MyProxyClient:
     ``server_dn`` pins the server's DN (default ``MYPROXY_SERVER_DN``).  Failures to
     connect are retried ``retries`` times with exponential ``backoff`` (seconds); a
     refusal, a TLS trust failure or a timeout after the request was sent never is.
+    ``anonymous`` connects without a client certificate (GET_TRUSTROOTS only).
     """
 
     def __init__(self, server: str, port: Optional[int] = None,
@@ -1058,12 +1059,13 @@ class MyProxyClient:
                  ca_dir: Optional[Union[str, Path]] = None, server_dn: Optional[str] = None,
                  connect_timeout: float = 10.0, read_timeout: float = 60.0,
                  retries: int = 2, backoff: float = 0.5,
-                 environ: Optional[Mapping[str, str]] = None) -> None:
+                 environ: Optional[Mapping[str, str]] = None, anonymous: bool = False) -> None:
         env = os.environ if environ is None else environ
         if port is None:
             port = int(env.get("MYPROXY_SERVER_PORT") or DEFAULT_PORT)
         self.servers = parse_servers(server, port)
         self._credential = credential
+        self.anonymous = anonymous
         self._environ = env
         self.ca_dir = Path(ca_dir) if ca_dir else default_ca_dir(env)
         self.server_dn = server_dn if server_dn is not None else env.get("MYPROXY_SERVER_DN")
@@ -1078,7 +1080,13 @@ class MyProxyClient:
 
     # -- credential and context
     def credential(self, required: bool = True) -> Optional[ClientCredential]:
-        """The client credential (loaded from the environment on first use)."""
+        """The client credential (loaded from the environment on first use); None for an
+        ``anonymous`` client, which presents no certificate (enough for trust roots)."""
+        if self.anonymous:
+            if required:
+                raise CredentialError("this MyProxy request needs a credential; an anonymous "
+                                      "client can only fetch trust roots")
+            return None
         if self._credential is None:
             self._credential = ClientCredential.from_environment(self._environ)
         if self._credential is None and required:
