@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import enum
 import errno
@@ -426,13 +427,15 @@ class ClientCredential:
 
     A proxy file gives the proxy, its key and the certificates above it; a certificate and
     key pair gives the end-entity certificate (and any chain in the certificate file).
-    ``origin`` says where it came from, for messages.
+    ``origin`` says where it came from, for messages; ``path`` is the file it was read
+    from (the certificate file for a pair).
     """
 
     certificate: x509.Certificate
     key: PrivateKey
     chain: Tuple[x509.Certificate, ...] = ()
     origin: str = "credential"
+    path: Optional[Path] = None
 
     def __repr__(self) -> str:
         return f"ClientCredential({self.subject!r}, origin={self.origin!r})"
@@ -491,7 +494,7 @@ class ClientCredential:
         data = _read_file(Path(cert_path), "credential")
         key_data = _read_file(Path(key_path), "key") if key_path else None
         origin = str(cert_path) if key_path is None else f"{cert_path} (key {key_path})"
-        return cls.from_pem(data, key_data, origin)
+        return dataclasses.replace(cls.from_pem(data, key_data, origin), path=Path(cert_path))
 
     @classmethod
     def from_environment(cls, environ: Optional[Mapping[str, str]] = None
