@@ -1256,7 +1256,7 @@ class MyProxyClient:
         found = self._exchange(Command.INFO, request, body, what=what)
         assert isinstance(found, list)
         if credname:
-            found = [c for c in found if c.name == credname] or found
+            found = [c for c in found if c.name == credname]
         return found
 
     def store(self, username: str, credential: ClientCredential,
