@@ -867,8 +867,9 @@ class _Channel(ByteSource):
     """One authenticated TLS connection to a MyProxy server, with timeouts on every wait."""
 
     def __init__(self, address: ServerAddress, context: SSL.Context, read_timeout: float,
-                 verify_log: List[Tuple[int, int, str, str]]) -> None:
+                 verify_log: List[Tuple[int, int, str, str]], ca_dir: Path) -> None:
         self.address = address
+        self.ca_dir = ca_dir
         self.read_timeout = read_timeout
         self._buffer = bytearray()
         self._verify_log = verify_log
@@ -975,14 +976,13 @@ class _Channel(ByteSource):
             f"TLS error with MyProxy server {self.address} during {what}: {reasons}")
 
     def _verify_message(self) -> str:
-        ca_dir = getattr(self._context, "_pilotid_ca_dir", "?")
         detail = ""
         if self._verify_log:
             code, depth, subject, issuer = self._verify_log[0]
             reason = _VERIFY_REASONS.get(code, f"verify error {code}")
             detail = f" ({reason}: {subject}, issued by {issuer})"
         return (f"cannot verify the certificate of MyProxy server {self.address}{detail} "
-                f"against the CA directory {ca_dir}: install the CA that issued it there "
+                f"against the CA directory {self.ca_dir}: install the CA that issued it there "
                 "(<hash>.0 and .signing_policy), or set X509_CERT_DIR to a directory "
                 "that has it")
 
@@ -1131,7 +1131,6 @@ class MyProxyClient:
             return bool(ok)
 
         context.set_verify(SSL.VERIFY_PEER, record)
-        context._pilotid_ca_dir = str(self.ca_dir)  # type: ignore[attr-defined]
         return context
 
     def _connect(self, credential: Optional[ClientCredential]) -> _Channel:
@@ -1145,7 +1144,7 @@ class MyProxyClient:
             for address in self.servers:
                 verify_log: List[Tuple[int, int, str, str]] = []
                 channel = _Channel(address, self._context(credential, verify_log),
-                                   self.read_timeout, verify_log)
+                                   self.read_timeout, verify_log, self.ca_dir)
                 try:
                     log.debug("MyProxy: connecting to %s", address)
                     channel.open(self.connect_timeout)

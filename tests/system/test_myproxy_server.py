@@ -350,3 +350,16 @@ def test_refusal_through_the_cli_exits_with_the_refusal_code(lab, pilot_install,
     assert done.returncode == CredentialRefusedError.code
     assert 'No credentials exist with username "alice"' in done.stderr
     assert not (pilot_area / "never.pem").exists()
+
+
+def test_a_hundred_kilobyte_policy_is_stored_listed_and_honoured(lab):
+    """6.2.14 has no 255-character limit; requests and replies span many TLS records."""
+    policy = "|".join(f"/CN=Filler {i}" for i in range(6500)) + "|" + PILOT_DN
+    assert len(policy) > 100_000
+    alice = client(lab, "alice")
+    alice.put("alice", credname="long-policy", retriever_trusted=policy)
+    stored = {c.name: c for c in alice.info("alice")}["long-policy"]
+    assert stored.retriever_trusted == policy
+    assert client(lab).get("alice", "long-policy", lifetime=600).identity == ALICE_DN
+    with pytest.raises(CredentialRefusedError):
+        client(lab, "eve").get("alice", "long-policy")
