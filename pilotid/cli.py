@@ -35,8 +35,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    add_proxy_info_parser(sub)
     add_myproxy_commands(sub)
     return parser
+
+
+def add_proxy_info_parser(sub) -> None:
+    """``pilotid proxy-info FILE [--json]``."""
+    cmd = sub.add_parser("proxy-info", help="show a proxy file as grid-proxy-info does",
+                         description="Show who a proxy file is for, its type, key size and "
+                         "time left; exit with the proxy's error code if it is unusable.")
+    cmd.add_argument("file", metavar="FILE", nargs="?",
+                     help="the proxy file (default: $X509_USER_PROXY, else /tmp/x509up_u<uid>)")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.set_defaults(handler=proxy_info_command)
+
+
+def proxy_info_command(args: argparse.Namespace) -> int:
+    """Print a proxy in the layout of ``grid-proxy-info -all`` (or JSON); 0 if still valid."""
+    from pilotid.identity.proxy import (
+        check_lifetime,
+        format_time_left,
+        parse_proxy,
+        read_proxy_file,
+    )
+
+    path = args.file or os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
+    info = parse_proxy(read_proxy_file(path), Path(path))
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+    else:
+        left = info.time_left()
+        timeleft = format_time_left(left) + ("  (expired)" if left.total_seconds() <= 0 else "")
+        for label, value in (("subject", info.subject), ("issuer", info.issuer),
+                             ("identity", info.identity), ("type", info.proxy_type),
+                             ("strength", f"{info.key_bits} bits"), ("path", path),
+                             ("timeleft", timeleft)):
+            print(f"{label:<9}: {value}")
+    check_lifetime(info)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -145,7 +145,8 @@ class ProxyInfo:
     """A parsed proxy file (or an end-entity credential: certificate and key in one file).
 
     ``subject`` and ``issuer`` are the first certificate's, ``identity`` the subject of the
-    first certificate in the chain that is not a proxy: the user.  ``not_after`` is the
+    first certificate in the chain that is not a proxy: the user (or of an independent
+    proxy, which by definition does not act for whoever signed it).  ``not_after`` is the
     earliest end of validity in the chain, since a proxy is worth nothing once a
     certificate it derives from has expired (``grid-proxy-info`` counts the same way).
     ``pem`` is the whole file as read, to hand the proxy on unchanged; it holds the
@@ -218,7 +219,8 @@ def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
         end_marker = b"-----END " + begin.group(1) + b"-----"
         end = data.find(end_marker, begin.end())
         line = _line_of(data, begin.start())
-        if end < 0:
+        next_begin = data.find(b"-----BEGIN ", begin.end())
+        if end < 0 or 0 <= next_begin < end:
             raise ProxyFileError(
                 f"{where} is truncated: the '{label}' block at line {line} has no END line "
                 "(the file was cut short while being copied or written)")
@@ -357,8 +359,10 @@ def _check_chain(certs: List[x509.Certificate], where: str) -> None:
 
 
 def _identity(certs: List[x509.Certificate], types: List[str]) -> str:
+    # An independent proxy does not act for its issuer: it is an identity of its own, as
+    # grid-proxy-info reports it.
     for cert, kind in zip(certs, types):
-        if kind == END_ENTITY:
+        if kind in (END_ENTITY, RFC3820_INDEPENDENT_PROXY, DRAFT_INDEPENDENT_PROXY):
             return slash_dn(cert.subject)
     # The file ends with a proxy: its issuer is the next one up, absent from the file.
     issuer = certs[-1].issuer
