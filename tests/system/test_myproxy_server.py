@@ -363,3 +363,15 @@ def test_a_hundred_kilobyte_policy_is_stored_listed_and_honoured(lab):
     assert client(lab).get("alice", "long-policy", lifetime=600).identity == ALICE_DN
     with pytest.raises(CredentialRefusedError):
         client(lab, "eve").get("alice", "long-policy")
+
+
+def test_pilotid_put_with_an_fqan_policy_then_myproxy_logon_with_the_pilot_role(lab, shared_tmp):
+    client(lab, "alice").put("alice", credname="fqan-by-pilotid",
+                             retriever_trusted="FQAN:/atlas/Role=pilot")
+    pilot_role = lab.voms_proxy("pilot", "/atlas/Role=pilot")
+    done = lab.run(["myproxy-logon", *lab.server_args, "-n", "-l", "alice", "-k",
+                    "fqan-by-pilotid", "-t", "1", "-o", str(shared_tmp / "fqan.pem")],
+                   proxy=pilot_role, check=False)
+    assert done.returncode == 0, done.stderr
+    assert grid_proxy_info(lab, shared_tmp / "fqan.pem")["identity"] == ALICE_DN
+    assert logon(lab, "fqan-by-pilotid", shared_tmp / "plain.pem").returncode != 0
