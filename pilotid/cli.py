@@ -13,12 +13,12 @@ import sys
 from typing import List, Optional
 
 from pilotid import __version__
-from pilotid.commands import policy, proxy_info, run
+from pilotid.commands import myproxy, policy, proxy_info, run
 from pilotid.errors import PilotidError, exit_status
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (run, proxy_info, policy)
+COMMANDS = (run, proxy_info, policy, myproxy)
 
 
 def build_parser() -> argparse.ArgumentParser:

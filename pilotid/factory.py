@@ -69,7 +69,9 @@ KINDS: Dict[str, Kind] = {
 BUILTINS: Tuple[Tuple[str, str, str], ...] = (
     (SWITCHER, "noop", "pilotid.strategies.noop:NoopSwitcher"),
     (SWITCHER, "sudo", "pilotid.strategies.sudo:SudoSwitcher"),
+    (SWITCHER, "glexec", "pilotid.strategies.glexec:GlexecSwitcher"),
     (CREDENTIAL_SOURCE, "file", "pilotid.identity.sources:LocalFileSource"),
+    (CREDENTIAL_SOURCE, "myproxy", "pilotid.identity.sources:MyProxySource"),
     (PAYLOAD, "buildJob", "pilotid.payloads.buildjob:BuildJobPayload"),
     (PAYLOAD, "runAthena", "pilotid.payloads.runathena:RunAthenaPayload"),
 )

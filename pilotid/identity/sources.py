@@ -2,27 +2,41 @@
 
 ``LocalFileSource`` takes a proxy file already on the node (the queue's ``proxy_file`` or
 ``X509_USER_PROXY``), checks it with the proxy model and copies it for the job.
+``MyProxySource`` retrieves it from a MyProxy server with the pilot's own credential
+(trusted retrieval), through a node-local ``CredentialCache`` so that a pilot running many
+jobs of one user asks the server once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from zope.interface import implementer
 
-from pilotid.errors import CredentialError
+from pilotid.errors import (
+    ConfigurationError,
+    CredentialError,
+    CredentialRefusedError,
+    ProxyExpiredError,
+)
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
+from pilotid.identity.myproxy import DEFAULT_LIFETIME, MyProxyClient, parse_servers
 from pilotid.identity.proxy import (
     ProxyInfo,
+    check_lifetime,
     format_time_left,
     load_proxy,
     normalise_dn,
+    parse_proxy,
     slash_dn,
 )
 from pilotid.interfaces import ICredentialSource
@@ -100,5 +114,202 @@ class LocalFileSource:
         copy = write_private(Path(request.directory) / _copy_name(), info.pem)
         log.info("proxy of %s (%s left, %s) copied from %s to %s", info.identity,
                  format_time_left(info.time_left()), info.proxy_type, source, copy)
+        return Credential(path=copy, proxy=dataclasses.replace(info, path=copy),
+                          source=self.name)
+
+
+#: An entry with less than this many seconds left beyond what the job needs is refetched.
+DEFAULT_REFETCH_MARGIN = 15 * 60
+
+
+def default_cache_dir() -> Path:
+    """``$PILOTID_CREDENTIAL_CACHE``, else ``/tmp/pilotid-credentials-<uid>`` (node-local,
+    shared by the pilots of one account, never by two accounts)."""
+    configured = os.environ.get("PILOTID_CREDENTIAL_CACHE")
+    if configured:
+        return Path(configured)
+    return Path(f"/tmp/pilotid-credentials-{os.geteuid()}")  # noqa: S108 - checked 0700 below
+
+
+class CredentialCache:
+    """Retrieved proxies kept on the node, one file per (server, owner, credential name).
+
+    Safe when several pilots of the same account fetch at once: each entry has a lock file
+    (``flock``), the fetcher holds it while it asks the server, and the entry is replaced
+    by an atomic rename, so nobody reads a half-written proxy and one server request serves
+    everyone waiting.  The directory must be the pilot's own and mode 0700; otherwise the
+    cache is not used (and the log says why).
+    """
+
+    def __init__(self, directory: Optional[Path] = None,
+                 margin: int = DEFAULT_REFETCH_MARGIN) -> None:
+        self.directory = Path(directory) if directory else default_cache_dir()
+        self.margin = margin
+
+    def __repr__(self) -> str:
+        return f"CredentialCache({str(self.directory)!r}, margin={self.margin})"
+
+    @staticmethod
+    def key(server: str, username: str, owner: Optional[str], credname: Optional[str]) -> str:
+        """The entry name for one credential (a hash: DNs make poor file names)."""
+        text = "\0".join([server, username, owner or "", credname or ""])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def usable(self) -> bool:
+        """Create the directory (0700) if needed; True when it is safe to use."""
+        try:
+            self.directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            log.warning("credential cache %s cannot be created (%s): not caching",
+                        self.directory, error.strerror)
+            return False
+        info = os.lstat(self.directory)
+        if not stat.S_ISDIR(info.st_mode):
+            log.warning("credential cache %s is not a directory: not caching", self.directory)
+            return False
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            log.warning("credential cache %s is not a 0700 directory of uid %d (owner %d, "
+                        "mode %04o): not caching; remove it", self.directory, os.geteuid(),
+                        info.st_uid, stat.S_IMODE(info.st_mode))
+            return False
+        return True
+
+    def get(self, key: str, min_lifetime: int, retrieve: Callable[[], bytes]) -> bytes:
+        """The cached proxy for ``key`` valid ``min_lifetime`` + margin seconds more, or a
+        new one from ``retrieve()`` (stored for the next job).  Returns the PEM bytes."""
+        if not self.usable():
+            return retrieve()
+        entry = self.directory / f"{key}.pem"
+        lock_path = self.directory / f"{key}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            cached = self._read_fresh(entry, min_lifetime + self.margin)
+            if cached is not None:
+                log.info("credential cache: reusing %s", entry.name)
+                return cached
+            data = retrieve()
+            staging = self.directory / f".{key}.{secrets.token_hex(6)}.tmp"
+            write_private(staging, data)
+            os.replace(staging, entry)
+            return data
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _read_fresh(self, entry: Path, needed: int) -> Optional[bytes]:
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            log.warning("credential cache entry %s unreadable (%s): refetching",
+                        entry, error.strerror)
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if status.st_uid != os.geteuid() or status.st_mode & 0o077:
+                log.warning("credential cache entry %s has wrong owner or mode: refetching",
+                            entry)
+                return None
+            data = handle.read()
+        try:
+            info = parse_proxy(data, entry)
+        except CredentialError as error:
+            log.warning("credential cache entry %s is unusable (%s): refetching", entry, error)
+            return None
+        left = info.time_left()
+        if left.total_seconds() < needed:
+            log.info("credential cache: %s has %d s left, %d needed: refetching",
+                     entry.name, int(left.total_seconds()), needed)
+            return None
+        return data
+
+    def purge_expired(self) -> int:
+        """Remove entries that have expired; return how many were removed."""
+        removed = 0
+        if not self.usable():
+            return 0
+        for entry in self.directory.glob("*.pem"):
+            if self._read_fresh(entry, 0) is None:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+ClientFactory = Callable[[str, int], MyProxyClient]
+
+
+@implementer(ICredentialSource)
+class MyProxySource:
+    """The user's proxy from a MyProxy server, retrieved with the pilot's own credential.
+
+    The server is the job's (``request.server``, PanDA's ``myproxy``) or the queue's
+    ``myproxy_server``; the username is ``request.username`` or the owner's DN
+    (``prodUserID``); the credential name is ``request.credname``.  The pilot
+    authenticates with ``X509_USER_PROXY`` (or ``X509_USER_CERT``/``X509_USER_KEY``).
+    Retrieved proxies go through a node-local ``CredentialCache`` (``use_cache=False`` asks
+    the server every time); ``client_factory(server, port)`` builds the ``MyProxyClient``
+    (tests and pilots with special needs replace it).
+    """
+
+    name = "myproxy"
+
+    def __init__(self, settings: QueueSettings, cache: Optional[CredentialCache] = None,
+                 use_cache: bool = True, client_factory: Optional[ClientFactory] = None,
+                 environ: Optional[Mapping[str, str]] = None) -> None:
+        self.settings = settings
+        self.cache = (cache or CredentialCache()) if use_cache else None
+        self._environ = environ
+        self._client_factory = client_factory or self._default_client
+
+    def __repr__(self) -> str:
+        return (f"MyProxySource(queue={self.settings.name!r}, "
+                f"server={self.settings.myproxy_server!r}, cache={self.cache!r})")
+
+    def _default_client(self, server: str, port: int) -> MyProxyClient:
+        return MyProxyClient(server, port, environ=self._environ)
+
+    def fetch(self, request: CredentialRequest) -> Credential:
+        """Retrieve (or reuse) the user's proxy and write it to a new 0600 file in
+        ``request.directory``; return the checked ``Credential``."""
+        spec = request.server or self.settings.myproxy_server
+        if not spec:
+            raise ConfigurationError(
+                f"queue {self.settings.name}: credential_source is 'myproxy' but neither the "
+                "queue (myproxy_server) nor the job (myproxy) names a MyProxy server")
+        servers = parse_servers(spec, self.settings.myproxy_port)
+        server_key = ",".join(str(s) for s in servers)
+        username = request.username or request.owner_dn
+        if not username:
+            raise CredentialError("the job gives neither a MyProxy username nor its owner's "
+                                  "DN (prodUserID): cannot tell whose proxy to retrieve")
+        lifetime = max(DEFAULT_LIFETIME, int(request.lifetime) + 2 * DEFAULT_REFETCH_MARGIN)
+
+        def retrieve() -> bytes:
+            client = self._client_factory(spec, self.settings.myproxy_port)
+            proxy = client.get(username, request.credname, lifetime=lifetime)
+            return proxy.pem()
+
+        if self.cache is not None:
+            key = CredentialCache.key(server_key, username, request.owner_dn, request.credname)
+            data = self.cache.get(key, int(request.lifetime), retrieve)
+        else:
+            data = retrieve()
+        info = parse_proxy(data)
+        try:
+            check_lifetime(info, int(request.lifetime))
+        except ProxyExpiredError as error:
+            raise ProxyExpiredError(f"{error} (the credential stored in MyProxy ends too soon: "
+                                    "its owner has to store a new one)") from None
+        if request.owner_dn and not _owner_matches(request.owner_dn, info):
+            raise CredentialRefusedError(
+                f"MyProxy credential {request.credname or '(default)'} of {username} on "
+                f"{server_key} belongs to {info.identity}, not to the job's owner "
+                f"{request.owner_dn}: refusing to run one user's job with another's proxy")
+        copy = write_private(Path(request.directory) / _copy_name(), info.pem)
+        log.info("proxy of %s (%s left) from MyProxy %s written to %s", info.identity,
+                 format_time_left(info.time_left()), server_key, copy)
         return Credential(path=copy, proxy=dataclasses.replace(info, path=copy),
                           source=self.name)

@@ -36,13 +36,8 @@ DESIGN_EXAMPLE = {"queues": {
 
 @pytest.fixture
 def registry() -> Registry:
-    """The built-ins plus stand-ins for glexec and myproxy, which arrive in a later issue."""
-    registry = Registry.with_builtins()
-    registry.register_switcher("glexec", lambda settings: RecordingSwitcher(settings, "glexec"))
-    registry.register_credential_source(
-        "myproxy", lambda settings: StaticCredentialSource(error=ConfigurationError("unused"),
-                                                           name="myproxy"))
-    return registry
+    """The built-ins (noop, sudo, glexec; file, myproxy; buildJob, runAthena)."""
+    return Registry.with_builtins()
 
 
 def settings(mapping, registry):
@@ -226,10 +221,13 @@ def test_invalid_setting_is_refused_naming_queue_and_field(registry, field, mapp
 
 
 def test_unknown_glexec_switcher_is_reported_on_the_glexec_field():
-    """Without a glexec switcher installed, PanDA's field is the one to blame."""
+    """Without a glexec switcher registered, PanDA's field is the one to blame."""
+    registry = Registry()
+    registry.register_switcher("noop", lambda settings: RecordingSwitcher(settings, "noop"))
+    registry.register_credential_source("file", lambda settings: StaticCredentialSource())
     with pytest.raises(ConfigurationError, match=f"queue '{QUEUE}', field 'glexec': unknown "
                                                  "switcher 'glexec'"):
-        settings({"glexec": "uid", "credential_source": "file"}, Registry.with_builtins())
+        settings({"glexec": "uid", "credential_source": "file"}, registry)
 
 
 def test_settings_that_are_not_an_object_are_refused(registry):
