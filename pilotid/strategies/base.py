@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Dict, Optional
 
 from pilotid.errors import (
+    ConfigurationError,
     PayloadFailedError,
     PayloadTerminatedError,
     PilotidError,
+    SandboxError,
     SwitchError,
 )
 
@@ -125,6 +127,22 @@ def switch_failed(error: SwitchError) -> Outcome:
     return Outcome(SWITCH_FAILED, error=error)
 
 
+def wrapper_failure(marker: WrapperMarker) -> PilotidError:
+    """The error for a wrapper that ran as the target but failed before the payload ran.
+
+    The site setup lines are the operator's; the rest (work directory, egg cache base,
+    proxy file, marker) is the node's.
+    """
+    what = {"setup": "a site setup line failed",
+            "workdir": "it cannot enter the work directory",
+            "egg-cache": "it cannot create a fresh PYTHON_EGG_CACHE directory",
+            "proxy": "it cannot store the user's proxy",
+            "marker": "it cannot write its marker"}.get(marker.error or "", marker.error)
+    message = (f"the wrapper ran as uid {marker.uid} but stopped before the payload: {what}; "
+               "see the payload's stderr log")
+    return ConfigurationError(message) if marker.error == "setup" else SandboxError(message)
+
+
 class SwitcherBase:
     """Behaviour every identity switcher shares; subclasses supply the switch itself.
 
@@ -139,6 +157,8 @@ class SwitcherBase:
     marker, any other non-zero status     ``payload_failed``, exit code = that status
     marker, no payload status             ``payload_failed``, no exit code (wrapper stopped
                                           before the payload ended)
+    marker with ``error=``                ``setup_failed`` (``wrapper_failure``), or
+                                          ``terminated`` when it was interrupted
     ====================================  ==================================================
 
     The marker's status is what the wrapper recorded for the payload, and it wins over
@@ -168,7 +188,13 @@ class SwitcherBase:
 
     def explain_marker(self, returncode: int, marker: WrapperMarker) -> Outcome:
         """The outcome once the wrapper ran as the target and left ``marker``."""
+        if marker.error == "interrupted" and marker.signal:
+            return terminated(marker.signal)
+        if marker.error is not None:
+            return Outcome(SETUP_FAILED, error=wrapper_failure(marker))
         status = marker.payload_status
+        if marker.signal:
+            return terminated(marker.signal)
         if status is None:
             return Outcome(PAYLOAD_FAILED, error=PayloadFailedError(
                 f"the wrapper ran as uid {marker.uid} but ended (status {returncode}) "

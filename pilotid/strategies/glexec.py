@@ -44,7 +44,6 @@ from zope.interface import implementer
 from pilotid.errors import (
     ConfigurationError,
     PayloadFailedError,
-    PayloadTerminatedError,
     ProxyExpiredError,
     RescheduleRequest,
     SwitchClientError,
@@ -60,13 +59,13 @@ from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
-    SUCCEEDED,
     SWITCH_FAILED,
-    TERMINATED,
     Outcome,
     PayloadLogs,
     ProxyHandover,
+    SwitcherBase,
     WrapperMarker,
+    signal_label,
 )
 
 log = logging.getLogger(__name__)
@@ -308,7 +307,7 @@ def _switch_error(status: int, what: str, stderr: str = "", hint: str = "") -> S
 # --- the switcher ---------------------------------------------------------------------------
 
 @implementer(IIdentitySwitcher)
-class GlexecSwitcher:
+class GlexecSwitcher(SwitcherBase):
     """Switch identity with gLExec, as the queue's ``glexec_mode`` says.
 
     ``uid`` (the default): the user's own proxy is ``GLEXEC_CLIENT_CERT``, so the payload
@@ -486,28 +485,21 @@ class GlexecSwitcher:
                      launched.account.name, status)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
-        """Return the outcome of a gLExec launch; see the exit-status table in the docs."""
-        if returncode < 0:
-            signum = -returncode
-            return Outcome(TERMINATED, exit_code=None if marker is None else marker.payload_status,
-                           signal=signum, error=PayloadTerminatedError(
-                               f"the payload was killed by {_signal_name(signum)}"))
-        if marker is None:
-            return Outcome(SWITCH_FAILED, error=self._never_ran(returncode))
-        status = marker.payload_status
-        if returncode == PAYLOAD_OVERLAP:
-            if status is None:
-                return Outcome(PAYLOAD_FAILED, error=PayloadFailedError(
-                    "the payload exited with one of 201-204 (gLExec answered 204) but the "
-                    "wrapper did not record which"))
-            return Outcome(PAYLOAD_FAILED, exit_code=status, error=PayloadFailedError(
-                f"the payload exited {status} (gLExec reported it as 204)"))
-        if status is None:
-            status = returncode  # the wrapper exits with the payload's status
-        if status == 0:
-            return Outcome(SUCCEEDED, exit_code=0)
-        return Outcome(PAYLOAD_FAILED, exit_code=status,
-                       error=PayloadFailedError(f"the payload exited {status}"))
+        """Return the outcome of a gLExec launch; see the exit-status table in the docs.
+
+        gLExec's own codes count only where the wrapper never ran (no marker); 204 means
+        the payload itself exited 201-204, and the marker says which.
+        """
+        if (returncode == PAYLOAD_OVERLAP and marker is not None and marker.error is None
+                and marker.payload_status is None):
+            return Outcome(PAYLOAD_FAILED, error=PayloadFailedError(
+                "the payload exited with one of 201-204 (gLExec answered 204) but the "
+                "wrapper did not record which"))
+        return super().explain(returncode, marker)
+
+    def explain_without_marker(self, returncode: int) -> SwitchError:
+        """The error for a launch whose wrapper never reported running as the target."""
+        return self._never_ran(returncode)
 
     # -- beyond the interface --------------------------------------------------------------
 
@@ -613,7 +605,7 @@ class GlexecSwitcher:
         if status == 0:
             return parse_id_output(stdout)
         if status < 0:
-            raise SwitchError(f"gLExec was killed by {_signal_name(-status)} while probing")
+            raise SwitchError(f"gLExec was killed by {signal_label(-status)} while probing")
         if status in EXIT_ERRORS:
             hint = _cert_hint(cert) if status == CLIENT_ERROR else ""
             raise _switch_error(status, "to probe the target account", stderr, hint)
@@ -652,10 +644,3 @@ class GlexecSwitcher:
                                "left no marker: it failed before running as the target")
         return SwitchError(f"gLExec exited {returncode} but the wrapper never reported running "
                            "as the target")
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"

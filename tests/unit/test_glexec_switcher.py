@@ -153,9 +153,10 @@ def test_payload_failure_reports_the_payloads_status():
     assert (outcome.kind, outcome.exit_code) == (PAYLOAD_FAILED, 3)
 
 
-def test_marker_without_status_takes_the_wrappers_exit_status():
+def test_marker_without_status_is_a_payload_failure_with_no_exit_code():
+    """The wrapper ran but recorded no status: no number is passed off as the payload's."""
     outcome = GlexecSwitcher(settings()).explain(7, WrapperMarker(1002))
-    assert (outcome.kind, outcome.exit_code) == (PAYLOAD_FAILED, 7)
+    assert (outcome.kind, outcome.exit_code) == (PAYLOAD_FAILED, None)
 
 
 def test_death_by_signal_is_reported_as_the_signal():
