@@ -43,7 +43,7 @@ from pilotid.payloads.sandbox import (
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
-from pilotid.strategies.base import Outcome, PayloadLogs
+from pilotid.strategies.base import Outcome, PayloadLogs, switch_failed
 from pilotid.watch import PilotSignal, wait_for_exit
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class _Run:
         self.payload_proxy: Optional[Path] = None
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
+        self.private: Optional[Path] = None
         self.cleanup: list = []
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
@@ -172,7 +173,7 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: _Run) -> Outcome:
-        private = self._prepare_workdir(state.workdir)
+        private = state.private = self._prepare_workdir(state.workdir)
         adapter = self.strategies.payload_for(state.job)
         command = adapter.command(state.job, state.workdir)
         state.credential = self.source.fetch(CredentialRequest(
@@ -248,7 +249,14 @@ class PayloadLauncher:
                     override = PilotInterruptedError(
                         f"pilot received signal {caught.signum} and stopped the payload")
                     self._stop(process, caught.signum)
-        outcome = self.switcher.explain(process.returncode, read_marker(marker))
+        found = read_marker(marker)
+        assert state.account is not None
+        if found is not None and found.uid != state.account.uid:
+            # the switch put the payload under another identity than the probe promised
+            return switch_failed(SwitchError(
+                f"the wrapper ran as uid {found.uid}, not as {state.account.name} "
+                f"(uid {state.account.uid}) as the switcher's probe said"))
+        outcome = self.switcher.explain(process.returncode, found)
         if override is not None:
             kind = base.TIMED_OUT if isinstance(override, PayloadTimeoutError) else base.INTERRUPTED
             outcome = replace(outcome, kind=kind, error=override)
@@ -263,13 +271,7 @@ class PayloadLauncher:
             wait_for_exit(process, None)
 
     def _finish(self, state: _Run) -> None:
-        """Undo what the run set up: sandbox grant, credentials, scratch files."""
-        if state.grant is not None:
-            try:
-                reclaim(state.grant)
-            except PilotidError as error:
-                log.error("job %s: reclaiming the work directory failed: %s",
-                          state.job.panda_id, error)
+        """Undo what the run set up: credentials and scratch files, then the sandbox grant."""
         paths = list(state.cleanup)
         if state.credential is not None:
             paths.append(state.credential.path)
@@ -278,6 +280,15 @@ class PayloadLauncher:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        if state.private is not None:
+            with contextlib.suppress(OSError):  # left in place if anything else is in it
+                state.private.rmdir()
+        if state.grant is not None:
+            try:
+                reclaim(state.grant)
+            except PilotidError as error:
+                log.error("job %s: reclaiming the work directory failed: %s",
+                          state.job.panda_id, error)
 
     def _result(self, state: _Run, outcome: Outcome) -> PayloadResult:
         return PayloadResult(
