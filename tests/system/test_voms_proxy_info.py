@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 
 import pytest
 from cryptography import x509
@@ -15,20 +14,15 @@ from pilotid.cli import main
 from pilotid.identity.credfile import write_private
 from pilotid.identity.testca import Identity, make_proxy
 from pilotid.identity.voms import voms_attributes
-from tests.system import node
-from tests.system.voms_lab import VOMS_DN, VomsLab, seconds
+from tests.system.voms_lab import VOMS_DN, seconds
 
 SLACK = 5  # seconds between voms-proxy-info's clock and ours
 
 
 @pytest.fixture(scope="module")
-def lab(real_node, users):
-    for tool in ("voms-proxy-fake", "voms-proxy-info"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian package voms-clients)")
-    base = node.make_shared_dir("pilotid-voms-")
-    yield VomsLab(base, users.ca)
-    shutil.rmtree(base, ignore_errors=True)
+def lab(voms_lab):
+    """The session's VOMS lab (trust directory, vomsdir, fake VOMS server)."""
+    return voms_lab
 
 
 def proxy_info_json(path):
