@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from pilotid.identity.myproxy import ClientCredential, MyProxyClient, new_key  # noqa: E402
 from pilotid.identity.testca import TestCA  # noqa: E402
 from tests.system.myproxy_lab import MyProxyLab, missing_tool  # noqa: E402
+from tests.system.voms_lab import VomsLab  # noqa: E402
 
 PILOT_DN = "/DC=org/DC=example/OU=Robots/CN=Pilot Robot 99"
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
@@ -122,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="pilotid-bench-", dir="/tmp"))
     os.chmod(base, 0o755)  # noqa: S103 - the myproxy account must reach the lab
     ca = TestCA()
-    lab = MyProxyLab(base, ca, {"alice": ca.issue(ALICE_DN), "pilot": ca.issue(PILOT_DN)})
+    lab = MyProxyLab(VomsLab(base, ca), {"alice": ca.issue(ALICE_DN), "pilot": ca.issue(PILOT_DN)})
     lab.start()
     helper = None
     try:

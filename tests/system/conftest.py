@@ -1,4 +1,5 @@
-"""Fixtures for tests on the real node: accounts, shared directories, a pilot installation."""
+"""Fixtures for tests on the real node: accounts, shared directories, a pilot installation,
+and the session's VOMS lab and myproxy-server (started once for every module that uses it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.system import node
+from tests.system.myproxy_lab import MyProxyLab, missing_tool
+from tests.system.voms_lab import VomsLab
 
 
 def pytest_collection_modifyitems(items):
@@ -42,3 +45,31 @@ def pilot_install(real_node):
     site = node.install_pilot_copy(base)
     yield sys.executable, str(site)
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def voms_lab(real_node, users):
+    """Trust directory (the test CA), vomsdir and fake VOMS server, for the whole session."""
+    for tool in ("voms-proxy-fake", "voms-proxy-info"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian package voms-clients)")
+    base = node.make_shared_dir("pilotid-lab-")
+    yield VomsLab(base, users.ca)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def myproxy(voms_lab, users):
+    """The session's one real myproxy-server: run as the ``myproxy`` account on an
+    ephemeral loopback port, trusting the test CA, with alice, bob, eve and the pilot's
+    certificates in the lab; stopped (by its PID) when the session ends."""
+    reason = missing_tool()
+    if reason:
+        pytest.skip(reason)
+    lab = MyProxyLab(voms_lab, {"alice": users.alice, "bob": users.bob, "eve": users.eve,
+                                "pilot": users.pilot})
+    try:
+        lab.start()
+        yield lab
+    finally:
+        lab.stop()

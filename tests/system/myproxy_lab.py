@@ -1,11 +1,16 @@
 """A real myproxy-server on 127.0.0.1 with a throwaway PKI, for the system tests.
 
-What ``recipes/myproxy-lab.sh`` does, in Python: the test CA issues the host, user, pilot,
-intruder and VOMS certificates; the trust directory gets the CA and its signing policy;
-the server runs as the ``myproxy`` system account (host certificate, key and storage
-directory owned by it, storage 0700) on an ephemeral port read back through ``-z``; the
-grid tools (``grid-proxy-init``, ``voms-proxy-fake``, ``myproxy-init``/``-store``/``-logon``)
-run with an environment that names this lab and nothing of the caller's.
+What ``recipes/myproxy-lab.sh`` does, in Python, on top of a ``VomsLab`` (its trust
+directory with the test CA and signing policy, its vomsdir and fake VOMS server): the test
+CA issues the host certificate (``/CN=localhost``) and the people's certificates; the
+server runs as the ``myproxy`` system account (host certificate, key and storage directory
+owned by it, storage 0700) on an ephemeral port read back through ``-z``; the grid tools
+(``grid-proxy-init``, ``voms-proxy-fake``, ``myproxy-init``/``-store``/``-logon``) run with
+an environment that names this lab and nothing of the caller's.
+
+The system tests share one lab for the whole session (the ``myproxy`` fixture in
+``tests/system/conftest.py``): the server is started once.  Each test module stores the
+credentials it needs under its own credential names.
 
 Gotcha kept from the recipe: never ``myproxy-logon -o /dev/null`` as root (it replaces
 /dev/null with a regular file); every output here goes to a file in the lab.
@@ -20,15 +25,15 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from pilotid.identity.testca import Identity, TestCA
+from pilotid.identity.testca import Identity
+from tests.system.voms_lab import VomsLab
 
 SERVER_USER = "myproxy"
-VOMS_HOST = "voms.example.org"
-VOMS_DN = f"/DC=org/DC=example/CN={VOMS_HOST}"
+SERVER_DN = "/CN=localhost"
 TOOLS = ("myproxy-server", "myproxy-init", "myproxy-store", "myproxy-logon", "myproxy-info",
-         "grid-proxy-init", "grid-proxy-info", "voms-proxy-fake", "voms-proxy-info")
+         "grid-proxy-init", "grid-proxy-info", "voms-proxy-fake", "voms-proxy-info", "runuser")
 
 SERVER_CONFIG = """\
 # who may store (PUT/STORE)
@@ -59,41 +64,30 @@ def missing_tool() -> Optional[str]:
 
 
 class MyProxyLab:
-    """The PKI, the tools' environment and the running server, all under ``base``."""
+    """The running server, the people's credentials and the tools' environment, all in the
+    directory of ``voms`` (a ``VomsLab``, whose trust directory and vomsdir it shares)."""
 
-    def __init__(self, base: Path, ca: TestCA, people: Dict[str, Identity]) -> None:
-        self.base = Path(base)
-        self.ca = ca
-        self.pki = self.base / "pki"
-        self.pki.mkdir()
-        self.cert_dir = ca.write_trust_dir(self.base / "certs")
-        os.chmod(self.cert_dir, 0o755)
-        self.voms_dir = self.base / "vomsdir"
-        (self.voms_dir / "atlas").mkdir(parents=True)
-        (self.voms_dir / "atlas" / f"{VOMS_HOST}.lsc").write_text(f"{VOMS_DN}\n{ca.dn}\n")
-        for path in (self.voms_dir, self.voms_dir / "atlas"):
-            os.chmod(path, 0o755)
-        self.randfile = self.base / ".rnd"
-        self.randfile.touch()
-        self.files: Dict[str, "tuple[Path, Path]"] = {}
-        for name, identity in people.items():
-            self.files[name] = identity.write(self.pki, name)
-        self.voms = ca.issue(VOMS_DN, server_name=VOMS_HOST)
-        self.files["voms"] = self.voms.write(self.pki, "voms")
-        self.host = ca.issue("/CN=localhost", server_name="localhost")
+    def __init__(self, voms: VomsLab, people: Dict[str, Identity]) -> None:
+        self.voms = voms
+        self.base = voms.base
+        self.ca = voms.ca
+        self.cert_dir = voms.cert_dir
+        self.voms_dir = voms.voms_dir
+        self.files: Dict[str, Tuple[Path, Path]] = {
+            name: voms.credentials(identity, name) for name, identity in people.items()}
+        self.people = dict(people)
+        self.host = self.ca.issue(SERVER_DN, server_name="localhost")
         self.server_dir = self.base / "srv"
         self.store_dir = self.server_dir / "store"
         self.port = 0
         self.pid = 0
+        self._outputs = 0
 
     # -- environment and tools
     def env(self, proxy: Optional[Path] = None, **extra: str) -> Dict[str, str]:
         """Environment for a grid tool: this lab's trust and server, ``proxy`` to
         authenticate with."""
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
-               "HOME": str(self.base), "X509_CERT_DIR": str(self.cert_dir),
-               "X509_VOMS_DIR": str(self.voms_dir), "RANDFILE": str(self.randfile),
-               "MYPROXY_SERVER_DN": "/CN=localhost"}
+        env = self.voms.env(MYPROXY_SERVER_DN=SERVER_DN)
         if proxy is not None:
             env["X509_USER_PROXY"] = str(proxy)
         env.update(extra)
@@ -103,19 +97,19 @@ class MyProxyLab:
             check: bool = True, **extra: str) -> subprocess.CompletedProcess:
         """Run a grid tool in this lab (stdin given, never inherited)."""
         done = subprocess.run(list(argv), env=self.env(proxy, **extra), input=stdin,
-                              capture_output=True, text=True, timeout=60, cwd=self.base)
+                              capture_output=True, text=True, timeout=120, cwd=self.base)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n"
                                  f"{done.stdout}\n{done.stderr}")
         return done
 
     @property
-    def server_args(self) -> list:
+    def server_args(self) -> List[str]:
         """``-s localhost -p <port>`` for the MyProxy tools."""
         return ["-s", "localhost", "-p", str(self.port)]
 
     def proxy(self, name: str, hours: int = 24) -> Path:
-        """A proxy of ``name`` made by grid-proxy-init (RFC 3820), in the lab."""
+        """A proxy of ``name`` made by grid-proxy-init (RFC 3820), in the lab (made once)."""
         cert, key = self.files[name]
         out = self.base / f"{name}.proxy"
         if not out.exists():
@@ -124,18 +118,34 @@ class MyProxyLab:
         return out
 
     def voms_proxy(self, name: str, *fqans: str) -> Path:
-        """A VOMS proxy of ``name`` with ``fqans`` made by voms-proxy-fake."""
-        cert, key = self.files[name]
-        voms_cert, voms_key = self.files["voms"]
-        out = self.base / f"{name}-{'-'.join(f.strip('/').replace('/', '_') for f in fqans)}.proxy"
-        argv = ["voms-proxy-fake", "-q", "-rfc", "-cert", str(cert), "-key", str(key),
-                "-hostcert", str(voms_cert), "-hostkey", str(voms_key), "-voms", "atlas",
-                "-uri", f"{VOMS_HOST}:15000", "-hours", "24", "-path-length", "10",
-                "-out", str(out)]
-        for fqan in fqans:
-            argv += ["-fqan", fqan]
-        self.run(argv)
-        return out
+        """A VOMS proxy (VO atlas) of ``name`` with ``fqans``, made by voms-proxy-fake."""
+        return self.voms.fake(self.people[name], name, "atlas", fqans, hours=24,
+                              options=("-rfc", "-path-length", "10"))
+
+    def store(self, owner: str, credname: str, policy: str, username: str = "alice",
+              hours: int = 24, max_hours: int = 12) -> None:
+        """``owner`` delegates with ``myproxy-init -x -Z policy`` (``-x``: the policy is sent
+        as written).  ``username`` ``None`` stores under the owner's DN (``-d``)."""
+        cert, key = self.files[owner]
+        who = ["-d"] if username is None else ["-l", username]
+        self.run(["myproxy-init", *self.server_args, "-C", str(cert), "-y", str(key), *who,
+                  "-k", credname, "-c", str(hours), "-t", str(max_hours), "-x", "-Z", policy])
+
+    def logon(self, credname: str, proxy: Optional[Path] = None,
+              cert_key: Optional[Tuple[Path, Path]] = None, username: str = "alice",
+              hours: int = 1) -> Tuple[subprocess.CompletedProcess, Path]:
+        """``myproxy-logon -n``, authenticating with ``proxy`` or with a certificate and
+        key; returns the finished process and the output file (a new name in the lab each
+        time: never /dev/null)."""
+        self._outputs += 1
+        out = self.base / f"logon-{credname}-{self._outputs}.pem"
+        extra = {}
+        if cert_key is not None:
+            extra = {"X509_USER_CERT": str(cert_key[0]), "X509_USER_KEY": str(cert_key[1])}
+        done = self.run(["myproxy-logon", *self.server_args, "-n", "-l", username,
+                         "-k", credname, "-t", str(hours), "-o", str(out)],
+                        proxy=proxy, check=False, **extra)
+        return done, out
 
     # -- the server
     def start(self) -> None:
@@ -159,6 +169,7 @@ class MyProxyLab:
                               stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise RuntimeError(f"myproxy-server did not start: {done.stderr}")
+        # the launcher returns once the daemon child listens; the files may lag a little
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if port_file.exists() and pid_file.exists() and port_file.read_text().strip():
@@ -174,6 +185,7 @@ class MyProxyLab:
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
+            self.pid = 0
             return
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -188,8 +200,10 @@ class MyProxyLab:
 
     def alive(self) -> bool:
         """True while the server process exists."""
+        if not self.pid:
+            return False
         try:
             os.kill(self.pid, 0)
             return True
-        except (ProcessLookupError, ValueError):
+        except ProcessLookupError:
             return False

@@ -31,38 +31,27 @@ from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA
 from tests.conftest import ALICE_DN, PILOT_DN
 from tests.system import node
-from tests.system.myproxy_lab import MyProxyLab, missing_tool
 
 PASSPHRASE = "correct horse battery"
 
 
-@pytest.fixture(scope="session")
-def lab(real_node, users):
-    """A running myproxy-server with alice's credentials stored by the real tools."""
-    reason = missing_tool()
-    if reason:
-        pytest.skip(reason)
-    base = real_node.make_shared_dir("pilotid-myproxy-")
-    lab = MyProxyLab(base, users.ca, {"alice": users.alice, "pilot": users.pilot,
-                                      "eve": users.eve, "bob": users.bob})
-    lab.start()
-    try:
-        cert, key = lab.files["alice"]
-        init = ["myproxy-init", *lab.server_args, "-C", str(cert), "-y", str(key), "-l", "alice",
-                "-c", "24", "-t", "12", "-x"]
-        lab.run(init + ["-k", "pilotcred", "-Z", PILOT_DN, "-K", "for pilots"])
-        lab.run(init + ["-k", "fqancred", "-Z", "FQAN:/atlas/Role=pilot"])
-        # as PanDA users did: the DN as username (-d), found by the job's prodUserID
-        dn_init = [a for a in init if a not in ("-l", "alice")] + ["-d"]
-        lab.run(dn_init + ["-k", "pilotcred", "-Z", PILOT_DN])
-        lab.run(init[:-1] + ["-k", "passcred", "-S"], stdin=f"{PASSPHRASE}\n")
-        voms = lab.voms_proxy("alice", "/atlas/Role=production", "/atlas")
-        lab.run(["myproxy-store", *lab.server_args, "-c", str(voms), "-y", str(voms),
-                 "-l", "alice", "-k", "vomscred", "-x", "-Z", PILOT_DN], proxy=voms)
-        yield lab
-    finally:
-        lab.stop()
-        shutil.rmtree(base, ignore_errors=True)
+@pytest.fixture(scope="module")
+def lab(myproxy):
+    """The session's myproxy-server with alice's credentials stored by the real tools."""
+    lab = myproxy
+    cert, key = lab.files["alice"]
+    init = ["myproxy-init", *lab.server_args, "-C", str(cert), "-y", str(key), "-l", "alice",
+            "-c", "24", "-t", "12", "-x"]
+    lab.run(init + ["-k", "pilotcred", "-Z", PILOT_DN, "-K", "for pilots"])
+    lab.run(init + ["-k", "fqancred", "-Z", "FQAN:/atlas/Role=pilot"])
+    # as PanDA users did: the DN as username (-d), found by the job's prodUserID
+    dn_init = [a for a in init if a not in ("-l", "alice")] + ["-d"]
+    lab.run(dn_init + ["-k", "pilotcred", "-Z", PILOT_DN])
+    lab.run(init[:-1] + ["-k", "passcred", "-S"], stdin=f"{PASSPHRASE}\n")
+    voms = lab.voms_proxy("alice", "/atlas/Role=production", "/atlas")
+    lab.run(["myproxy-store", *lab.server_args, "-c", str(voms), "-y", str(voms),
+             "-l", "alice", "-k", "vomscred", "-x", "-Z", PILOT_DN], proxy=voms)
+    return lab
 
 
 def client(lab, who="pilot", proxy=None, **kw):

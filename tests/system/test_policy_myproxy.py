@@ -3,19 +3,12 @@
 The user stores with the real ``myproxy-init -x -Z``, the pilots retrieve with the real
 ``myproxy-logon``: the escaped policy lets a pilot whose DN is full of regex characters in,
 keeps out a DN that the same DN written unescaped lets in, and a policy of a thousand DNs
-works on this server (6.2.14 has no 255-character limit).
-
-The server fixture is private to this module on purpose (another one is being written for the
-MyProxy client tests; they are to be merged).
+works on this server (6.2.14 has no 255-character limit).  The server is the session's
+(the ``myproxy`` fixture).
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Optional
@@ -32,11 +25,7 @@ from pilotid.identity.policy import (
     dn_policy,
     fqan_policy,
 )
-from tests.system import node
-from tests.system.voms_lab import VomsLab
 
-SERVER_ACCOUNT = "myproxy"
-SERVER_DN = "/CN=localhost"
 # A queue's pilot whose DN is full of what MyProxy's matching treats specially.
 SPECIAL_PILOT_DN = "/DC=org/DC=example/OU=Robots/CN=pilot (ANALY_*) v1.0?"
 # What that DN, stored unescaped, matches instead: "(...)" is a group, "*" any text, "?" any char.
@@ -45,47 +34,22 @@ BRACKET_PILOT_DN = "/DC=ch/DC=cern/OU=Robots/CN=pilot [glexec]|queue.b"
 BRACKET_INTRUDER_DN = "/DC=ch/DC=cern/OU=Robots/CN=pilot g"
 REFUSED = "authentication failed"
 
-SERVER_CONFIG = """\
-accepted_credentials       "*"
-authorized_retrievers      "*"
-default_retrievers         "*"
-trusted_retrievers         "*"
-default_trusted_retrievers "none"
-"""
 
+class PolicyLab:
+    """The shared lab, seen from this module: alice stores, pilots (by certificate) retrieve."""
 
-class MyProxyLab:
-    """A running myproxy-server on 127.0.0.1 and the client commands against it."""
-
-    def __init__(self, lab: VomsLab, port: int, pid: int) -> None:
+    def __init__(self, lab) -> None:
         self.lab = lab
-        self.port = port
-        self.pid = pid
-        self._outputs = 0
 
-    def _client_env(self, cert: Path, key: Path, **extra: str):
-        return self.lab.env(MYPROXY_SERVER_DN=SERVER_DN, X509_USER_CERT=str(cert),
-                            X509_USER_KEY=str(key), **extra)
+    def store(self, credname: str, policy: str) -> None:
+        """Alice delegates with ``myproxy-init -x -Z policy`` (-x first: sent unchanged)."""
+        self.lab.store("alice", credname, policy, hours=2, max_hours=1)
 
-    def store(self, owner, owner_stem: str, credname: str, policy: str) -> None:
-        """The owner delegates with ``myproxy-init -x -Z policy`` (-x first: sent unchanged)."""
-        cert, key = self.lab.credentials(owner, owner_stem)
-        done = subprocess.run(
-            ["myproxy-init", "-s", "localhost", "-p", str(self.port), "-C", str(cert),
-             "-y", str(key), "-l", "alice", "-k", credname, "-c", "2", "-t", "1",
-             "-x", "-Z", policy],
-            env=self._client_env(cert, key), stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=120)
-        assert done.returncode == 0, f"myproxy-init failed: {done.stdout}{done.stderr}"
-
-    def stored_policy(self, owner, owner_stem: str, credname: str) -> str:
+    def stored_policy(self, credname: str) -> str:
         """The trusted retrieval policy ``myproxy-info`` shows for ``credname``."""
-        cert, key = self.lab.credentials(owner, owner_stem)
-        done = subprocess.run(
-            ["myproxy-info", "-s", "localhost", "-p", str(self.port), "-l", "alice",
-             "-k", credname],
-            env=self._client_env(cert, key), capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        cert, key = self.lab.files["alice"]
+        done = self.lab.run(["myproxy-info", *self.lab.server_args, "-l", "alice",
+                             "-k", credname], X509_USER_CERT=str(cert), X509_USER_KEY=str(key))
         for line in done.stdout.splitlines():
             name, _, value = line.strip().partition(": ")
             if name == "trusted retrieval policy":
@@ -96,61 +60,18 @@ class MyProxyLab:
         """The pilot retrieves with ``myproxy-logon -n``, authenticating with its certificate
         (or with ``proxy``); returns (CompletedProcess, output path)."""
         if proxy:  # with X509_USER_CERT set, myproxy-logon would authenticate with that instead
-            env = self.lab.env(MYPROXY_SERVER_DN=SERVER_DN, X509_USER_PROXY=str(proxy))
-        else:
-            env = self._client_env(*self.lab.credentials(identity, stem))
-        self._outputs += 1
-        out = self.lab.base / f"got-{stem}-{credname}-{self._outputs}.pem"  # never /dev/null
-        done = subprocess.run(
-            ["myproxy-logon", "-s", "localhost", "-p", str(self.port), "-n", "-l", "alice",
-             "-k", credname, "-t", "1", "-o", str(out)],
-            env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=120)
-        return done, out
+            return self.lab.logon(credname, proxy=proxy)
+        return self.lab.logon(credname, cert_key=self.lab.voms.credentials(identity, stem))
+
+    def fake(self, identity, stem: str, fqans) -> Path:
+        """A VOMS proxy (VO atlas) of ``identity`` made by voms-proxy-fake."""
+        return self.lab.voms.fake(identity, stem, "atlas", fqans)
 
 
 @pytest.fixture(scope="module")
-def myproxy(real_node, users):
-    """A real myproxy-server as the ``myproxy`` account, on an ephemeral loopback port."""
-    for tool in ("myproxy-server", "myproxy-init", "myproxy-logon", "myproxy-info",
-                 "grid-proxy-init", "voms-proxy-fake", "runuser"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (see shared/recipes/myproxy-lab.sh)")
-    try:
-        account = pwd.getpwnam(SERVER_ACCOUNT)
-    except KeyError:
-        pytest.skip(f"no {SERVER_ACCOUNT} account (Debian package myproxy-server makes it)")
-    base = node.make_shared_dir("pilotid-policy-")
-    lab = VomsLab(base, users.ca)
-    srv = base / "srv"
-    (srv / "store").mkdir(parents=True)
-    os.chmod(srv / "store", 0o700)
-    (srv / "myproxy-server.config").write_text(SERVER_CONFIG)
-    host_cert, host_key = users.ca.issue(SERVER_DN, server_name="localhost").write(srv, "host")
-    for root, dirs, files in os.walk(srv):
-        for name in [root] + [os.path.join(root, f) for f in files]:
-            os.chown(name, account.pw_uid, account.pw_gid)
-    started = subprocess.run(
-        ["runuser", "-u", SERVER_ACCOUNT, "--", "env", f"X509_CERT_DIR={lab.cert_dir}",
-         f"X509_VOMS_DIR={lab.voms_dir}", f"X509_USER_CERT={host_cert}",
-         f"X509_USER_KEY={host_key}",
-         "myproxy-server", "-c", str(srv / "myproxy-server.config"), "-s", str(srv / "store"),
-         "-l", "127.0.0.1", "-p", "0", "-P", str(srv / "myproxy.pid"),
-         "-z", str(srv / "myproxy.port")],
-        env=lab.env(), capture_output=True, text=True, timeout=60)
-    assert started.returncode == 0, f"myproxy-server did not start: {started.stderr}"
-    # the launcher returns once the daemon child listens and has written both files
-    pid = int((srv / "myproxy.pid").read_text())
-    port = int((srv / "myproxy.port").read_text())
-    yield MyProxyLab(lab, port, pid)
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    shutil.rmtree(base, ignore_errors=True)
+def policies(myproxy):
+    """The session's myproxy-server, with this module's helpers."""
+    return PolicyLab(myproxy)
 
 
 @pytest.fixture(scope="module")
@@ -168,49 +89,48 @@ def _retrieved_identity(out: Path) -> str:
     return certificates[-1].subject.rfc4514_string()
 
 
-def test_escaped_policy_is_stored_unchanged(myproxy, users):
+def test_escaped_policy_is_stored_unchanged(policies):
     policy = dn_policy([SPECIAL_PILOT_DN])
-    myproxy.store(users.alice, "alice", "special", policy)
-    assert myproxy.stored_policy(users.alice, "alice", "special") == policy
+    policies.store("special", policy)
+    assert policies.stored_policy("special") == policy
 
 
-def test_escaped_policy_lets_the_pilot_with_special_characters_retrieve(myproxy, users, pilots):
-    myproxy.store(users.alice, "alice", "special-get", dn_policy([SPECIAL_PILOT_DN]))
-    done, out = myproxy.logon(pilots["special"], "special", "special-get")
+def test_escaped_policy_lets_the_pilot_with_special_characters_retrieve(policies, pilots):
+    policies.store("special-get", dn_policy([SPECIAL_PILOT_DN]))
+    done, out = policies.logon(pilots["special"], "special", "special-get")
     assert done.returncode == 0, done.stderr
     assert "Alice Analyst 1234" in _retrieved_identity(out)
     assert oct(out.stat().st_mode & 0o777) == "0o600"
 
 
-def test_escaped_policy_refuses_the_dn_a_naive_policy_admits(myproxy, users, pilots):
-    myproxy.store(users.alice, "alice", "escaped", dn_policy([SPECIAL_PILOT_DN]))
-    myproxy.store(users.alice, "alice", "naive", SPECIAL_PILOT_DN)
+def test_escaped_policy_refuses_the_dn_a_naive_policy_admits(policies, pilots):
+    policies.store("escaped", dn_policy([SPECIAL_PILOT_DN]))
+    policies.store("naive", SPECIAL_PILOT_DN)
 
-    refused, out = myproxy.logon(pilots["naive_intruder"], "naive-intruder", "escaped")
+    refused, out = policies.logon(pilots["naive_intruder"], "naive-intruder", "escaped")
     assert refused.returncode != 0 and REFUSED in refused.stderr
     assert not out.exists()
 
     # The same DN written as it is: the intruder gets Alice's proxy, the pilot does not.
-    admitted, _ = myproxy.logon(pilots["naive_intruder"], "naive-intruder", "naive")
+    admitted, _ = policies.logon(pilots["naive_intruder"], "naive-intruder", "naive")
     assert admitted.returncode == 0, admitted.stderr
-    locked_out, _ = myproxy.logon(pilots["special"], "special", "naive")
+    locked_out, _ = policies.logon(pilots["special"], "special", "naive")
     assert locked_out.returncode != 0 and REFUSED in locked_out.stderr
 
 
-def test_policy_with_several_pilot_dns_admits_each_and_nobody_else(myproxy, users, pilots):
-    myproxy.store(users.alice, "alice", "two-queues",
-                  dn_policy([SPECIAL_PILOT_DN, BRACKET_PILOT_DN]))
+def test_policy_with_several_pilot_dns_admits_each_and_nobody_else(policies, users, pilots):
+    policies.store("two-queues", dn_policy([SPECIAL_PILOT_DN, BRACKET_PILOT_DN]))
     for name in ("special", "bracket"):
-        done, _ = myproxy.logon(pilots[name], name, "two-queues")
+        done, _ = policies.logon(pilots[name], name, "two-queues")
         assert done.returncode == 0, (name, done.stderr)
     for name in ("naive_intruder", "bracket_intruder"):
-        done, _ = myproxy.logon(pilots[name], name.replace("_", "-"), "two-queues")
+        done, _ = policies.logon(pilots[name], name.replace("_", "-"), "two-queues")
         assert done.returncode != 0 and REFUSED in done.stderr, name
-    done, _ = myproxy.logon(users.pilot, "pilot", "two-queues")
+    done, _ = policies.logon(users.pilot, "pilot", "two-queues")
     assert done.returncode != 0
 
 
-def test_thousand_dn_policy_works_on_a_server_without_the_255_limit(myproxy, users, pilots):
+def test_thousand_dn_policy_works_on_a_server_without_the_255_limit(policies, pilots):
     dns = [f"/DC=org/DC=example/OU=Robots/CN=pilot {i:04d} (queue {i % 37}).example.org"
            for i in range(999)] + [SPECIAL_PILOT_DN]
     policy = RetrievalPolicy(dn_policy(dns), DN_FORM)
@@ -218,31 +138,31 @@ def test_thousand_dn_policy_works_on_a_server_without_the_255_limit(myproxy, use
     with pytest.raises(ConfigurationError, match="255"):
         check_length(policy, LEGACY_MAX_LENGTH)
     check_length(policy, None)
-    myproxy.store(users.alice, "alice", "thousand", policy.text)
+    policies.store("thousand", policy.text)
     started = time.monotonic()
-    done, _ = myproxy.logon(pilots["special"], "special", "thousand")
+    done, _ = policies.logon(pilots["special"], "special", "thousand")
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 30
-    refused, _ = myproxy.logon(pilots["naive_intruder"], "naive-intruder", "thousand")
+    refused, _ = policies.logon(pilots["naive_intruder"], "naive-intruder", "thousand")
     assert refused.returncode != 0 and REFUSED in refused.stderr
 
 
-def test_fqan_policy_admits_the_spelling_a_real_voms_server_writes(myproxy, users):
-    myproxy.store(users.alice, "alice", "fqan", fqan_policy("/atlas/Role=pilot"))
-    full = myproxy.lab.fake(users.pilot, "pilot", "atlas", ["/atlas/Role=pilot/Capability=NULL",
-                                                             "/atlas/Role=NULL/Capability=NULL"])
-    short = myproxy.lab.fake(users.pilot, "pilot", "atlas", ["/atlas/Role=pilot"])
-    other = myproxy.lab.fake(users.pilot, "pilot", "atlas", ["/atlas/Role=production"])
+def test_fqan_policy_admits_the_spelling_a_real_voms_server_writes(policies, users):
+    policies.store("fqan", fqan_policy("/atlas/Role=pilot"))
+    full = policies.fake(users.pilot, "pilot", ["/atlas/Role=pilot/Capability=NULL",
+                                                "/atlas/Role=NULL/Capability=NULL"])
+    short = policies.fake(users.pilot, "pilot", ["/atlas/Role=pilot"])
+    other = policies.fake(users.pilot, "pilot", ["/atlas/Role=production"])
     for proxy in (full, short):
-        done, _ = myproxy.logon(users.pilot, "pilot", "fqan", proxy=proxy)
+        done, _ = policies.logon(users.pilot, "pilot", "fqan", proxy=proxy)
         assert done.returncode == 0, (proxy.name, done.stderr)
-    done, _ = myproxy.logon(users.pilot, "pilot", "fqan", proxy=other)
+    done, _ = policies.logon(users.pilot, "pilot", "fqan", proxy=other)
     assert done.returncode != 0 and REFUSED in done.stderr
 
 
-def test_fqan_written_short_only_misses_the_full_spelling(myproxy, users):
+def test_fqan_written_short_only_misses_the_full_spelling(policies, users):
     """Why fqan_policy accepts both spellings: the server compares the whole FQAN string."""
-    myproxy.store(users.alice, "alice", "fqan-exact", fqan_policy("/atlas/Role=pilot", exact=True))
-    full = myproxy.lab.fake(users.pilot, "pilot", "atlas", ["/atlas/Role=pilot/Capability=NULL"])
-    done, _ = myproxy.logon(users.pilot, "pilot", "fqan-exact", proxy=full)
+    policies.store("fqan-exact", fqan_policy("/atlas/Role=pilot", exact=True))
+    full = policies.fake(users.pilot, "pilot", ["/atlas/Role=pilot/Capability=NULL"])
+    done, _ = policies.logon(users.pilot, "pilot", "fqan-exact", proxy=full)
     assert done.returncode != 0 and REFUSED in done.stderr

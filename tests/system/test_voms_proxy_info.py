@@ -1,4 +1,10 @@
-"""``voms_attributes`` agrees with ``voms-proxy-info -all`` on ``voms-proxy-fake`` proxies."""
+"""``pilotid proxy-info --json`` and ``voms_attributes`` agree with ``voms-proxy-info -all``.
+
+On proxies of every kind made by ``voms-proxy-fake`` (RFC and legacy, full and limited,
+one or two VOs, several FQANs, AC or proxy near expiry, no VOMS at all) and on proxies
+pilotid retrieved from the session's real myproxy-server (plain, and delegated from a
+stored VOMS proxy).
+"""
 
 from __future__ import annotations
 
@@ -13,22 +19,26 @@ from cryptography.hazmat.primitives import serialization
 
 from pilotid.cli import main
 from pilotid.identity.credfile import write_private
+from pilotid.identity.myproxy import ClientCredential, MyProxyClient
 from pilotid.identity.testca import Identity, make_proxy
 from pilotid.identity.voms import voms_attributes
+from tests.conftest import ALICE_DN, PILOT_DN
 from tests.system import node
-from tests.system.voms_lab import VOMS_DN, VomsLab, seconds
+from tests.system.voms_lab import VOMS_DN, seconds
 
 SLACK = 5  # seconds between voms-proxy-info's clock and ours
+# pilotid's proxy types (grid-proxy-info's words) as voms-proxy-info 2.1 names them; it does
+# not tell an RFC limited proxy from a full one
+VOMS_PROXY_INFO_TYPE = {"RFC 3820 compliant impersonation proxy": "RFC compliant proxy",
+                        "RFC 3820 compliant limited proxy": "RFC compliant proxy",
+                        "full legacy globus proxy": "proxy",
+                        "limited legacy globus proxy": "limited proxy"}
 
 
 @pytest.fixture(scope="module")
-def lab(real_node, users):
-    for tool in ("voms-proxy-fake", "voms-proxy-info"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian package voms-clients)")
-    base = node.make_shared_dir("pilotid-voms-")
-    yield VomsLab(base, users.ca)
-    shutil.rmtree(base, ignore_errors=True)
+def lab(voms_lab):
+    """The session's VOMS lab (trust directory, vomsdir, fake VOMS server)."""
+    return voms_lab
 
 
 def proxy_info_json(path):
@@ -51,6 +61,11 @@ def assert_agrees(lab, path):
     # voms-proxy-info names the proxy's issuer (for a proxy of a proxy, a proxy subject);
     # pilotid names the end entity, as grid-proxy-info and gLExec do
     assert theirs.proxy["identity"].startswith(shown["identity"])
+    assert (shown["subject"], shown["issuer"]) == (theirs.proxy["subject"],
+                                                   theirs.proxy["issuer"])
+    assert VOMS_PROXY_INFO_TYPE[shown["type"]] == theirs.proxy["type"]
+    assert f"{shown['key_bits']} bits" == theirs.proxy["strength"]
+    assert abs(shown["time_left"] - seconds(theirs.proxy["timeleft"])) <= SLACK
     assert [(v["vo"], v["fqans"]) for v in shown["voms"]] == \
         [(vo["VO"], vo["attribute"]) for vo in theirs.vos]
     assert [a.vo for a in ours] == [vo["VO"] for vo in theirs.vos]
@@ -105,6 +120,14 @@ def test_ac_near_expiry(lab, users):
     assert 0 < found.time_left().total_seconds() <= 180
 
 
+def test_proxy_near_expiry(lab, users):
+    path = lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=pilot", "/atlas"], hours=1,
+                    options=["-rfc", "-pastproxy", "0:58", "-pastac", "0:58"])
+    assert 0 < proxy_info_json(path)["time_left"] <= 120
+    (found,) = assert_agrees(lab, path)
+    assert 0 < found.time_left().total_seconds() <= 120
+
+
 def test_other_vo_for_a_user_with_quotes_and_parentheses_in_the_dn(lab, users):
     path = lab.fake(users.bob, "bob", "cms", ["/cms/Role=pilot", "/cms"],
                     uri="voms.example.org:15001")
@@ -135,3 +158,33 @@ def test_plain_proxy_delegated_from_a_voms_proxy_shows_the_parents_attributes(la
 def test_proxy_without_voms_has_no_attributes(lab, users):
     plain = write_private(lab.base / "plain.proxy", make_proxy(users.alice, hours=2))
     assert assert_agrees(lab, plain) == ()
+
+
+@pytest.fixture(scope="module")
+def retrieved(myproxy, lab):
+    """Alice's proxies as the pilot retrieved them with pilotid from the real server: one
+    delegated by ``myproxy-init``, one from a VOMS proxy stored with ``myproxy-store``."""
+    myproxy.store("alice", "vpi-plain", PILOT_DN)
+    voms = myproxy.voms_proxy("alice", "/atlas/Role=production", "/atlas/usatlas", "/atlas")
+    myproxy.run(["myproxy-store", *myproxy.server_args, "-c", str(voms), "-y", str(voms),
+                 "-l", "alice", "-k", "vpi-voms", "-x", "-Z", PILOT_DN], proxy=voms)
+    client = MyProxyClient("localhost", myproxy.port, environ={}, retries=0,
+                           credential=ClientCredential.load(myproxy.proxy("pilot")),
+                           ca_dir=myproxy.cert_dir)
+    base = node.make_shared_dir("pilotid-vpi-")
+    yield {name: client.get("alice", f"vpi-{name}", lifetime=3 * 3600).write(base / name)
+           for name in ("plain", "voms")}
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_plain_proxy_retrieved_from_myproxy(lab, retrieved):
+    assert assert_agrees(lab, retrieved["plain"]) == ()
+    shown = proxy_info_json(retrieved["plain"])
+    assert shown["identity"] == ALICE_DN and shown["is_proxy"]
+    assert 3 * 3600 - SLACK <= shown["time_left"] <= 3 * 3600
+
+
+def test_voms_proxy_retrieved_from_myproxy_shows_the_stored_attributes(lab, retrieved):
+    (found,) = assert_agrees(lab, retrieved["voms"])
+    assert found.fqans == ("/atlas/Role=production", "/atlas/usatlas", "/atlas")
+    assert proxy_info_json(retrieved["voms"])["identity"] == ALICE_DN

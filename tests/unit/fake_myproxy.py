@@ -135,7 +135,22 @@ class FakeMyProxyServer:
                 sock.close()
 
     def close(self) -> None:
-        self._listener.close()
+        _stop_listener(self._listener, self._thread)
+
+
+def _stop_listener(listener: socket.socket, thread: threading.Thread) -> None:
+    """Stop the accepting thread before the listener's descriptor is freed.
+
+    ``close()`` alone does not wake a thread blocked in ``accept()``, and that thread would
+    go on accepting on whatever socket reuses the descriptor number next: the next test's
+    fake server.  ``shutdown()`` makes the pending ``accept()`` fail; the thread returns.
+    """
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    thread.join(timeout=15)
+    listener.close()
 
 
 def signing_handler(signer: ClientCredential, final: Optional[List[str]] = None) -> Handler:
@@ -194,6 +209,6 @@ class SilentListener:
             self._held.append(sock)
 
     def close(self) -> None:
-        self._listener.close()
+        _stop_listener(self._listener, self._thread)
         for sock in self._held:
             sock.close()

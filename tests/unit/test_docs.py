@@ -38,3 +38,11 @@ def test_queue_reference_describes_every_field():
     page = (DOCS / "queues.rst").read_text(encoding="utf-8")
     rows = set(re.findall(r"^   \* - ``(\w+)``$", page, re.MULTILINE))
     assert set(field_names()) <= rows
+
+
+def test_every_page_is_in_the_index_toctree_and_every_entry_exists():
+    """What ``sphinx -W`` would refuse: a page no toctree names, or an entry with no page."""
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    entries = set(re.findall(r"^   ([a-z][\w-]*)$", index, re.MULTILINE))
+    pages = {p.stem for p in DOCS.glob("*.rst")} - {"index"}
+    assert entries == pages

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+import pilotid.identity.myproxy as myproxy_module
 from pilotid.errors import (
     CredentialError,
     CredentialRefusedError,
@@ -21,20 +22,11 @@ from pilotid.errors import (
     ProxyFileError,
     ProxyKeyError,
 )
-from pilotid.identity.myproxy import (
-    TRUSTROOTS_MARKER,
-    ClientCredential,
-    MyProxyClient,
-    Passphrase,
-    ServerAddress,
-    check_server_identity,
-    encode_chain,
-    is_proxy,
-    new_key,
-    parse_servers,
-    sign_proxy,
-    write_trustroots,
-)
+from pilotid.identity.myproxy import MyProxyClient
+from pilotid.identity.myproxy_channel import ServerAddress, check_server_identity, parse_servers
+from pilotid.identity.myproxy_credentials import ClientCredential, is_proxy, new_key, sign_proxy
+from pilotid.identity.myproxy_trustroots import TRUSTROOTS_MARKER, write_trustroots
+from pilotid.identity.myproxy_wire import Passphrase, encode_chain
 from pilotid.identity.proxy import (
     RFC3820_LIMITED_PROXY,
     RFC3820_PROXY,
@@ -568,3 +560,9 @@ def test_anonymous_client_cannot_retrieve(pki, key):
     client = MyProxyClient("localhost", 1, ca_dir=pki["trust"], environ={}, anonymous=True)
     with pytest.raises(CredentialError, match="anonymous"):
         client.get("alice", key=key)
+
+
+def test_every_public_name_of_the_split_modules_is_still_importable_from_myproxy():
+    """The client module re-exports what callers imported from it before the split."""
+    for name in myproxy_module.__all__:
+        assert getattr(myproxy_module, name) is not None, name
