@@ -10,13 +10,14 @@ import logging
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from zope.interface import implementer
 
 from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
+from pilotid.probe import OK, Check
 from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
@@ -88,6 +89,12 @@ class NoopSwitcher(SwitcherBase):
             log.debug("process group %d is already gone", process.pid)
             return
         log.info("sent %s to process group %d", signal_label(signum), process.pid)
+
+    def node_checks(self, credential: Optional["Credential"]) -> List[Check]:
+        """Say that there is no switch: payloads of this queue run as the pilot."""
+        pilot = Account.current()
+        return [Check("switch", OK, f"none: payloads run as the pilot itself, {pilot.name} "
+                      f"(uid {pilot.uid}), by the queue's choice")]
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """No marker with no switch: the wrapper itself could not run (or died first)."""

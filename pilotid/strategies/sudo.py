@@ -42,6 +42,7 @@ from pilotid.errors import (
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
+from pilotid.probe import FAIL, OK, Check
 from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
@@ -142,6 +143,13 @@ class SudoSwitcher(SwitcherBase):
                 f"sudo is not installed (looked in {SUDO_SEARCH_PATH}); install the sudo "
                 f"package, or configure queue {self.settings.name} with another switcher")
         return found
+
+    def node_checks(self, credential: Optional["Credential"]) -> List[Check]:
+        """The sudo program ``pilotid probe`` will use (the test switch is ``probe``'s)."""
+        try:
+            return [Check("sudo", OK, self.sudo_path())]
+        except SwitchUnavailableError as error:
+            return [Check("sudo", FAIL, str(error), error.code)]
 
     # -- probe ---------------------------------------------------------------------------
 
