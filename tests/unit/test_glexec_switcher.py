@@ -397,9 +397,24 @@ def test_expired_proxy_is_refused_before_calling_glexec(fake, tmp_path):
 
 
 def test_proxy_shorter_than_the_queue_timeout_is_refused(fake, tmp_path):
-    switch = switcher(fake, queue=settings(timeout=48 * 3600))
+    switch = switcher(fake, queue=settings(timeout=2 * 3600))
     with pytest.raises(ProxyExpiredError, match="left"):
-        switch.probe(credential(tmp_path, hours=12))
+        switch.probe(credential(tmp_path, hours=1))
+
+
+def test_long_job_needs_its_proxy_only_until_the_refresh_threshold(fake, tmp_path):
+    """A 48 h job with a 12 h proxy: the launcher refreshes it under the 3 h threshold."""
+    switch = switcher(fake, queue=settings(timeout=48 * 3600))
+    assert switch.probe(credential(tmp_path, hours=12)) == ALICE
+    with pytest.raises(ProxyExpiredError, match="left"):
+        switch.probe(credential(tmp_path, hours=2, name="short"))
+
+
+def test_retries_come_from_the_queue_settings():
+    switch = GlexecSwitcher(settings(switch_retries=2, switch_retry_delay=0.5))
+    assert (switch.retry.tries, switch.retry.delay) == (2, 0.5)
+    outcome = switch.explain(202, None)
+    assert [switch.retry_delay(outcome, n) for n in (1, 2)] == [0.5, None]
 
 
 def test_proxy_refresh_is_due_under_three_hours(tmp_path):
