@@ -249,7 +249,8 @@ class PayloadLauncher:
                 self._check_lifetime(state.credential)
                 process = self.switcher.launch([str(wrapper)], state.credential, state.account,
                                                state.workdir, PayloadLogs(out, err))
-                log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
+                log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
+                         process.pid)
                 override = self._watch(state, process)
                 found = read_marker(marker)
                 outcome = self._outcome(state, process, found, override)
@@ -257,9 +258,12 @@ class PayloadLauncher:
                     return outcome
                 delay = self.switcher.retry_delay(outcome, attempt)
                 if delay is None:
+                    if attempt > 1:
+                        log.error("job %s: giving up after %d launches", state.job.panda_id,
+                                  attempt)
                     return outcome
-                log.warning("job %s: launch %d failed before the wrapper ran (%s); launching "
-                            "again in %gs", state.job.panda_id, attempt, outcome.error, delay)
+                log.warning("job %s: launch %d: %s; launching again in %gs",
+                            state.job.panda_id, attempt, outcome.error, delay)
                 interrupted = self._pause(delay)
                 if interrupted is not None:
                     return Outcome(base.INTERRUPTED, error=interrupted)
