@@ -559,7 +559,8 @@ class GlexecSwitcher(SwitcherBase):
         if found.binary is None:
             return [Check("gLExec", FAIL, found.problem or "not found",
                           SwitchUnavailableError.code)]
-        detail = f"{found.binary}, mode {found.mode:04o}, owner {found.owner}, mode {self.mode}"
+        detail = (f"{found.binary}, mode {found.mode:04o}, owner {found.owner}, "
+                  f"glexec_mode {self.mode}")
         checks = [Check("gLExec", FAIL if found.problem else OK,
                         detail + (f": {found.problem}" if found.problem else ", setuid root"),
                         SwitchUnavailableError.code if found.problem else 0)]
