@@ -68,6 +68,7 @@ from pilotid.strategies.base import (
     WrapperMarker,
     signal_label,
 )
+from pilotid.strategies.processes import payload_groups
 
 log = logging.getLogger(__name__)
 
@@ -468,11 +469,14 @@ class GlexecSwitcher(SwitcherBase):
         return process
 
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
-        """Send ``signum`` to the payload's process group by running ``kill`` through gLExec.
+        """Send ``signum`` to the payload's process groups by running ``kill`` through gLExec.
 
         The lingering gLExec runs as root and ignores the pilot, and the payload runs as the
-        target: only the target may signal it.  Does nothing once ``process`` has ended.
-        Raises the ``SwitchError`` of gLExec's status if gLExec refuses the kill.
+        target: only the target may signal it.  The groups are gLExec's own (the wrapper's)
+        and every group a process of the target under gLExec leads (the wrapper runs the
+        payload in a group of its own), so that SIGKILL reaches the payload and not only the
+        wrapper.  Does nothing once ``process`` has ended.  Raises the ``SwitchError`` of
+        gLExec's status if gLExec refuses the kill.
         """
         if process.poll() is not None:
             self._launched.pop(process.pid, None)
@@ -484,15 +488,21 @@ class GlexecSwitcher(SwitcherBase):
             log.warning("the proxy of %s has expired: gLExec may refuse to signal the payload",
                         launched.credential.identity)
         name = signal.Signals(signum).name[3:]
-        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", f"-{process.pid}"]
+        groups = [process.pid] + sorted(payload_groups(process.pid, launched.account.uid)
+                                        - {process.pid})
+        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", *(f"-{g}" for g in groups)]
         env = glexec_environment(self.environ, launched.client_cert)
         status, _, stderr = self._call(argv, env, f"signalling the payload ({name})")
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
             raise _switch_error(status, f"to signal the payload of {launched.account.name}",
                                 stderr)
+        shown = " ".join(f"-{g}" for g in groups)
         if status != 0:
-            log.info("kill -%s -%d as %s found nothing to signal (%d)", name, process.pid,
-                     launched.account.name, status)
+            log.info("kill -s %s %s as %s found nothing to signal in some groups (%d)", name,
+                     shown, launched.account.name, status)
+        else:
+            log.info("sent SIG%s to process groups %s as %s through gLExec", name, shown,
+                     launched.account.name)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the outcome of a gLExec launch; see the exit-status table in the docs.

@@ -1,0 +1,56 @@
+"""The processes of a payload that a switcher must reach to stop it.
+
+The wrapper runs the payload in a process group of its own (``set -m``), and a payload may
+make more groups; signalling only the group the switch program leads misses them, and
+SIGKILL cannot be relayed.  ``payload_groups`` finds every group to signal, from the
+process tree under the switch program (``/proc``, readable by the unprivileged pilot).
+A process that left the tree (``setsid`` and a double fork, re-parented to init) is not
+found: only a cgroup would keep it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Set
+
+
+def payload_groups(root_pid: int, uid: int) -> Set[int]:
+    """The process groups to signal for the payload under ``root_pid`` (the switch program
+    the launcher started in a session of its own: sudo, gLExec, or the wrapper itself).
+
+    Always ``root_pid`` (the group it leads, where the wrapper runs), plus the group of
+    every descendant of ``root_pid`` whose real uid is ``uid`` (the payload's own group,
+    groups the payload made, a wrapper sudo put in a pseudo-terminal of its own).  Never 0
+    or 1.
+    """
+    children: Dict[int, List[int]] = {}
+    group_of: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+        group_of[int(entry)] = pgid
+    groups = {root_pid}
+    pending = list(children.get(root_pid, ()))
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
+    return groups
+
+
+def _real_uid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
