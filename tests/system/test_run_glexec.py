@@ -228,7 +228,13 @@ def wait_until(predicate, timeout: float = 30, step: float = 0.05) -> bool:
 
 @pytest.fixture
 def site(shared_tmp, standin, users, pilot_install) -> Site:
-    return Site(shared_tmp, users, pilot_install)
+    site = Site(shared_tmp, users, pilot_install)
+    yield site
+    for pid in job_processes(shared_tmp):  # what a failed test left running
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 # --- a runAthena job through gLExec: one run, several things to show --------------------------
@@ -591,3 +597,48 @@ def test_probe_fails_on_a_broken_glexec(site):
     checks = {c["name"]: c for c in json.loads(done.stdout)}
     assert checks["test switch"]["status"] == "fail"
     assert checks["test switch"]["error_code"] == SwitchSystemError.code == done.returncode
+
+
+def stubborn_transformations(site: Site, main_ignores_term: bool) -> Path:
+    """A transformation directory whose runAthena has a child that ignores SIGTERM and,
+    if ``main_ignores_term``, ignores it too."""
+    trf = site.base / "trf"
+    trf.mkdir()
+    script = trf / "runAthena"
+    script.write_text(f"""#!/bin/bash
+{"trap '' TERM" if main_ignores_term else ""}
+echo "argv-json=[]"
+( trap '' TERM; exec sleep 300 ) &
+sleep 300 & wait
+""")
+    script.chmod(0o755)
+    trf.chmod(0o755)
+    return trf
+
+
+@pytest.mark.parametrize("main_ignores_term, signum", [(True, signal.SIGKILL),
+                                                       (False, signal.SIGTERM)])
+def test_payload_ignoring_sigterm_ends_through_glexec_with_all_its_processes(
+        site, main_ignores_term, signum):
+    """SIGKILL after the grace period must reach the payload's own process group, not only
+    the wrapper's; a child that ignores SIGTERM must not outlive a payload that obeyed."""
+    trf = stubborn_transformations(site, main_ignores_term)
+    queue = site.queue(grace_period=1, transformation_dirs=[str(trf)])
+    pilot = node.popen_as(node.PILOT, site.argv(queue, site.job(), site.workdir),
+                          env=site.environment(), cwd=Path("/"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    try:
+        stdout_log = site.workdir / f"pilotid-{PANDA_ID}.stdout"
+        assert wait_until(lambda: stdout_log.exists() and "argv-json=" in stdout_log.read_text())
+        time.sleep(0.3)
+        (session,) = [pid for pid in children_of(pilot.pid) if proc_stat(pid)[3] == str(pid)]
+        pilot.send_signal(signal.SIGTERM)
+        stdout, stderr = pilot.communicate(timeout=60)
+    finally:
+        if pilot.poll() is None:
+            pilot.kill()
+            pilot.wait()
+    run = finished(pilot.returncode, stdout, stderr, site.workdir)
+    assert (run.result["outcome"], run.result["signal"]) == ("interrupted", signum), run.log
+    assert wait_until(lambda: job_processes(site.workdir, session) == [], timeout=5), \
+        [Path(f"/proc/{p}/cmdline").read_bytes() for p in job_processes(site.workdir, session)]
