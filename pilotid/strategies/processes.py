@@ -54,3 +54,4 @@ def _real_uid(pid: int) -> Optional[int]:
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
+    return None

@@ -383,4 +383,3 @@ def _send(process: subprocess.Popen, data: bytes) -> None:
             stdin.close()
         except OSError:
             pass
-    return None
