@@ -336,28 +336,36 @@ class PayloadLauncher:
             log.warning("job %s: cannot renew the proxy (%s); the payload keeps its own, "
                         "%s left", job, error, format_time_left(current.time_left()))
             return
+        try:
+            if self._push(state, current, fresh):
+                state.cleanup.append(current.path)  # a handover may point at it until the end
+                state.credential = fresh
+        finally:
+            if state.credential is not fresh:  # not adopted, or the pilot was told to stop
+                _remove(fresh.path)
+
+    def _push(self, state: _Run, current: Credential, fresh: Credential) -> bool:
+        """Have the switcher give the payload ``fresh`` if it outlasts ``current``; True
+        once it did."""
+        job = state.job.panda_id
         now = _now()
         if fresh.time_left(now) <= current.time_left(now):
             log.info("job %s: the credential source has no longer-lived proxy yet", job)
-            _remove(fresh.path)
-            return
+            return False
         try:
             pushed = self.switcher.refresh_proxy(fresh, state.workdir)
         except PilotidError as error:
             log.warning("job %s: pushing the renewed proxy to the payload failed: %s", job, error)
-            _remove(fresh.path)
-            return
+            return False
         if not pushed:
             log.warning("job %s: the %s switcher cannot give a running payload a renewed "
                         "proxy; it keeps its own (%s left)", job, self.switcher.name,
                         format_time_left(current.time_left()))
             state.refreshable = False
-            _remove(fresh.path)
-            return
+            return False
         log.info("job %s: renewed proxy (%s left) pushed to the payload", job,
                  format_time_left(fresh.time_left()))
-        state.cleanup.append(current.path)  # a handover may still point at it until the end
-        state.credential = fresh
+        return True
 
     def _pause(self, seconds: float) -> Optional[PilotidError]:
         """Sleep between launches; the error if the pilot is told to stop meanwhile."""
