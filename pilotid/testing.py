@@ -55,6 +55,7 @@ from pilotid.strategies.base import (
     ProxyHandover,
     WrapperMarker,
 )
+from pilotid.strategies.processes import payload_groups
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
@@ -139,11 +140,12 @@ class RecordingSwitcher:
         return process
 
     def terminate(self, process: Any, signum: int) -> None:
-        """Send ``signum`` to the session ``launch`` started (nothing if it has ended)."""
+        """Send ``signum`` to every process group of the session ``launch`` started (the
+        wrapper runs the payload in a group of its own)."""
         self.calls.append(("terminate", (process, signum)))
-        if process.poll() is None:
+        for group in {process.pid} | payload_groups(process.pid, os.getuid()):
             try:
-                os.killpg(process.pid, signum)
+                os.killpg(group, signum)
             except ProcessLookupError:
                 pass
 

@@ -19,24 +19,31 @@ def payload_groups(root_pid: int, uid: int) -> Set[int]:
     the launcher started in a session of its own: sudo, gLExec, or the wrapper itself).
 
     Always ``root_pid`` (the group it leads, where the wrapper runs), plus the group of
-    every descendant of ``root_pid`` whose real uid is ``uid`` (the payload's own group,
-    groups the payload made, a wrapper sudo put in a pseudo-terminal of its own).  Never 0
-    or 1.
+    every process whose real uid is ``uid`` and that descends from ``root_pid`` (the
+    payload's own group, groups the payload made, a wrapper sudo put in a pseudo-terminal of
+    its own) or is still in ``root_pid``'s session (an orphan re-parented to init that made
+    a group of its own but not a session).  Never 0 or 1.
     """
     children: Dict[int, List[int]] = {}
     group_of: Dict[int, int] = {}
+    in_session: List[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
-            ppid, pgid = int(fields[1]), int(fields[2])
+            ppid, pgid, sid = int(fields[1]), int(fields[2]), int(fields[3])
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
         children.setdefault(ppid, []).append(int(entry))
         group_of[int(entry)] = pgid
+        if sid == root_pid and int(entry) != root_pid:
+            in_session.append(int(entry))
     groups = {root_pid}
+    for pid in in_session:
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
     pending = list(children.get(root_pid, ()))
     while pending:
         pid = pending.pop()
