@@ -32,7 +32,11 @@ class IIdentitySwitcher(Interface):
     """How the payload becomes the end user: gLExec, sudo, or no switch at all.
 
     Called by the launcher, in this order: ``probe``, ``handover``, ``launch``, then
-    ``terminate`` if the pilot has to stop the payload, and ``explain`` once it has ended.
+    ``refresh_proxy`` while a long payload runs, ``terminate`` if the pilot has to stop
+    the payload, ``explain`` once it has ended and, if the wrapper never ran,
+    ``retry_delay`` to decide whether to ``launch`` again.  ``pilotid probe`` calls
+    ``node_checks``.  ``pilotid.strategies.base.SwitcherBase`` gives the last three a
+    default that fits a switch with nothing to retry, refresh or report.
     """
 
     name = Attribute("Registry name used in queue settings: 'glexec', 'sudo', 'noop', ...")
@@ -75,6 +79,35 @@ class IIdentitySwitcher(Interface):
         death by signal, as ``subprocess`` reports it); ``marker`` is the ``WrapperMarker``
         the wrapper left once it ran as the target, or ``None`` if it never ran.  The
         outcome is the payload's own exit status, or which switch failure it was.
+        """
+
+    def retry_delay(outcome, attempt):
+        """Return the seconds to wait before launching again, or ``None`` not to retry.
+
+        Asked only after a launch whose wrapper never ran (no marker), with its ``Outcome``
+        and the number of launches made so far (1 after the first).  Only a failure that
+        may go away by itself (gLExec's 202, 203) is worth another launch; the switcher
+        bounds the attempts (queue settings ``switch_retries``, ``switch_retry_delay``).
+        """
+
+    def refresh_proxy(credential, workdir):
+        """Give the payload running in ``workdir`` the renewed ``credential``.
+
+        Called while the payload runs, when its proxy falls under the queue's
+        ``proxy_refresh_threshold`` and the credential source gave a longer-lived one.
+        Return True once the payload's proxy file holds the new proxy, False if this
+        switcher cannot replace it (the payload keeps the proxy it has, and the launcher
+        stops asking).  Raises ``SwitchError`` or ``CredentialError`` when the push fails.
+        """
+
+    def node_checks(credential):
+        """Return what ``pilotid probe`` shows about this switch on this node.
+
+        A list of ``pilotid.probe.Check`` (the switch program, its mode, a test switch,
+        ...); ``credential`` is the queue's test credential, or ``None`` when there is
+        none.  Never raises for what it finds: a problem is a check with status ``fail``
+        or ``warn``.  The generic checks (credential, mapping, work directory) are
+        ``pilotid probe``'s own; this adds only what is particular to the switch.
         """
 
 

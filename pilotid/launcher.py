@@ -17,6 +17,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
@@ -27,12 +28,14 @@ from pilotid.errors import (
     PayloadTimeoutError,
     PilotidError,
     PilotInterruptedError,
+    ProxyExpiredError,
     RescheduleRequest,
     SwitchError,
     WorkdirError,
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import (
     PRIVATE_DIR_NAME,
@@ -132,6 +135,7 @@ class _Run:
         self.stderr: Optional[Path] = None
         self.private: Optional[Path] = None
         self.cleanup: list = []
+        self.refreshable = True
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
@@ -174,12 +178,10 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: _Run) -> Outcome:
-        private = state.private = self._prepare_workdir(state.workdir)
+        state.private = self._prepare_workdir(state.workdir)
         adapter = self.strategies.payload_for(state.job)
         command = adapter.command(state.job, state.workdir)
-        state.credential = self.source.fetch(CredentialRequest(
-            directory=private, owner_dn=state.job.prod_user_id, credname=state.job.credname,
-            server=state.job.myproxy))
+        state.credential = self.source.fetch(self._request(state))
         log.info("job %s: credential of %s from %s", state.job.panda_id,
                  state.credential.identity, state.credential.source)
         state.account = self.switcher.probe(state.credential)
@@ -202,6 +204,14 @@ class PayloadLauncher:
             mode = state.grant.mode
         state.sandbox_mode = mode
         return self._launch(state, wrapper, marker)
+
+    def _request(self, state: _Run) -> CredentialRequest:
+        """The job's credential request: valid at least ``proxy_lifetime_needed`` more."""
+        assert state.private is not None
+        return CredentialRequest(
+            directory=state.private, lifetime=self.settings.proxy_lifetime_needed(),
+            owner_dn=state.job.prod_user_id, credname=state.job.credname,
+            server=state.job.myproxy)
 
     def _prepare_workdir(self, workdir: Path) -> Path:
         """Check the work directory and make its private 0700 directory; return that."""
@@ -228,35 +238,160 @@ class PayloadLauncher:
         return self.settings.sandbox
 
     def _launch(self, state: _Run, wrapper: Path, marker: Path) -> Outcome:
+        """Launch the wrapper, again while the switcher says a failure before it ran may go
+        away (``retry_delay``); watch it; return the outcome of the last launch."""
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
+        attempt = 1
         with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
-            process = self.switcher.launch([str(wrapper)], state.credential, state.account,
-                                           state.workdir, PayloadLogs(out, err))
-            log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
-            override: Optional[PilotidError] = None
-            with _pilot_signals():
-                try:
-                    if wait_for_exit(process, self.settings.timeout) is None:
-                        log.warning("job %s: time limit of %ss reached, stopping the payload",
-                                    state.job.panda_id, self.settings.timeout)
-                        override = PayloadTimeoutError(
-                            f"payload exceeded the time limit of {self.settings.timeout}s")
-                        self._stop(process)
-                except PilotSignal as caught:
-                    log.warning("job %s: pilot got signal %d, stopping the payload",
-                                state.job.panda_id, caught.signum)
-                    override = PilotInterruptedError(
-                        f"pilot received signal {caught.signum} and stopped the payload")
-                    self._stop(process, caught.signum)
-        found = read_marker(marker)
+            while True:
+                self._check_lifetime(state.credential)
+                process = self.switcher.launch([str(wrapper)], state.credential, state.account,
+                                               state.workdir, PayloadLogs(out, err))
+                log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
+                         process.pid)
+                override = self._watch(state, process)
+                found = read_marker(marker)
+                outcome = self._outcome(state, process, found, override)
+                if found is not None or override is not None:
+                    return outcome
+                delay = self.switcher.retry_delay(outcome, attempt)
+                if delay is None:
+                    if attempt > 1:
+                        log.error("job %s: giving up after %d launches", state.job.panda_id,
+                                  attempt)
+                    return outcome
+                log.warning("job %s: launch %d: %s; launching again in %gs",
+                            state.job.panda_id, attempt, outcome.error, delay)
+                interrupted = self._pause(delay)
+                if interrupted is not None:
+                    return Outcome(base.INTERRUPTED, error=interrupted)
+                attempt += 1
+
+    def _check_lifetime(self, credential: Credential) -> None:
+        """Raise ``ProxyExpiredError`` unless the proxy lasts what a launch needs."""
+        needed = self.settings.proxy_lifetime_needed()
+        left = credential.time_left()
+        if left.total_seconds() < needed:
+            raise ProxyExpiredError(
+                f"the proxy of {credential.identity} has {format_time_left(left)} left, but "
+                f"{format_time_left(datetime.timedelta(seconds=needed))} is needed to launch "
+                f"the payload (queue {self.settings.name}: timeout, proxy_refresh_threshold); "
+                "delegate a longer-lived proxy")
+
+    def _watch(self, state: _Run, process: Any) -> Optional[PilotidError]:
+        """Wait for the payload, stopping it at the time limit or when the pilot is told to
+        stop; return the error that then overrides its outcome, else None."""
+        with _pilot_signals():
+            try:
+                if not self._wait(state, process):
+                    log.warning("job %s: time limit of %ss reached, stopping the payload",
+                                state.job.panda_id, self.settings.timeout)
+                    self._stop(process)
+                    return PayloadTimeoutError(
+                        f"payload exceeded the time limit of {self.settings.timeout}s")
+            except PilotSignal as caught:
+                log.warning("job %s: pilot got signal %d, stopping the payload",
+                            state.job.panda_id, caught.signum)
+                self._stop(process, caught.signum)
+                return PilotInterruptedError(
+                    f"pilot received signal {caught.signum} and stopped the payload")
+        return None
+
+    def _wait(self, state: _Run, process: Any) -> bool:
+        """Wait for the payload to end, checking its proxy every ``proxy_refresh_interval``;
+        False when the time limit passes first."""
+        timeout = self.settings.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            step = float(self.settings.proxy_refresh_interval) if state.refreshable else None
+            if left is not None:
+                step = left if step is None else min(step, left)
+            if wait_for_exit(process, step) is not None:
+                return True
+            if state.refreshable:
+                self._refresh(state)
+
+    def _refresh(self, state: _Run) -> None:
+        """Renew the running payload's proxy from the credential source when it falls under
+        ``proxy_refresh_threshold``, and have the switcher push it (as DIRAC did).
+
+        Failures are logged: the payload keeps the proxy it has and the next check tries
+        again.  A switcher that cannot push a proxy is not asked again.
+        """
+        current = state.credential
+        assert current is not None
+        if current.time_left().total_seconds() >= self.settings.proxy_refresh_threshold:
+            return
+        job = state.job.panda_id
+        log.info("job %s: the proxy has %s left, renewing it from the credential source", job,
+                 format_time_left(current.time_left()))
+        try:
+            fresh = self.source.fetch(self._request(state))
+        except PilotidError as error:
+            log.warning("job %s: cannot renew the proxy (%s); the payload keeps its own, "
+                        "%s left", job, error, format_time_left(current.time_left()))
+            return
+        try:
+            if self._push(state, current, fresh):
+                state.cleanup.append(current.path)  # a handover may point at it until the end
+                state.credential = fresh
+        finally:
+            if state.credential is not fresh:  # not adopted, or the pilot was told to stop
+                _remove(fresh.path)
+
+    def _push(self, state: _Run, current: Credential, fresh: Credential) -> bool:
+        """Have the switcher give the payload ``fresh`` if it outlasts ``current``; True
+        once it did."""
+        job = state.job.panda_id
+        now = _now()
+        if fresh.time_left(now) <= current.time_left(now):
+            log.info("job %s: the credential source has no longer-lived proxy yet", job)
+            return False
+        try:
+            pushed = self.switcher.refresh_proxy(fresh, state.workdir)
+        except PilotidError as error:
+            log.warning("job %s: pushing the renewed proxy to the payload failed: %s", job, error)
+            return False
+        if not pushed:
+            log.warning("job %s: the %s switcher cannot give a running payload a renewed "
+                        "proxy; it keeps its own (%s left)", job, self.switcher.name,
+                        format_time_left(current.time_left()))
+            state.refreshable = False
+            return False
+        log.info("job %s: renewed proxy (%s left) pushed to the payload", job,
+                 format_time_left(fresh.time_left()))
+        return True
+
+    def _pause(self, seconds: float) -> Optional[PilotidError]:
+        """Sleep between launches; the error if the pilot is told to stop meanwhile."""
+        with _pilot_signals():
+            try:
+                time.sleep(seconds)
+            except PilotSignal as caught:
+                return PilotInterruptedError(
+                    f"pilot received signal {caught.signum} before the payload started")
+        return None
+
+    def _outcome(self, state: _Run, process: Any, found: Any,
+                 override: Optional[PilotidError]) -> Outcome:
+        """The outcome of one launch, from its status, the wrapper's marker and ``override``."""
         assert state.account is not None
         if found is not None and found.uid != state.account.uid:
             # the switch put the payload under another identity than the probe promised
             return switch_failed(SwitchError(
                 f"the wrapper ran as uid {found.uid}, not as {state.account.name} "
                 f"(uid {state.account.uid}) as the switcher's probe said"))
+        if process.returncode is None:  # it survived SIGKILL: see _stop
+            assert override is not None
+            return Outcome(base.TIMED_OUT if isinstance(override, PayloadTimeoutError)
+                           else base.INTERRUPTED, error=type(override)(
+                               f"{override}; but the payload (pid {process.pid}) could not be "
+                               "stopped and may still run"))
         outcome = self.switcher.explain(process.returncode, found)
         if override is not None:
             kind = base.TIMED_OUT if isinstance(override, PayloadTimeoutError) else base.INTERRUPTED
@@ -264,12 +399,32 @@ class PayloadLauncher:
         return outcome
 
     def _stop(self, process: Any, signum: int = signal.SIGTERM) -> None:
-        """Terminate the payload through the switcher; SIGKILL after the grace period."""
-        self.switcher.terminate(process, signum)
-        if wait_for_exit(process, self.settings.grace_period) is None:
-            log.warning("payload still running after %ss: killing it", self.settings.grace_period)
-            self.switcher.terminate(process, signal.SIGKILL)
-            wait_for_exit(process, None)
+        """Terminate the payload through the switcher; SIGKILL after the grace period.
+
+        Being told to stop again cuts the grace period short.  A refused signal is logged
+        and the escalation goes on; if the payload outlives SIGKILL by another grace period
+        (at least 10 s), it is left and the outcome says so.
+        """
+        steps = ((signum, float(self.settings.grace_period)),
+                 (signal.SIGKILL, float(max(self.settings.grace_period, 10))))
+        for number, grace in steps:
+            try:
+                self._signal(process, number)
+                if wait_for_exit(process, grace) is not None:
+                    return
+            except PilotSignal:
+                log.warning("pilot told to stop again while stopping the payload")
+                continue
+            if number != signal.SIGKILL:
+                log.warning("payload still running after %ss: killing it", grace)
+        log.error("the payload (pid %d) is still running after SIGKILL", process.pid)
+
+    def _signal(self, process: Any, signum: int) -> None:
+        try:
+            self.switcher.terminate(process, signum)
+        except PilotidError as error:
+            log.error("the %s switcher could not send signal %d to the payload: %s",
+                      self.switcher.name, signum, error)
 
     def _finish(self, state: _Run) -> None:
         """Undo what the run set up: credentials and scratch files, then the sandbox grant."""
@@ -279,8 +434,7 @@ class PayloadLauncher:
         if state.payload_proxy is not None:
             paths.append(state.payload_proxy)
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            _remove(path)
         if state.private is not None:
             with contextlib.suppress(OSError):  # left in place if anything else is in it
                 state.private.rmdir()
@@ -316,6 +470,11 @@ class PayloadLauncher:
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
                           result.panda_id, target, error.strerror)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 @contextlib.contextmanager

@@ -2,13 +2,14 @@
 
 Each check is a ``Check`` (name, status ``ok``/``warn``/``fail``, detail).  The test switch
 is real: the queue's credential source is asked for the proxy and the switcher maps it.
+What is particular to a switch (its program, its own test switches) comes from the
+switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import tempfile
 from dataclasses import asdict, dataclass
@@ -62,20 +63,18 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
     settings = launcher.settings
     checks: List[Check] = []
     account: Optional[Account] = None
-    switch_binary = _switch_binary(launcher.switcher)
-    if switch_binary is not None:
-        found = shutil.which(switch_binary)
-        checks.append(Check("switch binary", OK if found else FAIL,
-                            found or f"{switch_binary} not found on PATH"))
     with tempfile.TemporaryDirectory(prefix="pilotid-probe-") as scratch:
         os.chmod(scratch, 0o700)
         credential: Optional[Credential] = None
         try:
             credential = launcher.source.fetch(CredentialRequest(directory=Path(scratch)))
             left = int(credential.time_left().total_seconds())
-            checks.append(Check("credential", OK if left > 3600 else WARN,
-                                f"{credential.identity}: {left // 3600}h{left % 3600 // 60:02d}m "
-                                f"left (source {credential.source})"))
+            needed = settings.proxy_lifetime_needed()
+            detail = (f"{credential.identity}: {_hours(left)} left (source "
+                      f"{credential.source})")
+            if left < needed:
+                detail += f"; launching a payload needs {_hours(needed)}"
+            checks.append(Check("credential", OK if left >= needed else WARN, detail))
             account = launcher.switcher.probe(credential)
             checks.append(Check("test switch", OK,
                                 f"{launcher.switcher.name} maps it to {account.name} "
@@ -83,6 +82,8 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
         except PilotidError as error:
             name = "test switch" if credential is not None else "credential"
             checks.append(Check(name, FAIL, str(error), error.code))
+        try:
+            checks.extend(launcher.switcher.node_checks(credential))
         finally:
             if credential is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -115,5 +116,5 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
     return checks
 
 
-def _switch_binary(switcher) -> Optional[str]:
-    return getattr(switcher, "binary", None)
+def _hours(seconds: int) -> str:
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -81,6 +81,20 @@ class QueueSettings:
     grace_period: int = 30
     accounting_file: Optional[Path] = None
     transformation_dirs: Tuple[Path, ...] = field(default=())
+    switch_retries: int = 3
+    switch_retry_delay: float = 5.0
+    proxy_refresh_threshold: int = 3 * 3600
+    proxy_refresh_interval: int = 3600
+
+    def proxy_lifetime_needed(self) -> int:
+        """Seconds the user's proxy must still be valid when a payload is launched.
+
+        The job's time limit (``timeout``), capped by ``proxy_refresh_threshold``: a longer
+        job gets its proxy refreshed while it runs.  With no time limit, the threshold.
+        """
+        if self.timeout is None:
+            return self.proxy_refresh_threshold
+        return min(self.timeout, self.proxy_refresh_threshold)
 
     @classmethod
     def from_mapping(cls, name: str, mapping: Mapping[str, Any],
@@ -290,6 +304,14 @@ def _integer(low: int, high: Optional[int] = None) -> Callable[[Any], int]:
     return parse
 
 
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"must be a number of seconds, not {_show(value)}")
+    if not value >= 0 or value == float("inf"):
+        raise _Invalid(f"must be a finite number of seconds >= 0, not {value}")
+    return float(value)
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -377,6 +399,10 @@ _PARSERS: Dict[str, Callable[[Any], Any]] = {
     "grace_period": _integer(0),
     "accounting_file": _optional(_absolute_path),
     "transformation_dirs": _list_of(_absolute_path, "absolute paths"),
+    "switch_retries": _integer(1, 100),
+    "switch_retry_delay": _seconds,
+    "proxy_refresh_threshold": _integer(0),
+    "proxy_refresh_interval": _integer(1),
 }
 
 

@@ -55,6 +55,7 @@ from pilotid.strategies.base import (
     ProxyHandover,
     WrapperMarker,
 )
+from pilotid.strategies.processes import payload_groups
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
@@ -100,8 +101,10 @@ class RecordingSwitcher:
     ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
     credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
     ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
-    signals that session; ``explain`` reads the status as ``explain_without_switch`` does.
-    Every call is appended to ``calls`` as ``(method name, arguments tuple)``.
+    signals that session; ``explain`` reads the status as ``explain_without_switch`` does;
+    ``retry_delay`` never retries, ``refresh_proxy`` cannot push a proxy (False) and
+    ``node_checks`` reports nothing.  Every call is appended to ``calls`` as
+    ``(method name, arguments tuple)``.
 
     Built like any strategy, ``RecordingSwitcher(settings)``; ``name`` overrides the
     registry name (``'recording'``) for registering it under another one.
@@ -137,11 +140,12 @@ class RecordingSwitcher:
         return process
 
     def terminate(self, process: Any, signum: int) -> None:
-        """Send ``signum`` to the session ``launch`` started (nothing if it has ended)."""
+        """Send ``signum`` to every process group of the session ``launch`` started (the
+        wrapper runs the payload in a group of its own)."""
         self.calls.append(("terminate", (process, signum)))
-        if process.poll() is None:
+        for group in {process.pid} | payload_groups(process.pid, os.getuid()):
             try:
-                os.killpg(process.pid, signum)
+                os.killpg(group, signum)
             except ProcessLookupError:
                 pass
 
@@ -149,6 +153,21 @@ class RecordingSwitcher:
         """Read ``returncode`` and ``marker`` as a no-op switch does."""
         self.calls.append(("explain", (returncode, marker)))
         return explain_without_switch(returncode, marker)
+
+    def retry_delay(self, outcome: Outcome, attempt: int) -> Optional[float]:
+        """Never launch again."""
+        self.calls.append(("retry_delay", (outcome, attempt)))
+        return None
+
+    def refresh_proxy(self, credential: Credential, workdir: Path) -> bool:
+        """Return False: the payload keeps the proxy it was given."""
+        self.calls.append(("refresh_proxy", (credential, workdir)))
+        return False
+
+    def node_checks(self, credential: Optional[Credential]) -> List[Any]:
+        """Nothing to report: there is no switch."""
+        self.calls.append(("node_checks", (credential,)))
+        return []
 
     def called(self, method: str) -> List[Tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
@@ -285,6 +304,23 @@ class IdentitySwitcherContract(_ProviderContract):
         assert outcome.kind == TERMINATED
         assert outcome.signal == 15
         assert not outcome.succeeded and outcome.error_code != 0
+
+    def test_retry_delay_never_retries_a_payload_that_ran(self) -> None:
+        switcher = self.make_provider()
+        for status in (0, 1, 203):
+            outcome = switcher.explain(status, self.make_marker(status))
+            assert switcher.retry_delay(outcome, 1) is None
+
+    def test_retry_delay_is_none_or_seconds_and_bounded(self) -> None:
+        switcher = self.make_provider()
+        for returncode in (1, 126, 201, 202, 203):
+            outcome = switcher.explain(returncode, None)
+            delays = [switcher.retry_delay(outcome, attempt) for attempt in range(1, 101)]
+            assert all(d is None or (isinstance(d, (int, float)) and d >= 0) for d in delays)
+            assert delays[-1] is None, f"retry_delay never stops retrying {returncode}"
+
+    def test_node_checks_is_a_list(self) -> None:
+        assert isinstance(self.make_provider().node_checks(None), list)
 
     def test_explain_without_marker_never_succeeds(self) -> None:
         switcher = self.make_provider()

@@ -19,8 +19,9 @@ this order, the wrapper
    shell options and its traps, which a setup script may have changed;
 7. runs the payload's argv as a child in its own process group, with standard input from
    ``/dev/null``, forwards TERM, INT and HUP to that group, and waits for it;
-8. appends the payload's status to the marker, removes the egg cache (on every other exit
-   path too, through an EXIT trap) and exits with the payload's status.
+8. kills (SIGKILL) what the payload left in its process group, appends the payload's
+   status to the marker, removes the egg cache (on every other exit path too, through an
+   EXIT trap) and exits with the payload's status.
 
 The marker, one ``key=value`` per line::
 
@@ -475,6 +476,9 @@ while :; do
   # A trapped signal interrupts wait before the payload has ended: wait again.
   [ "$_pilotid_interrupted" = 1 ] || break
 done
+# What the payload left running in its group (a child that ignored TERM, a forgotten
+# background job) ends with it, as a batch system ends a job's processes.
+builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null
 _pilotid_phase=done
 _pilotid_note status "$_pilotid_status"
 if [ "$_pilotid_status" -gt 128 ] && [ "$_pilotid_status" -le @MAXSIGNAL@ ]; then

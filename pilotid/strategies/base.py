@@ -13,7 +13,7 @@ import pwd
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Dict, Optional
+from typing import IO, TYPE_CHECKING, Dict, List, Optional
 
 from pilotid.errors import (
     ConfigurationError,
@@ -26,6 +26,8 @@ from pilotid.errors import (
 
 if TYPE_CHECKING:
     from pilotid.identity.accounts import Account
+    from pilotid.identity.credential import Credential
+    from pilotid.probe import Check
     from pilotid.queue import QueueSettings
 
 SUCCEEDED = "succeeded"
@@ -164,6 +166,11 @@ class SwitcherBase:
     The marker's status is what the wrapper recorded for the payload, and it wins over
     ``returncode`` (which may be a switch's own code, as with gLExec's 204).  Success is
     never reported without a marker.  No policy lives here: no retries, no fallback.
+
+    The defaults of ``retry_delay`` (never retry), ``refresh_proxy`` (cannot push a
+    renewed proxy) and ``node_checks`` (nothing particular to report) fit a switch that
+    has no transient failures, hands the payload a proxy it cannot replace, and runs no
+    program of its own; a switcher that can do better overrides them.
     """
 
     name = "base"
@@ -178,6 +185,18 @@ class SwitcherBase:
         if marker is None:
             return switch_failed(self.explain_without_marker(returncode))
         return self.explain_marker(returncode, marker)
+
+    def retry_delay(self, outcome: Outcome, attempt: int) -> Optional[float]:
+        """Never launch again: this switch has no failure that goes away by itself."""
+        return None
+
+    def refresh_proxy(self, credential: "Credential", workdir: Path) -> bool:
+        """Return False: this switcher cannot replace a running payload's proxy."""
+        return False
+
+    def node_checks(self, credential: Optional["Credential"]) -> List["Check"]:
+        """Return no checks: nothing particular to this switch to show in ``pilotid probe``."""
+        return []
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """The ``SwitchError`` for a launch that ended (not by a signal) with no marker.

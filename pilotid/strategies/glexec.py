@@ -37,7 +37,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Type
 
 from zope.interface import implementer
 
@@ -56,6 +56,7 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.interfaces import IIdentitySwitcher
+from pilotid.probe import FAIL, OK, WARN, Check
 from pilotid.queue import QueueSettings
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
@@ -67,6 +68,7 @@ from pilotid.strategies.base import (
     WrapperMarker,
     signal_label,
 )
+from pilotid.strategies.processes import payload_groups
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +179,12 @@ class GlexecDiagnosis:
         }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Launch:
     credential: Credential
     account: Account
     client_cert: Path
+    workdir: Path
 
 
 # --- free functions (each testable on its own) ----------------------------------------------
@@ -317,9 +320,11 @@ class GlexecSwitcher(SwitcherBase):
 
     Keyword arguments are for the pilot and for tests: ``environ`` (the pilot's
     environment, default ``os.environ``), ``probe_cache`` (default: shared by the pilot
-    process), ``retry`` (for 202/203), ``sleep``, ``proxy_lifetime`` (seconds the user's
-    proxy must still be valid at each gLExec call; default the queue's ``timeout``, else
-    60) and ``call_timeout`` (seconds a probe, kill or refresh call may take).
+    process), ``retry`` (for 202/203; default from the queue's ``switch_retries`` and
+    ``switch_retry_delay``), ``sleep``, ``proxy_lifetime`` (seconds the user's proxy must
+    still be valid when probing and launching; default the queue's
+    ``proxy_lifetime_needed()``) and ``call_timeout`` (seconds a probe, kill or refresh
+    call may take).
 
     Retries: ``probe`` retries 202 and 203 itself.  A launch that ends in 202 or 203
     before the wrapper ran is retried by the launcher: it asks ``retry_delay(outcome,
@@ -344,10 +349,12 @@ class GlexecSwitcher(SwitcherBase):
         self.mode = mode
         self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
         self.probe_cache = PILOT_PROBE_CACHE if probe_cache is None else probe_cache
-        self.retry = RetryPolicy() if retry is None else retry
+        if retry is None:
+            retry = RetryPolicy(tries=settings.switch_retries, delay=settings.switch_retry_delay)
+        self.retry = retry
         self.sleep = sleep
         if proxy_lifetime is None:
-            proxy_lifetime = settings.timeout or 60
+            proxy_lifetime = settings.proxy_lifetime_needed()
         self.proxy_lifetime = proxy_lifetime
         self.call_timeout = call_timeout
         self._binary: Optional[Path] = None
@@ -390,8 +397,11 @@ class GlexecSwitcher(SwitcherBase):
                 "delegate a longer-lived proxy (or refresh it before calling gLExec)")
 
     def proxy_needs_refresh(self, credential: Credential,
-                            threshold: datetime.timedelta = datetime.timedelta(hours=3)) -> bool:
-        """True when the proxy has less than ``threshold`` left (DIRAC renewed under 3 h)."""
+                            threshold: Optional[datetime.timedelta] = None) -> bool:
+        """True when the proxy has less than ``threshold`` left (default: the queue's
+        ``proxy_refresh_threshold``, 3 h as DIRAC's unless set)."""
+        if threshold is None:
+            threshold = datetime.timedelta(seconds=self.settings.proxy_refresh_threshold)
         return credential.time_left() < threshold
 
     # -- IIdentitySwitcher -----------------------------------------------------------------
@@ -454,15 +464,19 @@ class GlexecSwitcher(SwitcherBase):
         except OSError as error:
             raise SwitchUnavailableError(
                 f"cannot start gLExec {self.binary}: {error.strerror}") from None
-        self._launched[process.pid] = _Launch(credential, account, cert)
+        self._launched[process.pid] = _Launch(credential, account, cert,
+                                              Path(os.path.abspath(workdir)))
         return process
 
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
-        """Send ``signum`` to the payload's process group by running ``kill`` through gLExec.
+        """Send ``signum`` to the payload's process groups by running ``kill`` through gLExec.
 
         The lingering gLExec runs as root and ignores the pilot, and the payload runs as the
-        target: only the target may signal it.  Does nothing once ``process`` has ended.
-        Raises the ``SwitchError`` of gLExec's status if gLExec refuses the kill.
+        target: only the target may signal it.  The groups are gLExec's own (the wrapper's)
+        and every group a process of the target under gLExec leads (the wrapper runs the
+        payload in a group of its own), so that SIGKILL reaches the payload and not only the
+        wrapper.  Does nothing once ``process`` has ended.  Raises the ``SwitchError`` of
+        gLExec's status if gLExec refuses the kill.
         """
         if process.poll() is not None:
             self._launched.pop(process.pid, None)
@@ -474,15 +488,21 @@ class GlexecSwitcher(SwitcherBase):
             log.warning("the proxy of %s has expired: gLExec may refuse to signal the payload",
                         launched.credential.identity)
         name = signal.Signals(signum).name[3:]
-        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", f"-{process.pid}"]
+        groups = [process.pid] + sorted(payload_groups(process.pid, launched.account.uid)
+                                        - {process.pid})
+        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", *(f"-{g}" for g in groups)]
         env = glexec_environment(self.environ, launched.client_cert)
         status, _, stderr = self._call(argv, env, f"signalling the payload ({name})")
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
             raise _switch_error(status, f"to signal the payload of {launched.account.name}",
                                 stderr)
+        shown = " ".join(f"-{g}" for g in groups)
         if status != 0:
-            log.info("kill -%s -%d as %s found nothing to signal (%d)", name, process.pid,
-                     launched.account.name, status)
+            log.info("kill -s %s %s as %s found nothing to signal in some groups (%d)", name,
+                     shown, launched.account.name, status)
+        else:
+            log.info("sent SIG%s to process groups %s as %s through gLExec", name, shown,
+                     launched.account.name)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the outcome of a gLExec launch; see the exit-status table in the docs.
@@ -513,22 +533,66 @@ class GlexecSwitcher(SwitcherBase):
             return None
         return self.retry.delay_after(attempt)
 
-    def refresh_proxy(self, credential: Credential, workdir: Path) -> None:
+    def refresh_proxy(self, credential: Credential, workdir: Path) -> bool:
         """Push a renewed ``credential`` to the target's proxy file (gLExec copies it again).
 
         For long payloads: the launcher renews the proxy from its credential source when
-        ``proxy_needs_refresh`` says so, then calls this.  Raises the ``SwitchError`` of
-        gLExec's status, or ``ProxyExpiredError``.
+        it falls under the queue's ``proxy_refresh_threshold``, then calls this.  Returns
+        True; later ``terminate`` calls for the payload in ``workdir`` use the renewed
+        proxy.  Raises the ``SwitchError`` of gLExec's status, or ``ProxyExpiredError``
+        for a proxy that has already expired (a shorter one than ``proxy_lifetime`` is
+        pushed: it is still better than the one it replaces).
         """
-        self.check_lifetime(credential)
+        if credential.time_left().total_seconds() <= 0:
+            raise ProxyExpiredError(f"the renewed proxy of {credential.identity} has already "
+                                    "expired: the credential source must give a new one")
+        cert = self.client_cert(credential)
         source = Path(os.path.realpath(credential.path))
-        env = glexec_environment(self.environ, self.client_cert(credential), source,
-                                 self.target_proxy_path(workdir))
+        env = glexec_environment(self.environ, cert, source, self.target_proxy_path(workdir))
         status, _, stderr = self._call([os.path.realpath(NOOP_COMMAND)], env,
                                        "refreshing the target's proxy")
         if status != 0:
             raise _switch_error(status, "to refresh the target's proxy", stderr,
-                                _cert_hint(self.client_cert(credential)))
+                                _cert_hint(cert))
+        where = Path(os.path.abspath(workdir))
+        for launched in self._launched.values():
+            if launched.workdir == where:
+                launched.credential, launched.client_cert = credential, cert
+        log.info("gLExec copied the renewed proxy of %s to %s", credential.identity,
+                 self.target_proxy_path(workdir))
+        return True
+
+    def node_checks(self, credential: Optional[Credential]) -> List[Check]:
+        """``diagnose`` as the lines of ``pilotid probe``: the binary (mode, owner, setuid
+        root), the switch with the pilot's own proxy and, given ``credential``, with it."""
+        found = self.diagnose(credential)
+        if found.binary is None:
+            return [Check("gLExec", FAIL, found.problem or "not found",
+                          SwitchUnavailableError.code)]
+        detail = (f"{found.binary}, mode {found.mode:04o}, owner {found.owner}, "
+                  f"glexec_mode {self.mode}")
+        checks = [Check("gLExec", FAIL if found.problem else OK,
+                        detail + (f": {found.problem}" if found.problem else ", setuid root"),
+                        SwitchUnavailableError.code if found.problem else 0)]
+        pilot_proxy = self.pilot_proxy()
+        if found.pilot_account is not None:
+            checks.append(Check("gLExec switch with the pilot's proxy", OK,
+                                f"{pilot_proxy} maps to {found.pilot_account.name} "
+                                f"(uid {found.pilot_account.uid})"))
+        else:
+            # only the test mode switches with it; in uid mode a pilot without one is fine
+            checks.append(Check("gLExec switch with the pilot's proxy",
+                                FAIL if self.mode == "test" else WARN,
+                                f"{pilot_proxy}: {found.pilot_error}"))
+        if credential is not None:
+            if found.user_account is not None:
+                checks.append(Check("gLExec switch with the user's proxy", OK,
+                                    f"{credential.identity} maps to {found.user_account.name} "
+                                    f"(uid {found.user_account.uid})"))
+            else:
+                checks.append(Check("gLExec switch with the user's proxy", FAIL,
+                                    f"{credential.identity}: {found.user_error}"))
+        return checks
 
     def diagnose(self, credential: Optional[Credential] = None) -> GlexecDiagnosis:
         """Describe gLExec here: binary, mode, owner; the pilot's own mapping (a switch with

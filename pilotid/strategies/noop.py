@@ -10,13 +10,14 @@ import logging
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from zope.interface import implementer
 
 from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
+from pilotid.probe import OK, Check
 from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
@@ -24,6 +25,7 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
 )
+from pilotid.strategies.processes import payload_groups
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -77,17 +79,29 @@ class NoopSwitcher(SwitcherBase):
         return process
 
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
-        """Send ``signum`` to the payload's whole process group (led by the wrapper).
+        """Send ``signum`` to the wrapper's process group and to every group a process under
+        it leads (the wrapper runs the payload in a group of its own).
 
-        The group outlives the wrapper while any payload process is left in it, so this
-        also reaches what the payload left behind; an empty group is not an error.
+        A group outlives its leader while any process is left in it, so this also reaches
+        what the payload left behind; an empty group is not an error.
         """
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            log.debug("process group %d is already gone", process.pid)
-            return
-        log.info("sent %s to process group %d", signal_label(signum), process.pid)
+        groups = [process.pid] + sorted(payload_groups(process.pid, os.getuid()) - {process.pid})
+        sent = []
+        for group in groups:
+            try:
+                os.killpg(group, signum)
+                sent.append(group)
+            except ProcessLookupError:
+                log.debug("process group %d is already gone", group)
+        if sent:
+            log.info("sent %s to process groups %s", signal_label(signum),
+                     " ".join(map(str, sent)))
+
+    def node_checks(self, credential: Optional["Credential"]) -> List[Check]:
+        """Say that there is no switch: payloads of this queue run as the pilot."""
+        pilot = Account.current()
+        return [Check("switch", OK, f"none: payloads run as the pilot itself, {pilot.name} "
+                      f"(uid {pilot.uid}), by the queue's choice")]
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """No marker with no switch: the wrapper itself could not run (or died first)."""

@@ -397,9 +397,24 @@ def test_expired_proxy_is_refused_before_calling_glexec(fake, tmp_path):
 
 
 def test_proxy_shorter_than_the_queue_timeout_is_refused(fake, tmp_path):
-    switch = switcher(fake, queue=settings(timeout=48 * 3600))
+    switch = switcher(fake, queue=settings(timeout=2 * 3600))
     with pytest.raises(ProxyExpiredError, match="left"):
-        switch.probe(credential(tmp_path, hours=12))
+        switch.probe(credential(tmp_path, hours=1))
+
+
+def test_long_job_needs_its_proxy_only_until_the_refresh_threshold(fake, tmp_path):
+    """A 48 h job with a 12 h proxy: the launcher refreshes it under the 3 h threshold."""
+    switch = switcher(fake, queue=settings(timeout=48 * 3600))
+    assert switch.probe(credential(tmp_path, hours=12)) == ALICE
+    with pytest.raises(ProxyExpiredError, match="left"):
+        switch.probe(credential(tmp_path, hours=2, name="short"))
+
+
+def test_retries_come_from_the_queue_settings():
+    switch = GlexecSwitcher(settings(switch_retries=2, switch_retry_delay=0.5))
+    assert (switch.retry.tries, switch.retry.delay) == (2, 0.5)
+    outcome = switch.explain(202, None)
+    assert [switch.retry_delay(outcome, n) for n in (1, 2)] == [0.5, None]
 
 
 def test_proxy_refresh_is_due_under_three_hours(tmp_path):
@@ -510,3 +525,49 @@ def test_diagnose_reports_the_binary_and_both_mappings(fake, tmp_path):
     assert not report.setuid_root and "setuid" in report.problem
     assert report.user_account == ALICE and report.pilot_account == ALICE
     assert report.as_dict()["mode"] == "0755"
+
+
+def test_node_checks_show_the_diagnosis_for_pilotid_probe(fake, tmp_path):
+    pilot_proxy = credential(tmp_path, name="x509up_pilot").path
+    checks = switcher(fake, X509_USER_PROXY=str(pilot_proxy)).node_checks(credential(tmp_path))
+    by_name = {c.name: c for c in checks}
+    binary = by_name["gLExec"]
+    assert binary.status == "fail" and "setuid" in binary.detail and "mode 0755" in binary.detail
+    assert by_name["gLExec switch with the pilot's proxy"].status == "ok"
+    user = by_name["gLExec switch with the user's proxy"]
+    assert user.status == "ok" and f"maps to {ALICE.name}" in user.detail
+
+
+def test_node_checks_warn_about_a_missing_pilot_proxy_only_outside_test_mode(fake, tmp_path):
+    missing = str(tmp_path / "no-such-proxy")
+    uid_mode = switcher(fake, "201", X509_USER_PROXY=missing).node_checks(None)
+    test_mode = switcher(fake, "201", queue=settings(glexec_mode="test"),
+                         X509_USER_PROXY=missing).node_checks(None)
+    name = "gLExec switch with the pilot's proxy"
+    assert {c.name: c.status for c in uid_mode}[name] == "warn"
+    assert {c.name: c.status for c in test_mode}[name] == "fail"
+
+
+def test_refresh_returns_true_and_later_kills_use_the_renewed_proxy(fake, tmp_path):
+    switch = switcher(fake, FAKE_GLEXEC_EXEC="0")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    process = switch.launch(["/bin/sleep", "30"], credential(tmp_path), ALICE, workdir,
+                            logs_in(tmp_path))
+    try:
+        fake.wait_for_calls(1)
+        renewed = credential(tmp_path, name="x509up_renewed", hours=24)
+        assert switch.refresh_proxy(renewed, workdir) is True
+        switch.terminate(process, signal.SIGTERM)
+        assert fake.calls()[-1]["env"]["GLEXEC_CLIENT_CERT"] == os.path.realpath(renewed.path)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_refresh_pushes_a_proxy_shorter_than_a_launch_needs_but_not_an_expired_one(
+        fake, tmp_path):
+    switch = switcher(fake, queue=settings(timeout=4 * 3600))
+    assert switch.refresh_proxy(credential(tmp_path, hours=1), tmp_path)
+    with pytest.raises(ProxyExpiredError):
+        switch.refresh_proxy(credential(tmp_path, hours=-1, name="expired"), tmp_path)

@@ -93,6 +93,26 @@ def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
     assert switcher.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
 
 
+def test_sigkill_reaches_a_payload_in_a_process_group_of_its_own(switcher, tmp_path):
+    """As the wrapper runs it (set -m): killing only the wrapper's group would leave it."""
+    script = tmp_path / "wrapper.sh"
+    script.write_text("set -m\n(trap '' TERM; exec sleep 60) & echo $! > sleeper\n"
+                      "set +m\ntouch ready\nwait\n")
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
+                              Account.current(), tmp_path, logs)
+    wait_for(tmp_path / "ready")
+    sleeper = int((tmp_path / "sleeper").read_text())
+    assert os.getpgid(sleeper) == sleeper != process.pid
+    switcher.terminate(process, signal.SIGKILL)
+    process.wait(10)
+    close_logs(logs)
+    deadline = time.monotonic() + 5
+    while alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(sleeper)
+
+
 def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
     logs = open_logs(tmp_path)
     process = switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),

@@ -70,6 +70,8 @@ def test_every_field_is_read_into_its_python_type(registry):
         "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
         "accounting_file": "/var/log/pilotid.jsonl",
         "transformation_dirs": ["/opt/trf", "/cvmfs/trf"],
+        "switch_retries": 2, "switch_retry_delay": 0.25, "proxy_refresh_threshold": 7200,
+        "proxy_refresh_interval": 600,
     }
     assert set(mapping) == set(field_names()) - {"glexec"}, "the test must cover every field"
     result = settings(mapping, registry)
@@ -81,7 +83,16 @@ def test_every_field_is_read_into_its_python_type(registry):
         myproxy_port=7513, sandbox="world", umask=0o027, egg_cache_base=Path("/scratch"),
         setup=("source /a.sh", "export B=1"), env_deny=("MY_TOKEN", "SECRET_*"),
         timeout=3600, grace_period=5, accounting_file=Path("/var/log/pilotid.jsonl"),
-        transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")))
+        transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")), switch_retries=2,
+        switch_retry_delay=0.25, proxy_refresh_threshold=7200, proxy_refresh_interval=600)
+
+
+@pytest.mark.parametrize("timeout, threshold, needed", [
+    (None, 10800, 10800), (3600, 10800, 3600), (172800, 10800, 10800), (600, 0, 0)])
+def test_proxy_lifetime_needed_is_the_timeout_capped_by_the_refresh_threshold(
+        timeout, threshold, needed):
+    queue = QueueSettings(name=QUEUE, timeout=timeout, proxy_refresh_threshold=threshold)
+    assert queue.proxy_lifetime_needed() == needed
 
 
 @pytest.mark.parametrize("text, value", [("0022", 0o022), ("022", 0o022), ("0000", 0),
@@ -184,6 +195,10 @@ INVALID = [
     ("timeout", {"timeout": -5}, ["at least 1"]),
     ("timeout", {"timeout": 1.5}, ["whole number"]),
     ("grace_period", {"grace_period": -1}, ["at least 0"]),
+    ("switch_retries", {"switch_retries": 0}, ["from 1 to 100"]),
+    ("switch_retry_delay", {"switch_retry_delay": -1}, [">= 0"]),
+    ("switch_retry_delay", {"switch_retry_delay": "5"}, ["number of seconds"]),
+    ("proxy_refresh_interval", {"proxy_refresh_interval": 0}, ["at least 1"]),
     ("accounting_file", {"accounting_file": "acct.jsonl"}, ["absolute path"]),
     ("transformation_dirs", {"transformation_dirs": ["trf"]}, ["item 0", "absolute path"]),
     # unknown strategy names, listing the known ones

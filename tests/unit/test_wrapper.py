@@ -675,3 +675,24 @@ def test_setup_line_with_a_syntax_error_is_a_setup_failure(run):
     result = run.run(run.spec(setup=("if then fi (",)))
     assert result.returncode == WRAPPER_FAILURE_STATUS
     assert read_marker(run.marker).error == "setup"
+
+
+def test_what_the_payload_left_in_its_group_ends_with_it(run):
+    leftover = run.base / "leftover.pid"
+    child = "( trap '' TERM; exec sleep 60 ) >/dev/null 2>&1"
+    payload = ["/bin/bash", "-c", f"{child} & echo $! > {leftover}"]
+    run.run(run.spec(argv=payload))
+    pid = int(leftover.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(pid), "the payload's background child outlived the wrapper"
+    assert "status=0" in run.marker_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,64 @@
+"""The processes of a payload that a switcher must reach to stop it.
+
+The wrapper runs the payload in a process group of its own (``set -m``), and a payload may
+make more groups; signalling only the group the switch program leads misses them, and
+SIGKILL cannot be relayed.  ``payload_groups`` finds every group to signal, from the
+process tree under the switch program (``/proc``, readable by the unprivileged pilot).
+A process that left the tree (``setsid`` and a double fork, re-parented to init) is not
+found: only a cgroup would keep it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Set
+
+
+def payload_groups(root_pid: int, uid: int) -> Set[int]:
+    """The process groups to signal for the payload under ``root_pid`` (the switch program
+    the launcher started in a session of its own: sudo, gLExec, or the wrapper itself).
+
+    Always ``root_pid`` (the group it leads, where the wrapper runs), plus the group of
+    every process whose real uid is ``uid`` and that descends from ``root_pid`` (the
+    payload's own group, groups the payload made, a wrapper sudo put in a pseudo-terminal of
+    its own) or is still in ``root_pid``'s session (an orphan re-parented to init that made
+    a group of its own but not a session).  Never 0 or 1.
+    """
+    children: Dict[int, List[int]] = {}
+    group_of: Dict[int, int] = {}
+    in_session: List[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ppid, pgid, sid = int(fields[1]), int(fields[2]), int(fields[3])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+        group_of[int(entry)] = pgid
+        if sid == root_pid and int(entry) != root_pid:
+            in_session.append(int(entry))
+    groups = {root_pid}
+    for pid in in_session:
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
+    pending = list(children.get(root_pid, ()))
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
+    return groups
+
+
+def _real_uid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

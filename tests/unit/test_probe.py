@@ -1,0 +1,57 @@
+"""``pilotid probe``: the switch's own checks come from ``node_checks``, with the credential."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from pilotid.errors import CredentialRefusedError
+from pilotid.identity.credential import Credential
+from pilotid.identity.credfile import write_private
+from pilotid.identity.proxy import parse_proxy
+from pilotid.probe import OK, WARN, Check, probe_node
+from pilotid.queue import QueueSettings
+from pilotid.testing import RecordingSwitcher, StaticCredentialSource, TestCA, make_proxy
+
+DN = "/DC=org/DC=example/OU=People/CN=Probe Test"
+
+
+class CheckingSwitcher(RecordingSwitcher):
+    def node_checks(self, credential):
+        super().node_checks(credential)
+        return [Check("my switch", OK, "ready")]
+
+
+def launcher(source, switcher, **fields):
+    return SimpleNamespace(settings=QueueSettings("ANALY_PROBE", **fields), source=source,
+                           switcher=switcher)
+
+
+def proxy_credential(tmp_path, hours):
+    pem = make_proxy(TestCA(bits=1024).issue(DN), hours=hours, bits=1024)
+    path = write_private(tmp_path / f"x509up_{hours}", pem)
+    return Credential(path=path, proxy=parse_proxy(pem), source="static")
+
+
+def test_switch_checks_follow_the_test_switch_and_get_the_credential(tmp_path):
+    credential = proxy_credential(tmp_path, 12)
+    switcher = CheckingSwitcher()
+    checks = probe_node(launcher(StaticCredentialSource(credential), switcher), tmp_path, {})
+    names = [c.name for c in checks]
+    assert names.index("my switch") == names.index("test switch") + 1
+    assert switcher.called("node_checks") == [(credential,)]
+
+
+def test_switch_checks_run_without_a_credential(tmp_path):
+    switcher = CheckingSwitcher()
+    source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
+    checks = probe_node(launcher(source, switcher), tmp_path, {})
+    assert "my switch" in [c.name for c in checks]
+    assert switcher.called("node_checks") == [(None,)]
+
+
+def test_credential_shorter_than_a_launch_needs_is_a_warning(tmp_path):
+    credential = proxy_credential(tmp_path, 2)
+    checks = probe_node(launcher(StaticCredentialSource(credential), RecordingSwitcher(),
+                                 timeout=4 * 3600), tmp_path, {})
+    (found,) = [c for c in checks if c.name == "credential"]
+    assert found.status == WARN and "needs 3h00m" in found.detail
