@@ -5,6 +5,7 @@ The real thing, with real accounts and the real sudo, is in tests/system/test_su
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -273,10 +274,14 @@ def test_terminate_relays_through_sudo_when_kill_is_refused(switcher, workdir, t
                                                            fake_sudo):
     (fake_sudo.parent / "refuse-kill").touch()
     process, logs = _start_trapping_payload(switcher, workdir, tmp_path)
-    switcher.terminate(process, signal.SIGTERM)  # the fake sudo exec'd: its pid is the wrapper
-    assert process.wait(10) == 143
-    close_logs(logs)
-    wait_for(workdir / "wrapper-term")
+    try:
+        switcher.terminate(process, signal.SIGTERM)  # the fake sudo exec'd: its pid is the wrapper
+        assert process.wait(10) == 143
+        wait_for(workdir / "wrapper-term")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the payload's own sleep child
+            os.killpg(process.pid, signal.SIGKILL)
+        close_logs(logs)
 
 
 def test_sigkill_cannot_be_relayed_when_kill_is_refused(switcher, workdir, tmp_path,
