@@ -19,8 +19,9 @@ this order, the wrapper
    shell options and its traps, which a setup script may have changed;
 7. runs the payload's argv as a child in its own process group, with standard input from
    ``/dev/null``, forwards TERM, INT and HUP to that group, and waits for it;
-8. appends the payload's status to the marker, removes the egg cache (on every other exit
-   path too, through an EXIT trap) and exits with the payload's status.
+8. kills (SIGKILL) whatever the payload left running in its process group, appends the
+   payload's status to the marker, removes the egg cache (on every other exit path too,
+   through an EXIT trap) and exits with the payload's status.
 
 The marker, one ``key=value`` per line::
 
@@ -476,6 +477,9 @@ while :; do
   [ "$_pilotid_interrupted" = 1 ] || break
 done
 _pilotid_phase=done
+# Whatever the payload left running in its process group ends with it: no process of the
+# target outlives the job (one that made a group or session of its own is out of reach).
+builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null || :
 _pilotid_note status "$_pilotid_status"
 if [ "$_pilotid_status" -gt 128 ] && [ "$_pilotid_status" -le @MAXSIGNAL@ ]; then
   _pilotid_note signal "$((_pilotid_status - 128))"

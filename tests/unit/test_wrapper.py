@@ -556,6 +556,27 @@ def test_signal_reaches_the_payloads_whole_process_group(run):
     wait_for(run.base / "child-got")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != b"Z"
+
+
+def test_processes_the_payload_left_in_its_group_end_with_it(run):
+    pidfile = run.base / "straggler"
+    payload = ["/bin/bash", "-c", f"sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pidfile}"]
+    done = run.run(run.spec(argv=payload))
+    assert done.returncode == 0, done.stderr
+    straggler = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(straggler) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(straggler), "the payload's background child outlived the wrapper"
+    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 0)
+
+
 def test_sigterm_during_setup_stops_before_the_payload_and_cleans_up(run):
     ready = run.base / "ready"
     process = run.start(run.spec(setup=(f"touch {ready}; sleep 1",)))
