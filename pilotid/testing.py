@@ -54,6 +54,7 @@ from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
     WrapperMarker,
+    payload_groups,
 )
 
 __all__ = [
@@ -100,7 +101,8 @@ class RecordingSwitcher:
     ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
     credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
     ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
-    signals that session; ``explain`` reads the status as ``explain_without_switch`` does.
+    signals its process groups; ``explain`` reads the status as ``explain_without_switch``
+    does.
     Every call is appended to ``calls`` as ``(method name, arguments tuple)``.
 
     Built like any strategy, ``RecordingSwitcher(settings)``; ``name`` overrides the
@@ -137,13 +139,15 @@ class RecordingSwitcher:
         return process
 
     def terminate(self, process: Any, signum: int) -> None:
-        """Send ``signum`` to the session ``launch`` started (nothing if it has ended)."""
+        """Send ``signum`` to the process group ``launch`` started and to the groups its
+        descendants lead (the wrapper's payload has one of its own); nothing if it has ended."""
         self.calls.append(("terminate", (process, signum)))
         if process.poll() is None:
-            try:
-                os.killpg(process.pid, signum)
-            except ProcessLookupError:
-                pass
+            for group in payload_groups(process.pid, os.getuid()):
+                try:
+                    os.killpg(group, signum)
+                except ProcessLookupError:
+                    pass
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Read ``returncode`` and ``marker`` as a no-op switch does."""

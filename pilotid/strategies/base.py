@@ -13,7 +13,7 @@ import pwd
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Dict, Optional
+from typing import IO, TYPE_CHECKING, Dict, List, Optional, Set
 
 from pilotid.errors import (
     ConfigurationError,
@@ -231,3 +231,47 @@ def start_environment(account: "Account") -> Dict[str, str]:
     env = {"PATH": _SAFE_PATH, "HOME": home, "USER": account.name, "LOGNAME": account.name}
     env.update({k: os.environ[k] for k in _KEPT_VARIABLES if k in os.environ})
     return env
+
+
+def payload_groups(root_pid: int, uid: int) -> Set[int]:
+    """The process groups to signal for the payload started under ``root_pid``.
+
+    ``root_pid`` is the switch program (sudo), or the wrapper itself where no program stands
+    between (no-op).
+    Always ``root_pid`` (the group the switch program or the wrapper leads: launches start
+    a new session), plus the group of every descendant of ``root_pid`` whose real uid is
+    ``uid``: the payload's own group (the wrapper runs it with ``set -m``), a group a
+    payload made, a wrapper sudo put in a pseudo-terminal of its own.  Never 0 or 1.
+    """
+    children: Dict[int, List[int]] = {}
+    group_of: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+        group_of[int(entry)] = pgid
+    groups = {root_pid}
+    pending = list(children.get(root_pid, ()))
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, ()))
+        if group_of[pid] > 1 and _real_uid(pid) == uid:
+            groups.add(group_of[pid])
+    return groups
+
+
+def _real_uid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

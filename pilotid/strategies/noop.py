@@ -21,6 +21,7 @@ from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
     SwitcherBase,
+    payload_groups,
     signal_label,
     start_environment,
 )
@@ -37,8 +38,8 @@ class NoopSwitcher(SwitcherBase):
 
     The payload gets the pilot's 0600 copy of the user's proxy directly.  The wrapper starts
     as a session leader (its own process group, no controlling terminal) with the minimal
-    environment of ``start_environment``, so ``terminate`` reaches the whole payload with
-    one ``killpg``.
+    environment of ``start_environment``; ``terminate`` signals its process group and the
+    payload's own (the wrapper runs the payload in a group of its own).
     """
 
     name = "noop"
@@ -77,17 +78,27 @@ class NoopSwitcher(SwitcherBase):
         return process
 
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
-        """Send ``signum`` to the payload's whole process group (led by the wrapper).
+        """Send ``signum`` to the wrapper's process group and to the payload's own.
 
-        The group outlives the wrapper while any payload process is left in it, so this
-        also reaches what the payload left behind; an empty group is not an error.
+        The wrapper runs the payload in a process group of its own (``set -m``): signalling
+        only the wrapper's group reaches the payload for a signal the wrapper forwards
+        (TERM, INT, HUP) but never for SIGKILL, which would leave the payload running.  So
+        every group of the wrapper's descendants is signalled too (``payload_groups``).  A
+        group that is already empty is not an error.
         """
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            log.debug("process group %d is already gone", process.pid)
-            return
-        log.info("sent %s to process group %d", signal_label(signum), process.pid)
+        groups = sorted(payload_groups(process.pid, os.getuid()))
+        sent = []
+        for group in groups:
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                continue
+            sent.append(group)
+        if sent:
+            log.info("sent %s to process group(s) %s", signal_label(signum),
+                     " ".join(map(str, sent)))
+        else:
+            log.debug("process group(s) %s are already gone", " ".join(map(str, groups)))
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """No marker with no switch: the wrapper itself could not run (or died first)."""

@@ -25,7 +25,7 @@ import subprocess
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from zope.interface import implementer
 
@@ -46,6 +46,7 @@ from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
     SwitcherBase,
+    payload_groups,
     signal_label,
     start_environment,
 )
@@ -374,45 +375,3 @@ def _send(process: subprocess.Popen, data: bytes) -> None:
             stdin.close()
         except OSError:
             pass
-
-
-def payload_groups(root_pid: int, uid: int) -> Set[int]:
-    """The process groups to signal for the payload under ``root_pid`` (the sudo process).
-
-    Always ``root_pid`` (the group sudo leads, where the wrapper runs when sudo has no
-    terminal), plus the group of every descendant of ``root_pid`` whose real uid is
-    ``uid`` (a wrapper sudo put in a pseudo-terminal of its own, a payload that made its
-    own group).  Never 0 or 1.
-    """
-    children: Dict[int, List[int]] = {}
-    group_of: Dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            ppid, pgid = int(fields[1]), int(fields[2])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        children.setdefault(ppid, []).append(int(entry))
-        group_of[int(entry)] = pgid
-    groups = {root_pid}
-    pending = list(children.get(root_pid, ()))
-    while pending:
-        pid = pending.pop()
-        pending.extend(children.get(pid, ()))
-        if group_of[pid] > 1 and _real_uid(pid) == uid:
-            groups.add(group_of[pid])
-    return groups
-
-
-def _real_uid(pid: int) -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None

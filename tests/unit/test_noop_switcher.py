@@ -93,6 +93,32 @@ def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
     assert switcher.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
 
 
+def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
+    """The wrapper runs the payload under ``set -m``; SIGKILL cannot be forwarded by it."""
+    script = tmp_path / "wrapper.sh"
+    script.write_text(
+        "set -m\n"
+        "( trap '' TERM; exec sleep 60 ) & echo $! > payload\n"
+        "set +m\ntouch ready\nwait\n")
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
+                              Account.current(), tmp_path, logs)
+    wait_for(tmp_path / "ready")
+    payload = int((tmp_path / "payload").read_text())
+    try:
+        assert os.getpgid(payload) == payload != process.pid
+        switcher.terminate(process, signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+        deadline = time.monotonic() + 5
+        while alive(payload) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(payload), "the payload survived SIGKILL to the wrapper"
+    finally:
+        close_logs(logs)
+        if alive(payload):
+            os.kill(payload, signal.SIGKILL)
+
+
 def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
     logs = open_logs(tmp_path)
     process = switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
