@@ -19,7 +19,7 @@ import signal
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from pilotid.errors import (
     AccountMappingError,
@@ -99,6 +99,19 @@ class PayloadResult:
     def accounting_record(self) -> Dict[str, Any]:
         """The accounting record: the result plus the user's DN."""
         return dict(self.as_dict(), user_dn=self.user_dn)
+
+
+#: Where the pilot's own credentials are named: they never become readable by the target.
+PILOT_CREDENTIAL_VARIABLES = ("X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY")
+
+
+def pilot_credentials(environ: Optional[Dict[str, str]] = None) -> List[Path]:
+    """The pilot's own credential files: what ``PILOT_CREDENTIAL_VARIABLES`` name in
+    ``environ`` (default ``os.environ``), and the default proxy ``/tmp/x509up_u<uid>``."""
+    environ = dict(os.environ) if environ is None else environ
+    found = [Path(environ[name]) for name in PILOT_CREDENTIAL_VARIABLES if environ.get(name)]
+    found.append(Path(f"/tmp/x509up_u{os.geteuid()}"))  # noqa: S108 - Globus's default name
+    return found
 
 
 def outcome_for_error(error: PilotidError) -> Outcome:
@@ -197,7 +210,8 @@ class PayloadLauncher:
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
         ), wrapper)
         if switching:
-            state.grant = grant_target_access(state.workdir, state.account, mode)
+            state.grant = grant_target_access(state.workdir, state.account, mode,
+                                              keep_private=pilot_credentials())
             mode = state.grant.mode
         state.sandbox_mode = mode
         return self._launch(state, wrapper, marker)
