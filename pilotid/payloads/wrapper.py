@@ -469,10 +469,16 @@ builtin set -m
 ( builtin exec -- "${_pilotid_argv[@]}" ) </dev/null {_pilotid_marker_fd}>&- &
 _pilotid_payload_pid=$!
 builtin set +m
+_pilotid_status=  # the first wait always answers 0..255: the payload's status, or 128+n
 while :; do
   _pilotid_interrupted=0
   builtin wait "$_pilotid_payload_pid"
-  _pilotid_status=$?
+  _pilotid_waited=$?
+  # bash 5.2 may answer -1 when the payload ended while a trap ran (a signal that reached
+  # the wrapper and the payload at once): its status is lost; keep the last real one.
+  if [ "$_pilotid_waited" -ge 0 ] && [ "$_pilotid_waited" -le 255 ]; then
+    _pilotid_status=$_pilotid_waited
+  fi
   # A trapped signal interrupts wait before the payload has ended: wait again.
   [ "$_pilotid_interrupted" = 1 ] || break
 done
