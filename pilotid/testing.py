@@ -53,6 +53,7 @@ from pilotid.strategies.base import (
     Outcome,
     PayloadLogs,
     ProxyHandover,
+    SwitcherBase,
     WrapperMarker,
     payload_groups,
 )
@@ -75,9 +76,11 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
     """The ``Outcome`` of a launch that did not switch identity, as a no-op switch reads it.
 
     A negative ``returncode`` is a death by that signal (``terminated``); no ``marker``
-    means the wrapper never ran (``switch_failed``, ``SwitchExecError``); otherwise the
-    payload's status (the marker's, else ``returncode``) is 0 (``succeeded``) or not
-    (``payload_failed``, ``PayloadFailedError``).
+    means the wrapper never ran (``switch_failed``, ``SwitchExecError``); a marker of a
+    real wrapper that names a signal is ``terminated`` by it, one that names the wrapper's
+    own failure (``error=``) is ``setup_failed`` as every switcher reads it
+    (``SwitcherBase.explain_marker``); otherwise the payload's status (the marker's, else
+    ``returncode``) is 0 (``succeeded``) or not (``payload_failed``, ``PayloadFailedError``).
     """
     if returncode < 0:
         signum = -returncode
@@ -87,6 +90,8 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
         return Outcome(SWITCH_FAILED, error=SwitchExecError(
             f"the wrapper never reported running (exit status {returncode}, no marker); "
             "check the switch's stderr log"))
+    if marker.signal or marker.error is not None:
+        return SwitcherBase(None).explain_marker(returncode, marker)  # type: ignore[arg-type]
     status = returncode if marker.payload_status is None else marker.payload_status
     if status == 0:
         return Outcome(SUCCEEDED, exit_code=0)
