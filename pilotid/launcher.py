@@ -194,7 +194,7 @@ class PayloadLauncher:
             server=state.job.myproxy))
         log.info("job %s: credential of %s from %s", state.job.panda_id,
                  state.credential.identity, state.credential.source)
-        state.account = self.switcher.probe(state.credential)
+        state.account = self._probe(state.credential)
         log.info("job %s: will run as %s (uid %d)", state.job.panda_id, state.account.name,
                  state.account.uid)
         handover = self.switcher.handover(state.credential, state.account, state.workdir)
@@ -215,6 +215,18 @@ class PayloadLauncher:
             mode = state.grant.mode
         state.sandbox_mode = mode
         return self._launch(state, wrapper, marker)
+
+    def _probe(self, credential: Credential) -> Account:
+        """The switcher's probe; a failure becomes a ``RescheduleRequest`` where the queue's
+        ``on_probe_failure`` is ``reschedule`` (never a fallback to the pilot's identity)."""
+        try:
+            return self.switcher.probe(credential)
+        except (SwitchError, AccountMappingError) as error:
+            if self.settings.on_probe_failure != "reschedule" or isinstance(
+                    error, RescheduleRequest):
+                raise
+            raise RescheduleRequest(f"the {self.switcher.name} probe failed, job handed back "
+                                    f"for rescheduling: {error}") from error
 
     def _prepare_workdir(self, workdir: Path) -> Path:
         """Check the work directory and make its private 0700 directory; return that."""
