@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import logging
 import os
 import secrets
 import signal
+import stat
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from pilotid.errors import (
     AccountMappingError,
@@ -256,7 +258,7 @@ class PayloadLauncher:
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
-        with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+        with _open_log(state.stdout) as out, _open_log(state.stderr) as err:
             process = self.switcher.launch([str(wrapper)], state.credential, state.account,
                                            state.workdir, PayloadLogs(out, err))
             log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
@@ -334,13 +336,40 @@ class PayloadLauncher:
             targets.append(self.settings.accounting_file)
         for target in targets:
             try:
-                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
-                             0o644)
-                with os.fdopen(fd, "ab") as out:
+                with os.fdopen(_open_append(target), "ab") as out:
                     out.write(line)
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
                           result.panda_id, target, error.strerror)
+
+
+def _open_append(path: Path) -> int:
+    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file.
+
+    The payload may write in the work directory: it could leave a symlink there (to a file
+    of the pilot's) or a FIFO (whose opening would block the pilot for ever).  Neither is
+    followed nor waited on: ``OSError`` instead.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                 | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """Open a payload log to append to (see ``_open_append``); ``WorkdirError`` if it
+    cannot be, naming the path."""
+    try:
+        return os.fdopen(_open_append(path), "ab")
+    except OSError as error:
+        raise WorkdirError(f"cannot open the payload log {path}: {error.strerror}; remove "
+                           "whatever is there") from None
 
 
 @contextlib.contextmanager
