@@ -182,7 +182,7 @@ class PayloadLauncher:
         finally:
             self._finish(state)
         result = self._result(state, outcome)
-        self._account(result)
+        self._account(result, in_workdir=state.private is not None)
         log.info("job %s: %s (exit code %s, error code %s)", job.panda_id, result.outcome,
                  result.exit_code, result.error_code)
         return result
@@ -328,10 +328,14 @@ class PayloadLauncher:
             started=state.started, ended=_now(),
             user_dn=state.credential.identity if state.credential else state.job.prod_user_id)
 
-    def _account(self, result: PayloadResult) -> None:
-        """Append the accounting record to the work directory's and the queue's file."""
+    def _account(self, result: PayloadResult, in_workdir: bool = True) -> None:
+        """Append the accounting record to the work directory's and the queue's file.
+
+        Not into a work directory that failed the launcher's check (missing, unwritable):
+        its error is the job's, and a second one would only repeat it.
+        """
         line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
-        targets = [result.workdir / "accounting.jsonl"]
+        targets = [result.workdir / "accounting.jsonl"] if in_workdir else []
         if self.settings.accounting_file:
             targets.append(self.settings.accounting_file)
         for target in targets:
