@@ -62,11 +62,15 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
     settings = launcher.settings
     checks: List[Check] = []
     account: Optional[Account] = None
-    switch_binary = _switch_binary(launcher.switcher)
-    if switch_binary is not None:
-        found = shutil.which(switch_binary)
-        checks.append(Check("switch binary", OK if found else FAIL,
-                            found or f"{switch_binary} not found on PATH"))
+    try:
+        switch_binary = _switch_binary(launcher.switcher)
+    except PilotidError as error:
+        checks.append(Check("switch binary", FAIL, str(error), error.code))
+    else:
+        if switch_binary is not None:
+            found = shutil.which(switch_binary)
+            checks.append(Check("switch binary", OK if found else FAIL,
+                                str(found) if found else f"{switch_binary} not found on PATH"))
     with tempfile.TemporaryDirectory(prefix="pilotid-probe-") as scratch:
         os.chmod(scratch, 0o700)
         credential: Optional[Credential] = None
@@ -116,4 +120,9 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
 
 
 def _switch_binary(switcher) -> Optional[str]:
-    return getattr(switcher, "binary", None)
+    """The switcher's program (its ``binary`` attribute, a path), if it has one.
+
+    Locating it may raise the switcher's ``SwitchUnavailableError``.
+    """
+    binary = getattr(switcher, "binary", None)
+    return None if binary is None else str(binary)

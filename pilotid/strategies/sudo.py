@@ -144,6 +144,11 @@ class SudoSwitcher(SwitcherBase):
                 f"package, or configure queue {self.settings.name} with another switcher")
         return found
 
+    @property
+    def binary(self) -> Path:
+        """The sudo program, as ``pilotid probe`` reports it (``sudo_path``)."""
+        return Path(self.sudo_path())
+
     # -- probe ---------------------------------------------------------------------------
 
     def probe(self, credential: "Credential") -> Account:
