@@ -38,6 +38,7 @@ from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import (
     PRIVATE_DIR_NAME,
+    SandboxGrant,
     acl_supported,
     grant_target_access,
     reclaim,
@@ -139,7 +140,7 @@ class _Run:
         self.started = _now()
         self.credential: Optional[Credential] = None
         self.account: Optional[Account] = None
-        self.grant = None
+        self.grant: Optional[SandboxGrant] = None
         self.sandbox_mode: Optional[str] = None
         self.payload_proxy: Optional[Path] = None
         self.stdout: Optional[Path] = None
@@ -262,7 +263,7 @@ class PayloadLauncher:
             process = self.switcher.launch([str(wrapper)], state.credential, state.account,
                                            state.workdir, PayloadLogs(out, err))
             log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
-            override = None
+            override: Optional[PilotidError] = None
             with _pilot_signals():
                 try:
                     if wait_for_exit(process, self.settings.timeout) is None:
