@@ -71,3 +71,12 @@ def test_demo_without_base_makes_a_new_run_under_demo_run(tmp_path):
     runs = sorted((tmp_path / "demo-run").iterdir())
     assert len(runs) == 2 and all(run.name.startswith("job-") for run in runs)
     assert printed_result(done.stdout)["workdir"] in {str(run / "workdir") for run in runs}
+
+
+def test_make_demo_runs_exactly_this_module():
+    """``make demo`` = a virtualenv with pilotid installed, then ``python -m pilotid.demo``;
+    the tests above (and tests/system/test_run_sudo.py, as a non-root account) run that."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert recipe[0].split() == ["venv"]
+    assert [line.strip() for line in recipe[1:]] == ["$(PY) -m pilotid.demo"]
