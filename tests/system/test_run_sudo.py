@@ -113,6 +113,7 @@ class Site:
             "ANALY_SUDO_BOB": sudo("bob"),
             "ANALY_SUDO_CAROL": sudo("carol"),
             "ANALY_SUDO_EVE": sudo("eve"),
+            "ANALY_SUDO_EVE_RESCHEDULE": sudo("eve", on_probe_failure="reschedule"),
             "ANALY_SUDO_SITE_TRF": sudo("alice", transformation_dirs=[str(self.trf)]),
             "ANALY_NOOP": {"switcher": "noop", "credential_source": "file",
                            "proxy_file": str(user_proxy["alice"])},
@@ -474,6 +475,14 @@ def test_dn_not_in_the_grid_mapfile(site):
     assert (run.status, run.result["outcome"]) == (code, "switch_failed")
     error = _one_line_error(run, code)
     assert EVE_DN in error and "grid-mapfile" in error
+
+
+def test_queue_that_reschedules_hands_an_unmapped_dn_back(site):
+    run = site.run("ANALY_SUDO_EVE_RESCHEDULE", site.job(prodUserID=EVE_DN), site.workdir())
+    code = documented_codes()["RescheduleRequest"]
+    assert (run.status, run.result["outcome"], run.result["account"]) == (code, "rescheduled",
+                                                                         None)
+    assert EVE_DN in _one_line_error(run, code)
 
 
 def test_sudo_not_permitted_to_the_mapped_account(site):
