@@ -121,6 +121,8 @@ def outcome_for_error(error: PilotidError) -> Outcome:
     """The outcome of a job that failed before (or instead of) running its payload."""
     if isinstance(error, RescheduleRequest):
         kind = base.RESCHEDULED
+    elif isinstance(error, PilotInterruptedError):
+        kind = base.INTERRUPTED
     elif isinstance(error, CredentialError):
         kind = base.CREDENTIAL_FAILED
     elif isinstance(error, (SwitchError, AccountMappingError)):
@@ -147,6 +149,7 @@ class _Run:
         self.stderr: Optional[Path] = None
         self.private: Optional[Path] = None
         self.cleanup: list = []
+        self.signals = _PilotSignals()
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
@@ -175,15 +178,19 @@ class PayloadLauncher:
         state = _Run(job, Path(os.path.abspath(workdir)))
         log.info("job %s: starting in %s (queue %s, switcher %s)", job.panda_id, state.workdir,
                  self.settings.name, self.switcher.name)
-        try:
-            outcome = self._run(state)
-        except PilotidError as error:
-            log.error("job %s: %s", job.panda_id, error)
-            outcome = outcome_for_error(error)
-        finally:
-            self._finish(state)
-        result = self._result(state, outcome)
-        self._account(result, in_workdir=state.private is not None)
+        with state.signals.caught():
+            try:
+                outcome = self._run(state)
+            except PilotidError as error:
+                log.error("job %s: %s", job.panda_id, error)
+                outcome = outcome_for_error(error)
+            finally:
+                self._finish(state)
+            result = self._result(state, outcome)
+            self._account(result, in_workdir=state.private is not None)
+        if state.signals.pending is not None:
+            log.warning("job %s: pilot got signal %d while finishing the job: the job's "
+                        "result stands", job.panda_id, state.signals.pending)
         log.info("job %s: %s (exit code %s, error code %s)", job.panda_id, result.outcome,
                  result.exit_code, result.error_code)
         return result
@@ -256,6 +263,7 @@ class PayloadLauncher:
         return self.settings.sandbox
 
     def _launch(self, state: _Run, wrapper: Path, marker: Path) -> Outcome:
+        state.signals.check()  # a stop asked for during the set-up: do not start the payload
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
@@ -264,20 +272,23 @@ class PayloadLauncher:
                                            state.workdir, PayloadLogs(out, err))
             log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
             override: Optional[PilotidError] = None
-            with _pilot_signals():
-                try:
-                    if wait_for_exit(process, self.settings.timeout) is None:
-                        log.warning("job %s: time limit of %ss reached, stopping the payload",
-                                    state.job.panda_id, self.settings.timeout)
-                        override = PayloadTimeoutError(
-                            f"payload exceeded the time limit of {self.settings.timeout}s")
-                        self._stop(process)
-                except PilotSignal as caught:
-                    log.warning("job %s: pilot got signal %d, stopping the payload",
-                                state.job.panda_id, caught.signum)
-                    override = PilotInterruptedError(
-                        f"pilot received signal {caught.signum} and stopped the payload")
-                    self._stop(process, caught.signum)
+            try:
+                state.signals.arm()
+                if wait_for_exit(process, self.settings.timeout) is None:
+                    state.signals.disarm()
+                    log.warning("job %s: time limit of %ss reached, stopping the payload",
+                                state.job.panda_id, self.settings.timeout)
+                    override = PayloadTimeoutError(
+                        f"payload exceeded the time limit of {self.settings.timeout}s")
+                    self._stop(process)
+            except PilotSignal as caught:
+                log.warning("job %s: pilot got signal %d, stopping the payload",
+                            state.job.panda_id, caught.signum)
+                override = PilotInterruptedError(
+                    f"pilot received signal {caught.signum} and stopped the payload")
+                self._stop(process, caught.signum)
+            finally:
+                state.signals.disarm()
         found = read_marker(marker)
         assert state.account is not None
         if found is not None and found.uid != state.account.uid:
@@ -377,20 +388,55 @@ def _open_log(path: Path) -> IO[bytes]:
                            "whatever is there") from None
 
 
-@contextlib.contextmanager
-def _pilot_signals() -> Iterator[None]:
-    """While the payload runs, SIGTERM/SIGINT/SIGHUP to the pilot raise ``PilotSignal``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _PilotSignals:
+    """SIGTERM, SIGINT and SIGHUP to the pilot during one job (main thread only).
 
-    def handler(signum: int, frame: Any) -> None:
-        raise PilotSignal(signum)
+    From the start of ``run`` to its end a signal never kills the pilot half-way (the work
+    directory opened to the target, a payload started and forgotten): while the payload
+    runs (``arm``) the first one raises ``PilotSignal`` and the launcher stops the payload;
+    at any other time, and for every further one, it is only remembered (``pending``).
+    One remembered before the launch stops the job there (``check``).
+    """
 
-    caught = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {s: signal.signal(s, handler) for s in caught}
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
+    CAUGHT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.pending: Optional[int] = None
+        self._raising = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._raising:
+            self._raising = False
+            raise PilotSignal(signum)
+        if self.pending is None:
+            self.pending = signum
+
+    @contextlib.contextmanager
+    def caught(self) -> Iterator[None]:
+        """Install the handler for the duration of the ``with`` block."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handler) for s in self.CAUGHT}
+        try:
+            yield
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+    def check(self) -> None:
+        """``PilotInterruptedError`` if a signal came before the payload was started."""
+        if self.pending is not None:
+            raise PilotInterruptedError(f"pilot received signal {self.pending} before the "
+                                        "payload started: the payload was not started")
+
+    def arm(self) -> None:
+        """From now on the first signal raises ``PilotSignal`` (at once if one is pending)."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise PilotSignal(signum)
+        self._raising = True
+
+    def disarm(self) -> None:
+        """Back to remembering signals."""
+        self._raising = False

@@ -520,6 +520,64 @@ def test_sigterm_to_the_pilot_stops_the_payload_and_is_interrupted(credential, w
     assert_cleaned_up(workdir, credential)
 
 
+def test_sigterm_before_the_payload_starts_stops_the_job_there(credential, workdir):
+    """SIGTERM while the work directory is being prepared: never the default (death of
+    the pilot half-way); the payload is not started and everything is cleaned up."""
+    class SignalledSource(StaticCredentialSource):
+        def fetch(self, request):
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered in the main thread, right here
+            return super().fetch(request)
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        switcher = RecordingSwitcher()
+        result = make_launcher(credential, ["/bin/true"], switcher=switcher,
+                               source=SignalledSource(credential)).run(JOB, workdir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == []  # the launcher's handler had it, not the one before
+    assert (result.outcome, result.error_code, result.exit_code) == ("interrupted", 73, None)
+    assert "payload was not started" in result.error
+    assert switcher.called("launch") == []
+    assert accounting(workdir)[0]["outcome"] == "interrupted"
+    assert_cleaned_up(workdir, credential)
+
+
+def test_second_signal_while_the_payload_is_stopped_does_not_escape(credential, workdir):
+    """TERM, then INT during the grace period: the launcher keeps stopping the payload."""
+    ready = workdir / "payload-ready"
+    switcher = RecordingSwitcher()
+    launcher = make_launcher(credential, sh(f"trap '' TERM INT; touch {ready}; sleep 30"),
+                             switcher=switcher, grace_period=2)
+    previous = {s: signal.signal(s, lambda *a: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    ours = signal.getsignal(signal.SIGTERM)
+
+    def send() -> None:
+        deadline = time.monotonic() + 20
+        while not (ready.exists() and signal.getsignal(signal.SIGTERM) is not ours):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+        while not switcher.called("terminate") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        result = launcher.run(JOB, workdir)
+    finally:
+        sender.join()
+        for s, old in previous.items():
+            signal.signal(s, old)
+    assert (result.outcome, result.error_code) == ("interrupted", 73)
+    assert [args[1] for args in switcher.called("terminate")] == [signal.SIGTERM,
+                                                                   signal.SIGKILL]
+    assert_cleaned_up(workdir, credential)
+
+
 def test_pilot_credentials_are_named_by_its_environment():
     env = {"X509_USER_PROXY": "/p/proxy", "X509_USER_CERT": "/p/cert", "X509_USER_KEY": "",
            "OTHER": "/p/other"}
