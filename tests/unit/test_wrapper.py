@@ -590,8 +590,8 @@ def test_signal_reaching_wrapper_and_payload_at_once_leaves_a_valid_marker(tmp_p
         process = run.start(run.spec(argv=payload))
         wait_for(ready)
         payload_group = int(ready.read_text())
-        os.kill(process.pid, signal.SIGTERM)
-        os.killpg(payload_group, signal.SIGTERM)
+        os.killpg(payload_group, signal.SIGTERM)  # alive until this: no lookup error
+        os.kill(process.pid, signal.SIGTERM)  # our child: at worst a zombie
         status = process.wait(timeout=20)
         marker = read_marker(run.marker)
         assert marker is not None, f"attempt {attempt}: marker {run.marker_text()!r}"
