@@ -56,6 +56,7 @@ from pilotid.strategies.base import (
     SwitcherBase,
     WrapperMarker,
     payload_groups,
+    signal_groups,
 )
 
 __all__ = [
@@ -148,11 +149,8 @@ class RecordingSwitcher:
         descendants lead (the wrapper's payload has one of its own); nothing if it has ended."""
         self.calls.append(("terminate", (process, signum)))
         if process.poll() is None:
-            for group in payload_groups(process.pid, os.getuid()):
-                try:
-                    os.killpg(group, signum)
-                except ProcessLookupError:
-                    pass
+            signal_groups(process, payload_groups(process.pid, os.getuid()), signum,
+                          lambda groups: _killpg_all(groups, signum))
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Read ``returncode`` and ``marker`` as a no-op switch does."""
@@ -162,6 +160,14 @@ class RecordingSwitcher:
     def called(self, method: str) -> List[Tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
         return [args for name, args in self.calls if name == method]
+
+
+def _killpg_all(groups: Iterable[int], signum: int) -> None:
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            pass
 
 
 @implementer(ICredentialSource)

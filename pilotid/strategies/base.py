@@ -13,7 +13,7 @@ import pwd
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Dict, List, Optional, Set
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 from pilotid.errors import (
     ConfigurationError,
@@ -23,6 +23,7 @@ from pilotid.errors import (
     SandboxError,
     SwitchError,
 )
+from pilotid.watch import wait_for_exit
 
 if TYPE_CHECKING:
     from pilotid.identity.accounts import Account
@@ -264,6 +265,29 @@ def payload_groups(root_pid: int, uid: int) -> Set[int]:
         if group_of[pid] > 1 and _real_uid(pid) == uid:
             groups.add(group_of[pid])
     return groups
+
+
+#: Seconds a wrapper gets, once its payload was killed with SIGKILL, to record that and
+#: remove its egg cache before it is killed too.
+WRAPPER_SETTLE = 2.0
+
+
+def signal_groups(process: Any, groups: Set[int], signum: int,
+                  send: Callable[[Set[int]], None]) -> None:
+    """Signal ``groups`` (``payload_groups(process.pid, ...)``) with ``send``.
+
+    SIGKILL, which the wrapper can neither catch nor forward, first goes to the groups
+    other than ``process.pid``'s (the payload's own): the wrapper, still alive, then
+    records the payload's end in its marker and removes the egg cache (a killed wrapper
+    cannot).  Only if ``process`` has not ended ``WRAPPER_SETTLE`` seconds later does its own
+    group get SIGKILL too.  Any other signal goes to every group at once.
+    """
+    inner = groups - {process.pid}
+    if signum == signal.SIGKILL and inner:
+        send(inner)
+        if wait_for_exit(process, WRAPPER_SETTLE) is not None:
+            return
+    send(groups)
 
 
 def _real_uid(pid: int) -> Optional[int]:

@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, Set
 
 from zope.interface import implementer
 
@@ -22,6 +22,7 @@ from pilotid.strategies.base import (
     ProxyHandover,
     SwitcherBase,
     payload_groups,
+    signal_groups,
     signal_label,
     start_environment,
 )
@@ -83,22 +84,26 @@ class NoopSwitcher(SwitcherBase):
         The wrapper runs the payload in a process group of its own (``set -m``): signalling
         only the wrapper's group reaches the payload for a signal the wrapper forwards
         (TERM, INT, HUP) but never for SIGKILL, which would leave the payload running.  So
-        every group of the wrapper's descendants is signalled too (``payload_groups``).  A
+        every group of the wrapper's descendants is signalled too (``payload_groups``),
+        SIGKILL the payload's first so that the wrapper can clean up (``signal_groups``).  A
         group that is already empty is not an error.
         """
-        groups = sorted(payload_groups(process.pid, os.getuid()))
-        sent = []
-        for group in groups:
-            try:
-                os.killpg(group, signum)
-            except ProcessLookupError:
-                continue
-            sent.append(group)
-        if sent:
-            log.info("sent %s to process group(s) %s", signal_label(signum),
-                     " ".join(map(str, sent)))
-        else:
-            log.debug("process group(s) %s are already gone", " ".join(map(str, groups)))
+        def send(groups: Set[int]) -> None:
+            sent = []
+            for group in sorted(groups):
+                try:
+                    os.killpg(group, signum)
+                except ProcessLookupError:
+                    continue
+                sent.append(group)
+            if sent:
+                log.info("sent %s to process group(s) %s", signal_label(signum),
+                         " ".join(map(str, sent)))
+            else:
+                log.debug("process group(s) %s are already gone",
+                          " ".join(map(str, sorted(groups))))
+
+        signal_groups(process, payload_groups(process.pid, os.getuid()), signum, send)
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """No marker with no switch: the wrapper itself could not run (or died first)."""

@@ -93,8 +93,10 @@ class Site:
         mapfile.write_text(f'"{ALICE_DN}" {node.ALICE}\n"{BOB_DN}" {node.BOB}\n'
                            f'"{CAROL_DN}" {node.CAROL}\n')
         mapfile.chmod(0o644)
-        self.trf = base / "trf"  # a site transformation directory, for one test
+        self.trf = base / "trf"  # site transformation directories, for single tests
         self.trf.mkdir(mode=0o755)
+        self.stubborn_trf = base / "trf-stubborn"
+        self.stubborn_trf.mkdir(mode=0o755)
         self.canaries = base / "canaries"
         self.canaries.mkdir()
         self.canaries.chmod(0o1777)
@@ -115,6 +117,8 @@ class Site:
             "ANALY_SUDO_EVE": sudo("eve"),
             "ANALY_SUDO_EVE_RESCHEDULE": sudo("eve", on_probe_failure="reschedule"),
             "ANALY_SUDO_SITE_TRF": sudo("alice", transformation_dirs=[str(self.trf)]),
+            "ANALY_SUDO_STUBBORN": sudo("alice", transformation_dirs=[str(self.stubborn_trf)],
+                                        timeout=1, grace_period=1),
             "ANALY_NOOP": {"switcher": "noop", "credential_source": "file",
                            "proxy_file": str(user_proxy["alice"])},
         }}, indent=1))
@@ -450,6 +454,25 @@ def test_processes_the_payload_leaves_behind_do_not_outlive_the_job(site):
     straggler = int(run.printed("straggler"))
     assert_nothing_left(before)
     assert not _alive(straggler)
+
+
+def test_payload_ignoring_sigterm_is_killed_and_still_cleaned_up_after(site):
+    """At the time limit: SIGTERM (ignored), then SIGKILL as the target after the grace
+    period, to the payload first, so that the wrapper still removes the egg cache."""
+    standin = site.stubborn_trf / "runAthena"
+    standin.write_text("#!/bin/bash\ntrap '' TERM\necho \"egg=$PYTHON_EGG_CACHE\"\n"
+                       "sleep 60\n")
+    standin.chmod(0o755)
+    work = site.workdir()
+    before = target_processes()
+    run = site.run("ANALY_SUDO_STUBBORN", site.job(jobPars=""), work)
+    result = run.result
+    assert (run.status, result["outcome"], result["signal"]) == (72, "timed_out", 9), run.stderr
+    assert "SIGKILL" in run.stderr
+    egg = run.printed("egg")
+    assert egg.startswith("/tmp/pilotid-egg-") and not os.path.exists(egg)
+    assert not list(work.glob(".pilotid*"))
+    assert_nothing_left(before)
 
 
 # --- bad input: one clear line and the documented code ----------------------------------------

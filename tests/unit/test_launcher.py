@@ -470,9 +470,13 @@ def test_payload_that_ignores_sigterm_gets_sigkill_after_the_grace_period(creden
                                                                           workdir):
     pidfile = workdir / "payload.pid"
     switcher = RecordingSwitcher()
-    result = make_launcher(credential, sh(f"trap '' TERM; echo $$ > {pidfile}; sleep 30"),
+    result = make_launcher(credential, sh(f"trap '' TERM; echo $$ > {pidfile}; "
+                                          "echo \"$PYTHON_EGG_CACHE\"; sleep 30"),
                            switcher=switcher, timeout=1, grace_period=1).run(JOB, workdir)
-    assert (result.outcome, result.error_code) == ("timed_out", 72)
+    assert (result.outcome, result.error_code, result.signal) == ("timed_out", 72, 9)
+    egg = result.stdout.read_text().strip()
+    assert egg.startswith("/tmp/pilotid-egg-") and not os.path.exists(egg), \
+        "the wrapper was killed before it could remove the egg cache"
     assert [args[1] for args in switcher.called("terminate")] == [signal.SIGTERM,
                                                                    signal.SIGKILL]
     payload = int(pidfile.read_text())

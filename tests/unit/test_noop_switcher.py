@@ -108,7 +108,7 @@ def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
     try:
         assert os.getpgid(payload) == payload != process.pid
         switcher.terminate(process, signal.SIGKILL)
-        assert process.wait(10) == -signal.SIGKILL
+        assert process.wait(10) == 0  # the payload went first: the wrapper ended on its own
         deadline = time.monotonic() + 5
         while alive(payload) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -117,6 +117,25 @@ def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
         close_logs(logs)
         if alive(payload):
             os.kill(payload, signal.SIGKILL)
+
+
+def test_sigkill_reaches_a_wrapper_that_does_not_end_after_its_payload(switcher, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setattr("pilotid.strategies.base.WRAPPER_SETTLE", 0.2)
+    script = tmp_path / "wrapper.sh"
+    script.write_text("set -m\n( exec sleep 60 ) &\nset +m\ntouch ready\n"
+                      "wait\nexec sleep 60\n")
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
+                              Account.current(), tmp_path, logs)
+    wait_for(tmp_path / "ready")
+    try:
+        switcher.terminate(process, signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+    finally:
+        close_logs(logs)
+        if process.poll() is None:
+            process.kill()
 
 
 def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
