@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import logging
 import os
 import secrets
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from pilotid.errors import (
     AccountMappingError,
@@ -105,10 +107,25 @@ class PayloadResult:
         return dict(self.as_dict(), user_dn=self.user_dn)
 
 
+#: Where the pilot's own credentials are named: they never become readable by the target.
+PILOT_CREDENTIAL_VARIABLES = ("X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY")
+
+
+def pilot_credentials(environ: Optional[Dict[str, str]] = None) -> List[Path]:
+    """The pilot's own credential files: what ``PILOT_CREDENTIAL_VARIABLES`` name in
+    ``environ`` (default ``os.environ``), and the default proxy ``/tmp/x509up_u<uid>``."""
+    environ = dict(os.environ) if environ is None else environ
+    found = [Path(environ[name]) for name in PILOT_CREDENTIAL_VARIABLES if environ.get(name)]
+    found.append(Path(f"/tmp/x509up_u{os.geteuid()}"))  # noqa: S108 - Globus's default name
+    return found
+
+
 def outcome_for_error(error: PilotidError) -> Outcome:
     """The outcome of a job that failed before (or instead of) running its payload."""
     if isinstance(error, RescheduleRequest):
         kind = base.RESCHEDULED
+    elif isinstance(error, PilotInterruptedError):
+        kind = base.INTERRUPTED
     elif isinstance(error, CredentialError):
         kind = base.CREDENTIAL_FAILED
     elif isinstance(error, (SwitchError, AccountMappingError)):
@@ -136,6 +153,7 @@ class _Run:
         self.private: Optional[Path] = None
         self.cleanup: list = []
         self.refreshable = True
+        self.signals = _PilotSignals()
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
@@ -164,15 +182,19 @@ class PayloadLauncher:
         state = _Run(job, Path(os.path.abspath(workdir)))
         log.info("job %s: starting in %s (queue %s, switcher %s)", job.panda_id, state.workdir,
                  self.settings.name, self.switcher.name)
-        try:
-            outcome = self._run(state)
-        except PilotidError as error:
-            log.error("job %s: %s", job.panda_id, error)
-            outcome = outcome_for_error(error)
-        finally:
-            self._finish(state)
-        result = self._result(state, outcome)
-        self._account(result)
+        with state.signals.caught():
+            try:
+                outcome = self._run(state)
+            except PilotidError as error:
+                log.error("job %s: %s", job.panda_id, error)
+                outcome = outcome_for_error(error)
+            finally:
+                self._finish(state)
+            result = self._result(state, outcome)
+            self._account(result, in_workdir=state.private is not None)
+        if state.signals.pending is not None:
+            log.warning("job %s: pilot got signal %d while finishing the job: the job's "
+                        "result stands", job.panda_id, state.signals.pending)
         log.info("job %s: %s (exit code %s, error code %s)", job.panda_id, result.outcome,
                  result.exit_code, result.error_code)
         return result
@@ -184,7 +206,7 @@ class PayloadLauncher:
         state.credential = self.source.fetch(self._request(state))
         log.info("job %s: credential of %s from %s", state.job.panda_id,
                  state.credential.identity, state.credential.source)
-        state.account = self.switcher.probe(state.credential)
+        state.account = self._probe(state.credential)
         log.info("job %s: will run as %s (uid %d)", state.job.panda_id, state.account.name,
                  state.account.uid)
         handover = self.switcher.handover(state.credential, state.account, state.workdir)
@@ -200,10 +222,23 @@ class PayloadLauncher:
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
         ), wrapper)
         if switching:
-            state.grant = grant_target_access(state.workdir, state.account, mode)
+            state.grant = grant_target_access(state.workdir, state.account, mode,
+                                              keep_private=pilot_credentials())
             mode = state.grant.mode
         state.sandbox_mode = mode
         return self._launch(state, wrapper, marker)
+
+    def _probe(self, credential: Credential) -> Account:
+        """The switcher's probe; a failure becomes a ``RescheduleRequest`` where the queue's
+        ``on_probe_failure`` is ``reschedule`` (never a fallback to the pilot's identity)."""
+        try:
+            return self.switcher.probe(credential)
+        except (SwitchError, AccountMappingError) as error:
+            if self.settings.on_probe_failure != "reschedule" or isinstance(
+                    error, RescheduleRequest):
+                raise
+            raise RescheduleRequest(f"the {self.switcher.name} probe failed, job handed back "
+                                    f"for rescheduling: {error}") from error
 
     def _request(self, state: _Run) -> CredentialRequest:
         """The job's credential request: valid at least ``proxy_lifetime_needed`` more."""
@@ -240,11 +275,12 @@ class PayloadLauncher:
     def _launch(self, state: _Run, wrapper: Path, marker: Path) -> Outcome:
         """Launch the wrapper, again while the switcher says a failure before it ran may go
         away (``retry_delay``); watch it; return the outcome of the last launch."""
+        state.signals.check()  # a stop asked for during the set-up: do not start the payload
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
         attempt = 1
-        with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+        with _open_log(state.stdout) as out, _open_log(state.stderr) as err:
             while True:
                 self._check_lifetime(state.credential)
                 process = self.switcher.launch([str(wrapper)], state.credential, state.account,
@@ -264,7 +300,7 @@ class PayloadLauncher:
                     return outcome
                 log.warning("job %s: launch %d: %s; launching again in %gs",
                             state.job.panda_id, attempt, outcome.error, delay)
-                interrupted = self._pause(delay)
+                interrupted = self._pause(state, delay)
                 if interrupted is not None:
                     return Outcome(base.INTERRUPTED, error=interrupted)
                 attempt += 1
@@ -283,20 +319,23 @@ class PayloadLauncher:
     def _watch(self, state: _Run, process: Any) -> Optional[PilotidError]:
         """Wait for the payload, stopping it at the time limit or when the pilot is told to
         stop; return the error that then overrides its outcome, else None."""
-        with _pilot_signals():
-            try:
-                if not self._wait(state, process):
-                    log.warning("job %s: time limit of %ss reached, stopping the payload",
-                                state.job.panda_id, self.settings.timeout)
-                    self._stop(process)
-                    return PayloadTimeoutError(
-                        f"payload exceeded the time limit of {self.settings.timeout}s")
-            except PilotSignal as caught:
-                log.warning("job %s: pilot got signal %d, stopping the payload",
-                            state.job.panda_id, caught.signum)
-                self._stop(process, caught.signum)
-                return PilotInterruptedError(
-                    f"pilot received signal {caught.signum} and stopped the payload")
+        try:
+            state.signals.arm()
+            finished = self._wait(state, process)
+        except PilotSignal as caught:
+            log.warning("job %s: pilot got signal %d, stopping the payload",
+                        state.job.panda_id, caught.signum)
+            self._stop(state, process, caught.signum)
+            return PilotInterruptedError(
+                f"pilot received signal {caught.signum} and stopped the payload")
+        finally:
+            state.signals.disarm()
+        if not finished:
+            log.warning("job %s: time limit of %ss reached, stopping the payload",
+                        state.job.panda_id, self.settings.timeout)
+            self._stop(state, process)
+            return PayloadTimeoutError(
+                f"payload exceeded the time limit of {self.settings.timeout}s")
         return None
 
     def _wait(self, state: _Run, process: Any) -> bool:
@@ -367,14 +406,16 @@ class PayloadLauncher:
                  format_time_left(fresh.time_left()))
         return True
 
-    def _pause(self, seconds: float) -> Optional[PilotidError]:
+    def _pause(self, state: _Run, seconds: float) -> Optional[PilotidError]:
         """Sleep between launches; the error if the pilot is told to stop meanwhile."""
-        with _pilot_signals():
-            try:
-                time.sleep(seconds)
-            except PilotSignal as caught:
-                return PilotInterruptedError(
-                    f"pilot received signal {caught.signum} before the payload started")
+        try:
+            state.signals.arm()
+            time.sleep(seconds)
+        except PilotSignal as caught:
+            return PilotInterruptedError(
+                f"pilot received signal {caught.signum} before the payload started")
+        finally:
+            state.signals.disarm()
         return None
 
     def _outcome(self, state: _Run, process: Any, found: Any,
@@ -398,26 +439,28 @@ class PayloadLauncher:
             outcome = replace(outcome, kind=kind, error=override)
         return outcome
 
-    def _stop(self, process: Any, signum: int = signal.SIGTERM) -> None:
+    def _stop(self, state: _Run, process: Any, signum: int = signal.SIGTERM) -> None:
         """Terminate the payload through the switcher; SIGKILL after the grace period.
 
-        Being told to stop again cuts the grace period short.  A refused signal is logged
-        and the escalation goes on; if the payload outlives SIGKILL by another grace period
-        (at least 10 s), it is left and the outcome says so.
+        Being told to stop (again) during the grace period cuts it short; a signal while
+        the switcher is signalling, or after SIGKILL, is only remembered.  A refused signal
+        is logged and the escalation goes on; if the payload outlives SIGKILL by another
+        grace period (at least 10 s), it is left and the outcome says so.
         """
-        steps = ((signum, float(self.settings.grace_period)),
-                 (signal.SIGKILL, float(max(self.settings.grace_period, 10))))
-        for number, grace in steps:
-            try:
-                self._signal(process, number)
-                if wait_for_exit(process, grace) is not None:
-                    return
-            except PilotSignal:
-                log.warning("pilot told to stop again while stopping the payload")
-                continue
-            if number != signal.SIGKILL:
-                log.warning("payload still running after %ss: killing it", grace)
-        log.error("the payload (pid %d) is still running after SIGKILL", process.pid)
+        self._signal(process, signum)
+        try:
+            state.signals.arm()
+            if wait_for_exit(process, float(self.settings.grace_period)) is not None:
+                return
+            log.warning("payload still running after %ss: killing it",
+                        self.settings.grace_period)
+        except PilotSignal:
+            log.warning("pilot told to stop again while stopping the payload: killing it")
+        finally:
+            state.signals.disarm()
+        self._signal(process, signal.SIGKILL)
+        if wait_for_exit(process, float(max(self.settings.grace_period, 10))) is None:
+            log.error("the payload (pid %d) is still running after SIGKILL", process.pid)
 
     def _signal(self, process: Any, signum: int) -> None:
         try:
@@ -455,17 +498,19 @@ class PayloadLauncher:
             started=state.started, ended=_now(),
             user_dn=state.credential.identity if state.credential else state.job.prod_user_id)
 
-    def _account(self, result: PayloadResult) -> None:
-        """Append the accounting record to the work directory's and the queue's file."""
+    def _account(self, result: PayloadResult, in_workdir: bool = True) -> None:
+        """Append the accounting record to the work directory's and the queue's file.
+
+        Not into a work directory that failed the launcher's check (missing, unwritable):
+        its error is the job's, and a second one would only repeat it.
+        """
         line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
-        targets = [result.workdir / "accounting.jsonl"]
+        targets = [result.workdir / "accounting.jsonl"] if in_workdir else []
         if self.settings.accounting_file:
             targets.append(self.settings.accounting_file)
         for target in targets:
             try:
-                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
-                             0o644)
-                with os.fdopen(fd, "ab") as out:
+                with os.fdopen(_open_append(target), "ab") as out:
                     out.write(line)
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
@@ -477,20 +522,85 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
-@contextlib.contextmanager
-def _pilot_signals() -> Iterator[None]:
-    """While the payload runs, SIGTERM/SIGINT/SIGHUP to the pilot raise ``PilotSignal``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _open_append(path: Path) -> int:
+    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file.
 
-    def handler(signum: int, frame: Any) -> None:
-        raise PilotSignal(signum)
-
-    caught = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {s: signal.signal(s, handler) for s in caught}
+    The payload may write in the work directory: it could leave a symlink there (to a file
+    of the pilot's) or a FIFO (whose opening would block the pilot for ever).  Neither is
+    followed nor waited on: ``OSError`` instead.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                 | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """Open a payload log to append to (see ``_open_append``); ``WorkdirError`` if it
+    cannot be, naming the path."""
+    try:
+        return os.fdopen(_open_append(path), "ab")
+    except OSError as error:
+        raise WorkdirError(f"cannot open the payload log {path}: {error.strerror}; remove "
+                           "whatever is there") from None
+
+
+class _PilotSignals:
+    """SIGTERM, SIGINT and SIGHUP to the pilot during one job (main thread only).
+
+    From the start of ``run`` to its end a signal never kills the pilot half-way (the work
+    directory opened to the target, a payload started and forgotten).  While the launcher
+    waits (``arm``: for the payload, for a grace period, between launches) the first one
+    raises ``PilotSignal`` and the launcher stops the payload, or does not launch again; at
+    any other time it is only remembered (``pending``) until the next ``arm``.  One
+    remembered before the launch stops the job there (``check``).
+    """
+
+    CAUGHT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.pending: Optional[int] = None
+        self._raising = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._raising:
+            self._raising = False
+            raise PilotSignal(signum)
+        if self.pending is None:
+            self.pending = signum
+
+    @contextlib.contextmanager
+    def caught(self) -> Iterator[None]:
+        """Install the handler for the duration of the ``with`` block."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handler) for s in self.CAUGHT}
+        try:
+            yield
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+    def check(self) -> None:
+        """``PilotInterruptedError`` if a signal came before the payload was started."""
+        if self.pending is not None:
+            raise PilotInterruptedError(f"pilot received signal {self.pending} before the "
+                                        "payload started: the payload was not started")
+
+    def arm(self) -> None:
+        """From now on the first signal raises ``PilotSignal`` (at once if one is pending)."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise PilotSignal(signum)
+        self._raising = True
+
+    def disarm(self) -> None:
+        """Back to remembering signals."""
+        self._raising = False

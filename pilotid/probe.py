@@ -83,7 +83,7 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
             name = "test switch" if credential is not None else "credential"
             checks.append(Check(name, FAIL, str(error), error.code))
         try:
-            checks.extend(launcher.switcher.node_checks(credential))
+            checks.extend(_switch_checks(launcher.switcher, credential))
         finally:
             if credential is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -114,6 +114,15 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
                         f"pilot's umask {current:04o}, payload's umask {settings.umask:04o} "
                         "(set by the wrapper)"))
     return checks
+
+
+def _switch_checks(switcher, credential: Optional[Credential]) -> List[Check]:
+    """The switcher's ``node_checks``; one that raises after all (locating its program,
+    say) is a FAIL line, and the other checks still run."""
+    try:
+        return list(switcher.node_checks(credential))
+    except PilotidError as error:
+        return [Check("switch", FAIL, f"{switcher.name}: {error}", error.code)]
 
 
 def _hours(seconds: int) -> str:

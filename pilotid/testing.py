@@ -53,9 +53,10 @@ from pilotid.strategies.base import (
     Outcome,
     PayloadLogs,
     ProxyHandover,
+    SwitcherBase,
     WrapperMarker,
 )
-from pilotid.strategies.processes import payload_groups
+from pilotid.strategies.processes import payload_groups, signal_groups
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
@@ -75,9 +76,11 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
     """The ``Outcome`` of a launch that did not switch identity, as a no-op switch reads it.
 
     A negative ``returncode`` is a death by that signal (``terminated``); no ``marker``
-    means the wrapper never ran (``switch_failed``, ``SwitchExecError``); otherwise the
-    payload's status (the marker's, else ``returncode``) is 0 (``succeeded``) or not
-    (``payload_failed``, ``PayloadFailedError``).
+    means the wrapper never ran (``switch_failed``, ``SwitchExecError``); a marker of a
+    real wrapper that names a signal is ``terminated`` by it, one that names the wrapper's
+    own failure (``error=``) is ``setup_failed`` as every switcher reads it
+    (``SwitcherBase.explain_marker``); otherwise the payload's status (the marker's, else
+    ``returncode``) is 0 (``succeeded``) or not (``payload_failed``, ``PayloadFailedError``).
     """
     if returncode < 0:
         signum = -returncode
@@ -87,6 +90,8 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
         return Outcome(SWITCH_FAILED, error=SwitchExecError(
             f"the wrapper never reported running (exit status {returncode}, no marker); "
             "check the switch's stderr log"))
+    if marker.signal or marker.error is not None:
+        return SwitcherBase(None).explain_marker(returncode, marker)  # type: ignore[arg-type]
     status = returncode if marker.payload_status is None else marker.payload_status
     if status == 0:
         return Outcome(SUCCEEDED, exit_code=0)
@@ -101,8 +106,8 @@ class RecordingSwitcher:
     ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
     credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
     ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
-    signals that session; ``explain`` reads the status as ``explain_without_switch`` does;
-    ``retry_delay`` never retries, ``refresh_proxy`` cannot push a proxy (False) and
+    signals its process groups; ``explain`` reads the status as ``explain_without_switch``
+    does; ``retry_delay`` never retries, ``refresh_proxy`` cannot push a proxy (False) and
     ``node_checks`` reports nothing.  Every call is appended to ``calls`` as
     ``(method name, arguments tuple)``.
 
@@ -141,13 +146,12 @@ class RecordingSwitcher:
 
     def terminate(self, process: Any, signum: int) -> None:
         """Send ``signum`` to every process group of the session ``launch`` started (the
-        wrapper runs the payload in a group of its own)."""
+        wrapper runs the payload in a group of its own), SIGKILL the payload's first
+        (``signal_groups``); groups the payload left behind are reached after the wrapper
+        has ended too."""
         self.calls.append(("terminate", (process, signum)))
-        for group in {process.pid} | payload_groups(process.pid, os.getuid()):
-            try:
-                os.killpg(group, signum)
-            except ProcessLookupError:
-                pass
+        signal_groups(process, payload_groups(process.pid, os.getuid()), signum,
+                      lambda groups: _killpg_all(groups, signum))
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Read ``returncode`` and ``marker`` as a no-op switch does."""
@@ -172,6 +176,14 @@ class RecordingSwitcher:
     def called(self, method: str) -> List[Tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
         return [args for name, args in self.calls if name == method]
+
+
+def _killpg_all(groups: Iterable[int], signum: int) -> None:
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            pass
 
 
 @implementer(ICredentialSource)

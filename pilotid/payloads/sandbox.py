@@ -17,8 +17,9 @@ directory; ``reclaim`` undoes exactly what it changed.  Two modes:
     wrapper with umask 000 (``SandboxGrant.payload_umask``).  Logged as a warning.
 
 Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot keeps its
-own copies of credentials; it is kept 0700 without ACL.  Symbolic links and special files
-are skipped, objects owned by someone else too.  Every object is opened with
+own copies of credentials; it is kept 0700 without ACL; and the files the caller names
+as ``keep_private`` (the pilot's own proxy, should it sit in the tree).  Symbolic links and
+special files are skipped, objects owned by someone else too.  Every object is opened with
 ``O_PATH | O_NOFOLLOW`` and changed through ``/proc/self/fd``, so a path swapped for a
 symlink between the check and the change is never followed.
 
@@ -36,7 +37,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
@@ -180,11 +181,16 @@ def acl_supported(path: Path) -> bool:
     return True
 
 
-def grant_target_access(workdir: Path, account: Account, mode: str = ACL) -> SandboxGrant:
+def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
+                        keep_private: Iterable[Path] = ()) -> SandboxGrant:
     """Let ``account`` work in ``workdir`` and the pilot read what it leaves; see the module.
 
     ``mode`` is ``'acl'`` or ``'world'``; ``'acl'`` falls back to ``'world'`` (with a
     warning) where the file system refuses ACLs: check the returned grant's ``mode``.
+    ``keep_private`` names files never opened to the target, wherever they are in the tree:
+    the pilot's own credentials (the launcher passes its ``X509_USER_PROXY`` and the like).
+    One found in the work directory is logged as a warning: the target may still rename or
+    replace it there, so it belongs outside.
     Raises ``WorkdirError`` when ``workdir`` does not exist, is not a directory, or is not
     the pilot's and writable by it; ``SandboxError`` when a change fails (nothing stays
     changed then); ``ConfigurationError`` for an unknown mode.
@@ -198,7 +204,8 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL) -> San
                     "(directories go+rwx, payload umask 000)", workdir, account.name)
         mode = WORLD
     _secure_private_dir(workdir, pilot_uid)
-    builder = _Builder(workdir, account, mode, pilot_uid)
+    keep = _identities(keep_private)
+    builder = _Builder(workdir, account, mode, pilot_uid, keep)
     try:
         builder.open_parents()
         builder.open_tree()
@@ -206,7 +213,7 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL) -> San
         _undo(builder)
         log.warning("%s refused an ACL: opening it to %s the seed's way instead "
                     "(directories go+rwx, payload umask 000)", workdir, account.name)
-        builder = _Builder(workdir, account, WORLD, pilot_uid)
+        builder = _Builder(workdir, account, WORLD, pilot_uid, keep)
         try:
             builder.open_parents()
             builder.open_tree()
@@ -284,11 +291,13 @@ def _undo(builder: "_Builder") -> None:
 class _Builder:
     """Makes the changes of one grant, recording each before it is made."""
 
-    def __init__(self, workdir: Path, account: Account, mode: str, pilot_uid: int) -> None:
+    def __init__(self, workdir: Path, account: Account, mode: str, pilot_uid: int,
+                 keep: Optional[Set[Tuple[int, int]]] = None) -> None:
         self.workdir = workdir
         self.account = account
         self.mode = mode
         self.pilot_uid = pilot_uid
+        self.keep = keep or set()
         self.groups = _groups_of(account)
         self.changes: List[PathChange] = []
         self.parents: List[ParentChange] = []
@@ -330,6 +339,11 @@ class _Builder:
             try:
                 if info.st_uid != self.pilot_uid:
                     log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
+                elif (info.st_dev, info.st_ino) in self.keep:
+                    log.warning("%s in the work directory is one of the pilot's own "
+                                "credentials: not opened to %s, but the payload may rename or "
+                                "replace it there; keep it outside the work directory",
+                                relpath, self.account.name)
                 elif stat.S_ISDIR(info.st_mode):
                     self._open_dir(relpath, fd, info)
                 elif not _may(info, _read_acl(_fd_path(fd), _ACCESS), self.account.uid,
@@ -378,6 +392,18 @@ class _Builder:
         access.add_user(self.account.uid, _R | (_X if execute else 0))
         access.recompute_mask()
         _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
+
+
+def _identities(paths: Iterable[Path]) -> Set[Tuple[int, int]]:
+    """(device, inode) of each existing path, symlinks followed: the files themselves."""
+    found = set()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        found.add((info.st_dev, info.st_ino))
+    return found
 
 
 def _checked_workdir(workdir: Path) -> Path:

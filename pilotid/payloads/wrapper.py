@@ -19,9 +19,9 @@ this order, the wrapper
    shell options and its traps, which a setup script may have changed;
 7. runs the payload's argv as a child in its own process group, with standard input from
    ``/dev/null``, forwards TERM, INT and HUP to that group, and waits for it;
-8. kills (SIGKILL) what the payload left in its process group, appends the payload's
-   status to the marker, removes the egg cache (on every other exit path too, through an
-   EXIT trap) and exits with the payload's status.
+8. kills (SIGKILL) whatever the payload left running in its process group, appends the
+   payload's status to the marker, removes the egg cache (on every other exit path too,
+   through an EXIT trap) and exits with the payload's status.
 
 The marker, one ``key=value`` per line::
 
@@ -469,16 +469,23 @@ builtin set -m
 ( builtin exec -- "${_pilotid_argv[@]}" ) </dev/null {_pilotid_marker_fd}>&- &
 _pilotid_payload_pid=$!
 builtin set +m
+_pilotid_status=  # the first wait always answers 0..255: the payload's status, or 128+n
 while :; do
   _pilotid_interrupted=0
   builtin wait "$_pilotid_payload_pid"
-  _pilotid_status=$?
+  _pilotid_waited=$?
+  # bash 5.2 may answer -1 when the payload ended while a trap ran (a signal that reached
+  # the wrapper and the payload at once): its status is lost; keep the last real one.
+  if [ "$_pilotid_waited" -ge 0 ] && [ "$_pilotid_waited" -le 255 ]; then
+    _pilotid_status=$_pilotid_waited
+  fi
   # A trapped signal interrupts wait before the payload has ended: wait again.
   [ "$_pilotid_interrupted" = 1 ] || break
 done
 # What the payload left running in its group (a child that ignored TERM, a forgotten
-# background job) ends with it, as a batch system ends a job's processes.
-builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null
+# background job) ends with it, as a batch system ends a job's processes; one that made a
+# group or session of its own is out of reach here.
+builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null || :
 _pilotid_phase=done
 _pilotid_note status "$_pilotid_status"
 if [ "$_pilotid_status" -gt 128 ] && [ "$_pilotid_status" -le @MAXSIGNAL@ ]; then

@@ -37,7 +37,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import (
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+)
 
 from zope.interface import implementer
 
@@ -68,7 +79,7 @@ from pilotid.strategies.base import (
     WrapperMarker,
     signal_label,
 )
-from pilotid.strategies.processes import payload_groups
+from pilotid.strategies.processes import payload_groups, signal_groups
 
 log = logging.getLogger(__name__)
 
@@ -475,8 +486,9 @@ class GlexecSwitcher(SwitcherBase):
         target: only the target may signal it.  The groups are gLExec's own (the wrapper's)
         and every group a process of the target under gLExec leads (the wrapper runs the
         payload in a group of its own), so that SIGKILL reaches the payload and not only the
-        wrapper.  Does nothing once ``process`` has ended.  Raises the ``SwitchError`` of
-        gLExec's status if gLExec refuses the kill.
+        wrapper; SIGKILL goes to the payload's groups first, so that the wrapper can still
+        clean up (``signal_groups``).  Does nothing once ``process`` has ended.  Raises the
+        ``SwitchError`` of gLExec's status if gLExec refuses the kill.
         """
         if process.poll() is not None:
             self._launched.pop(process.pid, None)
@@ -487,16 +499,20 @@ class GlexecSwitcher(SwitcherBase):
         if launched.credential.time_left().total_seconds() <= 0:
             log.warning("the proxy of %s has expired: gLExec may refuse to signal the payload",
                         launched.credential.identity)
+        signal_groups(process, payload_groups(process.pid, launched.account.uid), signum,
+                      lambda groups: self._kill(process, launched, signum, groups))
+
+    def _kill(self, process: subprocess.Popen, launched: _Launch, signum: int,
+              groups: Set[int]) -> None:
         name = signal.Signals(signum).name[3:]
-        groups = [process.pid] + sorted(payload_groups(process.pid, launched.account.uid)
-                                        - {process.pid})
-        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", *(f"-{g}" for g in groups)]
+        ordered = sorted(groups, key=lambda g: (g != process.pid, g))  # gLExec's group first
+        argv = [os.path.realpath(KILL_COMMAND), "-s", name, "--", *(f"-{g}" for g in ordered)]
         env = glexec_environment(self.environ, launched.client_cert)
         status, _, stderr = self._call(argv, env, f"signalling the payload ({name})")
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
             raise _switch_error(status, f"to signal the payload of {launched.account.name}",
                                 stderr)
-        shown = " ".join(f"-{g}" for g in groups)
+        shown = " ".join(f"-{g}" for g in ordered)
         if status != 0:
             log.info("kill -s %s %s as %s found nothing to signal in some groups (%d)", name,
                      shown, launched.account.name, status)

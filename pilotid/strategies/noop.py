@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Set
 
 from zope.interface import implementer
 
@@ -25,7 +25,7 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
 )
-from pilotid.strategies.processes import payload_groups
+from pilotid.strategies.processes import payload_groups, signal_groups
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -39,8 +39,8 @@ class NoopSwitcher(SwitcherBase):
 
     The payload gets the pilot's 0600 copy of the user's proxy directly.  The wrapper starts
     as a session leader (its own process group, no controlling terminal) with the minimal
-    environment of ``start_environment``, so ``terminate`` reaches the whole payload with
-    one ``killpg``.
+    environment of ``start_environment``; ``terminate`` signals its process group and the
+    payload's own (the wrapper runs the payload in a group of its own).
     """
 
     name = "noop"
@@ -80,22 +80,30 @@ class NoopSwitcher(SwitcherBase):
 
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
         """Send ``signum`` to the wrapper's process group and to every group a process under
-        it leads (the wrapper runs the payload in a group of its own).
+        it leads.
 
+        The wrapper runs the payload in a process group of its own (``set -m``): signalling
+        only the wrapper's group reaches the payload for a signal the wrapper forwards
+        (TERM, INT, HUP) but never for SIGKILL, which would leave the payload running.  So
+        every group of the wrapper's descendants is signalled too (``payload_groups``),
+        SIGKILL the payload's first so that the wrapper can clean up (``signal_groups``).
         A group outlives its leader while any process is left in it, so this also reaches
         what the payload left behind; an empty group is not an error.
         """
-        groups = [process.pid] + sorted(payload_groups(process.pid, os.getuid()) - {process.pid})
-        sent = []
-        for group in groups:
-            try:
-                os.killpg(group, signum)
+        def send(groups: Set[int]) -> None:
+            sent = []
+            for group in sorted(groups, key=lambda g: (g != process.pid, g)):  # wrapper's first
+                try:
+                    os.killpg(group, signum)
+                except ProcessLookupError:
+                    log.debug("process group %d is already gone", group)
+                    continue
                 sent.append(group)
-            except ProcessLookupError:
-                log.debug("process group %d is already gone", group)
-        if sent:
-            log.info("sent %s to process groups %s", signal_label(signum),
-                     " ".join(map(str, sent)))
+            if sent:
+                log.info("sent %s to process groups %s", signal_label(signum),
+                         " ".join(map(str, sent)))
+
+        signal_groups(process, payload_groups(process.pid, os.getuid()), signum, send)
 
     def node_checks(self, credential: Optional["Credential"]) -> List[Check]:
         """Say that there is no switch: payloads of this queue run as the pilot."""

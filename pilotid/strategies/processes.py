@@ -5,13 +5,21 @@ make more groups; signalling only the group the switch program leads misses them
 SIGKILL cannot be relayed.  ``payload_groups`` finds every group to signal, from the
 process tree under the switch program (``/proc``, readable by the unprivileged pilot).
 A process that left the tree (``setsid`` and a double fork, re-parented to init) is not
-found: only a cgroup would keep it.
+found: only a cgroup would keep it.  ``signal_groups`` sends a signal to those groups in
+the order that lets the wrapper clean up after a SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Set
+import signal
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from pilotid.watch import wait_for_exit
+
+#: Seconds a wrapper gets, once its payload was killed with SIGKILL, to record that and
+#: remove its egg cache before it is killed too.
+WRAPPER_SETTLE = 2.0
 
 
 def payload_groups(root_pid: int, uid: int) -> Set[int]:
@@ -51,6 +59,27 @@ def payload_groups(root_pid: int, uid: int) -> Set[int]:
         if group_of[pid] > 1 and _real_uid(pid) == uid:
             groups.add(group_of[pid])
     return groups
+
+
+def signal_groups(process: Any, groups: Set[int], signum: int,
+                  send: Callable[[Set[int]], None]) -> None:
+    """Signal ``groups`` (``payload_groups(process.pid, ...)``) with ``send``.
+
+    ``process`` is the launch's handle (the switch program, or the wrapper itself with no
+    switch); ``send`` delivers ``signum`` to a set of process groups however the switcher
+    may (``killpg``, ``kill`` through sudo or gLExec).  SIGKILL, which the wrapper can
+    neither catch nor forward, first goes to the groups other than ``process.pid``'s (the
+    payload's own, and those it made): the wrapper, still alive, then records the payload's
+    end in its marker and removes the egg cache (a killed wrapper cannot).  Only if
+    ``process`` has not ended ``WRAPPER_SETTLE`` seconds later does its own group get
+    SIGKILL too.  Any other signal goes to every group at once.
+    """
+    inner = groups - {process.pid}
+    if signum == signal.SIGKILL and inner:
+        send(inner)
+        if wait_for_exit(process, WRAPPER_SETTLE) is not None:
+            return
+    send(groups)
 
 
 def _real_uid(pid: int) -> Optional[int]:

@@ -50,7 +50,7 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
 )
-from pilotid.strategies.processes import payload_groups
+from pilotid.strategies.processes import payload_groups, signal_groups
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -267,11 +267,17 @@ class SudoSwitcher(SwitcherBase):
         sudo leads and any other group a process of the target under sudo leads.  Where
         that second sudo is refused, a catchable signal is sent to the sudo process instead
         (it relays it to the wrapper); SIGKILL cannot be relayed: ``SwitchNotPermittedError``.
+        SIGKILL goes to the payload's own groups first, so that the wrapper can clean up
+        (``signal_groups``).
         """
         launch = self._launches.get(process)
         if launch is None:
             raise SwitchError(f"process {process.pid} was not started by this sudo switcher")
-        groups = sorted(payload_groups(process.pid, launch.target.uid))
+        signal_groups(process, payload_groups(process.pid, launch.target.uid), signum,
+                      lambda groups: self._kill(process, launch, signum, sorted(groups)))
+
+    def _kill(self, process: subprocess.Popen, launch: _Launch, signum: int,
+              groups: List[int]) -> None:
         command = [self.sudo_path(), "-n", "-u", launch.target.name, "--", KILL_COMMAND,
                    "-s", str(int(signum)), "--", *(f"-{g}" for g in groups)]
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -498,6 +499,60 @@ def test_terminate_reports_a_refused_kill(fake, tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def _group_making_wrapper(workdir: Path, after: str) -> Path:
+    """A wrapper that runs its payload in a group of its own, as the real one does, then
+    runs ``after`` once the payload has ended."""
+    script = workdir / "wrapper.sh"
+    script.write_text("#!/bin/bash\nset -m\n( exec sleep 60 ) & echo $! > payload.pid\n"
+                      f"set +m\ntouch ready\nwait\n{after}\n")
+    script.chmod(0o755)
+    return script
+
+
+def _launch_until_ready(switch: GlexecSwitcher, script: Path, tmp_path: Path):
+    process = switch.launch([str(script)], credential(tmp_path), Account.current(),
+                            script.parent, logs_in(tmp_path))
+    deadline = time.monotonic() + 30
+    while not (script.parent / "ready").exists():
+        assert time.monotonic() < deadline and process.poll() is None, "wrapper not ready"
+        time.sleep(0.01)
+    return process, int((script.parent / "payload.pid").read_text())
+
+
+def test_sigkill_goes_to_the_payloads_group_first_so_the_wrapper_can_finish(
+        fake, tmp_path, monkeypatch):
+    """The wrapper cannot catch SIGKILL: killing the payload's group alone lets it record
+    the end and clean up; gLExec's own group is then left alone."""
+    monkeypatch.setattr("pilotid.strategies.processes.WRAPPER_SETTLE", 5.0)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1,2")
+    process, payload = _launch_until_ready(switch, _group_making_wrapper(workdir, "exit 7"),
+                                           tmp_path)
+    switch.terminate(process, signal.SIGKILL)
+    assert process.wait(timeout=30) == 7, "the wrapper was killed instead of ending itself"
+    kills = [call["argv"][1:] for call in fake.calls()[1:]]
+    assert kills == [[os.path.realpath("/bin/kill"), "-s", "KILL", "--", f"-{payload}"]]
+
+
+def test_sigkill_reaches_glexecs_group_when_the_wrapper_does_not_end(fake, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr("pilotid.strategies.processes.WRAPPER_SETTLE", 0.2)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1,2")
+    process, payload = _launch_until_ready(
+        switch, _group_making_wrapper(workdir, "exec sleep 60"), tmp_path)
+    try:
+        switch.terminate(process, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+    kills = [call["argv"][-2:] for call in fake.calls()[1:]]
+    assert kills == [["--", f"-{payload}"], [f"-{process.pid}", f"-{payload}"]]
 
 
 def test_terminate_after_the_end_does_nothing(fake, tmp_path):

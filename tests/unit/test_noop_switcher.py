@@ -93,24 +93,49 @@ def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
     assert switcher.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
 
 
-def test_sigkill_reaches_a_payload_in_a_process_group_of_its_own(switcher, tmp_path):
-    """As the wrapper runs it (set -m): killing only the wrapper's group would leave it."""
+def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
+    """The wrapper runs the payload under ``set -m``; SIGKILL cannot be forwarded by it."""
     script = tmp_path / "wrapper.sh"
-    script.write_text("set -m\n(trap '' TERM; exec sleep 60) & echo $! > sleeper\n"
-                      "set +m\ntouch ready\nwait\n")
+    script.write_text(
+        "set -m\n"
+        "( trap '' TERM; exec sleep 60 ) & echo $! > payload\n"
+        "set +m\ntouch ready\nwait\n")
     logs = open_logs(tmp_path)
     process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
                               Account.current(), tmp_path, logs)
     wait_for(tmp_path / "ready")
-    sleeper = int((tmp_path / "sleeper").read_text())
-    assert os.getpgid(sleeper) == sleeper != process.pid
-    switcher.terminate(process, signal.SIGKILL)
-    process.wait(10)
-    close_logs(logs)
-    deadline = time.monotonic() + 5
-    while alive(sleeper) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not alive(sleeper)
+    payload = int((tmp_path / "payload").read_text())
+    try:
+        assert os.getpgid(payload) == payload != process.pid
+        switcher.terminate(process, signal.SIGKILL)
+        assert process.wait(10) == 0  # the payload went first: the wrapper ended on its own
+        deadline = time.monotonic() + 5
+        while alive(payload) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(payload), "the payload survived SIGKILL to the wrapper"
+    finally:
+        close_logs(logs)
+        if alive(payload):
+            os.kill(payload, signal.SIGKILL)
+
+
+def test_sigkill_reaches_a_wrapper_that_does_not_end_after_its_payload(switcher, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setattr("pilotid.strategies.processes.WRAPPER_SETTLE", 0.2)
+    script = tmp_path / "wrapper.sh"
+    script.write_text("set -m\n( exec sleep 60 ) &\nset +m\ntouch ready\n"
+                      "wait\nexec sleep 60\n")
+    logs = open_logs(tmp_path)
+    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
+                              Account.current(), tmp_path, logs)
+    wait_for(tmp_path / "ready")
+    try:
+        switcher.terminate(process, signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+    finally:
+        close_logs(logs)
+        if process.poll() is None:
+            process.kill()
 
 
 def test_terminate_after_the_end_is_harmless(switcher, tmp_path):

@@ -120,6 +120,23 @@ def test_files_the_target_can_already_read_are_not_touched(workdir):
     assert "public.txt" not in {change.path for change in grant.changes}
 
 
+def test_files_named_keep_private_are_never_opened(workdir, caplog):
+    """The pilot's own proxy, wherever it sits in the tree (here through a symlink)."""
+    proxy = workdir / "sub" / "x509up_pilot"
+    proxy.write_text("the pilot's own proxy")
+    proxy.chmod(0o600)
+    (workdir.parent / "x509up_link").symlink_to(proxy)
+    before = getfacl(proxy)
+    grant = grant_target_access(workdir, TARGET, keep_private=[workdir.parent / "x509up_link",
+                                                               workdir / "not-there"])
+    assert getfacl(proxy) == before
+    assert "sub/x509up_pilot" not in {change.path for change in grant.changes}
+    assert has_entry(workdir / "sub" / "nested.txt", f"user:{TARGET.uid}:r--")
+    assert "sub/x509up_pilot" in caplog.text and "outside the work directory" in caplog.text
+    reclaim(grant)
+    assert getfacl(proxy) == before
+
+
 def test_private_directory_is_never_opened(workdir):
     private = workdir / PRIVATE_DIR_NAME
     before = snapshot(private)

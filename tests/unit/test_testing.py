@@ -12,9 +12,11 @@ from zope.interface.verify import verifyClass, verifyObject
 
 import pilotid.identity.testca as testca
 from pilotid.errors import (
+    ConfigurationError,
     CredentialRefusedError,
     PayloadFailedError,
     PayloadTerminatedError,
+    SandboxError,
     SwitchExecError,
 )
 from pilotid.identity.accounts import Account
@@ -24,6 +26,7 @@ from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
+    SETUP_FAILED,
     SUCCEEDED,
     SWITCH_FAILED,
     TERMINATED,
@@ -219,6 +222,9 @@ def test_recording_switcher_terminates_what_it_launched(credential, tmp_path, lo
     (126, None, SWITCH_FAILED, None, SwitchExecError),
     (-9, None, TERMINATED, None, PayloadTerminatedError),
     (-15, WrapperMarker(0, None), TERMINATED, None, PayloadTerminatedError),
+    (143, WrapperMarker(0, 143, signal=15), TERMINATED, None, PayloadTerminatedError),
+    (125, WrapperMarker(0, None, error="setup"), SETUP_FAILED, None, ConfigurationError),
+    (125, WrapperMarker(0, None, error="egg-cache"), SETUP_FAILED, None, SandboxError),
 ])
 def test_recording_switcher_explains_like_a_no_op_switch(returncode, marker, kind, exit_code,
                                                          error):

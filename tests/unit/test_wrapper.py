@@ -556,6 +556,48 @@ def test_signal_reaches_the_payloads_whole_process_group(run):
     wait_for(run.base / "child-got")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != b"Z"
+
+
+def test_processes_the_payload_left_in_its_group_end_with_it(run):
+    pidfile = run.base / "straggler"
+    payload = ["/bin/bash", "-c", f"sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pidfile}"]
+    done = run.run(run.spec(argv=payload))
+    assert done.returncode == 0, done.stderr
+    straggler = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(straggler) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(straggler), "the payload's background child outlived the wrapper"
+    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 0)
+
+
+def test_signal_reaching_wrapper_and_payload_at_once_leaves_a_valid_marker(tmp_path):
+    """A batch system signals every process of the job: the payload may end while the
+    wrapper's trap runs, when bash 5.2 can lose its status (``wait`` answers -1)."""
+    for attempt in range(12):
+        (tmp_path / str(attempt)).mkdir()
+        run = Run(tmp_path / str(attempt))
+        ready = run.base / "ready"
+        payload = ["/bin/bash", "-c",
+                   f"trap 'exit 7' TERM; echo $$ > {ready}.tmp; mv {ready}.tmp {ready}; "
+                   "sleep 30 & wait"]
+        process = run.start(run.spec(argv=payload))
+        wait_for(ready)
+        payload_group = int(ready.read_text())
+        os.killpg(payload_group, signal.SIGTERM)  # alive until this: no lookup error
+        os.kill(process.pid, signal.SIGTERM)  # our child: at worst a zombie
+        status = process.wait(timeout=20)
+        marker = read_marker(run.marker)
+        assert marker is not None, f"attempt {attempt}: marker {run.marker_text()!r}"
+        assert marker.payload_status in (7, 143) and status == marker.payload_status
+
+
 def test_sigterm_during_setup_stops_before_the_payload_and_cleans_up(run):
     ready = run.base / "ready"
     process = run.start(run.spec(setup=(f"touch {ready}; sleep 1",)))
