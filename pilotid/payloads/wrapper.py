@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
+from pilotid.identity.credfile import write_new
 from pilotid.payloads.job import PayloadCommand
 from pilotid.strategies.base import ProxyHandover, WrapperMarker
 
@@ -268,23 +269,7 @@ def write_wrapper(spec: WrapperSpec, path: Path) -> Path:
     is a ``WorkdirError``.  The sandbox later gives the target read and execute on it.
     """
     data = render_wrapper(spec).encode("ascii")  # bash_quote keeps the script ASCII
-    path = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o700)
-    except FileExistsError:
-        raise WorkdirError(f"cannot write the wrapper {path}: something already exists there "
-                           "(remove it, or check who created it)") from None
-    except OSError as error:
-        raise WorkdirError(f"cannot create the wrapper {path}: {error.strerror}") from None
-    try:
-        os.fchmod(fd, 0o700)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-    except OSError as error:
-        path.unlink()
-        raise WorkdirError(f"cannot write the wrapper {path}: {error.strerror}") from None
-    return path
+    return write_new(path, data, 0o700, WorkdirError, "the wrapper")
 
 
 def read_marker(path: Path) -> Optional[WrapperMarker]:
