@@ -327,7 +327,11 @@ def _load_key(label: str, block: bytes, where: str, line: int):
             f"{where}: the private key (line {line}) is encrypted; a proxy's key never is, so "
             f"this looks like a user key: {RENEW_HINT} from it")
     try:
-        return serialization.load_pem_private_key(block, password=None)
+        # Only the public half is used here (compared with the certificate's) and the key
+        # object is dropped: cryptography's consistency check of the private RSA numbers
+        # (~30 ms for 2048 bits, most of a job's start-up) protects signing, never done here.
+        return serialization.load_pem_private_key(block, password=None,
+                                                  unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ProxyKeyError(
             f"{where}: the private key (line {line}) is damaged or of an unknown kind "
