@@ -17,10 +17,12 @@ import os
 import secrets
 import signal
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
+from pilotid import leftovers
 from pilotid.errors import (
     AccountMappingError,
     CredentialError,
@@ -50,6 +52,10 @@ if TYPE_CHECKING:
     from pilotid.factory import Strategies
 
 log = logging.getLogger(__name__)
+
+#: Rounds of looking for and killing what a payload left running (see ``_end_leftovers``).
+_LEFTOVER_ATTEMPTS = 10
+_KILL_COMMAND = "/bin/kill" if os.access("/bin/kill", os.X_OK) else "/usr/bin/kill"
 
 
 def _now() -> datetime.datetime:
@@ -130,6 +136,7 @@ class _Run:
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
         self.private: Optional[Path] = None
+        self.process: Any = None
         self.cleanup: list = []
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
@@ -195,12 +202,18 @@ class PayloadLauncher:
             environment=tuple(sorted(os.environ.items())),
             umask=0 if mode == "world" else self.settings.umask,
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
+            reaper_pid=os.getpid() if switching and leftovers.subreaper_supported() else None,
         ), wrapper)
         if switching:
             state.grant = grant_target_access(state.workdir, state.account, mode)
             mode = state.grant.mode
         state.sandbox_mode = mode
-        return self._launch(state, wrapper, marker)
+        with leftovers.child_subreaper():
+            try:
+                return self._launch(state, wrapper, marker)
+            finally:
+                if state.process is not None:
+                    self._end_leftovers(state, state.process)
 
     def _prepare_workdir(self, workdir: Path) -> Path:
         """Check the work directory and make its private 0700 directory; return that."""
@@ -231,8 +244,9 @@ class PayloadLauncher:
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
         with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
-            process = self.switcher.launch([str(wrapper)], state.credential, state.account,
-                                           state.workdir, PayloadLogs(out, err))
+            process = state.process = self.switcher.launch(
+                [str(wrapper)], state.credential, state.account, state.workdir,
+                PayloadLogs(out, err))
             log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
             override = None
             with _pilot_signals():
@@ -261,6 +275,65 @@ class PayloadLauncher:
             kind = base.TIMED_OUT if isinstance(override, PayloadTimeoutError) else base.INTERRUPTED
             outcome = replace(outcome, kind=kind, error=override)
         return outcome
+
+    def _end_leftovers(self, state: _Run, process: Any) -> None:
+        """Kill and reap what the payload left running (see ``pilotid.leftovers``).
+
+        The wrapper has killed its account's orphans already; this finds what it could
+        not (a wrapper killed outright) and reaps the dead, which only their new parent,
+        the pilot, can do.  With no switch, the payload's processes run as the pilot and
+        are told from the pilot's own by the ``X509_USER_PROXY`` they were started with.
+        """
+        assert state.account is not None and state.credential is not None
+        pilot = os.geteuid()
+        switching = state.account.uid != pilot
+
+        killed: set = set()
+
+        def payload_processes() -> list:
+            # (a zombie of the pilot's own account could be any subprocess's: only those
+            # killed here are reaped)
+            return [p for p in leftovers.adopted_processes(exclude=(process.pid,))
+                    if (p.uid == state.account.uid if switching else
+                        p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
+                            p.pid, "X509_USER_PROXY", str(state.payload_proxy))))]
+
+        found = payload_processes()
+        for attempt in range(_LEFTOVER_ATTEMPTS):
+            alive = [p.pid for p in found if not p.dead]
+            leftovers.reap([p.pid for p in found if p.dead])
+            if not alive:
+                return
+            if attempt == 0:
+                log.warning("job %s: %d processes of %s outlived the payload (pids %s): "
+                            "killing them", state.job.panda_id, len(alive),
+                            state.account.name, " ".join(map(str, alive)))
+            killed.update(alive)
+            self._kill_as_target(state, alive, switching)
+            time.sleep(0.05 * (attempt + 1))
+            found = payload_processes()
+        log.error("job %s: processes of %s are still running after the payload: %s",
+                  state.job.panda_id, state.account.name,
+                  " ".join(str(p.pid) for p in found))
+
+    def _kill_as_target(self, state: _Run, pids: list, switching: bool) -> None:
+        if not switching:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        # Only the target may signal its processes: through the switch, as terminate does.
+        assert state.stdout is not None and state.stderr is not None
+        assert state.credential is not None and state.account is not None
+        argv = [_KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
+        try:
+            with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+                killer = self.switcher.launch(argv, state.credential, state.account,
+                                              state.workdir, PayloadLogs(out, err))
+                wait_for_exit(killer, 60)
+        except PilotidError as error:
+            log.error("job %s: cannot kill the payload's leftovers as %s: %s",
+                      state.job.panda_id, state.account.name, error)
 
     def _stop(self, process: Any, signum: int = signal.SIGTERM) -> None:
         """Terminate the payload through the switcher; SIGKILL after the grace period."""

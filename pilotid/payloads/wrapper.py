@@ -68,6 +68,11 @@ WRAPPER_ERRORS = ("marker", "proxy", "workdir", "egg-cache", "setup", "interrupt
 ``interrupted`` when TERM/INT/HUP arrived before the payload started (``signal=`` says
 which)."""
 
+LEFTOVER_ROUNDS = 100
+"""How many times the wrapper looks for, and kills, processes the payload left behind
+(each round kills the pilot's adopted children of the wrapper's account; their children
+are adopted when they die, for the next round)."""
+
 EGG_CACHE_PREFIX = "pilotid-egg-"
 """Name prefix of the egg cache directories the wrapper creates under its base."""
 
@@ -126,6 +131,13 @@ class WrapperSpec:
     ``SandboxGrant.payload_umask(queue umask)``, 0 in the sandbox's world mode.  The marker
     must not exist yet and must be in a directory the target may write (the work
     directory); the wrapper refuses to run otherwise.
+
+    ``reaper_pid`` is the pilot's PID where the pilot switched identity and made itself
+    a child subreaper (``PR_SET_CHILD_SUBREAPER``): whatever the payload left running
+    (a ``nohup`` child, a double-forked daemon in a session of its own) is then the
+    pilot's child once its parent has gone, and the wrapper, after the payload, kills
+    every child of that PID running as its own account (see ``LEFTOVER_ROUNDS``).
+    ``None``: no switch (the wrapper runs as the pilot), nothing of the kind.
     """
 
     command: PayloadCommand
@@ -136,6 +148,7 @@ class WrapperSpec:
     umask: int = 0o022
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - fixed base by design, never $TMPDIR
     extra_deny: Tuple[str, ...] = ()
+    reaper_pid: Optional[int] = None
 
 
 def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
@@ -243,7 +256,11 @@ def render_wrapper(spec: WrapperSpec) -> str:
 
     proxy = bash_quote(str(spec.handover.payload_proxy))
     umask = f"{spec.umask:04o}"
-    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))]
+    if spec.reaper_pid is not None and not (isinstance(spec.reaper_pid, int)
+                                            and spec.reaper_pid > 1):
+        raise ValueError(f"WrapperSpec.reaper_pid must be a PID above 1, not {spec.reaper_pid}")
+    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))
+             .replace("@REAPER@", "" if spec.reaper_pid is None else str(spec.reaper_pid))]
     if spec.handover.from_stdin:
         lines.append(_PROXY_FROM_STDIN.replace("@PROXY@", proxy))
     lines.append("builtin set +C")
@@ -368,20 +385,49 @@ _PROLOGUE = f"""\
 # trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=@MARKER@
+_pilotid_reaper=@REAPER@
 _pilotid_marker_fd=
 _pilotid_egg=
 _pilotid_payload_pid=
+_pilotid_reaped=0
 _pilotid_interrupted=0
 _pilotid_phase=start
 
 _pilotid_note() {{
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }}
+_pilotid_reap() {{
+  # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
+  # children now; those of this account are the payload's.  Their own children become
+  # the pilot's in turn when they die: go round until none is left.
+  [ -n "$_pilotid_reaper" ] && [ -n "$_pilotid_payload_pid" ] && [ "$_pilotid_reaped" = 0 ] ||
+    builtin return 0
+  _pilotid_reaped=1
+  local round found children pid key value state uid pids
+  for ((round = 0; round < {LEFTOVER_ROUNDS}; round++)); do
+    found=0
+    for children in /proc/"$_pilotid_reaper"/task/*/children; do
+      pids=()
+      builtin read -r -a pids 2>/dev/null <"$children" || :
+      for pid in "${{pids[@]}}"; do
+        state= uid=
+        while builtin read -r key value _; do
+          case $key in State:) state=$value ;; Uid:) uid=$value; builtin break ;; esac
+        done 2>/dev/null <"/proc/$pid/status"
+        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ]; then
+          builtin kill -s KILL "$pid" 2>/dev/null && found=1
+        fi
+      done
+    done
+    [ "$found" = 1 ] || builtin break
+  done
+}}
 _pilotid_cleanup() {{
   if [ "$_pilotid_phase" = setup ]; then
     _pilotid_phase=failed
     _pilotid_note error setup
   fi
+  _pilotid_reap
   if [ -n "$_pilotid_egg" ]; then
     # chmod only where the payload left something rm cannot remove: one program, not two
     builtin command -p rm -rf -- "$_pilotid_egg" 2>/dev/null
