@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import logging
 import os
 import secrets
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, Optional
 
 from pilotid import leftovers
 from pilotid.errors import (
@@ -243,7 +245,8 @@ class PayloadLauncher:
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
-        with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+        out, err = _open_logs(state)
+        with out, err:
             process = state.process = self.switcher.launch(
                 [str(wrapper)], state.credential, state.account, state.workdir,
                 PayloadLogs(out, err))
@@ -327,7 +330,8 @@ class PayloadLauncher:
         assert state.credential is not None and state.account is not None
         argv = [_KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
         try:
-            with open(state.stdout, "ab") as out, open(state.stderr, "ab") as err:
+            out, err = _open_logs(state)
+            with out, err:
                 killer = self.switcher.launch(argv, state.credential, state.account,
                                               state.workdir, PayloadLogs(out, err))
                 wait_for_exit(killer, 60)
@@ -376,18 +380,61 @@ class PayloadLauncher:
     def _account(self, result: PayloadResult) -> None:
         """Append the accounting record to the work directory's and the queue's file."""
         line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
-        targets = [result.workdir / "accounting.jsonl"]
+        targets = [(result.workdir / "accounting.jsonl", True)]
         if self.settings.accounting_file:
-            targets.append(self.settings.accounting_file)
-        for target in targets:
+            targets.append((self.settings.accounting_file, False))
+        for target, in_workdir in targets:
             try:
-                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
-                             0o644)
-                with os.fdopen(fd, "ab") as out:
+                with _open_log(target, secrets.token_hex(4), in_workdir) as out:
                     out.write(line)
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
                           result.panda_id, target, error.strerror)
+
+
+def _open_logs(state: _Run) -> "tuple[IO[bytes], IO[bytes]]":
+    """The payload's stdout and stderr logs, open to append; ``WorkdirError`` if they
+    cannot be."""
+    assert state.stdout is not None and state.stderr is not None
+    opened: list = []
+    try:
+        for path in (state.stdout, state.stderr):
+            opened.append(_open_log(path, state.token))
+    except OSError as error:
+        for log_file in opened:
+            log_file.close()
+        raise WorkdirError(f"cannot open the payload's log {error.filename or ''} in "
+                           f"{state.workdir}: {error.strerror}") from None
+    return opened[0], opened[1]
+
+
+def _open_log(path: Path, token: str, in_workdir: bool = True) -> IO[bytes]:
+    """Open ``path`` to append to it: a regular file of the pilot's, created if need be.
+
+    The payload can write in the work directory, and this is opened after (or for the
+    next job, before) a payload ran: never through a symlink (``O_NOFOLLOW``), never
+    blocking on a FIFO (``O_NONBLOCK``: no reader is ``ENXIO``), never into a file of
+    someone else's.  In the work directory, whatever is there instead is moved aside
+    (``<name>.planted-<token>``, logged) and a new file made; elsewhere, ``OSError``.
+    """
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+             | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, flags, 0o644)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            os.close(fd)
+            raise OSError(errno.EPERM, "not a regular file of the pilot's own")
+    except OSError as error:
+        if not in_workdir:
+            raise
+        aside = path.with_name(f"{path.name}.planted-{token}")
+        log.warning("%s is not a file the pilot may append to (%s): moved to %s; check what "
+                    "the payload did", path, error.strerror, aside.name)
+        os.rename(path, aside)
+        fd = os.open(path, flags | os.O_EXCL, 0o644)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab")
 
 
 @contextlib.contextmanager
