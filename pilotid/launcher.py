@@ -28,6 +28,7 @@ from pilotid import leftovers
 from pilotid.errors import (
     AccountMappingError,
     CredentialError,
+    PayloadFailedError,
     PayloadTimeoutError,
     PilotidError,
     PilotInterruptedError,
@@ -47,7 +48,7 @@ from pilotid.payloads.sandbox import (
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
-from pilotid.strategies.base import Outcome, PayloadLogs, switch_failed
+from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker, switch_failed
 from pilotid.watch import PilotSignal, wait_for_exit
 
 if TYPE_CHECKING:
@@ -268,6 +269,10 @@ class PayloadLauncher:
                     self._stop(process, caught.signum)
         found = read_marker(marker)
         assert state.account is not None
+        tampered = _tampered_marker(marker, found, state.account)
+        if tampered is not None:
+            log.warning("job %s: %s", state.job.panda_id, tampered)
+            return Outcome(base.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
         if found is not None and found.uid != state.account.uid:
             # the switch put the payload under another identity than the probe promised
             return switch_failed(SwitchError(
@@ -390,6 +395,30 @@ class PayloadLauncher:
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
                           result.panda_id, target, error.strerror)
+
+
+def _tampered_marker(marker: Path, found: Optional[WrapperMarker],
+                     account: Account) -> Optional[str]:
+    """Why the wrapper's marker cannot be what the wrapper wrote, or None.
+
+    The wrapper creates the marker as the target; the payload, running as the target
+    too, can rewrite it.  A marker file owned by the target (which no one but the
+    target, or root, can create) shows the switch happened, whatever it says: if it does
+    not parse, or names another uid, the payload changed it, and the failure is the
+    payload's, never the site's.  (With no switch, the pilot owns it: nothing to tell.)
+    """
+    if account.uid == os.geteuid():
+        return None
+    try:
+        owner = os.lstat(marker).st_uid
+    except OSError:
+        return None
+    if owner != account.uid or (found is not None and found.uid == owner):
+        return None
+    what = "does not parse" if found is None else f"names uid {found.uid}"
+    return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
+            f"{owner}) but the marker {what}: the payload changed it, so its outcome is "
+            "unknown")
 
 
 def _open_logs(state: _Run) -> "tuple[IO[bytes], IO[bytes]]":
