@@ -303,7 +303,7 @@ class Scene:
         for proxy in (*self.proxies.values(), self.pilot_proxy):
             lines = proxy.read_text().splitlines()
             needles.append(lines[1].encode())  # the first base64 line of the proxy cert
-            key_start = lines.index(next(l for l in lines if "PRIVATE KEY" in l))
+            key_start = next(i for i, line in enumerate(lines) if "PRIVATE KEY" in line)
             needles.append(lines[key_start + 1].encode())
         sources = {str(p) for p in (*self.proxies.values(), self.pilot_proxy,
                                     *self.planted_copies)}

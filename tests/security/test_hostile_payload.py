@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.scene import kill_all_with, own, processes_with, wait_until_gone
+from tests.security.scene import kill_all_with, own, wait_until_gone
 from tests.system import node
 
 HOSTILE = Path(__file__).with_name("hostile_payload.py")
