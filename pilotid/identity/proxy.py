@@ -203,14 +203,11 @@ def _describe(path: Optional[Path]) -> str:
     return f"proxy file {path}" if path is not None else "the proxy data"
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
 def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
     """Split ``data`` into (label, block, line) for each PEM block; text between is ignored."""
     blocks: List[Tuple[str, bytes, int]] = []
     position = 0
+    line, counted = 1, 0  # newlines are counted once, from where the last count stopped
     while True:
         begin = _PEM_BEGIN.search(data, position)
         if not begin:
@@ -218,7 +215,8 @@ def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
         label = begin.group(1).decode("ascii")
         end_marker = b"-----END " + begin.group(1) + b"-----"
         end = data.find(end_marker, begin.end())
-        line = _line_of(data, begin.start())
+        line += data.count(b"\n", counted, begin.start())
+        counted = begin.start()
         next_begin = data.find(b"-----BEGIN ", begin.end())
         if end < 0 or 0 <= next_begin < end:
             raise ProxyFileError(
@@ -386,6 +384,8 @@ def parse_proxy(data: bytes, path: Optional[Path] = None) -> ProxyInfo:
     mismatched key.  Does not check the time: see ``load_proxy``.
     """
     where = _describe(path)
+    if len(data) > MAX_PROXY_SIZE:
+        raise ProxyFileError(f"{where} is larger than {MAX_PROXY_SIZE} bytes: not a proxy")
     if not data.strip():
         raise ProxyFileError(f"{where} is empty: {RENEW_HINT}")
     blocks = _pem_blocks(data, where)
