@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
@@ -340,11 +341,18 @@ def read_chain(source: ByteSource) -> List[x509.Certificate]:
                 f"MyProxy server sent a certificate of {length} bytes (more than {MAX_CERT_BYTES})")
         der = header + source.read_exact(length)
         try:
-            chain.append(x509.load_der_x509_certificate(der))
-        except ValueError as error:
+            certificate = x509.load_der_x509_certificate(der)
+            # cryptography decodes these only when first used: decode them here, so that
+            # a damaged certificate is this error and not a ValueError later
+            certificate.extensions  # noqa: B018
+            certificate.public_key()
+            slash_dn(certificate.subject)
+            slash_dn(certificate.issuer)
+        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as error:
             raise CredentialServerError(
                 f"MyProxy server sent certificate {index + 1} of {count} that does not "
                 f"parse: {error}") from None
+        chain.append(certificate)
     return chain
 
 
@@ -466,7 +474,7 @@ class ClientCredential:
         """
         try:
             certificates = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise ProxyFileError(f"{origin} holds no PEM certificate: give a proxy "
                                  "(grid-proxy-init) or a certificate and its key") from None
         match = _PEM_KEY.search(data if key_data is None else key_data)

@@ -312,11 +312,24 @@ def _proxy_type(cert: x509.Certificate, where: str, index: int) -> str:
 
 def _load_certificate(block: bytes, where: str, index: int, line: int) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(block)
-    except ValueError:
+        cert = x509.load_pem_x509_certificate(block)
+    except (ValueError, x509.InvalidVersion):
         raise ProxyFileError(
             f"{where}: certificate {index} (line {line}) is damaged and cannot be decoded "
             "(truncated or corrupted base64)") from None
+    # cryptography decodes names, extensions and the key only when asked, and asn1crypto
+    # (slash_dn) its own way: ask now, so that damage inside the DER is this error, not a
+    # ValueError from wherever the field is first used.
+    try:
+        cert.extensions  # noqa: B018 - parsed for the check
+        cert.public_key()
+        slash_dn(cert.subject)
+        slash_dn(cert.issuer)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise ProxyFileError(
+            f"{where}: certificate {index} (line {line}) is damaged inside ({error}); "
+            f"{RENEW_HINT}") from None
+    return cert
 
 
 def _load_key(label: str, block: bytes, where: str, line: int):
