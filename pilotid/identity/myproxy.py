@@ -486,11 +486,21 @@ class ClientCredential:
                                 "with grid-proxy-init and use that instead")
         try:
             key = serialization.load_pem_private_key(match.group(0), password=None)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as error:
             raise ProxyKeyError(f"cannot read the private key of {origin}: {error}") from None
         if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise ProxyKeyError(f"the key of {origin} is neither RSA nor EC")
-        if not _same_key(certificates[0], key):
+        try:
+            # decoded when first used: a damaged certificate fails here, as ProxyFileError
+            for certificate in certificates:
+                certificate.public_key()
+                slash_dn(certificate.subject)
+                slash_dn(certificate.issuer)
+                certificate.extensions  # noqa: B018
+            same = _same_key(certificates[0], key)
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as error:
+            raise ProxyFileError(f"{origin} holds a damaged certificate ({error})") from None
+        if not same:
             raise ProxyKeyError(f"the private key in {origin} does not belong to its "
                                 "first certificate")
         return cls(certificates[0], key, tuple(certificates[1:]), origin)
