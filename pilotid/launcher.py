@@ -169,15 +169,25 @@ class PayloadLauncher:
         state = _Run(job, Path(os.path.abspath(workdir)))
         log.info("job %s: starting in %s (queue %s, switcher %s)", job.panda_id, state.workdir,
                  self.settings.name, self.switcher.name)
+        outcome: Optional[Outcome] = None
         try:
-            outcome = self._run(state)
+            with _pilot_signals():  # from here on, not only while the payload runs
+                outcome = self._run(state)
         except PilotidError as error:
             log.error("job %s: %s", job.panda_id, error)
             outcome = outcome_for_error(error)
+        except PilotSignal as caught:
+            log.warning("job %s: pilot got signal %d before the payload ran: stopping",
+                        job.panda_id, caught.signum)
+            outcome = Outcome(base.INTERRUPTED, error=PilotInterruptedError(
+                f"pilot received signal {caught.signum} and stopped the job"))
         finally:
-            self._finish(state)
-        result = self._result(state, outcome)
-        self._account(result)
+            # a further TERM/INT/HUP waits until the job is cleaned up and accounted for
+            with _signals_held():
+                self._finish(state)
+                if outcome is not None:
+                    result = self._result(state, outcome)
+                    self._account(result)
         log.info("job %s: %s (exit code %s, error code %s)", job.panda_id, result.outcome,
                  result.exit_code, result.error_code)
         return result
@@ -216,7 +226,10 @@ class PayloadLauncher:
                 return self._launch(state, wrapper, marker)
             finally:
                 if state.process is not None:
-                    self._end_leftovers(state, state.process)
+                    with _signals_held():
+                        if state.process.poll() is None:  # a signal before the wait
+                            self._stop(state.process)
+                        self._end_leftovers(state, state.process)
 
     def _prepare_workdir(self, workdir: Path) -> Path:
         """Check the work directory and make its private 0700 directory; return that."""
@@ -464,6 +477,22 @@ def _open_log(path: Path, token: str, in_workdir: bool = True) -> IO[bytes]:
         fd = os.open(path, flags | os.O_EXCL, 0o644)
     os.set_blocking(fd, True)
     return os.fdopen(fd, "ab")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """While the pilot cleans up after a job, TERM/INT/HUP wait until it is done: a second
+    signal must not leave a credential, a grant or a payload behind.  (Main thread only;
+    a signal held here is delivered, and handled as before, when the block ends.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, caught)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
