@@ -358,12 +358,27 @@ class PayloadLauncher:
                       state.job.panda_id, state.account.name, error)
 
     def _stop(self, process: Any, signum: int = signal.SIGTERM) -> None:
-        """Terminate the payload through the switcher; SIGKILL after the grace period."""
-        self.switcher.terminate(process, signum)
+        """Terminate the payload through the switcher; SIGKILL after the grace period;
+        then, if the switch program itself still runs, SIGKILL it."""
+        try:
+            self.switcher.terminate(process, signum)
+        except PilotidError as error:
+            log.error("cannot signal the payload through the switch: %s", error)
         if wait_for_exit(process, self.settings.grace_period) is None:
             log.warning("payload still running after %ss: killing it", self.settings.grace_period)
-            self.switcher.terminate(process, signal.SIGKILL)
-            wait_for_exit(process, None)
+            try:
+                self.switcher.terminate(process, signal.SIGKILL)
+            except PilotidError as error:
+                log.error("cannot kill the payload through the switch: %s", error)
+            if wait_for_exit(process, self.settings.grace_period) is None:
+                # The switch program hangs (it never ran the wrapper, or does not pass
+                # signals on): it is the pilot's child, with the pilot's real uid even
+                # when set-uid, so the pilot may kill it itself.
+                log.error("the switch program (pid %d) still runs after SIGKILL to the "
+                          "payload: killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                wait_for_exit(process, None)
 
     def _finish(self, state: _Run) -> None:
         """Undo what the run set up: credentials and scratch files, then the sandbox grant."""
