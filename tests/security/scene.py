@@ -42,6 +42,7 @@ ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
 BOB_DN = "/DC=org/DC=example/OU=People/CN=Bob O'Builder (Test)"
 CAROL_DN = "/DC=org/DC=example/OU=People/CN=Carol Unsudoable"
 PYTHON = "/opt/pilotid-test/venv/bin/python"
+_DRIVER = Path(__file__).resolve().parents[1] / "faults" / "pilot_driver.py"
 #: Trees under /tmp that hold no job's files: test installations, benchmark trees.
 _SKIPPED = ("/tmp/pytest-of-", "/tmp/pilotid-install-", "/tmp/pilotid-bench-",
             "/tmp/pilotid-prof-")
@@ -155,6 +156,7 @@ class Scene:
             "alice": self._private("x509up_alice", make_proxy(self.users.alice, bits=1024)),
             "bob": self._private("x509up_bob", make_proxy(self.users.bob, bits=1024)),
             "carol": self._private("x509up_carol", make_proxy(self.users.carol, bits=1024)),
+            "eve": self._private("x509up_eve", make_proxy(self.users.eve, bits=1024)),
         }
         self.mapfile = self._public("grid-mapfile", (
             f'"{ALICE_DN}" {node.ALICE}\n"{BOB_DN}" {node.BOB}\n"{CAROL_DN}" {node.CAROL}\n'))
@@ -200,6 +202,8 @@ class Scene:
                  "transformation_dirs": [str(self.trf)], "accounting_file": str(self.accounting),
                  "grace_period": 2}
         queue.update(self.queue)
+        if "time_limit" in overrides:  # the queue's 'timeout' (run() has a timeout of its own)
+            overrides["timeout"] = overrides.pop("time_limit")
         queue.update(overrides)
         queue = {k: v for k, v in queue.items() if v is not None}
         path = self.home / f"queues-{secrets.token_hex(4)}.json"
@@ -216,8 +220,13 @@ class Scene:
         return job
 
     def start(self, job: Dict, workdir: Optional[Path] = None, env: Optional[Dict] = None,
-              queues: Optional[Path] = None, **queue) -> "tuple[subprocess.Popen, Path, Path]":
-        """Start ``pilotid run`` for ``job`` as the pilot; (process, workdir, job file)."""
+              queues: Optional[Path] = None, driver: Optional[Dict] = None,
+              **queue) -> "tuple[subprocess.Popen, Path, Path]":
+        """Start ``pilotid run`` for ``job`` as the pilot; (process, workdir, job file).
+
+        With ``driver`` (options for tests/faults/pilot_driver.py: MyProxy timeouts), the
+        job runs through that driver instead of the CLI, with the same result.
+        """
         python, site = self.pilot_install
         workdir = workdir or self.workdir()
         job_file = self.home / f"job-{secrets.token_hex(4)}.json"
@@ -230,6 +239,13 @@ class Scene:
         pilot_env.update(env or {})
         argv = [python, "-m", "pilotid", "run", "--queues", str(queues), "--queue", "SEC",
                 "--job", str(job_file), "--workdir", str(workdir), "--json"]
+        if driver is not None:
+            script = self.base / "pilot_driver.py"
+            if not script.exists():
+                shutil.copy(_DRIVER, script)
+                script.chmod(0o644)
+            argv = [python, str(script), str(queues), "SEC", str(job_file), str(workdir),
+                    json.dumps(driver)]
         process = node.popen_as(node.PILOT, argv, env=pilot_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         return process, workdir, job_file
@@ -253,18 +269,23 @@ class Scene:
 
     def run(self, job: Optional[Dict] = None, workdir: Optional[Path] = None,
             env: Optional[Dict] = None, timeout: float = 120, token: str = "",
-            **queue) -> JobRun:
+            driver: Optional[Dict] = None, **queue) -> JobRun:
         """Run one job as the pilot and wait for it (see ``start``)."""
         job = job or self.job()
         started = time.monotonic()
-        process, workdir, _ = self.start(job, workdir, env, **queue)
+        process, workdir, _ = self.start(job, workdir, env, driver=driver, **queue)
         return self.finish(process, job, workdir, started, timeout, token)
 
     # -- the promise ---------------------------------------------------------------------
 
     def check_aftermath(self, run: JobRun, outputs: Sequence[str] = (),
-                        expect_payload_logs: bool = True) -> None:
-        """The checks of issue 6 for every finished job (see the module docstring)."""
+                        expect_payload_logs: bool = True,
+                        workdir_accounting: bool = True) -> None:
+        """The checks of issue 6 for every finished job (see the module docstring).
+
+        ``workdir_accounting=False`` where the work directory's file system is full: the
+        queue's accounting file must have the record, the work directory's cannot.
+        """
         assert run.result is not None, run.why()
         # logs and outputs still there, and readable by the pilot
         paths = [Path(run.workdir) / o for o in outputs]
@@ -274,7 +295,8 @@ class Scene:
             done = node.run_as(node.PILOT, ["/bin/cat", str(path)])
             assert done.returncode == 0, f"the pilot cannot read {path}: {done.stderr!r}"
         # the accounting record, in the work directory and in the queue's file
-        for accounting in (Path(run.workdir) / "accounting.jsonl", self.accounting):
+        files = [Path(run.workdir) / "accounting.jsonl"] if workdir_accounting else []
+        for accounting in (*files, self.accounting):
             records = [json.loads(line) for line in accounting.read_text().splitlines()
                        if line.strip()]
             mine = [r for r in records if r["panda_id"] == run.job["PandaID"]]
