@@ -348,7 +348,8 @@ def read_chain(source: ByteSource) -> List[x509.Certificate]:
             certificate.public_key()
             slash_dn(certificate.subject)
             slash_dn(certificate.issuer)
-        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as error:
+        except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+                UnsupportedAlgorithm) as error:
             raise CredentialServerError(
                 f"MyProxy server sent certificate {index + 1} of {count} that does not "
                 f"parse: {error}") from None
@@ -498,7 +499,8 @@ class ClientCredential:
                 slash_dn(certificate.issuer)
                 certificate.extensions  # noqa: B018
             same = _same_key(certificates[0], key)
-        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as error:
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                x509.DuplicateExtension) as error:
             raise ProxyFileError(f"{origin} holds a damaged certificate ({error})") from None
         if not same:
             raise ProxyKeyError(f"the private key in {origin} does not belong to its "

@@ -325,7 +325,7 @@ def _load_certificate(block: bytes, where: str, index: int, line: int) -> x509.C
         cert.public_key()
         slash_dn(cert.subject)
         slash_dn(cert.issuer)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as error:
         raise ProxyFileError(
             f"{where}: certificate {index} (line {line}) is damaged inside ({error}); "
             f"{RENEW_HINT}") from None
