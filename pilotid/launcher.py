@@ -24,9 +24,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
+from pilotid import leftovers
 from pilotid.errors import (
     AccountMappingError,
     CredentialError,
+    PayloadFailedError,
     PayloadTimeoutError,
     PilotidError,
     PilotInterruptedError,
@@ -49,13 +51,17 @@ from pilotid.payloads.sandbox import (
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
-from pilotid.strategies.base import Outcome, PayloadLogs, switch_failed
+from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker, switch_failed
 from pilotid.watch import PilotSignal, wait_for_exit
 
 if TYPE_CHECKING:
     from pilotid.factory import Strategies
 
 log = logging.getLogger(__name__)
+
+#: Rounds of looking for and killing what a payload left running (see ``_end_leftovers``).
+_LEFTOVER_ATTEMPTS = 10
+_KILL_COMMAND = "/bin/kill" if os.access("/bin/kill", os.X_OK) else "/usr/bin/kill"
 
 
 def _now() -> datetime.datetime:
@@ -151,6 +157,7 @@ class _Run:
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
         self.private: Optional[Path] = None
+        self.process: Any = None  # the last launch's switch process
         self.cleanup: list = []
         self.refreshable = True
         self.signals = _PilotSignals()
@@ -191,7 +198,7 @@ class PayloadLauncher:
             finally:
                 self._finish(state)
             result = self._result(state, outcome)
-            self._account(result, in_workdir=state.private is not None)
+            self._account(result, state.token, in_workdir=state.private is not None)
         if state.signals.pending is not None:
             log.warning("job %s: pilot got signal %d while finishing the job: the job's "
                         "result stands", job.panda_id, state.signals.pending)
@@ -203,7 +210,7 @@ class PayloadLauncher:
         state.private = self._prepare_workdir(state.workdir)
         adapter = self.strategies.payload_for(state.job)
         command = adapter.command(state.job, state.workdir)
-        state.credential = self.source.fetch(self._request(state))
+        state.credential = self._fetch(state)
         log.info("job %s: credential of %s from %s", state.job.panda_id,
                  state.credential.identity, state.credential.source)
         state.account = self._probe(state.credential)
@@ -220,13 +227,34 @@ class PayloadLauncher:
             environment=tuple(sorted(os.environ.items())),
             umask=0 if mode == "world" else self.settings.umask,
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
+            reaper_pid=os.getpid() if switching and leftovers.subreaper_supported() else None,
         ), wrapper)
         if switching:
             state.grant = grant_target_access(state.workdir, state.account, mode,
                                               keep_private=pilot_credentials())
             mode = state.grant.mode
         state.sandbox_mode = mode
-        return self._launch(state, wrapper, marker)
+        with leftovers.child_subreaper():
+            try:
+                return self._launch(state, wrapper, marker)
+            finally:
+                self._end_payload(state)
+
+    def _fetch(self, state: _Run) -> Credential:
+        """The job's credential from the source, also kept in ``state.credential`` at once
+        (so that ``_finish`` removes it whatever comes next).  The only step of the set-up
+        that may wait long (a credential server that does not answer): a signal to the
+        pilot stops it there (``PilotInterruptedError``) instead of when it ends."""
+        try:
+            state.signals.arm()
+            credential = state.credential = self.source.fetch(self._request(state))
+            return credential
+        except PilotSignal as caught:
+            raise PilotInterruptedError(
+                f"pilot received signal {caught.signum} while fetching the credential: the "
+                "payload was not started") from None
+        finally:
+            state.signals.disarm()
 
     def _probe(self, credential: Credential) -> Account:
         """The switcher's probe; a failure becomes a ``RescheduleRequest`` where the queue's
@@ -280,15 +308,21 @@ class PayloadLauncher:
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
         attempt = 1
-        with _open_log(state.stdout) as out, _open_log(state.stderr) as err:
+        with _open_log(state.stdout, state.token) as out, \
+                _open_log(state.stderr, state.token) as err:
             while True:
                 self._check_lifetime(state.credential)
-                process = self.switcher.launch([str(wrapper)], state.credential, state.account,
-                                               state.workdir, PayloadLogs(out, err))
+                process = state.process = self.switcher.launch(
+                    [str(wrapper)], state.credential, state.account, state.workdir,
+                    PayloadLogs(out, err))
                 log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
                          process.pid)
                 override = self._watch(state, process)
                 found = read_marker(marker)
+                tampered = _tampered_marker(marker, found, state.account)
+                if tampered is not None:  # the wrapper ran: never launch again
+                    log.warning("job %s: %s", state.job.panda_id, tampered)
+                    return Outcome(base.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
                 outcome = self._outcome(state, process, found, override)
                 if found is not None or override is not None:
                     return outcome
@@ -444,8 +478,9 @@ class PayloadLauncher:
 
         Being told to stop (again) during the grace period cuts it short; a signal while
         the switcher is signalling, or after SIGKILL, is only remembered.  A refused signal
-        is logged and the escalation goes on; if the payload outlives SIGKILL by another
-        grace period (at least 10 s), it is left and the outcome says so.
+        is logged and the escalation goes on.  If the switch program outlives SIGKILL to the
+        payload by another grace period (at least 10 s), the pilot SIGKILLs the switch
+        program itself; if even that does not end it, it is left and the outcome says so.
         """
         self._signal(process, signum)
         try:
@@ -459,8 +494,20 @@ class PayloadLauncher:
         finally:
             state.signals.disarm()
         self._signal(process, signal.SIGKILL)
-        if wait_for_exit(process, float(max(self.settings.grace_period, 10))) is None:
-            log.error("the payload (pid %d) is still running after SIGKILL", process.pid)
+        patience = float(max(self.settings.grace_period, 10))
+        if wait_for_exit(process, patience) is not None:
+            return
+        # The switch program hangs (it never ran the wrapper, or does not pass signals on):
+        # SIGKILL through the switcher reaches the payload's groups as the target, never
+        # it.  It is the pilot's child, with the pilot's real uid even when set-uid, so the
+        # pilot may kill it itself; what it leaves is then the pilot's (``_end_leftovers``).
+        log.error("the switch program (pid %d) still runs after SIGKILL to the payload: "
+                  "killing it", process.pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(process.pid, signal.SIGKILL)
+        if wait_for_exit(process, patience) is None:
+            log.error("the switch program (pid %d) is still running after SIGKILL",
+                      process.pid)
 
     def _signal(self, process: Any, signum: int) -> None:
         try:
@@ -468,6 +515,83 @@ class PayloadLauncher:
         except PilotidError as error:
             log.error("the %s switcher could not send signal %d to the payload: %s",
                       self.switcher.name, signum, error)
+
+    def _end_payload(self, state: _Run) -> None:
+        """After the last launch, on every way out: stop a payload still running (an error
+        between its launch and its end), then end what it left running."""
+        process = state.process
+        if process is None:
+            return
+        if process.poll() is None:
+            log.error("job %s: the payload (pid %d) still runs after its launch ended: "
+                      "stopping it", state.job.panda_id, process.pid)
+            self._stop(state, process)
+        self._end_leftovers(state, process)
+
+    def _end_leftovers(self, state: _Run, process: Any) -> None:
+        """Kill and reap what the payload left running (see ``pilotid.leftovers``).
+
+        The wrapper has killed its account's orphans already; this finds what it could
+        not (a wrapper killed outright) and reaps the dead, which only their new parent,
+        the pilot, can do.  With no switch, the payload's processes run as the pilot and
+        are told from the pilot's own by the ``X509_USER_PROXY`` they were started with.
+        A signal to the pilot meanwhile is only remembered (``_PilotSignals``).
+        """
+        account = state.account
+        assert account is not None and state.credential is not None
+        pilot = os.geteuid()
+        switching = account.uid != pilot
+        killed: set = set()
+
+        def payload_processes() -> list:
+            # (a zombie of the pilot's own account could be any subprocess's: only those
+            # killed here are reaped)
+            return [p for p in leftovers.adopted_processes(exclude=(process.pid,))
+                    if (p.uid == account.uid if switching else
+                        p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
+                            p.pid, "X509_USER_PROXY", str(state.payload_proxy))))]
+
+        found = payload_processes()
+        for attempt in range(_LEFTOVER_ATTEMPTS):
+            alive = [p.pid for p in found if not p.dead]
+            leftovers.reap([p.pid for p in found if p.dead])
+            if not alive:
+                return
+            if attempt == 0:
+                log.warning("job %s: %d processes of %s outlived the payload (pids %s): "
+                            "killing them", state.job.panda_id, len(alive), account.name,
+                            " ".join(map(str, alive)))
+            killed.update(alive)
+            self._kill_as_target(state, alive, switching)
+            time.sleep(0.05 * (attempt + 1))
+            found = payload_processes()
+        log.error("job %s: processes of %s are still running after the payload: %s",
+                  state.job.panda_id, account.name, " ".join(str(p.pid) for p in found))
+
+    def _kill_as_target(self, state: _Run, pids: list, switching: bool) -> None:
+        if not switching:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        # Only the target may signal its processes: through the switch, as terminate does.
+        assert state.stdout is not None and state.stderr is not None
+        assert state.credential is not None and state.account is not None
+        argv = [_KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
+        try:
+            with _open_log(state.stdout, state.token) as out, \
+                    _open_log(state.stderr, state.token) as err:
+                killer = self.switcher.launch(argv, state.credential, state.account,
+                                              state.workdir, PayloadLogs(out, err))
+                if wait_for_exit(killer, 60) is None:
+                    log.error("job %s: the kill of the payload's leftovers as %s hangs: "
+                              "killing it", state.job.panda_id, state.account.name)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(killer.pid, signal.SIGKILL)
+                    wait_for_exit(killer, 10)
+        except PilotidError as error:
+            log.error("job %s: cannot kill the payload's leftovers as %s: %s",
+                      state.job.panda_id, state.account.name, error)
 
     def _finish(self, state: _Run) -> None:
         """Undo what the run set up: credentials and scratch files, then the sandbox grant."""
@@ -498,19 +622,22 @@ class PayloadLauncher:
             started=state.started, ended=_now(),
             user_dn=state.credential.identity if state.credential else state.job.prod_user_id)
 
-    def _account(self, result: PayloadResult, in_workdir: bool = True) -> None:
+    def _account(self, result: PayloadResult, token: str, in_workdir: bool = True) -> None:
         """Append the accounting record to the work directory's and the queue's file.
 
         Not into a work directory that failed the launcher's check (missing, unwritable):
-        its error is the job's, and a second one would only repeat it.
+        its error is the job's, and a second one would only repeat it.  What a payload put
+        in the work directory's place is moved aside (``_append_in_workdir``, ``token``);
+        the queue's file is only ever appended to as it is.
         """
         line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
-        targets = [result.workdir / "accounting.jsonl"] if in_workdir else []
+        targets = [(result.workdir / "accounting.jsonl", True)] if in_workdir else []
         if self.settings.accounting_file:
-            targets.append(self.settings.accounting_file)
-        for target in targets:
+            targets.append((Path(self.settings.accounting_file), False))
+        for target, workdir_file in targets:
             try:
-                with os.fdopen(_open_append(target), "ab") as out:
+                fd = _append_in_workdir(target, token) if workdir_file else _open_append(target)
+                with os.fdopen(fd, "ab") as out:
                     out.write(line)
             except OSError as error:
                 log.error("job %s: cannot write accounting record to %s: %s",
@@ -522,18 +649,46 @@ def _remove(path: Path) -> None:
         os.unlink(path)
 
 
+def _tampered_marker(marker: Path, found: Optional[WrapperMarker],
+                     account: Account) -> Optional[str]:
+    """Why the wrapper's marker cannot be what the wrapper wrote, or None.
+
+    The wrapper creates the marker as the target; the payload, running as the target
+    too, can rewrite it.  A marker file owned by the target (which no one but the
+    target, or root, can create) shows the switch happened, whatever it says: if it does
+    not parse, or names another uid, the payload changed it, and the failure is the
+    payload's, never the site's.  (With no switch, the pilot owns it: nothing to tell.)
+    """
+    if account.uid == os.geteuid():
+        return None
+    try:
+        owner = os.lstat(marker).st_uid
+    except OSError:
+        return None
+    if owner != account.uid or (found is not None and found.uid == owner):
+        return None
+    what = "does not parse" if found is None else f"names uid {found.uid}"
+    return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
+            f"{owner}) but the marker {what}: the payload changed it, so its outcome is "
+            "unknown")
+
+
 def _open_append(path: Path) -> int:
-    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file.
+    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file of
+    the pilot's own, with no other name.
 
     The payload may write in the work directory: it could leave a symlink there (to a file
-    of the pilot's) or a FIFO (whose opening would block the pilot for ever).  Neither is
-    followed nor waited on: ``OSError`` instead.
+    of the pilot's), a FIFO (whose opening would block the pilot for ever), a file of its
+    own, or a hard link.  None is followed, waited on or written to: ``OSError`` instead.
     """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
                  | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_uid != os.geteuid() or info.st_nlink != 1:
+            raise OSError(errno.EPERM, "not a file of the pilot's own with one name")
         os.set_blocking(fd, True)
     except OSError:
         os.close(fd)
@@ -541,11 +696,30 @@ def _open_append(path: Path) -> int:
     return fd
 
 
-def _open_log(path: Path) -> IO[bytes]:
-    """Open a payload log to append to (see ``_open_append``); ``WorkdirError`` if it
-    cannot be, naming the path."""
+def _append_in_workdir(path: Path, token: str) -> int:
+    """``_open_append`` for a file in the work directory: whatever the payload put there
+    instead (a symlink, a FIFO, a file of its own) is moved aside to
+    ``<name>.planted-<token>`` (logged, kept for inspection) and a new file made, so that a
+    payload can neither redirect nor stop the pilot's next write there."""
     try:
-        return os.fdopen(_open_append(path), "ab")
+        return _open_append(path)
+    except OSError as error:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            raise error from None  # nothing planted: the directory itself is the problem
+        aside = path.with_name(f"{path.name}.planted-{token}")
+        log.warning("%s is not a file the pilot may append to (%s): moved to %s; check what "
+                    "the payload did", path, error.strerror, aside.name)
+        os.rename(path, aside)
+        return _open_append(path)
+
+
+def _open_log(path: Path, token: str) -> IO[bytes]:
+    """Open a payload log in the work directory to append to (see
+    ``_append_in_workdir``); ``WorkdirError`` if it cannot be, naming the path."""
+    try:
+        return os.fdopen(_append_in_workdir(path, token), "ab")
     except OSError as error:
         raise WorkdirError(f"cannot open the payload log {path}: {error.strerror}; remove "
                            "whatever is there") from None

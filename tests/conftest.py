@@ -1,7 +1,8 @@
 """Shared fixtures, and the rule that makes a skipped system test a failure in CI.
 
 Set ``PILOTID_REQUIRE_SYSTEM=1`` (``.ci/run`` does) and any skipped test under
-``tests/system`` fails instead: in CI every real component must be there.
+``tests/system``, ``tests/security`` or ``tests/faults`` fails instead: in CI every real
+component must be there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pilotid.identity.testca import TestCA
 
 STRICT = os.environ.get("PILOTID_REQUIRE_SYSTEM") == "1"
 SYSTEM_DIR = Path(__file__).parent / "system"
+#: Directories whose tests need the real node (a skip there fails under STRICT).
+STRICT_DIRS = (SYSTEM_DIR, Path(__file__).parent / "security", Path(__file__).parent / "faults")
 
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
 BOB_DN = "/DC=org/DC=example/OU=People/CN=Bob O'Builder (Test)"
@@ -27,7 +30,8 @@ PILOT_DN = "/DC=org/DC=example/OU=Robots/CN=Pilot Robot 99"
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if STRICT and report.skipped and SYSTEM_DIR in Path(str(item.fspath)).parents:
+    parents = Path(str(item.fspath)).parents
+    if STRICT and report.skipped and any(d in parents for d in STRICT_DIRS):
         if not hasattr(report, "wasxfail"):
             report.outcome = "failed"
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr

@@ -352,10 +352,16 @@ def client_context(ca_dir: Path, credential: Optional["ClientCredential"],
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(SSL.OP_NO_COMPRESSION)
     if credential is not None:
-        context.use_certificate(credential.certificate)
-        context.use_privatekey(credential.key)
-        for certificate in credential.chain:
-            context.add_extra_chain_cert(certificate)
+        try:
+            context.use_certificate(credential.certificate)
+            context.use_privatekey(credential.key)
+            for certificate in credential.chain:
+                context.add_extra_chain_cert(certificate)
+        except SSL.Error as error:  # OpenSSL's own policy, e.g. a key it finds too small
+            raise CredentialError(
+                f"OpenSSL refuses the credential to authenticate with "
+                f"({credential.origin}) for TLS: {_ssl_reasons(error)}; use a proxy that "
+                "meets this node's OpenSSL security level (2048-bit keys)") from None
     context.load_verify_locations(None, str(ca_dir))
     store = context.get_cert_store()
     if store is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
@@ -30,7 +31,7 @@ from pilotid.errors import (
     ProxyKeyError,
 )
 from pilotid.identity.credfile import write_private
-from pilotid.identity.myproxy_wire import Passphrase
+from pilotid.identity.myproxy_wire import DECODE_ERRORS, Passphrase, decoded
 from pilotid.identity.proxy import slash_dn
 
 DEFAULT_KEY_BITS = 2048
@@ -149,7 +150,7 @@ class ClientCredential:
         """
         try:
             certificates = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise ProxyFileError(f"{origin} holds no PEM certificate: give a proxy "
                                  "(grid-proxy-init) or a certificate and its key") from None
         match = _PEM_KEY.search(data if key_data is None else key_data)
@@ -161,11 +162,17 @@ class ClientCredential:
                                 "with grid-proxy-init and use that instead")
         try:
             key = serialization.load_pem_private_key(match.group(0), password=None)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as error:
             raise ProxyKeyError(f"cannot read the private key of {origin}: {error}") from None
         if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise ProxyKeyError(f"the key of {origin} is neither RSA nor EC")
-        if not _same_key(certificates[0], key):
+        try:
+            for certificate in certificates:
+                decoded(certificate)
+            same = _same_key(certificates[0], key)
+        except DECODE_ERRORS as error:
+            raise ProxyFileError(f"{origin} holds a damaged certificate ({error})") from None
+        if not same:
             raise ProxyKeyError(f"the private key in {origin} does not belong to its "
                                 "first certificate")
         return cls(certificates[0], key, tuple(certificates[1:]), origin)

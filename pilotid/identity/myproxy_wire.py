@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from pilotid.errors import CredentialError, CredentialServerError
+from pilotid.identity.proxy import slash_dn
 
 log = logging.getLogger(__name__)
 
@@ -300,12 +302,31 @@ def read_chain(source: ByteSource) -> List[x509.Certificate]:
                 f"MyProxy server sent a certificate of {length} bytes (more than {MAX_CERT_BYTES})")
         der = header + source.read_exact(length)
         try:
-            chain.append(x509.load_der_x509_certificate(der))
-        except ValueError as error:
+            certificate = decoded(x509.load_der_x509_certificate(der))
+        except DECODE_ERRORS as error:
             raise CredentialServerError(
                 f"MyProxy server sent certificate {index + 1} of {count} that does not "
                 f"parse: {error}") from None
+        chain.append(certificate)
     return chain
+
+
+#: What ``cryptography`` raises for a certificate it cannot decode.
+DECODE_ERRORS = (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+                 UnsupportedAlgorithm)
+
+
+def decoded(certificate: x509.Certificate) -> x509.Certificate:
+    """Return ``certificate`` once every part pilotid reads of it has been decoded.
+
+    ``cryptography`` decodes extensions, key and names only when first used; decoding them
+    here makes a damaged certificate fail at once (one of ``DECODE_ERRORS``), not later.
+    """
+    certificate.extensions  # noqa: B018
+    certificate.public_key()
+    slash_dn(certificate.subject)
+    slash_dn(certificate.issuer)
+    return certificate
 
 
 def parse_chain(data: bytes) -> Tuple[List[x509.Certificate], bytes]:

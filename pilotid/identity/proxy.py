@@ -203,14 +203,11 @@ def _describe(path: Optional[Path]) -> str:
     return f"proxy file {path}" if path is not None else "the proxy data"
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
 def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
     """Split ``data`` into (label, block, line) for each PEM block; text between is ignored."""
     blocks: List[Tuple[str, bytes, int]] = []
     position = 0
+    line, counted = 1, 0  # newlines are counted once, from where the last count stopped
     while True:
         begin = _PEM_BEGIN.search(data, position)
         if not begin:
@@ -218,7 +215,8 @@ def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
         label = begin.group(1).decode("ascii")
         end_marker = b"-----END " + begin.group(1) + b"-----"
         end = data.find(end_marker, begin.end())
-        line = _line_of(data, begin.start())
+        line += data.count(b"\n", counted, begin.start())
+        counted = begin.start()
         next_begin = data.find(b"-----BEGIN ", begin.end())
         if end < 0 or 0 <= next_begin < end:
             raise ProxyFileError(
@@ -314,11 +312,24 @@ def _proxy_type(cert: x509.Certificate, where: str, index: int) -> str:
 
 def _load_certificate(block: bytes, where: str, index: int, line: int) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(block)
-    except ValueError:
+        cert = x509.load_pem_x509_certificate(block)
+    except (ValueError, x509.InvalidVersion):
         raise ProxyFileError(
             f"{where}: certificate {index} (line {line}) is damaged and cannot be decoded "
             "(truncated or corrupted base64)") from None
+    # cryptography decodes names, extensions and the key only when asked, and asn1crypto
+    # (slash_dn) its own way: ask now, so that damage inside the DER is this error, not a
+    # ValueError from wherever the field is first used.
+    try:
+        cert.extensions  # noqa: B018 - parsed for the check
+        cert.public_key()
+        slash_dn(cert.subject)
+        slash_dn(cert.issuer)
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as error:
+        raise ProxyFileError(
+            f"{where}: certificate {index} (line {line}) is damaged inside ({error}); "
+            f"{RENEW_HINT}") from None
+    return cert
 
 
 def _load_key(label: str, block: bytes, where: str, line: int):
@@ -327,7 +338,11 @@ def _load_key(label: str, block: bytes, where: str, line: int):
             f"{where}: the private key (line {line}) is encrypted; a proxy's key never is, so "
             f"this looks like a user key: {RENEW_HINT} from it")
     try:
-        return serialization.load_pem_private_key(block, password=None)
+        # Only the public half is used here (compared with the certificate's) and the key
+        # object is dropped: cryptography's consistency check of the private RSA numbers
+        # (~30 ms for 2048 bits, most of a job's start-up) protects signing, never done here.
+        return serialization.load_pem_private_key(block, password=None,
+                                                  unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ProxyKeyError(
             f"{where}: the private key (line {line}) is damaged or of an unknown kind "
@@ -382,6 +397,8 @@ def parse_proxy(data: bytes, path: Optional[Path] = None) -> ProxyInfo:
     mismatched key.  Does not check the time: see ``load_proxy``.
     """
     where = _describe(path)
+    if len(data) > MAX_PROXY_SIZE:
+        raise ProxyFileError(f"{where} is larger than {MAX_PROXY_SIZE} bytes: not a proxy")
     if not data.strip():
         raise ProxyFileError(f"{where} is empty: {RENEW_HINT}")
     blocks = _pem_blocks(data, where)

@@ -37,7 +37,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
@@ -57,6 +57,7 @@ _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x
 _NO_ID = 0xFFFFFFFF
 _R, _W, _X = 4, 2, 1
 _RWX = _R | _W | _X
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOT_SUPPORTED = {errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
@@ -298,7 +299,7 @@ class _Builder:
         self.mode = mode
         self.pilot_uid = pilot_uid
         self.keep = keep or set()
-        self.groups = _groups_of(account)
+        self.groups = frozenset(_groups_of(account))
         self.changes: List[PathChange] = []
         self.parents: List[ParentChange] = []
 
@@ -335,26 +336,99 @@ class _Builder:
             _write(str(parent), _ACCESS, updated.to_xattr(), parent)
 
     def open_tree(self) -> None:
-        for relpath, fd, info in _objects(self.workdir):
-            try:
-                if info.st_uid != self.pilot_uid:
-                    log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
-                elif (info.st_dev, info.st_ino) in self.keep:
-                    log.warning("%s in the work directory is one of the pilot's own "
-                                "credentials: not opened to %s, but the payload may rename or "
-                                "replace it there; keep it outside the work directory",
-                                relpath, self.account.name)
-                elif stat.S_ISDIR(info.st_mode):
-                    self._open_dir(relpath, fd, info)
-                elif not _may(info, _read_acl(_fd_path(fd), _ACCESS), self.account.uid,
-                              self.groups, _needed(info)):
-                    self._open_file(relpath, fd, info)
-            finally:
-                os.close(fd)
+        """Open every directory, and every file the target cannot read yet, top down.
 
-    def _record(self, relpath: str, fd: int, info: os.stat_result) -> PathChange:
+        The hot path of a grant (a work directory may hold 100,000 staged-in files): a file
+        costs one ``fstatat`` on its directory's descriptor and is judged by its mode bits;
+        only a file those bits keep from the target is opened (``O_PATH | O_NOFOLLOW``,
+        checked to be the same inode) and judged again with its ACL before it is changed.
+        The mode bits can only err towards a change (an ACL that already grants the
+        target), never towards more access; an ACL entry the pilot itself set to deny the
+        target a file its mode bits let others read is respected, not overridden.
+        """
+        top = os.open(self.workdir, _DIR_FLAGS)
+        try:
+            info = os.fstat(top)
+            if info.st_uid == self.pilot_uid:
+                self._open_dir(".", top, info)
+            stack = [(".", top, self._scan(".", top))]
+            while stack:
+                relpath, _, subdirs = stack[-1]
+                name = next(subdirs, None)
+                if name is None:
+                    _, fd, _ = stack.pop()
+                    if fd != top:
+                        os.close(fd)
+                    continue
+                child_path = name if relpath == "." else f"{relpath}/{name}"
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=stack[-1][1])
+                except OSError as error:  # cannot enter it: opened (above), not walked
+                    log.debug("%s not walked: %s", child_path, error.strerror)
+                    continue
+                stack.append((child_path, child, self._scan(child_path, child)))
+        finally:
+            os.close(top)
+
+    def _scan(self, relpath: str, dirfd: int) -> Iterator[str]:
+        """Open what needs it among the entries of one directory; return its subdirectories.
+
+        Written for speed: this loop runs once per file of the work directory.
+        """
+        subdirs = []
+        target, groups, lstat = self.account.uid, self.groups, os.stat
+        names = os.listdir(dirfd)
+        if relpath == "." and PRIVATE_DIR_NAME in names:
+            names.remove(PRIVATE_DIR_NAME)
+        for name in names:
+            try:
+                info = lstat(name, dir_fd=dirfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            mode = info.st_mode
+            kind = mode & 0o170000
+            if kind == stat.S_IFREG:
+                # readable (and executable, where anyone may execute it) by the mode bits
+                bits = mode >> 3 if info.st_gid in groups else mode
+                want = 5 if mode & 0o111 else 4
+                if bits & want == want and info.st_uid != target:
+                    continue
+            elif kind == stat.S_IFDIR:
+                subdirs.append(name)
+            else:
+                continue
+            self._open_entry(relpath, name, dirfd)
+        return iter(subdirs)
+
+    def _open_entry(self, relpath: str, name: str, dirfd: int) -> None:
+        try:
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        except FileNotFoundError:
+            return
+        try:
+            info = os.fstat(fd)  # what is there now, whatever was there at the fstatat
+            where = name if relpath == "." else f"{relpath}/{name}"
+            if info.st_uid != self.pilot_uid:
+                log.debug("%s belongs to uid %d: left as it is", where, info.st_uid)
+            elif (info.st_dev, info.st_ino) in self.keep:
+                log.warning("%s in the work directory is one of the pilot's own credentials: "
+                            "not opened to %s, but the payload may rename or replace it "
+                            "there; keep it outside the work directory",
+                            where, self.account.name)
+            elif stat.S_ISDIR(info.st_mode):
+                self._open_dir(where, fd, info)
+            elif stat.S_ISREG(info.st_mode):
+                access = _read_raw(_fd_path(fd), _ACCESS)
+                if not _may(info, _Acl.from_xattr(access) if access else None,
+                            self.account.uid, self.groups, _needed(info)):
+                    self._open_file(where, fd, info, access)
+        finally:
+            os.close(fd)
+
+    def _record(self, relpath: str, fd: int, info: os.stat_result,
+                access: Optional[bytes] = None, read: bool = True) -> PathChange:
         change = PathChange(relpath, info.st_dev, info.st_ino, stat.S_IMODE(info.st_mode),
-                            _read_raw(_fd_path(fd), _ACCESS),
+                            _read_raw(_fd_path(fd), _ACCESS) if read else access,
                             _read_raw(_fd_path(fd), _DEFAULT)
                             if stat.S_ISDIR(info.st_mode) else None)
         self.changes.append(change)
@@ -362,7 +436,7 @@ class _Builder:
 
     def _open_dir(self, relpath: str, fd: int, info: os.stat_result) -> None:
         change = self._record(relpath, fd, info)
-        where = self.workdir / relpath
+        where = os.path.join(self.workdir, relpath)
         if self.mode == WORLD:
             _chmod(fd, change.mode | 0o077, where)
             return
@@ -380,18 +454,20 @@ class _Builder:
         _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
         _write(_fd_path(fd), _DEFAULT, default.to_xattr(), where)
 
-    def _open_file(self, relpath: str, fd: int, info: os.stat_result) -> None:
-        change = self._record(relpath, fd, info)
-        where = self.workdir / relpath
+    def _open_file(self, relpath: str, fd: int, info: os.stat_result,
+                   access_acl: Optional[bytes]) -> None:
+        """Give the target read (and execute) on one file whose access ACL, as read just
+        before, is ``access_acl``."""
+        change = self._record(relpath, fd, info, access_acl, read=False)
         execute = bool(change.mode & 0o111)
         if self.mode == WORLD:
-            _chmod(fd, change.mode | 0o044 | (0o011 if execute else 0), where)
+            _chmod(fd, change.mode | 0o044 | (0o011 if execute else 0), self.workdir / relpath)
             return
         access = (_Acl.from_xattr(change.access_acl) if change.access_acl
                   else _Acl.from_mode(info.st_mode))
         access.add_user(self.account.uid, _R | (_X if execute else 0))
         access.recompute_mask()
-        _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
+        _write(_fd_path(fd), _ACCESS, access.to_xattr(), os.path.join(self.workdir, relpath))
 
 
 def _identities(paths: Iterable[Path]) -> Set[Tuple[int, int]]:
@@ -487,7 +563,7 @@ def _read_acl(path: str, name: str) -> Optional[_Acl]:
     return _Acl.from_xattr(raw) if raw else None
 
 
-def _write(path: str, name: str, blob: bytes, shown: Path) -> None:
+def _write(path: str, name: str, blob: bytes, shown: "Union[Path, str]") -> None:
     try:
         os.setxattr(path, name, blob)
     except OSError as error:
@@ -496,7 +572,7 @@ def _write(path: str, name: str, blob: bytes, shown: Path) -> None:
         raise SandboxError(f"cannot set an ACL on {shown}: {error.strerror}") from None
 
 
-def _chmod(fd: int, mode: int, shown: Path) -> None:
+def _chmod(fd: int, mode: int, shown: "Union[Path, str]") -> None:
     try:
         os.chmod(_fd_path(fd), mode)
     except OSError as error:
@@ -508,6 +584,12 @@ def _groups_of(account: Account) -> Sequence[int]:
         return os.getgrouplist(account.name, account.gid)
     except OSError:
         return [account.gid]
+
+
+def _mode_lets(info: os.stat_result, groups: Sequence[int], want: int) -> bool:
+    """May someone not the owner, in ``groups``, do ``want`` by the mode bits alone?"""
+    bits = info.st_mode >> 3 if info.st_gid in groups else info.st_mode
+    return bits & want == want
 
 
 def _needed(info: os.stat_result) -> int:

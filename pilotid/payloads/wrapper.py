@@ -44,6 +44,7 @@ printable ASCII, else bash's ``$'...'`` with ``\\xHH`` escapes, so the script st
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import re
@@ -68,6 +69,11 @@ WRAPPER_ERRORS = ("marker", "proxy", "workdir", "egg-cache", "setup", "interrupt
 """The reasons an ``error=`` marker line can give: which step of the wrapper failed, or
 ``interrupted`` when TERM/INT/HUP arrived before the payload started (``signal=`` says
 which)."""
+
+LEFTOVER_ROUNDS = 100
+"""How many times the wrapper looks for, and kills, processes the payload left behind
+(each round kills the pilot's adopted children of the wrapper's account; their children
+are adopted when they die, for the next round)."""
 
 EGG_CACHE_PREFIX = "pilotid-egg-"
 """Name prefix of the egg cache directories the wrapper creates under its base."""
@@ -127,6 +133,13 @@ class WrapperSpec:
     ``SandboxGrant.payload_umask(queue umask)``, 0 in the sandbox's world mode.  The marker
     must not exist yet and must be in a directory the target may write (the work
     directory); the wrapper refuses to run otherwise.
+
+    ``reaper_pid`` is the pilot's PID where the pilot switched identity and made itself
+    a child subreaper (``PR_SET_CHILD_SUBREAPER``): whatever the payload left running
+    (a ``nohup`` child, a double-forked daemon in a session of its own) is then the
+    pilot's child once its parent has gone, and the wrapper, after the payload, kills
+    every child of that PID running as its own account (see ``LEFTOVER_ROUNDS``).
+    ``None``: no switch (the wrapper runs as the pilot), nothing of the kind.
     """
 
     command: PayloadCommand
@@ -137,6 +150,7 @@ class WrapperSpec:
     umask: int = 0o022
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - fixed base by design, never $TMPDIR
     extra_deny: Tuple[str, ...] = ()
+    reaper_pid: Optional[int] = None
 
 
 def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
@@ -146,8 +160,15 @@ def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
     whole name: ``USER`` denies ``USER`` only, never ``ATLAS_USER_AREA``; ``OIDC_*`` denies
     ``OIDC_TOKEN`` but not ``MY_OIDC``.
     """
-    return any(fnmatch.fnmatchcase(name, pattern)
-               for pattern in (*DENIED_VARIABLES, *extra_deny))
+    return bool(_deny_pattern(tuple(extra_deny)).fullmatch(name))
+
+
+@functools.lru_cache(maxsize=32)
+def _deny_pattern(extra_deny: Tuple[str, ...]) -> "re.Pattern[str]":
+    """The deny-list and ``extra_deny`` as one compiled pattern: one match per name instead
+    of one ``fnmatch`` per entry (a hundred entries, for every variable of every job)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})"
+                               for p in (*DENIED_VARIABLES, *extra_deny)))
 
 
 def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = ()) -> Dict[str, str]:
@@ -158,11 +179,11 @@ def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = ()) -
     (``BASH_FUNC_*`` names, values starting ``() {``) and values holding a NUL byte.  Names
     are logged at debug level, values never (they may be secrets).
     """
-    extra = tuple(extra_deny)
+    denied = _deny_pattern(tuple(extra_deny))
     kept: Dict[str, str] = {}
     dropped: List[str] = []
     for name, value in env.items():
-        if (not _IDENTIFIER.fullmatch(name) or is_denied(name, extra) or "\0" in value
+        if (not _IDENTIFIER.fullmatch(name) or denied.fullmatch(name) or "\0" in value
                 or _FUNCTION_VALUE.match(value)):
             dropped.append(name)
         else:
@@ -237,7 +258,11 @@ def render_wrapper(spec: WrapperSpec) -> str:
 
     proxy = bash_quote(str(spec.handover.payload_proxy))
     umask = f"{spec.umask:04o}"
-    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))]
+    if spec.reaper_pid is not None and not (isinstance(spec.reaper_pid, int)
+                                            and spec.reaper_pid > 1):
+        raise ValueError(f"WrapperSpec.reaper_pid must be a PID above 1, not {spec.reaper_pid}")
+    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))
+             .replace("@REAPER@", "" if spec.reaper_pid is None else str(spec.reaper_pid))]
     if spec.handover.from_stdin:
         lines.append(_PROXY_FROM_STDIN.replace("@PROXY@", proxy))
     lines.append("builtin set +C")
@@ -346,23 +371,56 @@ _PROLOGUE = f"""\
 # trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=@MARKER@
+_pilotid_reaper=@REAPER@
 _pilotid_marker_fd=
 _pilotid_egg=
 _pilotid_payload_pid=
+_pilotid_reaped=0
 _pilotid_interrupted=0
 _pilotid_phase=start
 
 _pilotid_note() {{
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }}
+_pilotid_reap() {{
+  # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
+  # children now; those of this account are the payload's.  Their own children become
+  # the pilot's in turn when they die: go round until none is left.
+  [ -n "$_pilotid_reaper" ] && [ -n "$_pilotid_payload_pid" ] && [ "$_pilotid_reaped" = 0 ] ||
+    builtin return 0
+  _pilotid_reaped=1
+  local round found children pid key value state uid pids
+  for ((round = 0; round < {LEFTOVER_ROUNDS}; round++)); do
+    found=0
+    for children in /proc/"$_pilotid_reaper"/task/*/children; do
+      pids=()
+      builtin read -r -a pids 2>/dev/null <"$children" || :
+      for pid in "${{pids[@]}}"; do
+        state= uid=
+        while builtin read -r key value _; do
+          case $key in State:) state=$value ;; Uid:) uid=$value; builtin break ;; esac
+        done 2>/dev/null <"/proc/$pid/status"
+        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ]; then
+          builtin kill -s KILL "$pid" 2>/dev/null && found=1
+        fi
+      done
+    done
+    [ "$found" = 1 ] || builtin break
+  done
+}}
 _pilotid_cleanup() {{
   if [ "$_pilotid_phase" = setup ]; then
     _pilotid_phase=failed
     _pilotid_note error setup
   fi
+  _pilotid_reap
   if [ -n "$_pilotid_egg" ]; then
-    builtin command -p chmod -R u+rwx -- "$_pilotid_egg" 2>/dev/null
-    builtin command -p rm -rf -- "$_pilotid_egg"
+    # chmod only where the payload left something rm cannot remove: one program, not two
+    builtin command -p rm -rf -- "$_pilotid_egg" 2>/dev/null
+    if [ -e "$_pilotid_egg" ]; then
+      builtin command -p chmod -R u+rwx -- "$_pilotid_egg" 2>/dev/null
+      builtin command -p rm -rf -- "$_pilotid_egg"
+    fi
     _pilotid_egg=
   fi
 }}
@@ -404,14 +462,20 @@ _pilotid_traps"""
 
 _PROXY_FROM_STDIN = """\
 # The user's proxy arrives on standard input: store it as a new file of this account.
+# Read by the shell itself (a PEM proxy is text: no NUL), never exported; umask 077 in
+# this shell, no subshell: the umask is set again before anything else.
 _pilotid_proxy=@PROXY@
-if ! ( builtin umask 077 && builtin command -p cat >"$_pilotid_proxy" ); then
+builtin umask 077
+_pilotid_pem=
+IFS= builtin read -r -d '' _pilotid_pem
+if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
   _pilotid_fail proxy "cannot store the proxy from standard input as $_pilotid_proxy \
 (it exists already, or the directory is not writable by uid $EUID)"
 fi
 # A default ACL on the directory overrides the umask: make the mode exactly 0600.
 builtin command -p chmod 600 -- "$_pilotid_proxy" ||
   _pilotid_fail proxy "cannot make $_pilotid_proxy mode 0600"
+builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
 builtin exec </dev/null"""
 
@@ -422,8 +486,14 @@ builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
 builtin umask @UMASK@
 
-# A fresh egg cache, named from /dev/urandom now; mkdir without -p: never reused.
-_pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
+# A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
+# reused.  bash 5.1+ reads getrandom(2) for each $SRANDOM (assignments to it are ignored):
+# four of them make the 32 digits without starting od.
+if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+  builtin printf -v _pilotid_random '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
+else
+  _pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
+fi
 _pilotid_random=${_pilotid_random//[!0-9a-f]/}
 [ "${#_pilotid_random}" -eq 32 ] ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"

@@ -8,6 +8,7 @@ credential source, the switcher and the payload adapter are fakes.  Runs as any 
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, List, Optional
+from unittest import mock
 
 import pytest
 
@@ -319,16 +321,19 @@ def test_each_run_appends_one_accounting_line(proxy_pem, workdir, tmp_path):
     assert [r["outcome"] for r in accounting(workdir)] == ["succeeded", "succeeded"]
 
 
-def test_payload_log_behind_a_symlink_is_refused_and_its_target_untouched(credential,
-                                                                          workdir, tmp_path):
-    """A payload of an earlier job in the same work directory may have planted one."""
+def test_payload_log_behind_a_symlink_is_moved_aside_and_its_target_untouched(credential,
+                                                                             workdir, tmp_path):
+    """A payload of an earlier job in the same work directory may have planted one: it is
+    kept for inspection under another name, and the job logs to a new file."""
     victim = tmp_path / "pilot-file"
     victim.write_text("the pilot's\n")
     (workdir / "pilotid-4242.stdout").symlink_to(victim)
-    result = make_launcher(credential, sh("echo should-not-land")).run(JOB, workdir)
-    assert result.outcome == "setup_failed"
-    assert result.error_code == 22 and "pilotid-4242.stdout" in result.error
+    result = make_launcher(credential, sh("echo landed")).run(JOB, workdir)
+    assert result.outcome == "succeeded"
     assert victim.read_text() == "the pilot's\n"
+    assert result.stdout.read_text() == "landed\n" and not result.stdout.is_symlink()
+    [aside] = workdir.glob("pilotid-4242.stdout.planted-*")
+    assert aside.is_symlink() and os.readlink(aside) == str(victim)
     assert_cleaned_up(workdir, credential)
 
 
@@ -340,13 +345,42 @@ def test_fifo_the_payload_left_as_accounting_file_does_not_block_the_pilot(crede
         JOB, workdir)  # would block for ever opening the FIFO
     assert result.outcome == "succeeded"
     assert json.loads(queue_file.read_text())["outcome"] == "succeeded"
+    assert [r["outcome"] for r in accounting(workdir)] == ["succeeded"]
+    [aside] = workdir.glob("accounting.jsonl.planted-*")
+    assert stat.S_ISFIFO(aside.lstat().st_mode)
 
 
-def test_fifo_as_payload_log_is_refused(credential, workdir):
+def test_fifo_as_payload_log_is_moved_aside(credential, workdir):
     os.mkfifo(workdir / "pilotid-4242.stderr")
-    result = make_launcher(credential, ["/bin/true"]).run(JOB, workdir)
+    result = make_launcher(credential, sh("echo oops >&2")).run(JOB, workdir)
+    assert result.outcome == "succeeded"
+    assert result.stderr.read_text() == "oops\n"
+    [aside] = workdir.glob("pilotid-4242.stderr.planted-*")
+    assert stat.S_ISFIFO(aside.lstat().st_mode)
+
+
+def test_queue_accounting_file_behind_a_symlink_is_refused(credential, workdir, tmp_path):
+    """Only the work directory's own file is moved aside; the queue's is the site's."""
+    victim = tmp_path / "pilot-file"
+    victim.write_text("the pilot's\n")
+    queue_file = tmp_path / "queue-accounting.jsonl"
+    queue_file.symlink_to(victim)
+    result = make_launcher(credential, ["/bin/true"], accounting_file=queue_file).run(
+        JOB, workdir)
+    assert result.outcome == "succeeded"
+    assert victim.read_text() == "the pilot's\n" and queue_file.is_symlink()
+    assert [r["outcome"] for r in accounting(workdir)] == ["succeeded"]
+
+
+def test_payload_log_that_cannot_be_created_is_a_workdir_error(credential, workdir):
+    """Nothing planted: a work directory the pilot can no longer write into."""
+    launcher = make_launcher(credential, ["/bin/true"])
+    with mock.patch("pilotid.launcher._open_append",
+                    side_effect=OSError(errno.ENOSPC, "No space left on device")):
+        result = launcher.run(JOB, workdir)
     assert (result.outcome, result.error_code) == ("setup_failed", 22)
-    assert "pilotid-4242.stderr" in result.error
+    assert "pilotid-4242.stdout" in result.error and "No space" in result.error
+    assert not list(workdir.glob("*.planted-*"))
 
 
 # --- each failure class and its outcome -----------------------------------------------------
@@ -525,19 +559,18 @@ def test_sigterm_to_the_pilot_stops_the_payload_and_is_interrupted(credential, w
 
 
 def test_sigterm_before_the_payload_starts_stops_the_job_there(credential, workdir):
-    """SIGTERM while the work directory is being prepared: never the default (death of
-    the pilot half-way); the payload is not started and everything is cleaned up."""
-    class SignalledSource(StaticCredentialSource):
-        def fetch(self, request):
+    """SIGTERM while the target is being probed: never the default (death of the pilot
+    half-way); the payload is not started and everything is cleaned up."""
+    class SignalledSwitcher(RecordingSwitcher):
+        def probe(self, credential):
             os.kill(os.getpid(), signal.SIGTERM)  # delivered in the main thread, right here
-            return super().fetch(request)
+            return super().probe(credential)
 
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
-        switcher = RecordingSwitcher()
-        result = make_launcher(credential, ["/bin/true"], switcher=switcher,
-                               source=SignalledSource(credential)).run(JOB, workdir)
+        switcher = SignalledSwitcher()
+        result = make_launcher(credential, ["/bin/true"], switcher=switcher).run(JOB, workdir)
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == []  # the launcher's handler had it, not the one before
@@ -546,6 +579,34 @@ def test_sigterm_before_the_payload_starts_stops_the_job_there(credential, workd
     assert switcher.called("launch") == []
     assert accounting(workdir)[0]["outcome"] == "interrupted"
     assert_cleaned_up(workdir, credential)
+
+
+def test_sigterm_during_the_credential_fetch_stops_it_there(credential, workdir):
+    """A credential server that does not answer: a signal ends the wait for it at once,
+    rather than when the fetch gives up."""
+    fetched = []
+
+    class HangingSource(StaticCredentialSource):
+        def fetch(self, request):
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered in the main thread, right here
+            time.sleep(30)
+            fetched.append(request)
+            return super().fetch(request)
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    started = time.monotonic()
+    try:
+        switcher = RecordingSwitcher()
+        result = make_launcher(credential, ["/bin/true"], switcher=switcher,
+                               source=HangingSource(credential)).run(JOB, workdir)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert time.monotonic() - started < 10
+    assert (result.outcome, result.error_code) == ("interrupted", 73)
+    assert "while fetching the credential" in result.error
+    assert fetched == [] and switcher.called("probe") == []
+    assert accounting(workdir)[0]["outcome"] == "interrupted"
+    assert not (workdir / PRIVATE_DIR_NAME).exists()
 
 
 def test_second_signal_while_the_payload_is_stopped_does_not_escape(credential, workdir):

@@ -227,7 +227,7 @@ def test_script_steps_come_in_the_documented_order(run):
     script = render_wrapper(run.spec(from_stdin=True, env={"SOME_VAR": "1"},
                                      additions=(("ADDED", "2"),), setup=("true",)))
     steps = ["builtin set -u", "builtin set -C", "exec {_pilotid_marker_fd}>", "uid=%s",
-             "command -p cat >", "builtin exec </dev/null", "export SOME_VAR=1",
+             "builtin read -r -d '' _pilotid_pem", "builtin exec </dev/null", "export SOME_VAR=1",
              "export ADDED=2", "export X509_USER_PROXY=", "builtin cd -P --", "builtin umask 0022",
              "/dev/urandom", "mkdir -m 700 --", "export PYTHON_EGG_CACHE=", "builtin eval true",
              "builtin wait", "_pilotid_note status", "builtin exit \"$_pilotid_status\""]
@@ -243,8 +243,8 @@ def test_egg_cache_is_never_made_with_mkdir_p_nor_under_tmpdir(run):
 
 
 def test_proxy_is_read_from_stdin_only_when_the_handover_says_so(run):
-    assert "command -p cat" not in render_wrapper(run.spec(from_stdin=False))
-    assert "command -p cat" in render_wrapper(run.spec(from_stdin=True))
+    assert "_pilotid_pem" not in render_wrapper(run.spec(from_stdin=False))
+    assert "_pilotid_pem" in render_wrapper(run.spec(from_stdin=True))
 
 
 def test_umask_is_written_in_octal(run):

@@ -1,0 +1,378 @@
+"""pilotid's benchmarks against the real peers, in one run: prints a table of ratios.
+
+Not part of ``make test``.  Run as root on a node prepared by ``tests/system/setup-node.sh``
+(the pilot account ``pilotid-pilot`` may ``sudo -n -u pilotid-alice``)::
+
+    sudo PYTHONPATH=. /opt/pilotid-test/venv/bin/python benchmarks/run.py
+
+Everything pilotid is compared with is timed by the same process, the pilot's
+(``benchmarks/pilot_side.py``, started as ``pilotid-pilot``), side by side and alternating
+round by round; each figure is the median of ``--rounds`` (at least 15):
+
+switch overhead
+    a ``/bin/true`` payload (a ``runAthena`` transformation whose ``#!`` line is
+    ``/bin/true``) through the whole launcher: proxy check and copy, probe, wrapper, ACL
+    grant, switch, reclaim, accounting, in a fresh work directory each time; against bare
+    ``sudo -n -u pilotid-alice /bin/bash -c true``.  The same with the no-op switcher
+    against bare ``/bin/bash -c true``.  Also ``pilotid run`` as a new process (the CLI,
+    interpreter start-up included), for information.
+sandbox grant
+    ``grant_target_access`` on a work directory of ``--files`` staged-in files (100 per
+    directory; 90% mode 0644, 5% 0755, 5% 0600: mostly already readable) against
+    ``setfacl -R -m u:pilotid-alice:rwX`` and ``chmod -R go+rwx`` on the same tree, put
+    back between runs (untimed).
+concurrency
+    ``--concurrency`` ``pilotid run`` processes started at once through the sudo switcher
+    (all must succeed) against as many bare ``sudo ... /bin/bash -c true`` at once.
+MyProxy GET
+    ``benchmarks/myproxy_get.py`` (its own alternating medians), its pilotid and
+    myproxy-logon rows.
+
+Targets (issue 6): pilotid's switch at most 1.5x the bare one; the grant at most 0.5x
+``setfacl -R``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pilotid.identity.credfile import write_private  # noqa: E402
+from pilotid.identity.testca import TestCA, make_proxy  # noqa: E402
+from tests.system import node  # noqa: E402
+
+ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
+SUDO_BARE = ["sudo", "-n", "-u", node.ALICE, "/bin/bash", "-c", "true"]
+BASH_BARE = ["/bin/bash", "-c", "true"]
+#: The programs pilotid's design runs for a /bin/true payload, bare: the probe's sudo, then
+#: sudo starting bash, which makes and removes the egg cache, fixes the proxy's mode and
+#: runs the payload as a child.
+_FLOOR_SCRIPT = ('d=/tmp/pilotid-floor-$$-$RANDOM; f=/tmp/pilotid-floor-$$-$RANDOM.pem; '
+                 ': >"$f"; mkdir -m 700 "$d" && chmod 600 "$f" && (exec /bin/true); '
+                 'rm -rf "$d" "$f"')
+SUDO_FLOOR = [["sudo", "-n", "-u", node.ALICE, "/bin/true"],
+              ["sudo", "-n", "-u", node.ALICE, "/bin/bash", "-c", _FLOOR_SCRIPT]]
+NOOP_FLOOR = [["/bin/bash", "-c", _FLOOR_SCRIPT]]
+
+
+class PilotSide:
+    """``pilot_side.py`` running as the pilot account, driven one request at a time."""
+
+    def __init__(self, python: str, site: Path, config: dict) -> None:
+        script = Path(config["scratch"]).parent / "pilot_side.py"
+        shutil.copy(Path(__file__).with_name("pilot_side.py"), script)
+        script.chmod(0o644)
+        self.process = node.popen_as(
+            node.PILOT, [python, str(script), json.dumps(config)],
+            env={"PYTHONPATH": str(site)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+
+    def ask(self, **request) -> dict:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the pilot side died; see its stderr above")
+        answer = json.loads(line)
+        if "exception" in answer:
+            raise RuntimeError(f"pilot side, {request['op']}: {answer['exception']}")
+        return answer
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def own(path: Path, mode: int) -> None:
+    """Give ``path`` to the pilot account with ``mode``."""
+    pilot = node.account(node.PILOT)
+    os.chown(path, pilot.uid, pilot.gid)
+    os.chmod(path, mode)
+
+
+def prepare(base: Path) -> dict:
+    """The pilot's files under ``base``: proxy, grid-mapfile, queues, transformation, job."""
+    pilot_dir = base / "pilot"
+    pilot_dir.mkdir()
+    own(pilot_dir, 0o755)
+    ca = TestCA()
+    proxy = write_private(pilot_dir / "x509up_alice", make_proxy(ca.issue(ALICE_DN), hours=24))
+    own(proxy, 0o600)
+    mapfile = pilot_dir / "grid-mapfile"
+    mapfile.write_text(f'"{ALICE_DN}" {node.ALICE}\n')
+    trf = pilot_dir / "trf"
+    trf.mkdir()
+    (trf / "runAthena").write_text("#!/bin/true\n")  # the payload: /bin/true
+    (trf / "runAthena").chmod(0o755)
+    queue = {"credential_source": "file", "proxy_file": str(proxy),
+             "grid_mapfile": str(mapfile), "transformation_dirs": [str(trf)]}
+    queues = pilot_dir / "queues.json"
+    queues.write_text(json.dumps({"queues": {
+        "BENCH_SUDO": dict(queue, switcher="sudo"),
+        "BENCH_NOOP": dict(queue, switcher="noop")}}))
+    job = {"PandaID": 6000001, "transformation": "runAthena-00-00-11", "jobPars": "",
+           "prodUserID": ALICE_DN, "prodSourceLabel": "user"}
+    (pilot_dir / "job.json").write_text(json.dumps(job))
+    scratch = pilot_dir / "scratch"
+    scratch.mkdir()
+    own(scratch, 0o755)
+    for path in (mapfile, queues, pilot_dir / "job.json"):
+        path.chmod(0o644)
+    return {"queues": str(queues), "job": job, "scratch": str(scratch),
+            "log": str(pilot_dir / "pilot.log"), "job_file": str(pilot_dir / "job.json")}
+
+
+def alternate(rounds: int, runners: Dict[str, Callable[[], float]]) -> Dict[str, float]:
+    """Run each runner once per round, in turn; return the median per runner (ms)."""
+    for run in runners.values():  # warm-up: imports, page cache, sudo's first lookups
+        run()
+    times: Dict[str, List[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            times[name].append(run())
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def timed_command(side: PilotSide, argv: List[str]) -> Callable[[], float]:
+    def run() -> float:
+        answer = side.ask(op="command", argv=argv)
+        if answer["returncode"] != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {answer['returncode']}: "
+                               f"{answer['stderr']}")
+        return answer["ms"]
+    return run
+
+
+def timed_commands(side: PilotSide, argvs: List[List[str]]) -> Callable[[], float]:
+    def run() -> float:
+        answer = side.ask(op="commands", argvs=argvs)
+        if answer["returncode"] != 0:
+            raise RuntimeError(f"{argvs} failed with status {answer['returncode']}")
+        return answer["ms"]
+    return run
+
+
+def timed_launch(side: PilotSide, queue: str) -> Callable[[], float]:
+    def run() -> float:
+        answer = side.ask(op="launch", queue=queue)
+        if answer["outcome"] != "succeeded":
+            raise RuntimeError(f"launch on {queue}: {answer['outcome']} "
+                               f"(error code {answer['error_code']}): {answer['error']}")
+        return answer["ms"]
+    return run
+
+
+class Table:
+    """The rows of the result table: (what, pilotid, baseline, ratio, target)."""
+
+    def __init__(self) -> None:
+        self.rows: List[tuple] = []
+
+    def add(self, what: str, ours: str, theirs: str, ratio: Optional[float],
+            target: Optional[float] = None) -> None:
+        verdict = ""
+        if target is not None and ratio is not None:
+            verdict = f"<= {target}x: {'met' if ratio <= target else 'NOT met'}"
+        self.rows.append((what, ours, theirs, "" if ratio is None else f"{ratio:.2f}x",
+                          verdict))
+
+    def markdown(self) -> str:
+        head = ("| measurement | pilotid | baseline | ratio | target |\n"
+                "|---|---|---|---|---|\n")
+        return head + "".join("| " + " | ".join(row) + " |\n" for row in self.rows)
+
+
+def switch_rows(side: PilotSide, python: str, config: dict, rounds: int,
+                table: Table) -> None:
+    cli = [python, "-m", "pilotid", "run", "--queues", config["queues"], "--queue",
+           "BENCH_SUDO", "--job", config["job_file"], "--workdir", config["scratch"] + "/cli",
+           "--json"]
+    medians = alternate(rounds, {
+        "sudo": timed_launch(side, "BENCH_SUDO"),
+        "bare-sudo": timed_command(side, SUDO_BARE),
+        "noop": timed_launch(side, "BENCH_NOOP"),
+        "bare-bash": timed_command(side, BASH_BARE),
+        "sudo-floor": timed_commands(side, SUDO_FLOOR),
+        "noop-floor": timed_commands(side, NOOP_FLOOR),
+    })
+    table.add("switch: /bin/true through the launcher, sudo switcher vs bare `sudo -n -u "
+              "pilotid-alice /bin/bash -c true`", f"{medians['sudo']:.1f} ms",
+              f"{medians['bare-sudo']:.1f} ms", medians["sudo"] / medians["bare-sudo"], 1.5)
+    table.add("switch: /bin/true through the launcher, no-op switcher vs bare "
+              "`/bin/bash -c true`", f"{medians['noop']:.1f} ms",
+              f"{medians['bare-bash']:.1f} ms", medians["noop"] / medians["bare-bash"], 1.5)
+    table.add("switch: sudo switcher vs the programs its design runs, bare (probe `sudo "
+              "/bin/true`, then sudo bash running mkdir, chmod, the payload, rm)",
+              f"{medians['sudo']:.1f} ms", f"{medians['sudo-floor']:.1f} ms",
+              medians["sudo"] / medians["sudo-floor"])
+    table.add("switch: no-op switcher vs the programs its design runs, bare (bash running "
+              "mkdir, chmod, the payload, rm)", f"{medians['noop']:.1f} ms",
+              f"{medians['noop-floor']:.1f} ms", medians["noop"] / medians["noop-floor"])
+    # the CLI, a new interpreter per job (for information: no target)
+    workdir = Path(config["scratch"]) / "cli"
+
+    def cli_run() -> float:
+        workdir.mkdir()
+        own(workdir, 0o700)
+        try:
+            answer = side.ask(op="command", argv=cli)
+        finally:
+            shutil.rmtree(workdir)
+        if answer["returncode"] != 0:
+            raise RuntimeError(f"pilotid run exited {answer['returncode']}: {answer['stderr']}")
+        return answer["ms"]
+
+    medians = alternate(rounds, {"cli": cli_run, "bare-sudo": timed_command(side, SUDO_BARE)})
+    table.add("switch: `pilotid run` CLI (new interpreter per job), sudo switcher vs bare sudo",
+              f"{medians['cli']:.1f} ms", f"{medians['bare-sudo']:.1f} ms",
+              medians["cli"] / medians["bare-sudo"])
+
+
+def grant_rows(side: PilotSide, base: Path, files: int, rounds: int, table: Table) -> None:
+    tree = base / "pilot" / "scratch" / "staged"
+    made = side.ask(op="tree", path=str(tree), files=files, per_dir=100)
+
+    def pilotid() -> float:
+        return side.ask(op="grant", path=str(tree), account=node.ALICE)["ms"]
+
+    def reset_after(run: Callable[[], float]) -> Callable[[], float]:
+        def wrapped() -> float:
+            try:
+                return run()
+            finally:
+                side.ask(op="reset", path=str(tree))
+        return wrapped
+
+    medians = alternate(rounds, {
+        "pilotid": reset_after(pilotid),
+        "setfacl": reset_after(timed_command(
+            side, ["setfacl", "-R", "-m", f"u:{node.ALICE}:rwX", str(tree)])),
+        "chmod": reset_after(timed_command(side, ["chmod", "-R", "go+rwx", str(tree)])),
+    })
+    what = f"grant: work dir of {made['objects'] - 1:,} objects (mostly readable)"
+    table.add(f"{what}, pilotid vs `setfacl -R -m u:pilotid-alice:rwX`",
+              f"{medians['pilotid']:.0f} ms", f"{medians['setfacl']:.0f} ms",
+              medians["pilotid"] / medians["setfacl"], 0.5)
+    table.add(f"{what}, pilotid vs `chmod -R go+rwx`", f"{medians['pilotid']:.0f} ms",
+              f"{medians['chmod']:.0f} ms", medians["pilotid"] / medians["chmod"])
+    shutil.rmtree(tree)
+
+
+def concurrency_rows(side: PilotSide, python: str, config: dict, n: int,
+                     rounds: int, table: Table) -> None:
+    cli = [python, "-m", "pilotid", "run", "--queues",
+           config["queues"], "--queue", "BENCH_SUDO", "--job", config["job_file"],
+           "--workdir", "{workdir}", "--json"]
+    failures: List[str] = []
+
+    def pilotid() -> float:
+        answer = side.ask(op="concurrent", n=n, argv=cli)
+        bad = [o for o in answer["outcomes"] if o != "succeeded"]
+        if bad:
+            failures.extend(bad)
+            raise RuntimeError(f"{len(bad)} of {n} concurrent jobs did not succeed: {bad[:3]}")
+        return answer["ms"]
+
+    def bare() -> float:
+        answer = side.ask(op="concurrent", n=n, argv=SUDO_BARE)
+        if any(answer["returncodes"]):
+            raise RuntimeError(f"bare sudo failed: {answer['returncodes']}")
+        return answer["ms"]
+
+    medians = alternate(rounds, {"pilotid": pilotid, "bare": bare})
+    table.add(f"concurrency: {n} `pilotid run` at once (sudo switcher, {os.cpu_count()} "
+              f"cores), all succeeded ({n * (rounds + 1)} jobs); vs {n} bare sudo at once",
+              f"{medians['pilotid']:.0f} ms = {n / medians['pilotid'] * 1000:.1f} jobs/s",
+              f"{medians['bare']:.0f} ms = {n / medians['bare'] * 1000:.1f} /s",
+              medians["pilotid"] / medians["bare"])
+
+
+def myproxy_rows(rounds: int, table: Table) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "myproxy_get.py"), "--rounds", str(rounds)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+        timeout=1800)
+    if done.returncode != 0:
+        table.add("MyProxy GET (benchmarks/myproxy_get.py)", "failed", done.stderr[-200:], None)
+        return
+    found = dict(re.findall(r"^  (\S+)\s+([0-9.]+) ms$", done.stdout, re.MULTILINE))
+    ours, theirs = float(found["pilotid"]), float(found["myproxy-logon"])
+    table.add("MyProxy GET, trusted retrieval, fresh 2048-bit key: pilotid vs "
+              "`myproxy-logon` (benchmarks/myproxy_get.py)", f"{ours:.1f} ms",
+              f"{theirs:.1f} ms", ours / theirs, 0.5)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    sudo = subprocess.run(["sudo", "-V"], capture_output=True, text=True).stdout.splitlines()
+    return (f"{platform.node()}: {os.cpu_count()} x {cpu}, Linux {platform.release()}, "
+            f"Python {platform.python_version()}, {sudo[0] if sudo else 'sudo ?'}, "
+            f"{datetime.date.today().isoformat()}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per figure (>= 15)")
+    parser.add_argument("--files", type=int, default=100_000,
+                        help="staged-in files for the grant benchmark")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--only", choices=("switch", "grant", "concurrency", "myproxy"),
+                        action="append", help="run only these parts (repeatable)")
+    args = parser.parse_args(argv)
+    reason = node.missing_prerequisite()
+    if reason:
+        parser.error(reason)
+    rounds = max(15, args.rounds)
+    parts = args.only or ["switch", "grant", "concurrency", "myproxy"]
+    base = node.make_shared_dir("pilotid-bench-")
+    table = Table()
+    side = None
+    try:
+        site = node.install_pilot_copy(base)
+        config = prepare(base)
+        python = sys.executable
+        side = PilotSide(python, site, config)
+        if "switch" in parts:
+            switch_rows(side, python, config, rounds, table)
+        if "grant" in parts:
+            grant_rows(side, base, args.files, rounds, table)
+        if "concurrency" in parts:
+            concurrency_rows(side, python, config, args.concurrency, rounds, table)
+        if "myproxy" in parts:
+            myproxy_rows(rounds, table)
+    finally:
+        if side is not None:
+            side.close()
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"pilotid benchmarks, medians of {rounds} alternating rounds")
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join(['python', 'benchmarks/run.py', *(argv or sys.argv[1:])])}")
+    print()
+    print(table.markdown(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,492 @@
+"""Fault injection: every row of docs/faults.rst, provoked for real, one test each.
+
+Whole jobs through ``pilotid run`` as the unprivileged pilot (tests/security/scene.py);
+the credential server rows go through tests/faults/pilot_driver.py (the same run, with a
+MyProxy client of short timeouts) against a scripted TLS server
+(tests/unit/fake_myproxy.py).  Every test checks the outcome and the pilot error code,
+then ``Scene.check_aftermath``: the payload's logs and outputs are still there and
+readable by the pilot, no copy of a credential is left outside the work directory, no
+process of the job is left, and the accounting record was written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from pilotid.identity.credfile import write_private
+from pilotid.identity.myproxy import ClientCredential, encode_chain
+from pilotid.identity.testca import make_proxy
+from tests.security.scene import JobRun, kill_all_with, own
+from tests.system import node
+from tests.unit.fake_myproxy import (
+    FakeMyProxyServer,
+    SilentListener,
+    error_handler,
+    signing_handler,
+    truncating_handler,
+)
+
+GLEXEC = "/opt/pilotid-test/glexec/sbin/glexec"
+GLEXEC_BROKEN = "/opt/pilotid-test/glexec/broken/sbin/glexec"
+FAST_MYPROXY = {"connect_timeout": 2, "read_timeout": 2, "retries": 0}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "faults.rst"
+
+
+def token() -> str:
+    return str(secrets.randbelow(9 * 10**11) + 10**11)
+
+
+def expect(run: JobRun, outcome: str, code: int, exit_code=None, signum=None) -> None:
+    assert run.result is not None, run.why()
+    assert (run.outcome, run.error_code) == (outcome, code), run.why()
+    if exit_code is not None:
+        assert run.result["exit_code"] == exit_code, run.why()
+    if signum is not None:
+        assert run.result["signal"] == signum, run.why()
+    assert run.returncode == min(code, 255), run.why()
+
+
+def payload(scene, body: str) -> None:
+    """The runAthena transformation: a bash script; ``$1`` is the job's token."""
+    scene.transformation("runAthena", "#!/bin/bash\nT=$1\n" + body + "\n")
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+# -- credential server ------------------------------------------------------------------
+
+@pytest.fixture
+def myproxy(scene, users):
+    """A scripted MyProxy server for the scene: ``myproxy.serve(handler)`` -> queue fields."""
+
+    class Lab:
+        trust = users.ca.write_trust_dir(scene.base / "certificates")
+        alice = ClientCredential.from_pem(
+            users.alice.certificate.public_bytes(_PEM) + _key_pem(users.alice.key))
+        servers: list = []
+
+        pilot_proxy = own(write_private(scene.home / "x509up_pilot_2048",
+                                        make_proxy(users.pilot)), node.PILOT, 0o600)
+
+        def serve(self, handler, host_dn="/CN=localhost", name="localhost") -> dict:
+            host = users.ca.issue(host_dn, server_name=name)
+            server = FakeMyProxyServer(host, handler)
+            self.servers.append(server)
+            return self.queue(server.port)
+
+        def queue(self, port: int) -> dict:
+            return {"credential_source": "myproxy", "proxy_file": None,
+                    "myproxy_server": "localhost", "myproxy_port": port}
+
+        def env(self) -> dict:
+            # OpenSSL's security level refuses 1024-bit keys for TLS: the scene's are
+            return {"X509_CERT_DIR": str(self.trust), "X509_USER_PROXY": str(self.pilot_proxy),
+                    "PILOTID_CREDENTIAL_CACHE": str(scene.home / f"cache-{token()}")}
+
+    for path in [Lab.trust, *Lab.trust.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    lab = Lab()
+    yield lab
+    for server in lab.servers:
+        server.close()
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+_PEM = serialization.Encoding.PEM
+
+
+def myproxy_job(scene, lab, queue: dict, **driver) -> JobRun:
+    payload(scene, "echo ran")
+    return scene.run(scene.job(credname="pilotcred"), env=lab.env(),
+                     driver=dict(FAST_MYPROXY, **driver), **queue)
+
+
+def test_credential_server_down(scene, myproxy):
+    with _closed_port() as port:
+        run = myproxy_job(scene, myproxy, myproxy.queue(port))
+    expect(run, "credential_failed", 35)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+class _closed_port:
+    """A loopback port nothing listens on."""
+
+    def __enter__(self) -> int:
+        import socket
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        return self.port
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def test_credential_server_never_answering(scene, myproxy):
+    silent = SilentListener()
+    try:
+        run = myproxy_job(scene, myproxy, myproxy.queue(silent.port))
+    finally:
+        silent.close()
+    expect(run, "credential_failed", 35)
+    assert run.seconds < 30
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_credential_server_refusing(scene, myproxy):
+    run = myproxy_job(scene, myproxy, myproxy.serve(error_handler("authentication failed")))
+    expect(run, "credential_failed", 36)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_credential_server_unknown_credential(scene, myproxy):
+    run = myproxy_job(scene, myproxy, myproxy.serve(error_handler(
+        'No credentials exist with username "alice" and credential name "pilotcred".')))
+    expect(run, "credential_failed", 36)
+    assert "No credentials exist" in run.result["error"]
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def _expired_handler(signer: ClientCredential):
+    """A GET that hands out a proxy which expired an hour ago."""
+
+    def handle(session) -> None:
+        session.reply(0)
+        csr = x509.load_der_x509_csr(session.recv_der())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.Name([*signer.certificate.subject,
+                             x509.NameAttribute(NameOID.COMMON_NAME, "proxy")])
+        proxy = (x509.CertificateBuilder().subject_name(subject)
+                 .issuer_name(signer.certificate.subject).public_key(csr.public_key())
+                 .serial_number(x509.random_serial_number())
+                 .not_valid_before(now - datetime.timedelta(hours=3))
+                 .not_valid_after(now - datetime.timedelta(hours=1))
+                 .sign(signer.key, hashes.SHA256()))
+        session.send(encode_chain([proxy, signer.certificate]))
+        session.reply(0)
+
+    return handle
+
+
+def test_credential_server_returning_an_expired_proxy(scene, myproxy):
+    run = myproxy_job(scene, myproxy, myproxy.serve(_expired_handler(myproxy.alice)))
+    expect(run, "credential_failed", 32)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_credential_server_dropping_the_connection_mid_reply(scene, myproxy):
+    run = myproxy_job(scene, myproxy, myproxy.serve(truncating_handler(myproxy.alice)))
+    expect(run, "credential_failed", 35)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_credential_server_with_a_wrong_certificate(scene, myproxy):
+    queue = myproxy.serve(signing_handler(myproxy.alice), host_dn="/CN=impostor.example",
+                          name="impostor.example")
+    run = myproxy_job(scene, myproxy, queue)
+    expect(run, "credential_failed", 35)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_credential_server_answering_runs_the_job(scene, myproxy):
+    """The control row: the same scripted server, signing, and the job runs."""
+    run = myproxy_job(scene, myproxy, myproxy.serve(signing_handler(myproxy.alice)))
+    expect(run, "succeeded", 0, exit_code=0)
+    scene.check_aftermath(run)
+
+
+# -- the switch ---------------------------------------------------------------------------
+
+def glexec_queue(path: str) -> dict:
+    return {"switcher": "glexec", "glexec_path": path, "grid_mapfile": None}
+
+
+def test_switch_binary_missing(scene):
+    payload(scene, "echo ran")
+    run = scene.run(**glexec_queue(str(scene.home / "no-such-glexec")))
+    expect(run, "switch_failed", 51)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_binary_not_executable(scene):
+    payload(scene, "echo ran")
+    fake = scene.home / "glexec"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    own(fake, node.PILOT, 0o644)
+    run = scene.run(**glexec_queue(str(fake)))
+    expect(run, "switch_failed", 51)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_glexec_system_error_202(scene):
+    payload(scene, "echo ran")
+    run = scene.run(**glexec_queue(GLEXEC_BROKEN))
+    expect(run, "switch_failed", 54)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_glexec_authorisation_error_203(scene):
+    payload(scene, "echo ran")
+    run = scene.run(scene.job(prodUserID=scene.users.eve.dn),
+                    proxy_file=str(scene.proxies["eve"]), **glexec_queue(GLEXEC))
+    expect(run, "switch_failed", 52)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_glexec_payload_overlap_204(scene):
+    payload(scene, "exit 203")
+    run = scene.run(**glexec_queue(GLEXEC))
+    expect(run, "payload_failed", 70, exit_code=203)
+    scene.check_aftermath(run)
+
+
+def test_switch_sudo_not_permitted(scene):
+    payload(scene, "echo ran")
+    run = scene.run(scene.job(prodUserID=scene.users.carol.dn),
+                    proxy_file=str(scene.proxies["carol"]))
+    expect(run, "switch_failed", 52)
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_that_hangs(scene):
+    """A gLExec that answers the probe and the kills but never starts the wrapper: the
+    time limit stops it, and the pilot does not wait for it for ever."""
+    payload(scene, "echo ran")
+    mark = token()
+    fake = scene.home / "hanging-glexec"
+    fake.write_text(f"#!/bin/bash\ncase \"$1\" in *.pilotid-wrapper-*) "
+                    f"exec /bin/sleep 3600.{mark};; esac\nexec {GLEXEC} \"$@\"\n")
+    own(fake, node.PILOT, 0o755)
+    try:
+        run = scene.run(timeout=60, token=mark, time_limit=2, **glexec_queue(str(fake)))
+    finally:
+        kill_all_with(mark)
+    expect(run, "timed_out", 72)
+    scene.check_aftermath(run)
+
+
+# -- the payload --------------------------------------------------------------------------
+
+def test_payload_exits_non_zero(scene):
+    payload(scene, "echo output > result.txt; echo failing >&2; exit 3")
+    run = scene.run()
+    expect(run, "payload_failed", 70, exit_code=3)
+    assert "failing" in run.payload_err()
+    scene.check_aftermath(run, outputs=["result.txt"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSEGV])
+def test_payload_killed_by_a_signal(scene, signum):
+    payload(scene, f"echo partial > partial.txt; kill -{int(signum)} $$")
+    run = scene.run()
+    expect(run, "terminated", 71, signum=int(signum))
+    scene.check_aftermath(run, outputs=["partial.txt"])
+
+
+@pytest.mark.parametrize("ignores_term", [False, True])
+def test_payload_exceeds_the_time_limit(scene, ignores_term):
+    mark = token()
+    trap = "trap '' TERM; " if ignores_term else ""
+    payload(scene, f"{trap}echo started > started.txt; sleep 30.{mark}")
+    run = scene.run(scene.job(jobPars=mark), token=mark, timeout=60, time_limit=2)
+    expect(run, "timed_out", 72)
+    assert run.seconds < 20
+    scene.check_aftermath(run, outputs=["started.txt"])
+
+
+def test_payload_forks_children_that_outlive_it(scene):
+    mark = token()
+    payload(scene, f"nohup sleep 300.{mark}1 >/dev/null 2>&1 &\n"
+                   f"setsid sleep 300.{mark}2 >/dev/null 2>&1 < /dev/null &\n"
+                   f"( setsid bash -c 'trap \"\" TERM HUP; sleep 300.{mark}3' & ) &\n"
+                   "sleep 0.3; echo done > done.txt")
+    run = scene.run(scene.job(jobPars=mark), token=mark)
+    expect(run, "succeeded", 0, exit_code=0)
+    scene.check_aftermath(run, outputs=["done.txt"])
+
+
+@pytest.fixture
+def small_fs(scene):
+    """Mount small file systems under the pilot's home: ``small_fs(kind, size)``."""
+    mounts = []
+
+    def mount(kind: str = "tmpfs", size: str = "1m") -> Path:
+        # under the scene's base (root's, 0755): a parent the target can traverse, as the
+        # sandbox never opens a parent with o+x and ramfs has no ACLs
+        path = scene.base / f"{kind}-{len(mounts)}"
+        path.mkdir()
+        options = f"size={size},mode=0700" if kind == "tmpfs" else "mode=0700"
+        subprocess.run(["mount", "-t", kind, "-o", options, kind, str(path)], check=True)
+        mounts.append(path)
+        return own(path, node.PILOT, 0o700)
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path, leave: int) -> None:
+    """Fill the file system of ``path`` until ``leave`` bytes are free."""
+    free = os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+    filler = path / "filler"
+    with open(filler, "wb") as out:
+        out.write(b"\0" * max(0, free - leave))
+    own(filler, node.PILOT, 0o600)
+
+
+def test_payload_fills_its_output_directory(scene, small_fs):
+    workdir = small_fs("tmpfs", "1m")
+    payload(scene, "echo start; dd if=/dev/zero of=output.root bs=64k count=100; "
+                   "status=$?; echo after; exit $status")
+    run = scene.run(workdir=workdir)
+    expect(run, "payload_failed", 70, exit_code=1)
+    scene.check_aftermath(run, outputs=["output.root"], workdir_accounting=False)
+
+
+# -- the pilot ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_pilot_signalled_while_the_payload_runs(scene, signum):
+    mark = token()
+    payload(scene, f"echo started > started.txt; sleep 60.{mark}; echo never > never.txt")
+    job = scene.job(jobPars=mark)
+    started = time.monotonic()
+    process, workdir, _ = scene.start(job)
+    wait_for(workdir / "started.txt")
+    os.kill(process.pid, signum)
+    run = scene.finish(process, job, workdir, started, timeout=60, token=mark)
+    expect(run, "interrupted", 73)
+    assert not (workdir / "never.txt").exists()
+    scene.check_aftermath(run, outputs=["started.txt"])
+
+
+def test_pilot_terminated_during_the_credential_fetch(scene, myproxy):
+    silent = SilentListener()
+    payload(scene, "echo ran")
+    job = scene.job(credname="pilotcred")
+    started = time.monotonic()
+    try:
+        process, workdir, _ = scene.start(
+            job, env=myproxy.env(), driver=dict(FAST_MYPROXY, read_timeout=30),
+            **myproxy.queue(silent.port))
+        time.sleep(2)
+        os.kill(process.pid, signal.SIGTERM)
+        run = scene.finish(process, job, workdir, started, timeout=60)
+    finally:
+        silent.close()
+    expect(run, "interrupted", 73)
+    assert run.seconds < 20
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_pilot_restarted_on_the_same_work_directory(scene):
+    mark = token()
+    payload(scene, f"echo started > started-$PANDAID.txt; sleep 60.{mark}")
+    first = scene.job(jobPars=mark)
+    started = time.monotonic()
+    process, workdir, _ = scene.start(first)
+    wait_for(workdir / f"started-{first['PandaID']}.txt")
+    os.kill(process.pid, signal.SIGTERM)
+    run = scene.finish(process, first, workdir, started, timeout=60, token=mark)
+    expect(run, "interrupted", 73)
+    payload(scene, "echo again > again.txt")
+    second = scene.run(scene.job(PandaID=first["PandaID"] + 1), workdir=workdir)
+    expect(second, "succeeded", 0, exit_code=0)
+    for done in (run, second):
+        scene.check_aftermath(done)
+    assert (workdir / "again.txt").exists()
+
+
+# -- the node -----------------------------------------------------------------------------
+
+def test_node_workdir_full_while_writing_the_wrapper(scene, small_fs):
+    workdir = small_fs("tmpfs", "256k")
+    fill(workdir, 64 * 1024)
+    payload(scene, "echo ran")
+    run = scene.run(workdir=workdir, env={"PILOT_BIG_SETTING": "x" * 100_000})
+    expect(run, "setup_failed", 22)
+    assert "wrapper" in run.result["error"]
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_node_workdir_full_while_writing_the_proxy(scene, small_fs):
+    workdir = small_fs("tmpfs", "256k")
+    fill(workdir, 0)
+    payload(scene, "echo ran")
+    run = scene.run(workdir=workdir)
+    expect(run, "credential_failed", 30)
+    scene.check_aftermath(run, expect_payload_logs=False, workdir_accounting=False)
+
+
+def test_node_filesystem_without_acls(scene, small_fs):
+    workdir = small_fs("ramfs")
+    payload(scene, "id -un > whoami.txt; umask > umask.txt")
+    run = scene.run(workdir=workdir)
+    expect(run, "succeeded", 0, exit_code=0)
+    assert run.result["sandbox_mode"] == "world"
+    assert (workdir / "whoami.txt").read_text().strip() == node.ALICE
+    assert (workdir / "umask.txt").read_text().strip() == "0000"
+    assert workdir.stat().st_mode & 0o777 == 0o700  # taken back
+    scene.check_aftermath(run, outputs=["whoami.txt"])
+
+
+def test_node_tmp_not_writable_by_the_target(scene):
+    eggs = scene.base / "eggs-root-only"
+    eggs.mkdir()
+    eggs.chmod(0o755)
+    payload(scene, "echo ran")
+    run = scene.run(egg_cache_base=str(eggs))
+    expect(run, "setup_failed", 60)
+    assert "PYTHON_EGG_CACHE" in run.result["error"]
+    scene.check_aftermath(run)
+
+
+def test_node_two_pilots_same_and_different_users_at_once(scene):
+    mark = token()
+    payload(scene, f"id -un > whoami.txt; sleep 1.{mark}; echo $PANDAID > id.txt")
+    bob_queues = scene.queues(proxy_file=str(scene.proxies["bob"]))
+    jobs = [(scene.job(jobPars=mark, PandaID=6200001), None),
+            (scene.job(jobPars=mark, PandaID=6200002), None),
+            (scene.job(jobPars=mark, PandaID=6200003, prodUserID=scene.users.bob.dn),
+             bob_queues)]
+    started = time.monotonic()
+    running = [(scene.start(job, queues=queues), job) for job, queues in jobs]
+    runs = [scene.finish(process, job, workdir, started, token=mark)
+            for (process, workdir, _), job in running]
+    for run, who in zip(runs, (node.ALICE, node.ALICE, node.BOB)):
+        expect(run, "succeeded", 0, exit_code=0)
+        assert (run.workdir / "whoami.txt").read_text().strip() == who
+        assert (run.workdir / "id.txt").read_text().strip() == str(run.job["PandaID"])
+        scene.check_aftermath(run, outputs=["whoami.txt", "id.txt"])
+
+
+# -- the table ----------------------------------------------------------------------------
+
+def test_every_row_of_the_fault_table_has_its_test():
+    names = set(re.findall(r"``(test_[a-z0-9_]+)``", DOCS.read_text()))
+    tests = {name for name in globals() if name.startswith("test_")}
+    tests.discard("test_every_row_of_the_fault_table_has_its_test")
+    assert names == tests, f"only in the docs: {names - tests}; only here: {tests - names}"
+
