@@ -41,6 +41,7 @@ from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import (
     PRIVATE_DIR_NAME,
+    SandboxGrant,
     acl_supported,
     grant_target_access,
     reclaim,
@@ -133,7 +134,7 @@ class _Run:
         self.started = _now()
         self.credential: Optional[Credential] = None
         self.account: Optional[Account] = None
-        self.grant = None
+        self.grant: Optional[SandboxGrant] = None
         self.sandbox_mode: Optional[str] = None
         self.payload_proxy: Optional[Path] = None
         self.stdout: Optional[Path] = None
@@ -265,7 +266,7 @@ class PayloadLauncher:
                 [str(wrapper)], state.credential, state.account, state.workdir,
                 PayloadLogs(out, err))
             log.info("job %s: payload started (pid %d)", state.job.panda_id, process.pid)
-            override = None
+            override: Optional[PilotidError] = None
             with _pilot_signals():
                 try:
                     if wait_for_exit(process, self.settings.timeout) is None:
@@ -307,7 +308,8 @@ class PayloadLauncher:
         """
         assert state.account is not None and state.credential is not None
         pilot = os.geteuid()
-        switching = state.account.uid != pilot
+        target = state.account.uid
+        switching = target != pilot
 
         killed: set = set()
 
@@ -315,7 +317,7 @@ class PayloadLauncher:
             # (a zombie of the pilot's own account could be any subprocess's: only those
             # killed here are reaped)
             return [p for p in leftovers.adopted_processes(exclude=(process.pid,))
-                    if (p.uid == state.account.uid if switching else
+                    if (p.uid == target if switching else
                         p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
                             p.pid, "X509_USER_PROXY", str(state.payload_proxy))))]
 
