@@ -472,16 +472,18 @@ def _open_log(path: Path, token: str, in_workdir: bool = True) -> IO[bytes]:
 
     The payload can write in the work directory, and this is opened after (or for the
     next job, before) a payload ran: never through a symlink (``O_NOFOLLOW``), never
-    blocking on a FIFO (``O_NONBLOCK``: no reader is ``ENXIO``), never into a file of
-    someone else's.  In the work directory, whatever is there instead is moved aside
-    (``<name>.planted-<token>``, logged) and a new file made; elsewhere, ``OSError``.
+    blocking on a FIFO (``O_NONBLOCK``: no reader is ``ENXIO``), and in the work
+    directory never into a file of someone else's.  There, whatever is in the way is moved
+    aside (``<name>.planted-<token>``, logged) and a new file made; elsewhere (the queue's
+    accounting file, which may be a site's shared file) a non-regular file is an
+    ``OSError``.
     """
     flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
              | os.O_CLOEXEC)
     try:
         fd = os.open(path, flags, 0o644)
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        if not stat.S_ISREG(info.st_mode) or (in_workdir and info.st_uid != os.geteuid()):
             os.close(fd)
             raise OSError(errno.EPERM, "not a regular file of the pilot's own")
     except OSError as error:
