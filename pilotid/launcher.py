@@ -673,13 +673,15 @@ def _tampered_marker(marker: Path, found: Optional[WrapperMarker],
             "unknown")
 
 
-def _open_append(path: Path) -> int:
-    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file of
-    the pilot's own, with no other name.
+def _open_append(path: Path, pilot_only: bool = False) -> int:
+    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file,
+    and with ``pilot_only`` only one of the pilot's own with no other name.
 
     The payload may write in the work directory: it could leave a symlink there (to a file
     of the pilot's), a FIFO (whose opening would block the pilot for ever), a file of its
     own, or a hard link.  None is followed, waited on or written to: ``OSError`` instead.
+    The queue's accounting file, outside the work directory, may be a site's shared file
+    of another account's: of it only a regular file is asked.
     """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
                  | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -687,7 +689,7 @@ def _open_append(path: Path) -> int:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        if info.st_uid != os.geteuid() or info.st_nlink != 1:
+        if pilot_only and (info.st_uid != os.geteuid() or info.st_nlink != 1):
             raise OSError(errno.EPERM, "not a file of the pilot's own with one name")
         os.set_blocking(fd, True)
     except OSError:
@@ -702,7 +704,7 @@ def _append_in_workdir(path: Path, token: str) -> int:
     ``<name>.planted-<token>`` (logged, kept for inspection) and a new file made, so that a
     payload can neither redirect nor stop the pilot's next write there."""
     try:
-        return _open_append(path)
+        return _open_append(path, pilot_only=True)
     except OSError as error:
         try:
             os.lstat(path)
@@ -712,7 +714,7 @@ def _append_in_workdir(path: Path, token: str) -> int:
         log.warning("%s is not a file the pilot may append to (%s): moved to %s; check what "
                     "the payload did", path, error.strerror, aside.name)
         os.rename(path, aside)
-        return _open_append(path)
+        return _open_append(path, pilot_only=True)
 
 
 def _open_log(path: Path, token: str) -> IO[bytes]:

@@ -24,14 +24,14 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Set
 
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
 _lock = threading.Lock()
 _users = 0
-_prctl = None
+_prctl: Any = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def child_subreaper() -> Iterator[bool]:
 def adopted_processes(exclude: "tuple[int, ...]" = ()) -> List[AdoptedProcess]:
     """The children of this process (every thread's) except ``exclude``, with their real
     uid and state; a process gone meanwhile is left out."""
-    pids = set()
+    pids: Set[int] = set()
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:

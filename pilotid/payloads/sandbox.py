@@ -37,7 +37,18 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    Collection,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
@@ -586,18 +597,12 @@ def _groups_of(account: Account) -> Sequence[int]:
         return [account.gid]
 
 
-def _mode_lets(info: os.stat_result, groups: Sequence[int], want: int) -> bool:
-    """May someone not the owner, in ``groups``, do ``want`` by the mode bits alone?"""
-    bits = info.st_mode >> 3 if info.st_gid in groups else info.st_mode
-    return bits & want == want
-
-
 def _needed(info: os.stat_result) -> int:
     """What the target needs on a file: read, and execute where anyone may execute it."""
     return _R | (_X if info.st_mode & 0o111 else 0)
 
 
-def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: Sequence[int],
+def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collection[int]",
          want: int) -> bool:
     """POSIX.1e access check: may ``uid`` (in ``groups``) do ``want`` on this object?"""
     if acl is None:

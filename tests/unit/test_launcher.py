@@ -372,6 +372,21 @@ def test_queue_accounting_file_behind_a_symlink_is_refused(credential, workdir, 
     assert [r["outcome"] for r in accounting(workdir)] == ["succeeded"]
 
 
+def test_queue_accounting_file_may_be_a_sites_shared_file(credential, workdir, tmp_path):
+    """Outside the work directory a regular file is enough: another account's (as root
+    here), one with a second name; the pilot appends to it as it is."""
+    queue_file = tmp_path / "queue-accounting.jsonl"
+    queue_file.write_text("")
+    os.link(queue_file, tmp_path / "site-accounting.jsonl")
+    if os.geteuid() == 0:
+        os.chown(queue_file, 65534, 65534)
+    result = make_launcher(credential, ["/bin/true"], accounting_file=queue_file).run(
+        JOB, workdir)
+    assert result.outcome == "succeeded"
+    assert json.loads(queue_file.read_text())["outcome"] == "succeeded"
+    assert not list(tmp_path.glob("*.planted-*"))
+
+
 def test_payload_log_that_cannot_be_created_is_a_workdir_error(credential, workdir):
     """Nothing planted: a work directory the pilot can no longer write into."""
     launcher = make_launcher(credential, ["/bin/true"])
