@@ -7,6 +7,7 @@ a link, nor read it while it is being written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Type
@@ -31,12 +32,16 @@ def write_new(path: Path, data: bytes, mode: int, error: Type[PilotidError], wha
     except OSError as failure:
         raise error(f"cannot create {what} {path}: {failure.strerror}") from None
     try:
-        os.fchmod(fd, mode)  # the umask can only narrow O_CREAT's mode; make it exact
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(fd, mode)  # the umask can only narrow O_CREAT's mode; make it exact
             out.write(data)
-    except OSError as failure:
-        path.unlink()
-        raise error(f"cannot write {what} {path}: {failure.strerror}") from None
+    except BaseException as failure:
+        # never a partial file left, also when interrupted (the launcher's PilotSignal)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        if isinstance(failure, OSError):
+            raise error(f"cannot write {what} {path}: {failure.strerror}") from None
+        raise
     return path
 
 
