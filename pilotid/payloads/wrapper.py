@@ -20,8 +20,9 @@ this order, the wrapper
 7. runs the payload's argv as a child in its own process group, with standard input from
    ``/dev/null``, forwards TERM, INT and HUP to that group, and waits for it;
 8. kills (SIGKILL) whatever the payload left running in its process group, appends the
-   payload's status to the marker, removes the egg cache (on every other exit path too,
-   through an EXIT trap) and exits with the payload's status.
+   payload's status to the marker, kills what it left elsewhere (with ``reaper_pid``: the
+   pilot's adopted children of this account), removes the egg cache (on every other exit
+   path too, through an EXIT trap) and exits with the payload's status.
 
 The marker, one ``key=value`` per line::
 
@@ -539,7 +540,7 @@ while :; do
 done
 # What the payload left running in its group (a child that ignored TERM, a forgotten
 # background job) ends with it, as a batch system ends a job's processes; one that made a
-# group or session of its own is out of reach here.
+# group or session of its own is out of reach here (_pilotid_reap, in the cleanup, gets it).
 builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null || :
 _pilotid_phase=done
 _pilotid_note status "$_pilotid_status"
