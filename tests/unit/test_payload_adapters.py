@@ -140,8 +140,10 @@ def test_nasty_jobpars_become_plain_arguments(tmp_path):
     assert not canary.exists()
 
 
+#: Any word but ``-o``, whose value runAthena checks as its outputs (tested on its own above):
+#: this property is about the quoting only.
 words = st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                         max_size=40), max_size=8)
+                         max_size=40).filter(lambda word: word != "-o"), max_size=8)
 
 
 @settings(max_examples=200, deadline=None)
