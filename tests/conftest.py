@@ -1,4 +1,5 @@
-"""Shared fixtures, and the rule that makes a skipped system test a failure in CI.
+"""Shared fixtures (the test CA, the real node, the scene of the attacker and fault suites),
+and the rule that makes a skipped system test a failure in CI.
 
 Set ``PILOTID_REQUIRE_SYSTEM=1`` (``.ci/run`` does) and any skipped test under
 ``tests/system``, ``tests/security`` or ``tests/faults`` fails instead: in CI every real
@@ -8,11 +9,14 @@ component must be there.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from pilotid.identity.testca import TestCA
+from tests.system import node
 
 STRICT = os.environ.get("PILOTID_REQUIRE_SYSTEM") == "1"
 SYSTEM_DIR = Path(__file__).parent / "system"
@@ -54,3 +58,48 @@ class Users:
 def users() -> Users:
     """A throwaway CA with alice, bob, carol, eve (unmapped) and the pilot."""
     return Users()
+
+
+# The real node, for tests/system, tests/security and tests/faults.
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(d in Path(str(item.fspath)).parents for d in STRICT_DIRS):
+            item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture(scope="session")
+def real_node():
+    """Skip (fail, in CI) unless the node was prepared by setup-node.sh and we are root."""
+    reason = node.missing_prerequisite()
+    if reason:
+        pytest.skip(reason)
+    return node
+
+
+@pytest.fixture
+def shared_tmp(real_node):
+    """A fresh 0755 directory under /tmp that the test accounts can reach."""
+    path = node.make_shared_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pilot_install(real_node):
+    """(python, PYTHONPATH) with which a test account runs this checkout's pilotid."""
+    base = node.make_shared_dir("pilotid-install-")
+    site = node.install_pilot_copy(base)
+    yield sys.executable, str(site)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def scene(shared_tmp, users, pilot_install):
+    """The pilot's home, transformations and queue settings on the real node (the attacker's
+    and the fault-injection suites)."""
+    from tests.security.scene import Scene
+
+    made = Scene(shared_tmp, users, pilot_install)
+    yield made
+    made.cleanup()
