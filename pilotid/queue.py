@@ -341,6 +341,7 @@ def _umask(value: Any) -> int:
                        + (" (a JSON number would be read as decimal)"
                           if isinstance(value, int) and not isinstance(value, bool) else ""))
     if not re.fullmatch(r"0?[0-7]{3}", value):
+        # the text names the range of a umask (bits to clear), not a mode pilotid sets
         raise _Invalid(f"must be an octal mode from \"0000\" to \"0777\", not {value!r}")
     return int(value, 8)
 

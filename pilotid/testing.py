@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
@@ -376,7 +377,8 @@ class CredentialSourceContract(_ProviderContract):
         assert isinstance(credential, Credential)
         info = os.lstat(credential.path)
         assert os.path.isfile(credential.path) and not os.path.islink(credential.path)
-        assert info.st_mode & 0o077 == 0, f"{credential.path} has mode {info.st_mode & 0o777:o}"
+        mode = stat.S_IMODE(info.st_mode)
+        assert mode & 0o077 == 0, f"{credential.path} has mode {mode:o}"
         assert info.st_uid == os.geteuid()
 
 

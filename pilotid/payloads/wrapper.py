@@ -218,6 +218,10 @@ def bash_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+#: The bits a umask may clear (it never sets a mode itself).
+_PERMISSION_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
+
+
 def render_wrapper(spec: WrapperSpec) -> str:
     """Return the wrapper script for ``spec`` (see the module docstring for what it does).
 
@@ -232,8 +236,9 @@ def render_wrapper(spec: WrapperSpec) -> str:
         if "\0" in arg:
             raise JobDescriptionError(f"payload argument {index} contains a NUL byte, "
                                       "which no program can receive")
-    if not 0 <= spec.umask <= 0o777:
-        raise ConfigurationError(f"umask {spec.umask:o} is not a permission mask (0000-0777)")
+    if spec.umask < 0 or spec.umask & ~_PERMISSION_BITS:
+        raise ConfigurationError(f"umask {spec.umask:o} is not a permission mask "
+                                 "(octal 0000 to 0777)")
     if not spec.egg_cache_base.is_absolute():
         raise ConfigurationError(f"egg_cache_base {spec.egg_cache_base} must be an absolute path")
     for label, path in (("workdir", spec.workdir), ("marker", spec.marker),
