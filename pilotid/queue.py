@@ -68,6 +68,7 @@ class QueueSettings:
     proxy_file: Optional[Path] = None
     grid_mapfile: Optional[Path] = None
     glexec_path: Optional[Path] = None
+    sudo_path: Optional[Path] = None
     glexec_mode: Optional[str] = None
     on_probe_failure: str = "fail"
     probe_cache_lifetime: Optional[int] = None
@@ -388,6 +389,7 @@ _PARSERS: Dict[str, Callable[[Any], Any]] = {
     "proxy_file": _optional(_absolute_path),
     "grid_mapfile": _optional(_absolute_path),
     "glexec_path": _optional(_absolute_path),
+    "sudo_path": _optional(_absolute_path),
     "glexec_mode": _optional(_choice(*GLEXEC_MODES)),
     "on_probe_failure": _choice(*ON_PROBE_FAILURE),
     "probe_cache_lifetime": _optional(_integer(0)),

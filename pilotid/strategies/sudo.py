@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import weakref
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Where sudo is looked for (never the pilot's ``PATH``, which a job could have changed).
+#: Where sudo is looked for when the queue has no ``sudo_path`` (never the pilot's ``PATH``,
+#: which a job could have changed).
 SUDO_SEARCH_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin"
 #: Seconds a probe or a kill through sudo may take (PAM and LDAP can be slow, not this slow).
 SUDO_TIMEOUT = 60
@@ -84,6 +86,26 @@ def _first_existing(*candidates: str) -> str:
 #: The commands the site's sudoers rule must allow besides the wrapper (docs/switchers.rst).
 TRUE_COMMAND = _first_existing("/bin/true", "/usr/bin/true")
 KILL_COMMAND = _first_existing("/bin/kill", "/usr/bin/kill")
+
+
+def _usable_sudo(path: str, origin: str, fix: str) -> str:
+    """``path`` if it is an absolute path to a file the pilot may execute; otherwise
+    ``SwitchUnavailableError`` saying which of these it is not, where ``path`` came from
+    (``origin``) and how to fix it (``fix``)."""
+    def unavailable(problem: str) -> SwitchUnavailableError:
+        return SwitchUnavailableError(f"sudo program {path} ({origin}) {problem}; {fix}")
+
+    if not os.path.isabs(path):
+        raise unavailable("is not an absolute path")
+    if not os.path.exists(path):
+        raise unavailable("does not exist")
+    if not os.path.isfile(path):
+        raise unavailable("is not a file")
+    if not os.access(path, os.X_OK):
+        raise unavailable(f"is not executable by {Account.current().name} (mode "
+                          f"{stat.S_IMODE(os.stat(path).st_mode):04o}; sudo is installed setuid "
+                          "root, normally mode 4755)")
+    return path
 
 
 def sudo_messages(text: str) -> List[str]:
@@ -115,12 +137,12 @@ class _Launch:
 class SudoSwitcher(SwitcherBase):
     """Switch to the user's mapped account with ``sudo -n -u <account>``.
 
-    ``sudo`` overrides where the sudo program is (default: looked up in
-    ``SUDO_SEARCH_PATH``).  ``probe_cache`` keeps the switches sudo allowed (default:
-    shared by the pilot process) for the queue's ``probe_cache_lifetime``.  One instance
-    serves one launch at a time, as the launcher uses it: ``explain`` reads sudo's own
-    message from the stderr log of the latest ``launch``, only to tell "sudo refused" from
-    "the wrapper could not be executed" and to quote it.
+    ``sudo`` overrides where the sudo program is (default: the queue's ``sudo_path``, else
+    looked up in ``SUDO_SEARCH_PATH``).  ``probe_cache`` keeps the switches sudo allowed
+    (default: shared by the pilot process) for the queue's ``probe_cache_lifetime``.  One
+    instance serves one launch at a time, as the launcher uses it: ``explain`` reads sudo's
+    own message from the stderr log of the latest ``launch``, only to tell "sudo refused"
+    from "the wrapper could not be executed" and to quote it.
     """
 
     name = "sudo"
@@ -137,13 +159,20 @@ class SudoSwitcher(SwitcherBase):
     # -- locating sudo -------------------------------------------------------------------
 
     def sudo_path(self) -> str:
-        """The sudo program to run; ``SwitchUnavailableError`` when there is none."""
+        """The sudo program to run; ``SwitchUnavailableError`` when there is none.
+
+        The ``sudo`` given to the constructor, else the queue's ``sudo_path``, else the
+        first ``sudo`` in ``SUDO_SEARCH_PATH``.  A program given or configured is used as
+        it is, never replaced by another one found elsewhere.
+        """
         if self.sudo is not None:
-            if os.path.isabs(self.sudo) and os.access(self.sudo, os.X_OK):
-                return self.sudo
-            raise SwitchUnavailableError(
-                f"sudo program {self.sudo} does not exist or is not executable by "
-                f"{Account.current().name}; install sudo or fix the path")
+            return _usable_sudo(self.sudo, "given to the sudo switcher",
+                                "pass the absolute path of an executable sudo")
+        if self.settings.sudo_path is not None:
+            return _usable_sudo(os.fspath(self.settings.sudo_path),
+                                f"queue {self.settings.name}'s sudo_path",
+                                f"set sudo_path in queue {self.settings.name} to where sudo "
+                                f"is installed, or remove it to look in {SUDO_SEARCH_PATH}")
         found = shutil.which("sudo", path=SUDO_SEARCH_PATH)
         if found is None:
             raise SwitchUnavailableError(

@@ -12,6 +12,7 @@ process of the job is left, and the accounting record was written.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import secrets
@@ -240,6 +241,17 @@ def test_switch_binary_not_executable(scene):
     scene.check_aftermath(run, expect_payload_logs=False)
 
 
+def test_switch_glexec_client_error_201(scene):
+    """PanDA's ``glexec: test``: gLExec authorises the pilot's own proxy, which the site
+    left group-readable; the stand-in refuses it as gLExec does."""
+    payload(scene, "echo ran")
+    scene.pilot_proxy.chmod(0o640)
+    run = scene.run(**dict(glexec_queue(GLEXEC), switcher=None, glexec="test"))
+    expect(run, "switch_failed", 53)
+    assert "201" in run.result["error"] and "mode 0640" in run.result["error"], run.why()
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
 def test_switch_glexec_system_error_202(scene):
     payload(scene, "echo ran")
     run = scene.run(**glexec_queue(GLEXEC_BROKEN))
@@ -260,6 +272,58 @@ def test_switch_glexec_payload_overlap_204(scene):
     run = scene.run(**glexec_queue(GLEXEC))
     expect(run, "payload_failed", 70, exit_code=203)
     scene.check_aftermath(run)
+
+
+def test_switch_glexec_cannot_execute_126(scene, small_fs):
+    """The work directory is on a noexec file system: gLExec switches, then cannot
+    execute the wrapper there.  The token is in the work directory's name, so in the
+    command line of gLExec and of anything it started for the wrapper."""
+    payload(scene, "echo payload-ran")
+    mark = token()
+    workdir = small_fs("tmpfs", "1m", "noexec", name=f"noexec-{mark}")
+    run = scene.run(workdir=workdir, token=mark, **glexec_queue(GLEXEC))
+    expect(run, "switch_failed", 55)
+    assert "126" in run.result["error"], run.why()
+    assert "cannot execute" in run.payload_err(), run.why()
+    assert "payload-ran" not in run.payload_out()
+    scene.check_aftermath(run)
+
+
+def pilotid_probe(scene, queues: Path) -> "tuple[int, list]":
+    """``pilotid probe --json`` for the scene's queue, as the pilot: (status, checks)."""
+    python, site = scene.pilot_install
+    done = node.run_as(node.PILOT, [python, "-m", "pilotid", "probe", "--queues", str(queues),
+                                    "--queue", "SEC", "--workdir", str(scene.workdir()),
+                                    "--json"],
+                       env={"PYTHONPATH": site, "X509_USER_PROXY": str(scene.pilot_proxy),
+                            "TMPDIR": str(scene.home)}, timeout=60)
+    return done.returncode, json.loads(done.stdout)
+
+
+def sudo_program_fault(scene, sudo_path: Path, says: str) -> None:
+    """One job, then ``pilotid probe``, with the queue's ``sudo_path`` at ``sudo_path``."""
+    payload(scene, "echo ran")
+    queues = scene.queues(sudo_path=str(sudo_path))
+    run = scene.run(queues=queues)
+    expect(run, "switch_failed", 51)
+    error = run.result["error"]
+    assert str(sudo_path) in error and says in error and "sudo_path" in error, run.why()
+    status, checks = pilotid_probe(scene, queues)
+    (sudo_check,) = [c for c in checks if c["name"] == "sudo"]
+    assert (status, sudo_check["status"], sudo_check["error_code"]) == (51, "fail", 51), checks
+    assert says in sudo_check["detail"], checks
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_switch_sudo_binary_missing(scene):
+    sudo_program_fault(scene, scene.home / "no-such-sudo", "does not exist")
+
+
+def test_switch_sudo_binary_not_executable(scene):
+    fake = scene.home / "sudo"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    own(fake, node.PILOT, 0o644)
+    sudo_program_fault(scene, fake, "is not executable by pilotid-pilot")
 
 
 def test_switch_sudo_not_permitted(scene):
@@ -329,15 +393,17 @@ def test_payload_forks_children_that_outlive_it(scene):
 
 @pytest.fixture
 def small_fs(scene):
-    """Mount small file systems under the pilot's home: ``small_fs(kind, size)``."""
+    """Mount small file systems under the scene's base: ``small_fs(kind, size, extra, name)``
+    (``extra``: more mount options, ``noexec`` say; ``name``: the mount point's)."""
     mounts = []
 
-    def mount(kind: str = "tmpfs", size: str = "1m") -> Path:
+    def mount(kind: str = "tmpfs", size: str = "1m", extra: str = "", name: str = "") -> Path:
         # under the scene's base (root's, 0755): a parent the target can traverse, as the
         # sandbox never opens a parent with o+x and ramfs has no ACLs
-        path = scene.base / f"{kind}-{len(mounts)}"
+        path = scene.base / (name or f"{kind}-{len(mounts)}")
         path.mkdir()
         options = f"size={size},mode=0700" if kind == "tmpfs" else "mode=0700"
+        options += f",{extra}" if extra else ""
         subprocess.run(["mount", "-t", kind, "-o", options, kind, str(path)], check=True)
         mounts.append(path)
         return own(path, node.PILOT, 0o700)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -109,6 +110,13 @@ class Site:
                     "sandbox": "acl", "umask": "0022", "timeout": 300, "grace_period": 5,
                     **extra}
 
+        # a sudo front for the queue's sudo_path: it logs each call, then is the real sudo
+        self.sudo_calls = self.own_file(self.area / "sudo-calls", b"", 0o600)
+        self.sudo_front = base / "sudo-front"
+        self.sudo_front.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {self.sudo_calls}\n"
+                                   f"exec {shutil.which('sudo', path='/usr/bin:/bin')} \"$@\"\n")
+        self.sudo_front.chmod(0o755)
+
         self.queues = base / "queues.json"
         self.queues.write_text(json.dumps({"queues": {
             "ANALY_SUDO": sudo("alice"),
@@ -117,6 +125,7 @@ class Site:
             "ANALY_SUDO_EVE": sudo("eve"),
             "ANALY_SUDO_EVE_RESCHEDULE": sudo("eve", on_probe_failure="reschedule"),
             "ANALY_SUDO_SITE_TRF": sudo("alice", transformation_dirs=[str(self.trf)]),
+            "ANALY_SUDO_FRONT": sudo("alice", sudo_path=str(self.sudo_front)),
             "ANALY_SUDO_STUBBORN": sudo("alice", transformation_dirs=[str(self.stubborn_trf)],
                                         timeout=1, grace_period=1),
             "ANALY_NOOP": {"switcher": "noop", "credential_source": "file",
@@ -490,6 +499,18 @@ def _one_line_error(run: Run, code: int) -> str:
     assert len(errors) == 1, run.stderr
     assert errors[0].startswith(f"pilotid: error {code} ")
     return errors[0]
+
+
+def test_queue_sudo_path_is_the_sudo_that_switches(site):
+    work = site.workdir({"in.root": b"events\n"})
+    before = target_processes()
+    run = site.run("ANALY_SUDO_FRONT", site.job(jobPars="-i in.root"), work)
+    assert run.result["outcome"] == "succeeded", run.stderr
+    assert run.printed("uid") == str(site.alice.uid)
+    calls = site.sudo_calls.read_text().splitlines()
+    assert calls and all(c.startswith(f"-n -u {node.ALICE} -- ") for c in calls), calls
+    assert any(".pilotid-wrapper-" in call for call in calls), calls
+    assert_nothing_left(before)
 
 
 def test_dn_not_in_the_grid_mapfile(site):

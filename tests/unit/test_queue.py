@@ -64,6 +64,7 @@ def test_every_field_is_read_into_its_python_type(registry):
         "switcher": "glexec", "credential_source": "myproxy", "payloads": ["runAthena"],
         "proxy_file": "/p/x509up", "grid_mapfile": "/etc/grid-security/grid-mapfile",
         "glexec_path": "/usr/sbin/glexec", "glexec_mode": "test",
+        "sudo_path": "/opt/sudo/bin/sudo",
         "on_probe_failure": "reschedule", "probe_cache_lifetime": 600,
         "myproxy_server": "myproxy.example.org", "myproxy_port": 7513, "sandbox": "world",
         "umask": "0027",
@@ -80,9 +81,9 @@ def test_every_field_is_read_into_its_python_type(registry):
         name=QUEUE, switcher="glexec", credential_source="myproxy", payloads=("runAthena",),
         proxy_file=Path("/p/x509up"), grid_mapfile=Path("/etc/grid-security/grid-mapfile"),
         glexec_path=Path("/usr/sbin/glexec"), glexec_mode="test",
-        on_probe_failure="reschedule", probe_cache_lifetime=600,
-        myproxy_server="myproxy.example.org", myproxy_port=7513, sandbox="world", umask=0o027,
-        egg_cache_base=Path("/scratch"),
+        sudo_path=Path("/opt/sudo/bin/sudo"), on_probe_failure="reschedule",
+        probe_cache_lifetime=600, myproxy_server="myproxy.example.org",
+        myproxy_port=7513, sandbox="world", umask=0o027, egg_cache_base=Path("/scratch"),
         setup=("source /a.sh", "export B=1"), env_deny=("MY_TOKEN", "SECRET_*"),
         timeout=3600, grace_period=5, accounting_file=Path("/var/log/pilotid.jsonl"),
         transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")), switch_retries=2,
@@ -104,8 +105,14 @@ def test_umask_is_read_as_octal(registry, text, value):
 
 
 def test_optional_fields_accept_null(registry):
-    result = settings({"proxy_file": None, "timeout": None, "myproxy_server": None}, registry)
-    assert (result.proxy_file, result.timeout, result.myproxy_server) == (None, None, None)
+    result = settings({"proxy_file": None, "timeout": None, "myproxy_server": None,
+                       "sudo_path": None}, registry)
+    assert (result.proxy_file, result.timeout, result.myproxy_server,
+            result.sudo_path) == (None, None, None, None)
+
+
+def test_sudo_path_defaults_to_none_the_search_path(registry):
+    assert settings({"switcher": "sudo", "grid_mapfile": "/etc/gm"}, registry).sudo_path is None
 
 
 def test_sudo_mock_is_accepted_and_kept_as_written(registry):
@@ -175,6 +182,12 @@ INVALID = [
     ("proxy_file", {"proxy_file": 5}, ["absolute path"]),
     ("grid_mapfile", {"grid_mapfile": "etc/grid-mapfile"}, ["absolute path"]),
     ("glexec_path", {"glexec_path": "glexec"}, ["absolute path"]),
+    ("sudo_path", {"sudo_path": "sudo"}, ["absolute path", "'sudo'"]),
+    ("sudo_path", {"sudo_path": "bin/sudo"}, ["absolute path", "relative"]),
+    ("sudo_path", {"sudo_path": ""}, ["absolute path"]),
+    ("sudo_path", {"sudo_path": 1}, ["absolute path", "number 1"]),
+    ("sudo_path", {"sudo_path": ["/usr/bin/sudo"]}, ["absolute path", "list"]),
+    ("sudo_path", {"sudo_path": "/usr/bin/su\u0000do"}, ["NUL"]),
     ("glexec_mode", {"glexec_mode": "sometimes"}, ["'uid', 'test'"]),
     ("on_probe_failure", {"on_probe_failure": "fallback"}, ["'fail', 'reschedule'"]),
     ("probe_cache_lifetime", {"probe_cache_lifetime": -1}, ["at least 0"]),

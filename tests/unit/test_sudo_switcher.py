@@ -128,6 +128,85 @@ def test_sudo_not_installed_is_unavailable(tmp_path, monkeypatch):
         SudoSwitcher(QueueSettings("Q")).sudo_path()
 
 
+def sudo_queue(tmp_path, sudo_path):
+    """The queue settings of a sudo queue whose ``sudo_path`` is ``sudo_path``."""
+    return QueueSettings.from_mapping("ANALY_SUDO", {
+        "switcher": "sudo", "grid_mapfile": str(tmp_path / "mapfile"),
+        "sudo_path": str(sudo_path)})
+
+
+def test_queue_sudo_path_is_the_sudo_program_the_built_switcher_runs(
+        fake_sudo, tmp_path, mapped_to):
+    from pilotid.factory import SWITCHER, Registry
+    switcher = Registry.with_builtins().build(SWITCHER, "sudo",
+                                              sudo_queue(tmp_path, fake_sudo))
+    assert switcher.sudo_path() == str(fake_sudo)
+    mapped_to(SOMEONE)
+    assert switcher.probe(credential(tmp_path)) == SOMEONE
+    assert (fake_sudo.parent / "sudo-calls").read_text().startswith("-n -u someone -- ")
+
+
+def test_sudo_given_to_the_switcher_wins_over_the_queue_sudo_path(fake_sudo, tmp_path):
+    switcher = SudoSwitcher(sudo_queue(tmp_path, tmp_path / "no-sudo"), sudo=str(fake_sudo))
+    assert switcher.sudo_path() == str(fake_sudo)
+
+
+def test_queue_without_sudo_path_looks_in_the_search_path(fake_sudo, tmp_path, monkeypatch):
+    monkeypatch.setattr(sudo, "SUDO_SEARCH_PATH", str(fake_sudo.parent))
+    settings = QueueSettings.from_mapping("ANALY_SUDO", {"switcher": "sudo",
+                                                         "grid_mapfile": "/etc/gm"})
+    assert settings.sudo_path is None
+    assert SudoSwitcher(settings).sudo_path() == str(fake_sudo)
+
+
+def _unusable(kind, tmp_path):
+    path = tmp_path / "sudo"
+    if kind == "missing":
+        return path
+    if kind == "directory":
+        path.mkdir()
+        return path
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o644)
+    return path
+
+
+@pytest.mark.parametrize("kind, says", [
+    ("missing", "does not exist"),
+    ("directory", "is not a file"),
+    ("not-executable", "is not executable by"),
+])
+def test_unusable_queue_sudo_path_is_unavailable_naming_the_field_and_the_fix(
+        kind, says, tmp_path, monkeypatch):
+    # a working sudo in the search path must not be used in its place
+    monkeypatch.setattr(sudo, "SUDO_SEARCH_PATH", "/usr/bin:/bin")
+    path = _unusable(kind, tmp_path)
+    switcher = SudoSwitcher(sudo_queue(tmp_path, path))
+    with pytest.raises(SwitchUnavailableError) as caught:
+        switcher.sudo_path()
+    message = str(caught.value)
+    assert caught.value.code == 51
+    assert str(path) in message and says in message
+    assert "queue ANALY_SUDO's sudo_path" in message and "set sudo_path" in message
+    assert "\n" not in message
+    if kind == "not-executable":
+        assert "mode 0644" in message
+
+
+def test_unusable_queue_sudo_path_fails_the_probe(tmp_path, mapped_to):
+    mapped_to(SOMEONE)
+    switcher = SudoSwitcher(sudo_queue(tmp_path, tmp_path / "no-sudo"))
+    with pytest.raises(SwitchUnavailableError, match="sudo_path"):
+        switcher.probe(credential(tmp_path))
+
+
+def test_node_checks_report_an_unusable_queue_sudo_path(tmp_path):
+    switcher = SudoSwitcher(sudo_queue(tmp_path, _unusable("not-executable", tmp_path)))
+    (check,) = switcher.node_checks(None)
+    assert (check.name, check.status, check.error_code) == ("sudo", "fail", 51)
+    assert "sudo_path" in check.detail and "not executable" in check.detail
+
+
 def test_probe_without_grid_mapfile_is_a_configuration_error(fake_sudo, tmp_path):
     switcher = SudoSwitcher(QueueSettings("ANALY_X", switcher="sudo"), sudo=str(fake_sudo))
     with pytest.raises(ConfigurationError, match="ANALY_X.*grid_mapfile"):
