@@ -18,11 +18,10 @@ import os
 import secrets
 import signal
 import stat
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional
 
 from pilotid import leftovers
 from pilotid.errors import (
@@ -50,9 +49,10 @@ from pilotid.payloads.sandbox import (
 )
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
+from pilotid.signals import PilotSignal, PilotSignals
 from pilotid.strategies import base
 from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker, switch_failed
-from pilotid.watch import PilotSignal, wait_for_exit
+from pilotid.watch import wait_for_exit
 
 if TYPE_CHECKING:
     from pilotid.factory import Strategies
@@ -160,7 +160,7 @@ class _Run:
         self.process: Any = None  # the last launch's switch process
         self.cleanup: list = []
         self.refreshable = True
-        self.signals = _PilotSignals()
+        self.signals = PilotSignals()
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
@@ -535,7 +535,7 @@ class PayloadLauncher:
         not (a wrapper killed outright) and reaps the dead, which only their new parent,
         the pilot, can do.  With no switch, the payload's processes run as the pilot and
         are told from the pilot's own by the ``X509_USER_PROXY`` they were started with.
-        A signal to the pilot meanwhile is only remembered (``_PilotSignals``).
+        A signal to the pilot meanwhile is only remembered (``PilotSignals``).
         """
         account = state.account
         assert account is not None and state.credential is not None
@@ -725,58 +725,3 @@ def _open_log(path: Path, token: str) -> IO[bytes]:
     except OSError as error:
         raise WorkdirError(f"cannot open the payload log {path}: {error.strerror}; remove "
                            "whatever is there") from None
-
-
-class _PilotSignals:
-    """SIGTERM, SIGINT and SIGHUP to the pilot during one job (main thread only).
-
-    From the start of ``run`` to its end a signal never kills the pilot half-way (the work
-    directory opened to the target, a payload started and forgotten).  While the launcher
-    waits (``arm``: for the payload, for a grace period, between launches) the first one
-    raises ``PilotSignal`` and the launcher stops the payload, or does not launch again; at
-    any other time it is only remembered (``pending``) until the next ``arm``.  One
-    remembered before the launch stops the job there (``check``).
-    """
-
-    CAUGHT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.pending: Optional[int] = None
-        self._raising = False
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self._raising:
-            self._raising = False
-            raise PilotSignal(signum)
-        if self.pending is None:
-            self.pending = signum
-
-    @contextlib.contextmanager
-    def caught(self) -> Iterator[None]:
-        """Install the handler for the duration of the ``with`` block."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self._handler) for s in self.CAUGHT}
-        try:
-            yield
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
-
-    def check(self) -> None:
-        """``PilotInterruptedError`` if a signal came before the payload was started."""
-        if self.pending is not None:
-            raise PilotInterruptedError(f"pilot received signal {self.pending} before the "
-                                        "payload started: the payload was not started")
-
-    def arm(self) -> None:
-        """From now on the first signal raises ``PilotSignal`` (at once if one is pending)."""
-        if self.pending is not None:
-            signum, self.pending = self.pending, None
-            raise PilotSignal(signum)
-        self._raising = True
-
-    def disarm(self) -> None:
-        """Back to remembering signals."""
-        self._raising = False
