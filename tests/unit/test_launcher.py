@@ -390,7 +390,7 @@ def test_queue_accounting_file_may_be_a_sites_shared_file(credential, workdir, t
 def test_payload_log_that_cannot_be_created_is_a_workdir_error(credential, workdir):
     """Nothing planted: a work directory the pilot can no longer write into."""
     launcher = make_launcher(credential, ["/bin/true"])
-    with mock.patch("pilotid.launcher._open_append",
+    with mock.patch("pilotid.workfiles.open_append",
                     side_effect=OSError(errno.ENOSPC, "No space left on device")):
         result = launcher.run(JOB, workdir)
     assert (result.outcome, result.error_code) == ("setup_failed", 22)
