@@ -18,7 +18,7 @@ import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from pilotid import leftovers
 from pilotid.accounting import append_record
@@ -167,6 +167,14 @@ class _Run:
         self.cleanup.append(path)
         return path
 
+    @contextlib.contextmanager
+    def logs(self) -> Iterator[PayloadLogs]:
+        """The payload's two logs, open to append to, for one launch through the switch."""
+        assert self.stdout is not None and self.stderr is not None
+        with open_payload_log(self.stdout, self.token) as out, \
+                open_payload_log(self.stderr, self.token) as err:
+            yield PayloadLogs(out, err)
+
 
 class PayloadLauncher:
     """Run jobs of one queue as their users. Not intended to be subclassed: customise the
@@ -308,13 +316,11 @@ class PayloadLauncher:
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
         attempt = 1
-        with open_payload_log(state.stdout, state.token) as out, \
-                open_payload_log(state.stderr, state.token) as err:
+        with state.logs() as logs:
             while True:
                 self._check_lifetime(state.credential)
                 process = state.process = self.switcher.launch(
-                    [str(wrapper)], state.credential, state.account, state.workdir,
-                    PayloadLogs(out, err))
+                    [str(wrapper)], state.credential, state.account, state.workdir, logs)
                 log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
                          process.pid)
                 override = self._watch(state, process)
@@ -575,14 +581,12 @@ class PayloadLauncher:
                     os.kill(pid, signal.SIGKILL)
             return
         # Only the target may signal its processes: through the switch, as terminate does.
-        assert state.stdout is not None and state.stderr is not None
         assert state.credential is not None and state.account is not None
         argv = [_KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
         try:
-            with open_payload_log(state.stdout, state.token) as out, \
-                    open_payload_log(state.stderr, state.token) as err:
+            with state.logs() as logs:
                 killer = self.switcher.launch(argv, state.credential, state.account,
-                                              state.workdir, PayloadLogs(out, err))
+                                              state.workdir, logs)
                 if wait_for_exit(killer, 60) is None:
                     log.error("job %s: the kill of the payload's leftovers as %s hangs: "
                               "killing it", state.job.panda_id, state.account.name)
