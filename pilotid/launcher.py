@@ -5,6 +5,10 @@ source, identity switcher, payload adapters), which ``pilotid.factory.build_laun
 builds from a queue's settings.  ``run`` does the eight steps of DESIGN.md in order and
 always returns a ``PayloadResult``: failures become an outcome with its pilot error code,
 never an exception, so that the pilot can report every job.
+
+This module orchestrates; what it relies on lives apart: the pilot's own signals during
+the job (``pilotid.signals``), appending to its files in the work directory the payload can
+write to (``pilotid.workfiles``), and the accounting record (``pilotid.accounting``).
 """
 
 from __future__ import annotations
