@@ -5,26 +5,27 @@ source, identity switcher, payload adapters), which ``pilotid.factory.build_laun
 builds from a queue's settings.  ``run`` does the eight steps of DESIGN.md in order and
 always returns a ``PayloadResult``: failures become an outcome with its pilot error code,
 never an exception, so that the pilot can report every job.
+
+This module orchestrates; what it relies on lives apart: the pilot's own signals during
+the job (``pilotid.signals``), appending to its files in the work directory the payload can
+write to (``pilotid.workfiles``), and the accounting record (``pilotid.accounting``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
-import json
 import logging
 import os
 import secrets
 import signal
-import stat
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from pilotid import leftovers
+from pilotid.accounting import append_record
 from pilotid.errors import (
     AccountMappingError,
     CredentialError,
@@ -50,9 +51,11 @@ from pilotid.payloads.sandbox import (
 )
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
+from pilotid.signals import PilotSignal, PilotSignals
 from pilotid.strategies import base
 from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker, switch_failed
-from pilotid.watch import PilotSignal, wait_for_exit
+from pilotid.watch import wait_for_exit
+from pilotid.workfiles import open_payload_log
 
 if TYPE_CHECKING:
     from pilotid.factory import Strategies
@@ -160,13 +163,21 @@ class _Run:
         self.process: Any = None  # the last launch's switch process
         self.cleanup: list = []
         self.refreshable = True
-        self.signals = _PilotSignals()
+        self.signals = PilotSignals()
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
         path = self.workdir / f".pilotid-{stem}-{self.job.panda_id}-{self.token}{suffix}"
         self.cleanup.append(path)
         return path
+
+    @contextlib.contextmanager
+    def logs(self) -> Iterator[PayloadLogs]:
+        """The payload's two logs, open to append to, for one launch through the switch."""
+        assert self.stdout is not None and self.stderr is not None
+        with open_payload_log(self.stdout, self.token) as out, \
+                open_payload_log(self.stderr, self.token) as err:
+            yield PayloadLogs(out, err)
 
 
 class PayloadLauncher:
@@ -198,7 +209,8 @@ class PayloadLauncher:
             finally:
                 self._finish(state)
             result = self._result(state, outcome)
-            self._account(result, state.token, in_workdir=state.private is not None)
+            append_record(result, state.token, self.settings.accounting_file,
+                          in_workdir=state.private is not None)
         if state.signals.pending is not None:
             log.warning("job %s: pilot got signal %d while finishing the job: the job's "
                         "result stands", job.panda_id, state.signals.pending)
@@ -308,13 +320,11 @@ class PayloadLauncher:
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
         assert state.credential is not None and state.account is not None
         attempt = 1
-        with _open_log(state.stdout, state.token) as out, \
-                _open_log(state.stderr, state.token) as err:
+        with state.logs() as logs:
             while True:
                 self._check_lifetime(state.credential)
                 process = state.process = self.switcher.launch(
-                    [str(wrapper)], state.credential, state.account, state.workdir,
-                    PayloadLogs(out, err))
+                    [str(wrapper)], state.credential, state.account, state.workdir, logs)
                 log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
                          process.pid)
                 override = self._watch(state, process)
@@ -535,7 +545,7 @@ class PayloadLauncher:
         not (a wrapper killed outright) and reaps the dead, which only their new parent,
         the pilot, can do.  With no switch, the payload's processes run as the pilot and
         are told from the pilot's own by the ``X509_USER_PROXY`` they were started with.
-        A signal to the pilot meanwhile is only remembered (``_PilotSignals``).
+        A signal to the pilot meanwhile is only remembered (``PilotSignals``).
         """
         account = state.account
         assert account is not None and state.credential is not None
@@ -575,14 +585,12 @@ class PayloadLauncher:
                     os.kill(pid, signal.SIGKILL)
             return
         # Only the target may signal its processes: through the switch, as terminate does.
-        assert state.stdout is not None and state.stderr is not None
         assert state.credential is not None and state.account is not None
         argv = [_KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
         try:
-            with _open_log(state.stdout, state.token) as out, \
-                    _open_log(state.stderr, state.token) as err:
+            with state.logs() as logs:
                 killer = self.switcher.launch(argv, state.credential, state.account,
-                                              state.workdir, PayloadLogs(out, err))
+                                              state.workdir, logs)
                 if wait_for_exit(killer, 60) is None:
                     log.error("job %s: the kill of the payload's leftovers as %s hangs: "
                               "killing it", state.job.panda_id, state.account.name)
@@ -622,27 +630,6 @@ class PayloadLauncher:
             started=state.started, ended=_now(),
             user_dn=state.credential.identity if state.credential else state.job.prod_user_id)
 
-    def _account(self, result: PayloadResult, token: str, in_workdir: bool = True) -> None:
-        """Append the accounting record to the work directory's and the queue's file.
-
-        Not into a work directory that failed the launcher's check (missing, unwritable):
-        its error is the job's, and a second one would only repeat it.  What a payload put
-        in the work directory's place is moved aside (``_append_in_workdir``, ``token``);
-        the queue's file is only ever appended to as it is.
-        """
-        line = (json.dumps(result.accounting_record(), sort_keys=True) + "\n").encode()
-        targets = [(result.workdir / "accounting.jsonl", True)] if in_workdir else []
-        if self.settings.accounting_file:
-            targets.append((Path(self.settings.accounting_file), False))
-        for target, workdir_file in targets:
-            try:
-                fd = _append_in_workdir(target, token) if workdir_file else _open_append(target)
-                with os.fdopen(fd, "ab") as out:
-                    out.write(line)
-            except OSError as error:
-                log.error("job %s: cannot write accounting record to %s: %s",
-                          result.panda_id, target, error.strerror)
-
 
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
@@ -671,112 +658,3 @@ def _tampered_marker(marker: Path, found: Optional[WrapperMarker],
     return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
             f"{owner}) but the marker {what}: the payload changed it, so its outcome is "
             "unknown")
-
-
-def _open_append(path: Path, pilot_only: bool = False) -> int:
-    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file,
-    and with ``pilot_only`` only one of the pilot's own with no other name.
-
-    The payload may write in the work directory: it could leave a symlink there (to a file
-    of the pilot's), a FIFO (whose opening would block the pilot for ever), a file of its
-    own, or a hard link.  None is followed, waited on or written to: ``OSError`` instead.
-    The queue's accounting file, outside the work directory, may be a site's shared file
-    of another account's: of it only a regular file is asked.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                 | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        if pilot_only and (info.st_uid != os.geteuid() or info.st_nlink != 1):
-            raise OSError(errno.EPERM, "not a file of the pilot's own with one name")
-        os.set_blocking(fd, True)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _append_in_workdir(path: Path, token: str) -> int:
-    """``_open_append`` for a file in the work directory: whatever the payload put there
-    instead (a symlink, a FIFO, a file of its own) is moved aside to
-    ``<name>.planted-<token>`` (logged, kept for inspection) and a new file made, so that a
-    payload can neither redirect nor stop the pilot's next write there."""
-    try:
-        return _open_append(path, pilot_only=True)
-    except OSError as error:
-        try:
-            os.lstat(path)
-        except FileNotFoundError:
-            raise error from None  # nothing planted: the directory itself is the problem
-        aside = path.with_name(f"{path.name}.planted-{token}")
-        log.warning("%s is not a file the pilot may append to (%s): moved to %s; check what "
-                    "the payload did", path, error.strerror, aside.name)
-        os.rename(path, aside)
-        return _open_append(path, pilot_only=True)
-
-
-def _open_log(path: Path, token: str) -> IO[bytes]:
-    """Open a payload log in the work directory to append to (see
-    ``_append_in_workdir``); ``WorkdirError`` if it cannot be, naming the path."""
-    try:
-        return os.fdopen(_append_in_workdir(path, token), "ab")
-    except OSError as error:
-        raise WorkdirError(f"cannot open the payload log {path}: {error.strerror}; remove "
-                           "whatever is there") from None
-
-
-class _PilotSignals:
-    """SIGTERM, SIGINT and SIGHUP to the pilot during one job (main thread only).
-
-    From the start of ``run`` to its end a signal never kills the pilot half-way (the work
-    directory opened to the target, a payload started and forgotten).  While the launcher
-    waits (``arm``: for the payload, for a grace period, between launches) the first one
-    raises ``PilotSignal`` and the launcher stops the payload, or does not launch again; at
-    any other time it is only remembered (``pending``) until the next ``arm``.  One
-    remembered before the launch stops the job there (``check``).
-    """
-
-    CAUGHT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.pending: Optional[int] = None
-        self._raising = False
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self._raising:
-            self._raising = False
-            raise PilotSignal(signum)
-        if self.pending is None:
-            self.pending = signum
-
-    @contextlib.contextmanager
-    def caught(self) -> Iterator[None]:
-        """Install the handler for the duration of the ``with`` block."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self._handler) for s in self.CAUGHT}
-        try:
-            yield
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
-
-    def check(self) -> None:
-        """``PilotInterruptedError`` if a signal came before the payload was started."""
-        if self.pending is not None:
-            raise PilotInterruptedError(f"pilot received signal {self.pending} before the "
-                                        "payload started: the payload was not started")
-
-    def arm(self) -> None:
-        """From now on the first signal raises ``PilotSignal`` (at once if one is pending)."""
-        if self.pending is not None:
-            signum, self.pending = self.pending, None
-            raise PilotSignal(signum)
-        self._raising = True
-
-    def disarm(self) -> None:
-        """Back to remembering signals."""
-        self._raising = False

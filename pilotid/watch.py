@@ -2,7 +2,7 @@
 
 ``wait_for_exit`` returns as soon as the process ends (no sleep loop adding latency to every
 job), or ``None`` when the timeout passes first.  A signal handler that raises (the
-launcher's ``PilotSignal``) interrupts the wait.
+one ``pilotid.signals`` installs during a job) interrupts the wait.
 """
 
 from __future__ import annotations
@@ -11,14 +11,6 @@ import os
 import select
 import subprocess
 from typing import Any, Optional
-
-
-class PilotSignal(Exception):
-    """Raised by the launcher's signal handler: the pilot itself was told to stop."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"pilot received signal {signum}")
-        self.signum = signum
 
 
 def wait_for_exit(process: Any, timeout: Optional[float]) -> Optional[int]:

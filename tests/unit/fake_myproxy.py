@@ -75,19 +75,12 @@ class Session:
 Handler = Callable[[Session], None]
 
 
-class FakeMyProxyServer:
-    """Accepts connections in a thread and runs ``handler`` on each."""
+class _LoopbackListener:
+    """A listener on a free port of 127.0.0.1 whose thread hands each connection it accepts
+    to ``_accepted``.  A subclass sets what ``_accepted`` uses before calling
+    ``__init__``, which starts the thread."""
 
-    def __init__(self, host_identity: Identity, handler: Handler, stray_nul: bool = True):
-        self.handler = handler
-        self.stray_nul = stray_nul
-        self.sessions: List[Session] = []
-        self.errors: List[BaseException] = []
-        context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        context.use_certificate(host_identity.certificate)
-        context.use_privatekey(host_identity.key)
-        context.set_verify(SSL.VERIFY_PEER, lambda *args: True)  # record, do not judge
-        self._context = context
+    def __init__(self) -> None:
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(8)
@@ -101,56 +94,75 @@ class FakeMyProxyServer:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
-            sock.setblocking(True)
-            # a blocking socket with kernel timeouts: OpenSSL cannot use Python's timeout
-            timeval = struct.pack("ll", 10, 0)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-            conn = SSL.Connection(self._context, sock)
-            conn.set_accept_state()
-            session = Session(conn)
-            try:
-                conn.do_handshake()
-                peer = conn.get_peer_certificate(as_cryptography=True)
-                session.client_chain = ([peer] if peer else []) + list(
-                    conn.get_peer_cert_chain(as_cryptography=True) or [])
-                if self.stray_nul:
-                    conn.sendall(b"\0")
-                if session.recv_exact(1) != b"0":
-                    raise AssertionError("client did not send the delegation flag '0'")
-                session.raw_request = session.recv_until_nul()
-                text = session.raw_request.rstrip(b"\0").decode()
-                session.request = dict(line.split("=", 1) for line in text.splitlines() if line)
-                self.sessions.append(session)
-                self.handler(session)
-            except (SSL.Error, EOFError, OSError) as error:
-                self.errors.append(error)
-            except BaseException as error:  # a broken handler must show in the test
-                self.errors.append(error)
-            finally:
-                try:
-                    conn.shutdown()
-                except SSL.Error:
-                    pass
-                sock.close()
+            self._accepted(sock)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
-        _stop_listener(self._listener, self._thread)
+        """Stop the accepting thread before the listener's descriptor is freed.
+
+        ``close()`` alone does not wake a thread blocked in ``accept()``, and that thread
+        would go on accepting on whatever socket reuses the descriptor number next: the next
+        test's fake server.  ``shutdown()`` makes the pending ``accept()`` fail; the thread
+        returns.
+        """
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(timeout=15)
+        self._listener.close()
 
 
-def _stop_listener(listener: socket.socket, thread: threading.Thread) -> None:
-    """Stop the accepting thread before the listener's descriptor is freed.
+class FakeMyProxyServer(_LoopbackListener):
+    """Accepts connections in a thread and runs ``handler`` on each."""
 
-    ``close()`` alone does not wake a thread blocked in ``accept()``, and that thread would
-    go on accepting on whatever socket reuses the descriptor number next: the next test's
-    fake server.  ``shutdown()`` makes the pending ``accept()`` fail; the thread returns.
-    """
-    try:
-        listener.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    thread.join(timeout=15)
-    listener.close()
+    def __init__(self, host_identity: Identity, handler: Handler, stray_nul: bool = True):
+        self.handler = handler
+        self.stray_nul = stray_nul
+        self.sessions: List[Session] = []
+        self.errors: List[BaseException] = []
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.use_certificate(host_identity.certificate)
+        context.use_privatekey(host_identity.key)
+        context.set_verify(SSL.VERIFY_PEER, lambda *args: True)  # record, do not judge
+        self._context = context
+        super().__init__()
+
+    def _accepted(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        # a blocking socket with kernel timeouts: OpenSSL cannot use Python's timeout
+        timeval = struct.pack("ll", 10, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        conn = SSL.Connection(self._context, sock)
+        conn.set_accept_state()
+        session = Session(conn)
+        try:
+            conn.do_handshake()
+            peer = conn.get_peer_certificate(as_cryptography=True)
+            session.client_chain = ([peer] if peer else []) + list(
+                conn.get_peer_cert_chain(as_cryptography=True) or [])
+            if self.stray_nul:
+                conn.sendall(b"\0")
+            if session.recv_exact(1) != b"0":
+                raise AssertionError("client did not send the delegation flag '0'")
+            session.raw_request = session.recv_until_nul()
+            text = session.raw_request.rstrip(b"\0").decode()
+            session.request = dict(line.split("=", 1) for line in text.splitlines() if line)
+            self.sessions.append(session)
+            self.handler(session)
+        except (SSL.Error, EOFError, OSError) as error:
+            self.errors.append(error)
+        except BaseException as error:  # a broken handler must show in the test
+            self.errors.append(error)
+        finally:
+            try:
+                conn.shutdown()
+            except SSL.Error:
+                pass
+            sock.close()
 
 
 def signing_handler(signer: ClientCredential, final: Optional[List[str]] = None) -> Handler:
@@ -188,27 +200,17 @@ def truncating_handler(signer: ClientCredential) -> Handler:
     return handle
 
 
-class SilentListener:
+class SilentListener(_LoopbackListener):
     """A TCP listener that accepts connections and never says a word."""
 
     def __init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self.port = self._listener.getsockname()[1]
         self._held: List[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            self._held.append(sock)
+    def _accepted(self, sock: socket.socket) -> None:
+        self._held.append(sock)
 
     def close(self) -> None:
-        _stop_listener(self._listener, self._thread)
+        super().close()
         for sock in self._held:
             sock.close()

@@ -11,7 +11,7 @@ import pytest
 
 from pilotid.errors import CredentialError
 from pilotid.identity.credfile import write_private
-from pilotid.watch import PilotSignal
+from pilotid.signals import PilotSignal
 
 
 def test_credential_is_written_0600_from_creation(tmp_path):

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 from unittest import mock
 
 import pytest
@@ -390,7 +390,7 @@ def test_queue_accounting_file_may_be_a_sites_shared_file(credential, workdir, t
 def test_payload_log_that_cannot_be_created_is_a_workdir_error(credential, workdir):
     """Nothing planted: a work directory the pilot can no longer write into."""
     launcher = make_launcher(credential, ["/bin/true"])
-    with mock.patch("pilotid.launcher._open_append",
+    with mock.patch("pilotid.workfiles.open_append",
                     side_effect=OSError(errno.ENOSPC, "No space left on device")):
         result = launcher.run(JOB, workdir)
     assert (result.outcome, result.error_code) == ("setup_failed", 22)
@@ -536,6 +536,29 @@ def test_payload_that_ignores_sigterm_gets_sigkill_after_the_grace_period(creden
     assert_cleaned_up(workdir, credential)
 
 
+def run_signalled(launcher: PayloadLauncher, workdir: Path,
+                  send: Callable[[Callable[[], bool]], None]) -> PayloadResult:
+    """Run ``JOB`` while ``send``, in a thread, signals this process (the pilot).
+
+    Outside the launcher's own handling SIGTERM and SIGINT do nothing, so that a stray one
+    never ends pytest; ``send`` is given a test saying whether the launcher's handler is in
+    place.
+    """
+    def placeholder(signum: int, frame: Any) -> None:
+        pass
+
+    previous = {s: signal.signal(s, placeholder) for s in (signal.SIGTERM, signal.SIGINT)}
+    sender = threading.Thread(
+        target=send, args=(lambda: signal.getsignal(signal.SIGTERM) is not placeholder,))
+    sender.start()
+    try:
+        return launcher.run(JOB, workdir)
+    finally:
+        sender.join()
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 def test_sigterm_to_the_pilot_stops_the_payload_and_is_interrupted(credential, workdir):
     """SIGTERM to this very process (the pilot), delivered in the main thread while the
     payload runs: the launcher stops the payload through the switcher and reports it."""
@@ -545,26 +568,15 @@ def test_sigterm_to_the_pilot_stops_the_payload_and_is_interrupted(credential, w
     launcher = make_launcher(credential, sh(f"echo started; touch {ready}; exec sleep 30"),
                              switcher=switcher)
 
-    def ours(signum: int, frame: Any) -> None:  # never let a stray SIGTERM end pytest
-        pass
-
-    previous = signal.signal(signal.SIGTERM, ours)
-
-    def send() -> None:
+    def send(launcher_handles: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if ready.exists() and signal.getsignal(signal.SIGTERM) is not ours:
+            if ready.exists() and launcher_handles():
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(0.01)
 
-    sender = threading.Thread(target=send)
-    sender.start()
-    try:
-        result = launcher.run(JOB, workdir)
-    finally:
-        sender.join()
-        signal.signal(signal.SIGTERM, previous)
+    result = run_signalled(launcher, workdir, send)
     assert (result.outcome, result.error_code, result.signal) == ("interrupted", 73, 15)
     assert "signal 15" in result.error
     assert [args[1] for args in switcher.called("terminate")] == [signal.SIGTERM]
@@ -630,12 +642,10 @@ def test_second_signal_while_the_payload_is_stopped_does_not_escape(credential, 
     switcher = RecordingSwitcher()
     launcher = make_launcher(credential, sh(f"trap '' TERM INT; touch {ready}; sleep 30"),
                              switcher=switcher, grace_period=2)
-    previous = {s: signal.signal(s, lambda *a: None) for s in (signal.SIGTERM, signal.SIGINT)}
-    ours = signal.getsignal(signal.SIGTERM)
 
-    def send() -> None:
+    def send(launcher_handles: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 20
-        while not (ready.exists() and signal.getsignal(signal.SIGTERM) is not ours):
+        while not (ready.exists() and launcher_handles()):
             if time.monotonic() > deadline:
                 return
             time.sleep(0.01)
@@ -644,14 +654,7 @@ def test_second_signal_while_the_payload_is_stopped_does_not_escape(credential, 
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
-    sender = threading.Thread(target=send)
-    sender.start()
-    try:
-        result = launcher.run(JOB, workdir)
-    finally:
-        sender.join()
-        for s, old in previous.items():
-            signal.signal(s, old)
+    result = run_signalled(launcher, workdir, send)
     assert (result.outcome, result.error_code) == ("interrupted", 73)
     assert [args[1] for args in switcher.called("terminate")] == [signal.SIGTERM,
                                                                    signal.SIGKILL]
