@@ -36,6 +36,7 @@ from pilotid.errors import (
     ProxyExpiredError,
     RescheduleRequest,
     SwitchError,
+    SwitchNotPermittedError,
     WorkdirError,
 )
 from pilotid.identity.accounts import Account
@@ -341,13 +342,24 @@ class PayloadLauncher:
                     if attempt > 1:
                         log.error("job %s: giving up after %d launches", state.job.panda_id,
                                   attempt)
-                    return outcome
+                    return self._refused_at_launch(outcome)
                 log.warning("job %s: launch %d: %s; launching again in %gs",
                             state.job.panda_id, attempt, outcome.error, delay)
                 interrupted = self._pause(state, delay)
                 if interrupted is not None:
                     return Outcome(base.INTERRUPTED, error=interrupted)
                 attempt += 1
+
+    def _refused_at_launch(self, outcome: Outcome) -> Outcome:
+        """A switch refused before the wrapper ran, as a refused probe: handed back where
+        the queue's ``on_probe_failure`` is ``reschedule`` (a probe answer kept from an
+        earlier job, ``probe_cache_lifetime``, may have gone stale since)."""
+        if (self.settings.on_probe_failure == "reschedule"
+                and isinstance(outcome.error, SwitchNotPermittedError)):
+            return outcome_for_error(RescheduleRequest(
+                f"the {self.switcher.name} switch was refused at launch, job handed back for "
+                f"rescheduling: {outcome.error}"))
+        return outcome
 
     def _check_lifetime(self, credential: Credential) -> None:
         """Raise ``ProxyExpiredError`` unless the proxy lasts what a launch needs."""

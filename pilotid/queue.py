@@ -71,6 +71,7 @@ class QueueSettings:
     sudo_path: Optional[Path] = None
     glexec_mode: Optional[str] = None
     on_probe_failure: str = "fail"
+    probe_cache_lifetime: Optional[int] = None
     myproxy_server: Optional[str] = None
     myproxy_port: int = 7512
     sandbox: str = "acl"
@@ -391,6 +392,7 @@ _PARSERS: Dict[str, Callable[[Any], Any]] = {
     "sudo_path": _optional(_absolute_path),
     "glexec_mode": _optional(_choice(*GLEXEC_MODES)),
     "on_probe_failure": _choice(*ON_PROBE_FAILURE),
+    "probe_cache_lifetime": _optional(_integer(0)),
     "myproxy_server": _optional(_string),
     "myproxy_port": _integer(1, 65535),
     "sandbox": _choice(*SANDBOX_MODES),

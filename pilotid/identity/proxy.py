@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import logging
 import os
 import re
@@ -93,7 +94,14 @@ def slash_dn(name: x509.Name) -> str:
     certificate, ``\\xHH`` for bytes outside printable ASCII, ``\\/`` and ``\\+`` for a slash
     or plus inside a value, ``+`` between the parts of a multi-valued RDN.
     """
-    parsed = asn1_x509.Name.load(name.public_bytes())
+    return _slash_dn(name.public_bytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _slash_dn(der: bytes) -> str:
+    """``slash_dn`` of a DER-encoded name: the same few names (user, CAs) come back for
+    every job and every certificate of a chain, and asn1crypto's parse is not cheap."""
+    parsed = asn1_x509.Name.load(der)
     parts = []
     for rdn in parsed.chosen:
         entries = []

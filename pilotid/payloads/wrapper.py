@@ -13,7 +13,9 @@ this order, the wrapper
 4. enters the work directory and sets the umask;
 5. makes ``PYTHON_EGG_CACHE`` a fresh directory ``<egg_cache_base>/pilotid-egg-<32 hex>``
    whose name comes from ``/dev/urandom`` when the wrapper runs, with ``mkdir -m 700`` (no
-   ``-p``): an existing directory is never reused, the wrapper stops instead;
+   ``-p``): an existing directory is never reused, the wrapper stops instead (bash's
+   loadable ``mkdir`` and ``rm`` builtins make and remove it where the node has them,
+   ``bash_loadables``: two program starts less per job);
 6. runs the site's setup lines (trusted queue configuration, each through ``eval``), then
    re-asserts the work directory, umask, ``X509_USER_PROXY``, ``PYTHON_EGG_CACHE``, its
    shell options and its traps, which a setup script may have changed;
@@ -54,7 +56,7 @@ import signal
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
 from pilotid.identity.credfile import write_new
@@ -78,6 +80,12 @@ are adopted when they die, for the next round)."""
 
 EGG_CACHE_PREFIX = "pilotid-egg-"
 """Name prefix of the egg cache directories the wrapper creates under its base."""
+
+LOADABLE_DIRS = (Path("/usr/lib/bash"), Path("/usr/lib64/bash"))
+"""Where distributions install bash's loadable builtins (Debian: package bash-builtins)."""
+
+LOADABLE_BUILTINS = ("mkdir", "rm")
+"""The loadable builtins the wrapper uses, where the node has them, for its egg cache."""
 
 # glibc's own list of variables it drops for set-uid programs (UNSECURE_ENVVARS), minus
 # LD_LIBRARY_PATH and TMPDIR, which ATLAS set-ups and payloads rely on.
@@ -218,6 +226,32 @@ def bash_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def bash_loadables() -> Tuple[str, ...]:
+    """The loadable builtins (``LOADABLE_BUILTINS``) the wrapper may load: absolute paths.
+
+    For each name, the first file of that name in ``LOADABLE_DIRS`` that is a regular file
+    of root's, in a directory of root's, neither writable by anyone else: the shared
+    object runs inside the wrapper, as the target.  A name with no such file is left out:
+    the wrapper then starts the program of that name, as without loadables.
+    """
+    found = []
+    for name in LOADABLE_BUILTINS:
+        for directory in LOADABLE_DIRS:
+            if _root_only(directory, stat.S_ISDIR) and _root_only(directory / name,
+                                                                  stat.S_ISREG):
+                found.append(str(directory / name))
+                break
+    return tuple(found)
+
+
+def _root_only(path: Path, is_type: "Callable[[int], bool]") -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return is_type(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022
+
+
 #: The bits a umask may clear (it never sets a mode itself).
 _PERMISSION_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
 
@@ -268,7 +302,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
                                             and spec.reaper_pid > 1):
         raise ValueError(f"WrapperSpec.reaper_pid must be a PID above 1, not {spec.reaper_pid}")
     lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))
-             .replace("@REAPER@", "" if spec.reaper_pid is None else str(spec.reaper_pid))]
+             .replace("@REAPER@", "" if spec.reaper_pid is None else str(spec.reaper_pid))
+             .replace("@LOADABLES@", " ".join(bash_quote(p) for p in bash_loadables()))]
     if spec.handover.from_stdin:
         lines.append(_PROXY_FROM_STDIN.replace("@PROXY@", proxy))
     lines.append("builtin set +C")
@@ -281,7 +316,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
                  .replace("@EGGPREFIX@", EGG_CACHE_PREFIX))
     if command.setup:
         lines.append("# Site setup lines from the queue settings: trusted configuration, run "
-                     "in this shell.\n_pilotid_phase=setup\nbuiltin set +u")
+                     "in this shell,\n# with the programs mkdir and rm, not the loadables."
+                     "\n_pilotid_builtins off\n_pilotid_phase=setup\nbuiltin set +u")
         for number, line in enumerate(command.setup, 1):
             # \builtin: an alias an earlier line defined never applies to it
             lines.append(f"\\builtin eval {bash_quote(line)} || \\_pilotid_fail setup "
@@ -384,9 +420,24 @@ _pilotid_payload_pid=
 _pilotid_reaped=0
 _pilotid_interrupted=0
 _pilotid_phase=start
+_pilotid_loadables=(@LOADABLES@)
+_pilotid_loaded=off
 
 _pilotid_note() {{
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\\n' "$1" "$2" >&"$_pilotid_marker_fd"
+}}
+_pilotid_builtins() {{
+  # on: load bash's loadable mkdir and rm (root's files, from pilotid's list), off: drop them
+  local so
+  [ "$1" != "$_pilotid_loaded" ] || builtin return 0
+  _pilotid_loaded=$1
+  for so in "${{_pilotid_loadables[@]}}"; do
+    if [ "$1" = on ]; then
+      builtin enable -f "$so" "${{so##*/}}" 2>/dev/null || :
+    else
+      builtin enable -d "${{so##*/}}" 2>/dev/null || :
+    fi
+  done
 }}
 _pilotid_reap() {{
   # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
@@ -421,6 +472,7 @@ _pilotid_cleanup() {{
   fi
   _pilotid_reap
   if [ -n "$_pilotid_egg" ]; then
+    _pilotid_builtins on
     # chmod only where the payload left something rm cannot remove: one program, not two
     builtin command -p rm -rf -- "$_pilotid_egg" 2>/dev/null
     if [ -e "$_pilotid_egg" ]; then
@@ -504,6 +556,7 @@ _pilotid_random=${_pilotid_random//[!0-9a-f]/}
 [ "${#_pilotid_random}" -eq 32 ] ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
 _pilotid_egg_path=@EGGBASE@/@EGGPREFIX@$_pilotid_random
+_pilotid_builtins on
 if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
   _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 \
 (it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"

@@ -12,9 +12,9 @@ What this module adds on top of calling it:
   ``glexec_path``, ``/usr/sbin/glexec``) with symlinks resolved, since gLExec refuses them;
 * it is called with an explicit environment without ``LD_PRELOAD``, stderr kept apart;
 * ``probe`` asks gLExec, with the user's own proxy, which account it maps to, retrying
-  202 and 203 a bounded number of times; answers are cached per DN for the pilot's
-  lifetime; a failed probe fails the job or asks for it to be rescheduled, never falls back
-  to the pilot's own account;
+  202 and 203 a bounded number of times; answers are cached per DN for the queue's
+  ``probe_cache_lifetime`` (default: the pilot's lifetime); a failed probe fails the job
+  or asks for it to be rescheduled, never falls back to the pilot's own account;
 * ``explain`` tells a switch that never happened (no wrapper marker) from a payload that
   failed, and turns 204 into the payload's own status recorded by the wrapper;
 * ``terminate`` signals the payload through a second gLExec call as the target, since the
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import (
     Callable,
     Dict,
-    Hashable,
     List,
     Mapping,
     Optional,
@@ -79,6 +78,7 @@ from pilotid.strategies.base import (
     WrapperMarker,
     signal_label,
 )
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
 from pilotid.strategies.processes import payload_groups, signal_groups
 
 log = logging.getLogger(__name__)
@@ -140,27 +140,6 @@ class RetryPolicy:
         return self.delay * self.factor ** (attempt - 1)
 
 
-class ProbeCache:
-    """Probe answers by identity, kept for the pilot's lifetime (pool leases are sticky)."""
-
-    def __init__(self) -> None:
-        self._accounts: Dict[Hashable, Account] = {}
-
-    def get(self, key: Hashable) -> Optional[Account]:
-        """The account cached for ``key``, or None."""
-        return self._accounts.get(key)
-
-    def put(self, key: Hashable, account: Account) -> None:
-        """Remember ``account`` for ``key``."""
-        self._accounts[key] = account
-
-    def clear(self) -> None:
-        """Forget every answer."""
-        self._accounts.clear()
-
-
-#: The cache every ``GlexecSwitcher`` of this pilot process shares unless given its own.
-PILOT_PROBE_CACHE = ProbeCache()
 
 
 @dataclass(frozen=True)
@@ -345,8 +324,8 @@ class GlexecSwitcher(SwitcherBase):
     name = "glexec"
 
     def __init__(self, settings: QueueSettings, *, environ: Optional[Mapping[str, str]] = None,
-                 probe_cache: Optional[ProbeCache] = None, retry: Optional[RetryPolicy] = None,
-                 sleep: Callable[[float], None] = time.sleep,
+                 probe_cache: "Optional[ProbeCache[object]]" = None,
+                 retry: Optional[RetryPolicy] = None, sleep: Callable[[float], None] = time.sleep,
                  proxy_lifetime: Optional[int] = None, call_timeout: float = 300) -> None:
         mode = settings.glexec_mode or "uid"
         if mode not in MODES:
@@ -432,8 +411,8 @@ class GlexecSwitcher(SwitcherBase):
             cert = self.client_cert(credential)
             key = (str(self.binary), self.mode,
                    credential.identity if self.mode == "uid" else str(cert))
-            cached = self.probe_cache.get(key)
-            if cached is not None:
+            cached = self.probe_cache.get(key, self.settings.probe_cache_lifetime)
+            if isinstance(cached, Account):
                 return cached
             account = self._probe_with_retries(cert)
             if self.mode == "uid" and account.uid == os.geteuid():

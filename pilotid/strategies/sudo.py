@@ -26,7 +26,7 @@ import subprocess
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from zope.interface import implementer
 
@@ -51,6 +51,7 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
 )
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
 from pilotid.strategies.processes import payload_groups, signal_groups
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def _is_exec_failure(message: str) -> bool:
 class _Launch:
     """What ``launch`` remembers for ``terminate`` and ``explain``."""
 
+    sudo: str
     pilot: Account
     target: Account
     stderr_path: Optional[str]
@@ -136,17 +138,20 @@ class SudoSwitcher(SwitcherBase):
     """Switch to the user's mapped account with ``sudo -n -u <account>``.
 
     ``sudo`` overrides where the sudo program is (default: the queue's ``sudo_path``, else
-    looked up in ``SUDO_SEARCH_PATH``).  One instance serves one launch at a time, as the
-    launcher uses it: ``explain`` reads sudo's own message from the stderr log of the
-    latest ``launch``, only to tell "sudo refused" from "the wrapper could not be executed"
-    and to quote it.
+    looked up in ``SUDO_SEARCH_PATH``).  ``probe_cache`` keeps the switches sudo allowed
+    (default: shared by the pilot process) for the queue's ``probe_cache_lifetime``.  One
+    instance serves one launch at a time, as the launcher uses it: ``explain`` reads sudo's
+    own message from the stderr log of the latest ``launch``, only to tell "sudo refused"
+    from "the wrapper could not be executed" and to quote it.
     """
 
     name = "sudo"
 
-    def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None) -> None:
+    def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None,
+                 probe_cache: "Optional[ProbeCache[object]]" = None) -> None:
         super().__init__(settings)
         self.sudo = sudo
+        self.probe_cache = PILOT_PROBE_CACHE if probe_cache is None else probe_cache
         self._launches: "weakref.WeakKeyDictionary[subprocess.Popen, _Launch]" = \
             weakref.WeakKeyDictionary()
         self._latest: Optional[_Launch] = None
@@ -207,13 +212,21 @@ class SudoSwitcher(SwitcherBase):
         return account
 
     def check_switch(self, pilot: Account, account: Account) -> None:
-        """Check that sudo lets ``pilot`` run a command as ``account`` now, with no password.
+        """Check that sudo lets ``pilot`` run a command as ``account``, with no password.
 
         Runs ``sudo -n -u <account> -- /bin/true``: the only check that covers the rule,
         the account itself and PAM as they are now (``sudo -l -U`` needs root; ``sudo -l``
-        as the pilot asks for a password under some rules).
+        as the pilot asks for a password under some rules).  A switch that succeeded is not
+        tried again for the queue's ``probe_cache_lifetime`` (``probe_cache``): a launch
+        refused in between is still told exactly (``explain``) and makes the next job
+        check again.
         """
-        command = [self.sudo_path(), "-n", "-u", account.name, "--", TRUE_COMMAND]
+        sudo = self.sudo_path()
+        key = self._cache_key(sudo, pilot, account)
+        if self.probe_cache.get(key, self.settings.probe_cache_lifetime):
+            log.debug("sudo may switch %s -> %s (checked before)", pilot.name, account.name)
+            return
+        command = [sudo, "-n", "-u", account.name, "--", TRUE_COMMAND]
         try:
             done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
                                   capture_output=True, env=start_environment(pilot),
@@ -227,6 +240,7 @@ class SudoSwitcher(SwitcherBase):
                 f"cannot run {command[0]}: {error.strerror or error}") from None
         if done.returncode == 0:
             log.info("sudo may switch %s -> %s", pilot.name, account.name)
+            self.probe_cache.put(key, True)
             return
         messages = sudo_messages(done.stderr.decode("utf-8", "replace"))
         said = messages[-1] if messages else f"exit status {done.returncode}"
@@ -234,6 +248,10 @@ class SudoSwitcher(SwitcherBase):
             raise SwitchExecError(
                 f"sudo switched to {account.name} but could not run {TRUE_COMMAND}: {said}")
         raise SwitchNotPermittedError(self._refusal(pilot, account, said))
+
+    @staticmethod
+    def _cache_key(sudo: str, pilot: Account, account: Account) -> Tuple[str, str, int, int]:
+        return ("sudo", sudo, pilot.uid, account.uid)
 
     @staticmethod
     def _refusal(pilot: Account, account: Account, said: str) -> str:
@@ -270,7 +288,7 @@ class SudoSwitcher(SwitcherBase):
         pilot = Account.current()
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]
-        record = _Launch(pilot, account, *_log_position(logs.stderr))
+        record = _Launch(command[0], pilot, account, *_log_position(logs.stderr))
         try:
             process = subprocess.Popen(
                 command, cwd=os.fspath(workdir), stdin=subprocess.PIPE, stdout=logs.stdout,
@@ -358,8 +376,11 @@ class SudoSwitcher(SwitcherBase):
         said = self._sudo_said(launch)
         if returncode == 1:
             if said and _is_refusal(said):
-                return SwitchNotPermittedError(self._refusal(launch.pilot, launch.target, said)
-                                               if launch else said)
+                if launch is None:
+                    return SwitchNotPermittedError(said)
+                self.probe_cache.forget(self._cache_key(launch.sudo, launch.pilot,
+                                                        launch.target))
+                return SwitchNotPermittedError(self._refusal(launch.pilot, launch.target, said))
             if said or (launch and launch.stderr_path):
                 return SwitchExecError(
                     f"the wrapper never ran as the target: "

@@ -44,6 +44,8 @@ from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, acl_supported
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
+from pilotid.strategies import base
+from pilotid.strategies.base import Outcome
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from tests.conftest import ALICE_DN
 
@@ -457,6 +459,33 @@ def test_queue_that_reschedules_hands_back_any_probe_failure(credential, workdir
     assert (result.outcome, result.error_code) == ("rescheduled", 56)
     assert "sudo refuses pilot -> carol" in result.error
     assert switcher.called("launch") == []
+
+
+class RefusedAtLaunch(RecordingSwitcher):
+    """Probes fine (an answer kept from an earlier job), then the switch itself is refused:
+    the wrapper never runs."""
+
+    def launch(self, argv, credential, account, workdir, logs):
+        return super().launch(["/bin/false"], credential, account, workdir, logs)
+
+    def explain(self, returncode, marker):
+        super().explain(returncode, marker)
+        return Outcome(base.SWITCH_FAILED, error=SwitchNotPermittedError(
+            "sudo: a password is required"))
+
+
+@pytest.mark.parametrize("policy, outcome, code", [("fail", "switch_failed", 52),
+                                                   ("reschedule", "rescheduled", 56)])
+def test_switch_refused_at_launch_is_handled_as_a_refused_probe(credential, workdir, policy,
+                                                                outcome, code):
+    queue = QueueSettings("ANALY_UNIT", on_probe_failure=policy)
+    switcher = RefusedAtLaunch(queue)
+    result = make_launcher(credential, ["/bin/true"], switcher=switcher,
+                           on_probe_failure=policy).run(JOB, workdir)
+    assert (result.outcome, result.error_code) == (outcome, code)
+    assert "a password is required" in result.error
+    assert len(switcher.called("launch")) == 1
+    assert_cleaned_up(workdir, credential)
 
 
 def test_missing_work_directory_is_a_setup_failure_with_an_accounting_record(credential,

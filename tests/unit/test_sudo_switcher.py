@@ -29,6 +29,7 @@ from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base, sudo
 from pilotid.strategies.base import WrapperMarker
+from pilotid.strategies.probecache import ProbeCache
 from pilotid.strategies.sudo import SudoSwitcher, payload_groups, sudo_messages
 from tests.unit.switcher_helpers import (
     PROXY_BYTES,
@@ -79,7 +80,7 @@ def workdir(tmp_path):
 @pytest.fixture
 def switcher(fake_sudo, tmp_path):
     settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=tmp_path / "mapfile")
-    return SudoSwitcher(settings, sudo=str(fake_sudo))
+    return SudoSwitcher(settings, sudo=str(fake_sudo), probe_cache=ProbeCache())
 
 
 @pytest.fixture
@@ -219,6 +220,59 @@ def test_probe_maps_the_identity_and_checks_sudo(switcher, mapped_to, tmp_path, 
     assert seen == [(cred.identity, tmp_path / "mapfile")]
     calls = (fake_sudo.parent / "sudo-calls").read_text()
     assert calls == f"-n -u someone -- {sudo.TRUE_COMMAND}\n"
+
+
+def sudo_calls(fake_sudo) -> list:
+    calls = fake_sudo.parent / "sudo-calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_a_switch_sudo_allowed_is_not_checked_again_while_kept(switcher, mapped_to, tmp_path,
+                                                               fake_sudo):
+    mapped_to(SOMEONE)
+    cred = credential(tmp_path)
+    for _ in range(3):
+        assert switcher.probe(cred) == SOMEONE
+    assert len(sudo_calls(fake_sudo)) == 1
+
+
+def test_probe_cache_lifetime_zero_checks_sudo_before_every_job(mapped_to, tmp_path, fake_sudo):
+    settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=tmp_path / "mapfile",
+                             probe_cache_lifetime=0)
+    switcher = SudoSwitcher(settings, sudo=str(fake_sudo), probe_cache=ProbeCache())
+    mapped_to(SOMEONE)
+    cred = credential(tmp_path)
+    switcher.probe(cred)
+    switcher.probe(cred)
+    assert len(sudo_calls(fake_sudo)) == 2
+
+
+def test_a_refusal_is_never_kept(switcher, mapped_to, tmp_path, fake_sudo):
+    mapped_to(Account("refused", 54322, 54322))
+    cred = credential(tmp_path)
+    for _ in range(2):
+        with pytest.raises(SwitchNotPermittedError):
+            switcher.probe(cred)
+    assert len(sudo_calls(fake_sudo)) == 2
+
+
+def test_a_refusal_at_launch_after_a_kept_check_is_told_and_forgets_it(
+        switcher, mapped_to, workdir, tmp_path, fake_sudo):
+    """The sudoers rule went away after the check was kept: the launch is refused, the job
+    fails with sudo's refusal, and the next job checks again (and is refused there)."""
+    revoked = Account("refused", 54322, 54322)
+    switcher.probe_cache.put(("sudo", str(fake_sudo), Account.current().uid, revoked.uid), True)
+    mapped_to(revoked)
+    cred = credential(tmp_path)
+    assert switcher.probe(cred) == revoked  # kept: sudo not asked
+    assert sudo_calls(fake_sudo) == []
+    logs = open_logs(workdir)
+    process = switcher.launch(["/bin/true"], cred, revoked, workdir, logs)
+    returncode = process.wait(10)
+    close_logs(logs)
+    assert isinstance(switcher.explain(returncode, None).error, SwitchNotPermittedError)
+    with pytest.raises(SwitchNotPermittedError):
+        switcher.probe(cred)
 
 
 def test_probe_refuses_a_mapping_to_the_pilot_itself(switcher, mapped_to, tmp_path):

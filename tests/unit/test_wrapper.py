@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
+from pilotid.payloads import wrapper
 from pilotid.payloads.job import PayloadCommand
 from pilotid.payloads.wrapper import (
     EGG_CACHE_PREFIX,
@@ -461,6 +462,35 @@ def test_egg_cache_is_fresh_private_and_removed_after_success(run):
     assert len(egg.name) == len(EGG_CACHE_PREFIX) + 32
     assert seen["egg_mode"] == 0o700
     assert not egg.exists()
+
+
+def test_egg_cache_is_made_and_removed_by_programs_where_bash_has_no_loadables(
+        run, monkeypatch):
+    monkeypatch.setattr(wrapper, "LOADABLE_DIRS", ())
+    script = render_wrapper(run.spec())
+    assert "_pilotid_loadables=()" in script
+    run.run(run.spec())
+    assert run.seen()["egg_mode"] == 0o700
+    assert os.listdir(run.eggs) == []
+
+
+def test_loadables_are_only_root_files_nobody_else_may_write(tmp_path, monkeypatch):
+    """The shared object runs inside the wrapper as the target: a file of anybody else's,
+    or one others may replace, is never loaded."""
+    writable = tmp_path / "writable"
+    foreign = tmp_path / "foreign"
+    for directory in (writable, foreign):
+        directory.mkdir()
+        for name in wrapper.LOADABLE_BUILTINS:
+            (directory / name).write_bytes(b"\x7fELF")
+            (directory / name).chmod(0o644)
+    writable.chmod(0o777)
+    if os.geteuid() == 0:
+        os.chown(foreign / "mkdir", 65534, 65534)
+        os.chown(foreign / "rm", 0, 0)
+        (foreign / "rm").chmod(0o664)
+    monkeypatch.setattr(wrapper, "LOADABLE_DIRS", (writable, foreign))
+    assert wrapper.bash_loadables() == ()
 
 
 def test_egg_cache_names_differ_between_runs(run, tmp_path):
