@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import (
     Collection,
     Dict,
+    FrozenSet,
     Iterable,
     Iterator,
     List,
@@ -69,6 +70,7 @@ _NO_ID = 0xFFFFFFFF
 _R, _W, _X = 4, 2, 1
 _RWX = _R | _W | _X
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOT_SUPPORTED = {errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
@@ -313,6 +315,10 @@ class _Builder:
         self.groups = frozenset(_groups_of(account))
         self.changes: List[PathChange] = []
         self.parents: List[ParentChange] = []
+        # the ACLs most objects get, by st_mode, made once: objects without an ACL of their own
+        self._dir_blobs: Dict[int, bytes] = {}
+        self._file_blobs: Dict[int, bytes] = {}
+        self._default_blob: Optional[bytes] = None
 
     def grant(self) -> SandboxGrant:
         return SandboxGrant(self.workdir, self.account, self.mode, self.pilot_uid,
@@ -351,134 +357,208 @@ class _Builder:
 
         The hot path of a grant (a work directory may hold 100,000 staged-in files): a file
         costs one ``fstatat`` on its directory's descriptor and is judged by its mode bits;
-        only a file those bits keep from the target is opened (``O_PATH | O_NOFOLLOW``,
-        checked to be the same inode) and judged again with its ACL before it is changed.
-        The mode bits can only err towards a change (an ACL that already grants the
-        target), never towards more access; an ACL entry the pilot itself set to deny the
-        target a file its mode bits let others read is respected, not overridden.
+        only a file those bits keep from the target is opened (``O_PATH | O_NOFOLLOW``)
+        and judged again, on what is there now, with its ACL before it is changed.  A
+        directory is opened once (``O_RDONLY | O_DIRECTORY | O_NOFOLLOW``), changed through
+        that descriptor and then walked.  The mode bits can only err towards a change (an
+        ACL that already grants the target), never towards more access; an ACL entry the
+        pilot itself set to deny the target a file its mode bits let others read is
+        respected, not overridden.
         """
         top = os.open(self.workdir, _DIR_FLAGS)
+        stack: List[Tuple[str, int, Iterator[str]]] = []
         try:
             info = os.fstat(top)
             if info.st_uid == self.pilot_uid:
                 self._open_dir(".", top, info)
-            stack = [(".", top, self._scan(".", top))]
+            stack.append((".", top, iter(self._scan(".", top))))
             while stack:
-                relpath, _, subdirs = stack[-1]
+                relpath, dirfd, subdirs = stack[-1]
                 name = next(subdirs, None)
                 if name is None:
-                    _, fd, _ = stack.pop()
-                    if fd != top:
-                        os.close(fd)
+                    stack.pop()
+                    if dirfd != top:
+                        os.close(dirfd)
                     continue
                 child_path = name if relpath == "." else f"{relpath}/{name}"
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=stack[-1][1])
-                except OSError as error:  # cannot enter it: opened (above), not walked
-                    log.debug("%s not walked: %s", child_path, error.strerror)
-                    continue
-                stack.append((child_path, child, self._scan(child_path, child)))
+                child = self._enter(child_path, name, dirfd)
+                if child is not None:
+                    stack.append((child_path, child, iter(self._scan(child_path, child))))
         finally:
+            while len(stack) > 1:
+                os.close(stack.pop()[1])
             os.close(top)
 
-    def _scan(self, relpath: str, dirfd: int) -> Iterator[str]:
-        """Open what needs it among the entries of one directory; return its subdirectories.
+    def _enter(self, relpath: str, name: str, dirfd: int) -> Optional[int]:
+        """Open (and change) the subdirectory ``name`` of ``dirfd``; its descriptor for
+        the walk, or ``None`` when it is not to be walked (the caller closes it)."""
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # gone, or no longer a directory
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return None  # a symlink now: never followed
+            log.debug("%s not walked: %s", relpath, error.strerror)
+            try:  # the pilot cannot list it: still opened to the target, not walked
+                fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+            except OSError:
+                return None
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode) and self._is_mine(relpath, info):
+                    self._open_dir(relpath, _fd_path(fd), info)
+            finally:
+                os.close(fd)
+            return None
+        try:
+            info = os.fstat(fd)
+            if self._is_mine(relpath, info):
+                self._open_dir(relpath, fd, info)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
-        Written for speed: this loop runs once per file of the work directory.
+    def _is_mine(self, relpath: str, info: os.stat_result) -> bool:
+        """May the grant change this object: the pilot's, and not one of its credentials?"""
+        if info.st_uid != self.pilot_uid:
+            log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
+            return False
+        if (info.st_dev, info.st_ino) in self.keep:
+            log.warning("%s in the work directory is one of the pilot's own credentials: "
+                        "not opened to %s, but the payload may rename or replace it "
+                        "there; keep it outside the work directory",
+                        relpath, self.account.name)
+            return False
+        return True
+
+    def _scan(self, relpath: str, dirfd: int) -> List[str]:
+        """Open the files of one directory that need it; return its subdirectories.
+
+        Written for speed: this loop runs once per file of the work directory.  A regular
+        file whose mode bits let the target read it (and execute it, where anyone may) is
+        left alone after one ``fstatat``: the sets of such ``st_mode`` values are made
+        once (``_READABLE_BY_OTHERS``, ``_READABLE_BY_GROUP``).
         """
         subdirs = []
-        target, groups, lstat = self.account.uid, self.groups, os.stat
+        target, pilot, groups = self.account.uid, self.pilot_uid, self.groups
+        by_others, by_group = _READABLE_BY_OTHERS, _READABLE_BY_GROUP
+        lstat = os.lstat
         names = os.listdir(dirfd)
-        if relpath == "." and PRIVATE_DIR_NAME in names:
-            names.remove(PRIVATE_DIR_NAME)
+        if relpath == ".":
+            if PRIVATE_DIR_NAME in names:
+                names.remove(PRIVATE_DIR_NAME)
+            prefix = ""
+        else:
+            prefix = relpath + "/"
         for name in names:
             try:
-                info = lstat(name, dir_fd=dirfd, follow_symlinks=False)
+                info = lstat(name, dir_fd=dirfd)
             except FileNotFoundError:
                 continue
             mode = info.st_mode
+            if mode in (by_group if info.st_gid in groups else by_others):
+                if info.st_uid != target:
+                    continue  # the target reads it by its mode bits already
             kind = mode & 0o170000
-            if kind == stat.S_IFREG:
-                # readable (and executable, where anyone may execute it) by the mode bits
-                bits = mode >> 3 if info.st_gid in groups else mode
-                want = 5 if mode & 0o111 else 4
-                if bits & want == want and info.st_uid != target:
-                    continue
-            elif kind == stat.S_IFDIR:
+            if kind == stat.S_IFDIR:
                 subdirs.append(name)
-            else:
-                continue
-            self._open_entry(relpath, name, dirfd)
-        return iter(subdirs)
+            elif kind == stat.S_IFREG:
+                if info.st_uid == pilot:
+                    self._open_file(prefix + name, name, dirfd)
+                else:
+                    log.debug("%s%s belongs to uid %d: left as it is", prefix, name,
+                              info.st_uid)
+        return subdirs
 
-    def _open_entry(self, relpath: str, name: str, dirfd: int) -> None:
+    def _open_dir(self, relpath: str, handle: Union[int, str], info: os.stat_result) -> None:
+        """Open one directory to the target; ``handle``: a descriptor that may be read (or
+        the ``/proc/self/fd`` path of an ``O_PATH`` one)."""
+        access = _read_raw(handle, _ACCESS)
+        default = _read_raw(handle, _DEFAULT)
+        mode = stat.S_IMODE(info.st_mode)
+        self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
+                                       default))
+        if self.mode == WORLD:
+            self._chmod(handle, mode | 0o077, relpath)
+            return
+        if access is None:
+            blob = self._dir_blobs.get(info.st_mode)
+            if blob is None:
+                blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
+        else:
+            blob = self._dir_access(access, info.st_mode)
+        self._write(handle, _ACCESS, blob, relpath)
+        self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+
+    def _dir_access(self, access: Optional[bytes], st_mode: int) -> bytes:
+        acl = _Acl.from_xattr(access) if access else _Acl.from_mode(st_mode)
+        acl.add_user(self.account.uid, _RWX)
+        acl.recompute_mask()
+        return acl.to_xattr()
+
+    def _default_acl(self, default: Optional[bytes]) -> bytes:
+        if default is None and self._default_blob is not None:
+            return self._default_blob
+        acl = (_Acl.from_xattr(default) if default
+               else _Acl({(_USER_OBJ, _NO_ID): _RWX, (_GROUP_OBJ, _NO_ID): 0,
+                          (_OTHER, _NO_ID): 0}))
+        acl.add_user(self.account.uid, _RWX)
+        if self.pilot_uid != self.account.uid:
+            acl.add_user(self.pilot_uid, _RWX)
+        acl.entries[(_MASK, _NO_ID)] = _RWX
+        blob = acl.to_xattr()
+        if default is None:
+            self._default_blob = blob
+        return blob
+
+    def _open_file(self, relpath: str, name: str, dirfd: int) -> None:
+        """Give the target read (and execute, where anyone may) on the regular file
+        ``name`` of ``dirfd`` if it cannot have them yet, judged on what is there now."""
         try:
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+            fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
         except FileNotFoundError:
             return
         try:
             info = os.fstat(fd)  # what is there now, whatever was there at the fstatat
-            where = name if relpath == "." else f"{relpath}/{name}"
-            if info.st_uid != self.pilot_uid:
-                log.debug("%s belongs to uid %d: left as it is", where, info.st_uid)
-            elif (info.st_dev, info.st_ino) in self.keep:
-                log.warning("%s in the work directory is one of the pilot's own credentials: "
-                            "not opened to %s, but the payload may rename or replace it "
-                            "there; keep it outside the work directory",
-                            where, self.account.name)
-            elif stat.S_ISDIR(info.st_mode):
-                self._open_dir(where, fd, info)
-            elif stat.S_ISREG(info.st_mode):
-                access = _read_raw(_fd_path(fd), _ACCESS)
-                if not _may(info, _Acl.from_xattr(access) if access else None,
-                            self.account.uid, self.groups, _needed(info)):
-                    self._open_file(where, fd, info, access)
+            if not stat.S_ISREG(info.st_mode) or not self._is_mine(relpath, info):
+                return
+            path = _fd_path(fd)
+            access = _read_raw(path, _ACCESS)
+            acl = _Acl.from_xattr(access) if access else None
+            want = _needed(info)
+            if _may(info, acl, self.account.uid, self.groups, want):
+                return
+            mode = stat.S_IMODE(info.st_mode)
+            self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access))
+            if self.mode == WORLD:
+                self._chmod(path, mode | 0o044 | (0o011 if want & _X else 0), relpath)
+                return
+            if acl is None:
+                blob = self._file_blobs.get(info.st_mode)
+                if blob is None:
+                    acl = _Acl.from_mode(info.st_mode)
+                    acl.add_user(self.account.uid, want)
+                    acl.recompute_mask()
+                    blob = self._file_blobs[info.st_mode] = acl.to_xattr()
+            else:
+                acl.add_user(self.account.uid, want)
+                acl.recompute_mask()
+                blob = acl.to_xattr()
+            self._write(path, _ACCESS, blob, relpath)
         finally:
             os.close(fd)
 
-    def _record(self, relpath: str, fd: int, info: os.stat_result,
-                access: Optional[bytes] = None, read: bool = True) -> PathChange:
-        change = PathChange(relpath, info.st_dev, info.st_ino, stat.S_IMODE(info.st_mode),
-                            _read_raw(_fd_path(fd), _ACCESS) if read else access,
-                            _read_raw(_fd_path(fd), _DEFAULT)
-                            if stat.S_ISDIR(info.st_mode) else None)
-        self.changes.append(change)
-        return change
+    def _write(self, handle: Union[int, str], name: str, blob: bytes, relpath: str) -> None:
+        _write(handle, name, blob, relpath, self.workdir)
 
-    def _open_dir(self, relpath: str, fd: int, info: os.stat_result) -> None:
-        change = self._record(relpath, fd, info)
-        where = os.path.join(self.workdir, relpath)
-        if self.mode == WORLD:
-            _chmod(fd, change.mode | 0o077, where)
-            return
-        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
-                  else _Acl.from_mode(info.st_mode))
-        access.add_user(self.account.uid, _RWX)
-        access.recompute_mask()
-        default = (_Acl.from_xattr(change.default_acl) if change.default_acl
-                   else _Acl({(_USER_OBJ, _NO_ID): _RWX, (_GROUP_OBJ, _NO_ID): 0,
-                              (_OTHER, _NO_ID): 0}))
-        default.add_user(self.account.uid, _RWX)
-        if self.pilot_uid != self.account.uid:
-            default.add_user(self.pilot_uid, _RWX)
-        default.entries[(_MASK, _NO_ID)] = _RWX
-        _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
-        _write(_fd_path(fd), _DEFAULT, default.to_xattr(), where)
-
-    def _open_file(self, relpath: str, fd: int, info: os.stat_result,
-                   access_acl: Optional[bytes]) -> None:
-        """Give the target read (and execute) on one file whose access ACL, as read just
-        before, is ``access_acl``."""
-        change = self._record(relpath, fd, info, access_acl, read=False)
-        execute = bool(change.mode & 0o111)
-        if self.mode == WORLD:
-            _chmod(fd, change.mode | 0o044 | (0o011 if execute else 0), self.workdir / relpath)
-            return
-        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
-                  else _Acl.from_mode(info.st_mode))
-        access.add_user(self.account.uid, _R | (_X if execute else 0))
-        access.recompute_mask()
-        _write(_fd_path(fd), _ACCESS, access.to_xattr(), os.path.join(self.workdir, relpath))
+    def _chmod(self, handle: Union[int, str], mode: int, relpath: str) -> None:
+        try:
+            os.chmod(handle, mode)
+        except OSError as error:
+            raise SandboxError(f"cannot chmod {os.path.join(self.workdir, relpath)} to "
+                               f"{mode:04o}: {error.strerror}") from None
 
 
 def _identities(paths: Iterable[Path]) -> Set[Tuple[int, int]]:
@@ -556,11 +636,26 @@ def _objects(workdir: Path) -> Iterator[Tuple[str, int, os.stat_result]]:
                 os.close(fd)
 
 
+def _readable_modes(shift: int) -> FrozenSet[int]:
+    """``st_mode`` of every regular file whose permission bits at ``shift`` (3: group,
+    0: others) give read, and execute too where anyone may execute the file."""
+    found = set()
+    for perm in range(0o10000):
+        want = _R | _X if perm & 0o111 else _R
+        if (perm >> shift) & want == want:
+            found.add(stat.S_IFREG | perm)
+    return frozenset(found)
+
+
+_READABLE_BY_OTHERS = _readable_modes(0)
+_READABLE_BY_GROUP = _readable_modes(3)
+
+
 def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _read_raw(path: str, name: str) -> Optional[bytes]:
+def _read_raw(path: Union[int, str], name: str) -> Optional[bytes]:
     try:
         return os.getxattr(path, name)
     except OSError as error:
@@ -574,20 +669,17 @@ def _read_acl(path: str, name: str) -> Optional[_Acl]:
     return _Acl.from_xattr(raw) if raw else None
 
 
-def _write(path: str, name: str, blob: bytes, shown: "Union[Path, str]") -> None:
+def _write(path: Union[int, str], name: str, blob: bytes, shown: Union[Path, str],
+           workdir: Optional[Path] = None) -> None:
+    """Set the ACL attribute ``name``; ``shown`` (relative to ``workdir``, if given) names
+    the object in errors."""
     try:
         os.setxattr(path, name, blob)
     except OSError as error:
+        where = shown if workdir is None else os.path.join(workdir, shown)
         if error.errno in _NOT_SUPPORTED:
-            raise _AclNotSupported(str(shown)) from None
-        raise SandboxError(f"cannot set an ACL on {shown}: {error.strerror}") from None
-
-
-def _chmod(fd: int, mode: int, shown: "Union[Path, str]") -> None:
-    try:
-        os.chmod(_fd_path(fd), mode)
-    except OSError as error:
-        raise SandboxError(f"cannot chmod {shown} to {mode:04o}: {error.strerror}") from None
+            raise _AclNotSupported(str(where)) from None
+        raise SandboxError(f"cannot set an ACL on {where}: {error.strerror}") from None
 
 
 def _groups_of(account: Account) -> Sequence[int]:
@@ -605,8 +697,14 @@ def _needed(info: os.stat_result) -> int:
 def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collection[int]",
          want: int) -> bool:
     """POSIX.1e access check: may ``uid`` (in ``groups``) do ``want`` on this object?"""
-    if acl is None:
-        acl = _Acl.from_mode(info.st_mode)
+    if acl is None:  # the mode bits alone
+        if uid == info.st_uid:
+            bits = info.st_mode >> 6
+        elif info.st_gid in groups:
+            bits = info.st_mode >> 3
+        else:
+            bits = info.st_mode
+        return bits & want == want
     mask = acl.get(_MASK)
     if uid == info.st_uid:
         return (acl.get(_USER_OBJ) or 0) & want == want
