@@ -45,7 +45,6 @@ from typing import (
     Dict,
     FrozenSet,
     Iterable,
-    Iterator,
     List,
     Optional,
     Sequence,
@@ -260,25 +259,10 @@ def reclaim(grant: SandboxGrant) -> None:
     are logged as a warning.  Raises ``SandboxError`` naming what could not be restored,
     after restoring everything else.
     """
-    failures: List[str] = []
-    pending = {(c.device, c.inode): c for c in grant.changes}
-    unreadable: List[str] = []
+    reclaimer = _Reclaimer(grant)
     if grant.workdir.is_dir():
-        for relpath, fd, info in _objects(grant.workdir):
-            try:
-                if info.st_uid != grant.pilot_uid:
-                    if not _pilot_can_use(fd, info):
-                        unreadable.append(relpath)
-                    continue
-                change = pending.pop((info.st_dev, info.st_ino), None)
-                if change is not None:
-                    _restore(fd, info, change, grant.mode)
-                elif grant.mode == ACL:
-                    _strip_user(fd, info, grant.account.uid)
-            except OSError as error:
-                failures.append(f"{relpath}: {error.strerror}")
-            finally:
-                os.close(fd)
+        reclaimer.walk()
+    failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
     for change in pending.values():
         log.debug("%s (changed by the grant) is no longer in %s: not restored",
                   change.path, grant.workdir)
@@ -299,6 +283,147 @@ def reclaim(grant: SandboxGrant) -> None:
 
 class _AclNotSupported(Exception):
     pass
+
+
+class _Reclaimer:
+    """Walks the work directory after the payload the way the grant did (directory
+    descriptors, one ``fstatat`` per entry, ``O_PATH | O_NOFOLLOW`` for what it changes):
+    puts back what the grant changed and takes the target's entries from what the pilot
+    made since.  A file the grant did not change is only opened when its ACL, read through
+    its directory's descriptor (``/proc/self/fd/<dir>/<name>``, not following a symlink),
+    names the target."""
+
+    def __init__(self, grant: SandboxGrant) -> None:
+        self.grant = grant
+        self.pending = {(c.device, c.inode): c for c in grant.changes}
+        self.failures: List[str] = []
+        self.unreadable: List[str] = []
+
+    def walk(self) -> None:
+        top = self._enter(".", str(self.grant.workdir), None)
+        if top is None:
+            return
+        stack = [(".", top, iter(self._scan(".", top)))]
+        try:
+            while stack:
+                relpath, dirfd, subdirs = stack[-1]
+                name = next(subdirs, None)
+                if name is None:
+                    os.close(stack.pop()[1])
+                    continue
+                child_path = name if relpath == "." else f"{relpath}/{name}"
+                child = self._enter(child_path, name, dirfd)
+                if child is not None:
+                    stack.append((child_path, child, iter(self._scan(child_path, child))))
+        finally:
+            for _, fd, _ in stack:
+                os.close(fd)
+
+    def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
+        """Give back one directory; its descriptor to walk it, or None."""
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return None
+            try:  # not listable: given back, not walked
+                fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+            except OSError:
+                self.failures.append(f"{relpath}: {error.strerror}")
+                return None
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode):
+                    self._give_back(relpath, _fd_path(fd), info)
+            finally:
+                os.close(fd)
+            return None
+        try:
+            self._give_back(relpath, fd, os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _scan(self, relpath: str, dirfd: int) -> List[str]:
+        """Give back the files of one directory; return its subdirectories."""
+        subdirs = []
+        pilot, pending, lstat = self.grant.pilot_uid, self.pending, os.lstat
+        strip = self.grant.mode == ACL
+        names = os.listdir(dirfd)
+        if relpath == ".":
+            if PRIVATE_DIR_NAME in names:
+                names.remove(PRIVATE_DIR_NAME)
+            prefix = ""
+        else:
+            prefix = relpath + "/"
+        here = f"/proc/self/fd/{dirfd}/"
+        for name in names:
+            try:
+                info = lstat(name, dir_fd=dirfd)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                self.failures.append(f"{prefix}{name}: {error.strerror}")
+                break
+            kind = info.st_mode & 0o170000
+            if kind == stat.S_IFDIR:
+                subdirs.append(name)
+            elif kind != stat.S_IFREG:
+                continue
+            elif info.st_uid != pilot:
+                if not os.access(name, os.R_OK, dir_fd=dirfd):
+                    self.unreadable.append(prefix + name)
+            elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
+                    here + name)):
+                self._file(prefix + name, name, dirfd)
+        return subdirs
+
+    def _names_target(self, path: str) -> bool:
+        """Does the access ACL of ``path`` (read without following a symlink) have an
+        entry for the target?  True too when it cannot be read: look closer then."""
+        try:
+            blob = os.getxattr(path, _ACCESS, follow_symlinks=False)
+        except OSError as error:
+            return not (error.errno in (errno.ENODATA, errno.ENOENT)
+                        or error.errno in _NOT_SUPPORTED)
+        try:
+            return _Acl.from_xattr(blob).get(_USER, self.grant.account.uid) is not None
+        except ValueError:
+            return True
+
+    def _file(self, relpath: str, name: str, dirfd: int) -> None:
+        try:
+            fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            self.failures.append(f"{relpath}: {error.strerror}")
+            return
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                self._give_back(relpath, _fd_path(fd), info)
+        finally:
+            os.close(fd)
+
+    def _give_back(self, relpath: str, handle: Union[int, str], info: os.stat_result) -> None:
+        """Restore one object the grant changed, or strip the target's entries from one
+        the pilot made since; note one of the payload's that the pilot cannot use."""
+        try:
+            if info.st_uid != self.grant.pilot_uid:
+                if not _pilot_can_use(handle, info):
+                    self.unreadable.append(relpath)
+                return
+            change = self.pending.pop((info.st_dev, info.st_ino), None)
+            if change is not None:
+                _restore(handle, info, change, self.grant.mode)
+            elif self.grant.mode == ACL:
+                _strip_user(handle, info, self.grant.account.uid)
+        except OSError as error:
+            self.failures.append(f"{relpath}: {error.strerror}")
 
 
 def _undo(builder: "_Builder") -> None:
@@ -744,27 +869,6 @@ def _secure_private_dir(workdir: Path, pilot_uid: int) -> None:
         os.close(fd)
 
 
-def _objects(workdir: Path) -> Iterator[Tuple[str, int, os.stat_result]]:
-    """(relative path, O_PATH fd, stat) of every directory and regular file of the tree,
-    the work directory first; never follows a symlink, never enters ``.pilotid``.  The
-    caller closes each fd.  Directories the pilot cannot enter are yielded, not walked."""
-    top = os.open(workdir, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
-    yield ".", top, os.fstat(top)
-    for dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
-        if dirpath == str(workdir) and PRIVATE_DIR_NAME in dirnames:
-            dirnames.remove(PRIVATE_DIR_NAME)
-        for name in (*dirnames, *filenames):
-            try:
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
-            except FileNotFoundError:
-                continue
-            info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
-                yield os.path.relpath(os.path.join(dirpath, name), workdir), fd, info
-            else:
-                os.close(fd)
-
-
 def _readable_modes(shift: int) -> FrozenSet[int]:
     """``st_mode`` of every regular file whose permission bits at ``shift`` (3: group,
     0: others) give read, and execute too where anyone may execute the file."""
@@ -811,7 +915,7 @@ def _read_raw(path: Union[int, str], name: str) -> Optional[bytes]:
         raise
 
 
-def _read_acl(path: str, name: str) -> Optional[_Acl]:
+def _read_acl(path: Union[int, str], name: str) -> Optional[_Acl]:
     raw = _read_raw(path, name)
     return _Acl.from_xattr(raw) if raw else None
 
@@ -867,31 +971,33 @@ def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collectio
     return (acl.get(_OTHER) or 0) & want == want
 
 
-def _restore(fd: int, info: os.stat_result, change: PathChange, mode: str) -> None:
+def _restore(handle: Union[int, str], info: os.stat_result, change: PathChange,
+             mode: str) -> None:
+    """Put back the mode and ACLs of one object; ``handle`` as for ``_Builder._open_dir``."""
     if mode == ACL:
         saved = [(_ACCESS, change.access_acl)]
         if stat.S_ISDIR(info.st_mode):
             saved.append((_DEFAULT, change.default_acl))
         for name, blob in saved:
             if blob is not None:
-                os.setxattr(_fd_path(fd), name, blob)
-            elif _read_raw(_fd_path(fd), name) is not None:
-                os.removexattr(_fd_path(fd), name)
-    os.chmod(_fd_path(fd), change.mode)
+                os.setxattr(handle, name, blob)
+            elif _read_raw(handle, name) is not None:
+                os.removexattr(handle, name)
+    os.chmod(handle, change.mode)
 
 
-def _strip_user(fd: int, info: os.stat_result, uid: int) -> None:
+def _strip_user(handle: Union[int, str], info: os.stat_result, uid: int) -> None:
     """Drop ``uid``'s named entries, which objects the pilot made after the grant inherit."""
     names = (_ACCESS, _DEFAULT) if stat.S_ISDIR(info.st_mode) else (_ACCESS,)
     for name in names:
-        acl = _read_acl(_fd_path(fd), name)
+        acl = _read_acl(handle, name)
         if acl is not None and acl.drop_user(uid):
             if name == _ACCESS:  # a narrower mask, never a wider one
                 old = acl.get(_MASK)
                 acl.recompute_mask()
                 if old is not None and acl.get(_MASK) is not None:
                     acl.entries[(_MASK, _NO_ID)] &= old
-            os.setxattr(_fd_path(fd), name, acl.to_xattr())
+            os.setxattr(handle, name, acl.to_xattr())
 
 
 def _restore_parent(change: ParentChange, uid: int) -> None:
@@ -913,7 +1019,7 @@ def _restore_parent(change: ParentChange, uid: int) -> None:
         os.setxattr(path, _ACCESS, acl.to_xattr())
 
 
-def _pilot_can_use(fd: int, info: os.stat_result) -> bool:
+def _pilot_can_use(handle: Union[int, str], info: os.stat_result) -> bool:
     """May the pilot read this file (enter, list and empty this directory)?"""
     want = os.R_OK | os.W_OK | os.X_OK if stat.S_ISDIR(info.st_mode) else os.R_OK
-    return os.access(_fd_path(fd), want)
+    return os.access(_fd_path(handle) if isinstance(handle, int) else handle, want)
