@@ -20,8 +20,11 @@ Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot ke
 own copies of credentials; it is kept 0700 without ACL; and the files the caller names
 as ``keep_private`` (the pilot's own proxy, should it sit in the tree).  Symbolic links and
 special files are skipped, objects owned by someone else too.  Every object is opened with
-``O_PATH | O_NOFOLLOW`` and changed through ``/proc/self/fd``, so a path swapped for a
-symlink between the check and the change is never followed.
+``O_NOFOLLOW`` through its directory's descriptor (a directory ``O_RDONLY`` and changed
+through that descriptor, a file ``O_PATH`` and changed through ``/proc/self/fd``), so a path
+swapped for a symlink between the check and the change is never followed.  A big tree is
+listed by GNU ``find`` alongside (``_Builder._walk_with_find``): the listing only says where
+to look.
 
 ACLs are read and written as the kernel's ``system.posix_acl_*`` extended attributes
 (``getfacl``/``setfacl`` do the same): that gives an exact snapshot of each object before
