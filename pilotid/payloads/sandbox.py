@@ -323,14 +323,17 @@ class _Reclaimer:
                 os.close(fd)
 
     def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
-        """Give back one directory; its descriptor to walk it, or None."""
+        """Give back one directory (``dirfd`` None: the work directory, ``name`` its path);
+        its descriptor to walk it, or None."""
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return None
         except OSError as error:
-            if error.errno == errno.ELOOP:
-                return None
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
+                if dirfd is None:  # the work directory itself swapped for something else
+                    self.failures.append(f"{name}: {error.strerror}")
+                return None  # a symlink or a file now: never followed
             try:  # not listable: given back, not walked
                 fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
             except OSError:

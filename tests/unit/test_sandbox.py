@@ -324,3 +324,13 @@ def test_objects_the_pilot_makes_deep_in_the_tree_lose_only_the_targets_entries(
         assert not any(str(TARGET.uid) in line for line in getfacl(path)), path
     assert "user:12345:r--" in getfacl(shared)
 
+
+
+def test_reclaim_of_a_work_directory_swapped_for_a_symlink_is_a_sandbox_error(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    moved = workdir.parent / "moved"
+    workdir.rename(moved)
+    workdir.symlink_to(moved)
+    with pytest.raises(SandboxError, match="Not a directory|symbolic links"):
+        reclaim(grant)
+    assert any(str(TARGET.uid) in line for line in getfacl(moved))  # nothing followed
