@@ -20,8 +20,11 @@ Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot ke
 own copies of credentials; it is kept 0700 without ACL; and the files the caller names
 as ``keep_private`` (the pilot's own proxy, should it sit in the tree).  Symbolic links and
 special files are skipped, objects owned by someone else too.  Every object is opened with
-``O_PATH | O_NOFOLLOW`` and changed through ``/proc/self/fd``, so a path swapped for a
-symlink between the check and the change is never followed.
+``O_NOFOLLOW`` through its directory's descriptor (a directory ``O_RDONLY`` and changed
+through that descriptor, a file ``O_PATH`` and changed through ``/proc/self/fd``), so a path
+swapped for a symlink between the check and the change is never followed.  A big tree is
+listed by GNU ``find`` alongside (``_Builder._walk_with_find``): the listing only says where
+to look.
 
 ACLs are read and written as the kernel's ``system.posix_acl_*`` extended attributes
 (``getfacl``/``setfacl`` do the same): that gives an exact snapshot of each object before
@@ -31,17 +34,20 @@ the grant, which ``reclaim`` puts back byte for byte.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import shutil
 import stat
 import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
     Collection,
     Dict,
+    FrozenSet,
     Iterable,
-    Iterator,
     List,
     Optional,
     Sequence,
@@ -69,6 +75,11 @@ _NO_ID = 0xFFFFFFFF
 _R, _W, _X = 4, 2, 1
 _RWX = _R | _W | _X
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Entries the grant looks at itself before GNU ``find`` walks the tree alongside
+#: (``_Builder._walk_with_find``): starting it costs about as much as looking at 600 entries,
+#: and it pays off from some 5,000 entries on.
+_FIND_AFTER = 2048
 _NOT_SUPPORTED = {errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
@@ -251,25 +262,10 @@ def reclaim(grant: SandboxGrant) -> None:
     are logged as a warning.  Raises ``SandboxError`` naming what could not be restored,
     after restoring everything else.
     """
-    failures: List[str] = []
-    pending = {(c.device, c.inode): c for c in grant.changes}
-    unreadable: List[str] = []
+    reclaimer = _Reclaimer(grant)
     if grant.workdir.is_dir():
-        for relpath, fd, info in _objects(grant.workdir):
-            try:
-                if info.st_uid != grant.pilot_uid:
-                    if not _pilot_can_use(fd, info):
-                        unreadable.append(relpath)
-                    continue
-                change = pending.pop((info.st_dev, info.st_ino), None)
-                if change is not None:
-                    _restore(fd, info, change, grant.mode)
-                elif grant.mode == ACL:
-                    _strip_user(fd, info, grant.account.uid)
-            except OSError as error:
-                failures.append(f"{relpath}: {error.strerror}")
-            finally:
-                os.close(fd)
+        reclaimer.walk()
+    failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
     for change in pending.values():
         log.debug("%s (changed by the grant) is no longer in %s: not restored",
                   change.path, grant.workdir)
@@ -290,6 +286,150 @@ def reclaim(grant: SandboxGrant) -> None:
 
 class _AclNotSupported(Exception):
     pass
+
+
+class _Reclaimer:
+    """Walks the work directory after the payload the way the grant did (directory
+    descriptors, one ``fstatat`` per entry, ``O_PATH | O_NOFOLLOW`` for what it changes):
+    puts back what the grant changed and takes the target's entries from what the pilot
+    made since.  A file the grant did not change is only opened when its ACL, read through
+    its directory's descriptor (``/proc/self/fd/<dir>/<name>``, not following a symlink),
+    names the target."""
+
+    def __init__(self, grant: SandboxGrant) -> None:
+        self.grant = grant
+        self.pending = {(c.device, c.inode): c for c in grant.changes}
+        self.failures: List[str] = []
+        self.unreadable: List[str] = []
+
+    def walk(self) -> None:
+        top = self._enter(".", str(self.grant.workdir), None)
+        if top is None:
+            return
+        stack = [(".", top, iter(self._scan(".", top)))]
+        try:
+            while stack:
+                relpath, dirfd, subdirs = stack[-1]
+                name = next(subdirs, None)
+                if name is None:
+                    os.close(stack.pop()[1])
+                    continue
+                child_path = name if relpath == "." else f"{relpath}/{name}"
+                child = self._enter(child_path, name, dirfd)
+                if child is not None:
+                    stack.append((child_path, child, iter(self._scan(child_path, child))))
+        finally:
+            for _, fd, _ in stack:
+                os.close(fd)
+
+    def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
+        """Give back one directory (``dirfd`` None: the work directory, ``name`` its path);
+        its descriptor to walk it, or None."""
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
+                if dirfd is None:  # the work directory itself swapped for something else
+                    self.failures.append(f"{name}: {error.strerror}")
+                return None  # a symlink or a file now: never followed
+            try:  # not listable: given back, not walked
+                fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+            except OSError:
+                self.failures.append(f"{relpath}: {error.strerror}")
+                return None
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode):
+                    self._give_back(relpath, _fd_path(fd), info)
+            finally:
+                os.close(fd)
+            return None
+        try:
+            self._give_back(relpath, fd, os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _scan(self, relpath: str, dirfd: int) -> List[str]:
+        """Give back the files of one directory; return its subdirectories."""
+        subdirs = []
+        pilot, pending, lstat = self.grant.pilot_uid, self.pending, os.lstat
+        strip = self.grant.mode == ACL
+        names = os.listdir(dirfd)
+        if relpath == ".":
+            if PRIVATE_DIR_NAME in names:
+                names.remove(PRIVATE_DIR_NAME)
+            prefix = ""
+        else:
+            prefix = relpath + "/"
+        here = f"/proc/self/fd/{dirfd}/"
+        for name in names:
+            try:
+                info = lstat(name, dir_fd=dirfd)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                self.failures.append(f"{prefix}{name}: {error.strerror}")
+                break
+            kind = info.st_mode & 0o170000
+            if kind == stat.S_IFDIR:
+                subdirs.append(name)
+            elif kind != stat.S_IFREG:
+                continue
+            elif info.st_uid != pilot:
+                if not os.access(name, os.R_OK, dir_fd=dirfd):
+                    self.unreadable.append(prefix + name)
+            elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
+                    here + name)):
+                self._file(prefix + name, name, dirfd)
+        return subdirs
+
+    def _names_target(self, path: str) -> bool:
+        """Does the access ACL of ``path`` (read without following a symlink) have an
+        entry for the target?  True too when it cannot be read: look closer then."""
+        try:
+            blob = os.getxattr(path, _ACCESS, follow_symlinks=False)
+        except OSError as error:
+            return not (error.errno in (errno.ENODATA, errno.ENOENT)
+                        or error.errno in _NOT_SUPPORTED)
+        try:
+            return _Acl.from_xattr(blob).get(_USER, self.grant.account.uid) is not None
+        except ValueError:
+            return True
+
+    def _file(self, relpath: str, name: str, dirfd: int) -> None:
+        try:
+            fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            self.failures.append(f"{relpath}: {error.strerror}")
+            return
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                self._give_back(relpath, _fd_path(fd), info)
+        finally:
+            os.close(fd)
+
+    def _give_back(self, relpath: str, handle: Union[int, str], info: os.stat_result) -> None:
+        """Restore one object the grant changed, or strip the target's entries from one
+        the pilot made since; note one of the payload's that the pilot cannot use."""
+        try:
+            if info.st_uid != self.grant.pilot_uid:
+                if not _pilot_can_use(handle, info):
+                    self.unreadable.append(relpath)
+                return
+            change = self.pending.pop((info.st_dev, info.st_ino), None)
+            if change is not None:
+                _restore(handle, info, change, self.grant.mode)
+            elif self.grant.mode == ACL:
+                _strip_user(handle, info, self.grant.account.uid)
+        except OSError as error:
+            self.failures.append(f"{relpath}: {error.strerror}")
 
 
 def _undo(builder: "_Builder") -> None:
@@ -313,6 +453,12 @@ class _Builder:
         self.groups = frozenset(_groups_of(account))
         self.changes: List[PathChange] = []
         self.parents: List[ParentChange] = []
+        # the ACLs most objects get, by st_mode, made once: objects without an ACL of their own
+        self._dir_blobs: Dict[int, bytes] = {}
+        self._file_blobs: Dict[int, bytes] = {}
+        self._default_blob: Optional[bytes] = None
+        self.scanned = 0  # entries listed so far
+        self.done: Set[Tuple[int, int]] = set()  # objects changed before the walk restarted
 
     def grant(self) -> SandboxGrant:
         return SandboxGrant(self.workdir, self.account, self.mode, self.pilot_uid,
@@ -351,134 +497,328 @@ class _Builder:
 
         The hot path of a grant (a work directory may hold 100,000 staged-in files): a file
         costs one ``fstatat`` on its directory's descriptor and is judged by its mode bits;
-        only a file those bits keep from the target is opened (``O_PATH | O_NOFOLLOW``,
-        checked to be the same inode) and judged again with its ACL before it is changed.
-        The mode bits can only err towards a change (an ACL that already grants the
-        target), never towards more access; an ACL entry the pilot itself set to deny the
-        target a file its mode bits let others read is respected, not overridden.
+        only a file those bits keep from the target is opened (``O_PATH | O_NOFOLLOW``)
+        and judged again, on what is there now, with its ACL before it is changed.  A
+        directory is opened once (``O_RDONLY | O_DIRECTORY | O_NOFOLLOW``), changed through
+        that descriptor and then walked.  The mode bits can only err towards a change (an
+        ACL that already grants the target), never towards more access; an ACL entry the
+        pilot itself set to deny the target a file its mode bits let others read is
+        respected, not overridden.
+
+        A tree of more than ``_FIND_AFTER`` entries is walked again by GNU ``find`` in a
+        process of its own (``_walk_with_find``); whatever goes wrong there, the walk is
+        finished here.  An object changed once is never recorded twice (``done``).
         """
         top = os.open(self.workdir, _DIR_FLAGS)
         try:
             info = os.fstat(top)
             if info.st_uid == self.pilot_uid:
                 self._open_dir(".", top, info)
-            stack = [(".", top, self._scan(".", top))]
-            while stack:
-                relpath, _, subdirs = stack[-1]
-                name = next(subdirs, None)
-                if name is None:
-                    _, fd, _ = stack.pop()
-                    if fd != top:
-                        os.close(fd)
-                    continue
-                child_path = name if relpath == "." else f"{relpath}/{name}"
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=stack[-1][1])
-                except OSError as error:  # cannot enter it: opened (above), not walked
-                    log.debug("%s not walked: %s", child_path, error.strerror)
-                    continue
-                stack.append((child_path, child, self._scan(child_path, child)))
+            with_find = self.account.uid != self.pilot_uid  # else the owner's bits decide
+            if self._walk(top, _FIND_AFTER if with_find else None):
+                return
+            self.done = {(change.device, change.inode) for change in self.changes}
+            if self._walk_with_find(top):
+                return
+            self.done = {(change.device, change.inode) for change in self.changes}
+            self._walk(top, None)
         finally:
             os.close(top)
 
-    def _scan(self, relpath: str, dirfd: int) -> Iterator[str]:
-        """Open what needs it among the entries of one directory; return its subdirectories.
+    def _walk(self, top: int, budget: Optional[int]) -> bool:
+        """Walk the tree below ``top`` (the work directory, changed already) here; False
+        when it stopped after ``budget`` entries to let ``find`` walk the rest."""
+        stack = [(".", top, iter(self._scan(".", top)))]
+        try:
+            while stack:
+                if budget is not None and self.scanned > budget:
+                    if _gnu_find() is not None:
+                        return False
+                    budget = None
+                relpath, dirfd, subdirs = stack[-1]
+                name = next(subdirs, None)
+                if name is None:
+                    stack.pop()
+                    if dirfd != top:
+                        os.close(dirfd)
+                    continue
+                child_path = name if relpath == "." else f"{relpath}/{name}"
+                child = self._enter(child_path, name, dirfd)
+                if child is not None:
+                    stack.append((child_path, child, iter(self._scan(child_path, child))))
+        finally:
+            for _, fd, _ in stack[1:]:
+                os.close(fd)
+        return True
 
-        Written for speed: this loop runs once per file of the work directory.
+    def _walk_with_find(self, top: int) -> bool:
+        """Have GNU ``find`` walk the tree in a process of its own (a second core) and list
+        the directories, and the pilot's files whose mode bits keep them from the target
+        (the test of ``_scan``); open each through ``top`` as ``_walk`` would, while
+        ``find`` goes on.  True when ``find`` walked all of it.
+
+        ``find`` only says where to look: every object is opened and judged here, one
+        path component after the other with ``O_NOFOLLOW``, so a wrong or tampered
+        listing can cost the target access, never give it more.
+        """
+        argv = self._find_argv()
+        try:
+            finder = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      env={"LC_ALL": "C"})
+        except OSError as error:
+            log.debug("cannot start %s (%s): walking %s here", argv[0], error.strerror,
+                      self.workdir)
+            return False
+        stack: List[Tuple[bytes, int]] = [(b".", top)]
+        complete = False
+        try:
+            assert finder.stdout is not None
+            out = finder.stdout.fileno()
+            pending = b""
+            while True:
+                chunk = os.read(out, 1 << 16)
+                if not chunk:
+                    break
+                found = (pending + chunk).split(b"\0")
+                pending = found.pop()
+                for entry in found:
+                    if entry == b"e":
+                        complete = True
+                    else:
+                        self._found(entry, stack)
+        except BaseException:
+            finder.kill()
+            raise
+        finally:
+            for _, fd in stack[1:]:
+                os.close(fd)
+            finder.wait()
+            if finder.stdout is not None:
+                finder.stdout.close()
+        if complete and finder.returncode == 0:
+            return True
+        log.debug("find did not walk all of %s (exit status %s): walking it here",
+                  self.workdir, finder.returncode)
+        return False
+
+    def _find_argv(self) -> List[str]:
+        """``find`` printing ``d<path>`` for each directory, ``f<path>`` for each file
+        ``_scan`` would open, then ``e`` when the walk is over (a second start point)."""
+        in_group: List[str] = ["("]
+        for gid in sorted(self.groups):
+            in_group += ["-gid", str(gid), "-o"]
+        in_group[-1] = ")"
+        readable = ["(", "(", *in_group, "-perm", "-040", "(", "!", "-perm", "/111", "-o",
+                    "-perm", "-010", ")", ")", "-o", "(", "!", *in_group, "-perm", "-004",
+                    "(", "!", "-perm", "/111", "-o", "-perm", "-001", ")", ")", ")"]
+        find = _gnu_find()
+        assert find is not None
+        return [find, ".", "./.",
+                "(", "-path", "./.", "-prune", "-printf", "e\\0", ")",
+                "-o", "-path", ".",
+                "-o", "(", "-path", "./" + PRIVATE_DIR_NAME, "-prune", ")",
+                "-o", "(", "-type", "d", "-printf", "d%p\\0", ")",
+                "-o", "(", "-type", "f", "-uid", str(self.pilot_uid), "!", *readable,
+                "-printf", "f%p\\0", ")"]
+
+    def _found(self, entry: bytes, stack: List[Tuple[bytes, int]]) -> None:
+        """Open one object ``find`` listed (``d./a/b`` or ``f./a/b``) through the open
+        directories of ``stack``: the path from the work directory to it, kept as ``find``
+        goes down and up (it lists a directory before what is in it)."""
+        path = entry[1:]
+        parent, _, name = path.rpartition(b"/")
+        if name in (b"", b".", b".."):
+            return  # never listed by find: no way up or sideways
+        while parent != stack[-1][0]:
+            if len(stack) == 1 or parent.startswith(stack[-1][0] + b"/"):
+                return  # in a directory that was not entered
+            os.close(stack.pop()[1])
+        relpath = os.fsdecode(path[2:])
+        if entry[:1] == b"d":
+            if parent == b"." and name == PRIVATE_DIR_NAME.encode():
+                return
+            child = self._enter(relpath, name, stack[-1][1])
+            if child is not None:
+                stack.append((path, child))
+        elif entry[:1] == b"f":
+            self._open_file(relpath, name, stack[-1][1])
+
+    def _enter(self, relpath: str, name: Union[str, bytes], dirfd: int) -> Optional[int]:
+        """Open (and change) the subdirectory ``name`` of ``dirfd``; its descriptor for
+        the walk, or ``None`` when it is not to be walked (the caller closes it)."""
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # gone, or no longer a directory
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return None  # a symlink now: never followed
+            log.debug("%s not walked: %s", relpath, error.strerror)
+            try:  # the pilot cannot list it: still opened to the target, not walked
+                fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
+            except OSError:
+                return None
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode) and self._is_mine(relpath, info):
+                    self._open_dir(relpath, _fd_path(fd), info)
+            finally:
+                os.close(fd)
+            return None
+        try:
+            info = os.fstat(fd)
+            if self._is_mine(relpath, info):
+                self._open_dir(relpath, fd, info)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _is_mine(self, relpath: str, info: os.stat_result) -> bool:
+        """May the grant change this object: the pilot's, and not one of its credentials?"""
+        if info.st_uid != self.pilot_uid:
+            log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
+            return False
+        if (info.st_dev, info.st_ino) in self.keep:
+            log.warning("%s in the work directory is one of the pilot's own credentials: "
+                        "not opened to %s, but the payload may rename or replace it "
+                        "there; keep it outside the work directory",
+                        relpath, self.account.name)
+            return False
+        return True
+
+    def _scan(self, relpath: str, dirfd: int) -> List[str]:
+        """Open the files of one directory that need it; return its subdirectories.
+
+        Written for speed: this loop runs once per file of the work directory.  A regular
+        file whose mode bits let the target read it (and execute it, where anyone may) is
+        left alone after one ``fstatat``: the sets of such ``st_mode`` values are made
+        once (``_READABLE_BY_OTHERS``, ``_READABLE_BY_GROUP``).
         """
         subdirs = []
-        target, groups, lstat = self.account.uid, self.groups, os.stat
+        target, pilot, groups = self.account.uid, self.pilot_uid, self.groups
+        by_others, by_group = _READABLE_BY_OTHERS, _READABLE_BY_GROUP
+        lstat = os.lstat
         names = os.listdir(dirfd)
-        if relpath == "." and PRIVATE_DIR_NAME in names:
-            names.remove(PRIVATE_DIR_NAME)
+        self.scanned += len(names)
+        if relpath == ".":
+            if PRIVATE_DIR_NAME in names:
+                names.remove(PRIVATE_DIR_NAME)
+            prefix = ""
+        else:
+            prefix = relpath + "/"
         for name in names:
             try:
-                info = lstat(name, dir_fd=dirfd, follow_symlinks=False)
+                info = lstat(name, dir_fd=dirfd)
             except FileNotFoundError:
                 continue
             mode = info.st_mode
+            if mode in (by_group if info.st_gid in groups else by_others):
+                if info.st_uid != target:
+                    continue  # the target reads it by its mode bits already
             kind = mode & 0o170000
-            if kind == stat.S_IFREG:
-                # readable (and executable, where anyone may execute it) by the mode bits
-                bits = mode >> 3 if info.st_gid in groups else mode
-                want = 5 if mode & 0o111 else 4
-                if bits & want == want and info.st_uid != target:
-                    continue
-            elif kind == stat.S_IFDIR:
+            if kind == stat.S_IFDIR:
                 subdirs.append(name)
-            else:
-                continue
-            self._open_entry(relpath, name, dirfd)
-        return iter(subdirs)
+            elif kind == stat.S_IFREG:
+                if info.st_uid == pilot:
+                    self._open_file(prefix + name, name, dirfd)
+                else:
+                    log.debug("%s%s belongs to uid %d: left as it is", prefix, name,
+                              info.st_uid)
+        return subdirs
 
-    def _open_entry(self, relpath: str, name: str, dirfd: int) -> None:
+    def _open_dir(self, relpath: str, handle: Union[int, str], info: os.stat_result) -> None:
+        """Open one directory to the target; ``handle``: a descriptor that may be read (or
+        the ``/proc/self/fd`` path of an ``O_PATH`` one)."""
+        if self.done and (info.st_dev, info.st_ino) in self.done:
+            return
+        access = _read_raw(handle, _ACCESS)
+        default = _read_raw(handle, _DEFAULT)
+        mode = stat.S_IMODE(info.st_mode)
+        self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
+                                       default))
+        if self.mode == WORLD:
+            self._chmod(handle, mode | 0o077, relpath)
+            return
+        if access is None:
+            blob = self._dir_blobs.get(info.st_mode)
+            if blob is None:
+                blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
+        else:
+            blob = self._dir_access(access, info.st_mode)
+        self._write(handle, _ACCESS, blob, relpath)
+        self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+
+    def _dir_access(self, access: Optional[bytes], st_mode: int) -> bytes:
+        acl = _Acl.from_xattr(access) if access else _Acl.from_mode(st_mode)
+        acl.add_user(self.account.uid, _RWX)
+        acl.recompute_mask()
+        return acl.to_xattr()
+
+    def _default_acl(self, default: Optional[bytes]) -> bytes:
+        if default is None and self._default_blob is not None:
+            return self._default_blob
+        acl = (_Acl.from_xattr(default) if default
+               else _Acl({(_USER_OBJ, _NO_ID): _RWX, (_GROUP_OBJ, _NO_ID): 0,
+                          (_OTHER, _NO_ID): 0}))
+        acl.add_user(self.account.uid, _RWX)
+        if self.pilot_uid != self.account.uid:
+            acl.add_user(self.pilot_uid, _RWX)
+        acl.entries[(_MASK, _NO_ID)] = _RWX
+        blob = acl.to_xattr()
+        if default is None:
+            self._default_blob = blob
+        return blob
+
+    def _open_file(self, relpath: str, name: Union[str, bytes], dirfd: int) -> None:
+        """Give the target read (and execute, where anyone may) on the regular file
+        ``name`` of ``dirfd`` if it cannot have them yet, judged on what is there now."""
         try:
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+            fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
         except FileNotFoundError:
             return
         try:
             info = os.fstat(fd)  # what is there now, whatever was there at the fstatat
-            where = name if relpath == "." else f"{relpath}/{name}"
-            if info.st_uid != self.pilot_uid:
-                log.debug("%s belongs to uid %d: left as it is", where, info.st_uid)
-            elif (info.st_dev, info.st_ino) in self.keep:
-                log.warning("%s in the work directory is one of the pilot's own credentials: "
-                            "not opened to %s, but the payload may rename or replace it "
-                            "there; keep it outside the work directory",
-                            where, self.account.name)
-            elif stat.S_ISDIR(info.st_mode):
-                self._open_dir(where, fd, info)
-            elif stat.S_ISREG(info.st_mode):
-                access = _read_raw(_fd_path(fd), _ACCESS)
-                if not _may(info, _Acl.from_xattr(access) if access else None,
-                            self.account.uid, self.groups, _needed(info)):
-                    self._open_file(where, fd, info, access)
+            if not stat.S_ISREG(info.st_mode) or not self._is_mine(relpath, info):
+                return
+            if self.done and (info.st_dev, info.st_ino) in self.done:
+                return
+            path = _fd_path(fd)
+            access = _read_raw(path, _ACCESS)
+            acl = _Acl.from_xattr(access) if access else None
+            want = _needed(info)
+            if _may(info, acl, self.account.uid, self.groups, want):
+                return
+            mode = stat.S_IMODE(info.st_mode)
+            self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access))
+            if self.mode == WORLD:
+                self._chmod(path, mode | 0o044 | (0o011 if want & _X else 0), relpath)
+                return
+            if acl is None:
+                blob = self._file_blobs.get(info.st_mode)
+                if blob is None:
+                    acl = _Acl.from_mode(info.st_mode)
+                    acl.add_user(self.account.uid, want)
+                    acl.recompute_mask()
+                    blob = self._file_blobs[info.st_mode] = acl.to_xattr()
+            else:
+                acl.add_user(self.account.uid, want)
+                acl.recompute_mask()
+                blob = acl.to_xattr()
+            self._write(path, _ACCESS, blob, relpath)
         finally:
             os.close(fd)
 
-    def _record(self, relpath: str, fd: int, info: os.stat_result,
-                access: Optional[bytes] = None, read: bool = True) -> PathChange:
-        change = PathChange(relpath, info.st_dev, info.st_ino, stat.S_IMODE(info.st_mode),
-                            _read_raw(_fd_path(fd), _ACCESS) if read else access,
-                            _read_raw(_fd_path(fd), _DEFAULT)
-                            if stat.S_ISDIR(info.st_mode) else None)
-        self.changes.append(change)
-        return change
+    def _write(self, handle: Union[int, str], name: str, blob: bytes, relpath: str) -> None:
+        _write(handle, name, blob, relpath, self.workdir)
 
-    def _open_dir(self, relpath: str, fd: int, info: os.stat_result) -> None:
-        change = self._record(relpath, fd, info)
-        where = os.path.join(self.workdir, relpath)
-        if self.mode == WORLD:
-            _chmod(fd, change.mode | 0o077, where)
-            return
-        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
-                  else _Acl.from_mode(info.st_mode))
-        access.add_user(self.account.uid, _RWX)
-        access.recompute_mask()
-        default = (_Acl.from_xattr(change.default_acl) if change.default_acl
-                   else _Acl({(_USER_OBJ, _NO_ID): _RWX, (_GROUP_OBJ, _NO_ID): 0,
-                              (_OTHER, _NO_ID): 0}))
-        default.add_user(self.account.uid, _RWX)
-        if self.pilot_uid != self.account.uid:
-            default.add_user(self.pilot_uid, _RWX)
-        default.entries[(_MASK, _NO_ID)] = _RWX
-        _write(_fd_path(fd), _ACCESS, access.to_xattr(), where)
-        _write(_fd_path(fd), _DEFAULT, default.to_xattr(), where)
-
-    def _open_file(self, relpath: str, fd: int, info: os.stat_result,
-                   access_acl: Optional[bytes]) -> None:
-        """Give the target read (and execute) on one file whose access ACL, as read just
-        before, is ``access_acl``."""
-        change = self._record(relpath, fd, info, access_acl, read=False)
-        execute = bool(change.mode & 0o111)
-        if self.mode == WORLD:
-            _chmod(fd, change.mode | 0o044 | (0o011 if execute else 0), self.workdir / relpath)
-            return
-        access = (_Acl.from_xattr(change.access_acl) if change.access_acl
-                  else _Acl.from_mode(info.st_mode))
-        access.add_user(self.account.uid, _R | (_X if execute else 0))
-        access.recompute_mask()
-        _write(_fd_path(fd), _ACCESS, access.to_xattr(), os.path.join(self.workdir, relpath))
+    def _chmod(self, handle: Union[int, str], mode: int, relpath: str) -> None:
+        try:
+            os.chmod(handle, mode)
+        except OSError as error:
+            raise SandboxError(f"cannot chmod {os.path.join(self.workdir, relpath)} to "
+                               f"{mode:04o}: {error.strerror}") from None
 
 
 def _identities(paths: Iterable[Path]) -> Set[Tuple[int, int]]:
@@ -535,32 +875,44 @@ def _secure_private_dir(workdir: Path, pilot_uid: int) -> None:
         os.close(fd)
 
 
-def _objects(workdir: Path) -> Iterator[Tuple[str, int, os.stat_result]]:
-    """(relative path, O_PATH fd, stat) of every directory and regular file of the tree,
-    the work directory first; never follows a symlink, never enters ``.pilotid``.  The
-    caller closes each fd.  Directories the pilot cannot enter are yielded, not walked."""
-    top = os.open(workdir, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
-    yield ".", top, os.fstat(top)
-    for dirpath, dirnames, filenames, dirfd in os.fwalk(workdir, follow_symlinks=False):
-        if dirpath == str(workdir) and PRIVATE_DIR_NAME in dirnames:
-            dirnames.remove(PRIVATE_DIR_NAME)
-        for name in (*dirnames, *filenames):
-            try:
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
-            except FileNotFoundError:
-                continue
-            info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
-                yield os.path.relpath(os.path.join(dirpath, name), workdir), fd, info
-            else:
-                os.close(fd)
+def _readable_modes(shift: int) -> FrozenSet[int]:
+    """``st_mode`` of every regular file whose permission bits at ``shift`` (3: group,
+    0: others) give read, and execute too where anyone may execute the file."""
+    found = set()
+    for perm in range(0o10000):
+        want = _R | _X if perm & 0o111 else _R
+        if (perm >> shift) & want == want:
+            found.add(stat.S_IFREG | perm)
+    return frozenset(found)
+
+
+_READABLE_BY_OTHERS = _readable_modes(0)
+_READABLE_BY_GROUP = _readable_modes(3)
+
+
+@functools.lru_cache(maxsize=None)
+def _gnu_find() -> Optional[str]:
+    """The path of GNU ``find`` (in /usr/bin or /bin), or None; asked once per process."""
+    path = shutil.which("find", path="/usr/bin:/bin")
+    if path is None:
+        return None
+    try:
+        version = subprocess.run([path, "--version"], stdin=subprocess.DEVNULL,
+                                 capture_output=True, timeout=10, env={"LC_ALL": "C"})
+    except (OSError, subprocess.SubprocessError) as error:
+        log.debug("cannot run %s --version (%s): walking trees in Python", path, error)
+        return None
+    if version.returncode != 0 or b"GNU findutils" not in version.stdout.split(b"\n")[0]:
+        log.debug("%s is not GNU find: walking trees in Python", path)
+        return None
+    return path
 
 
 def _fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _read_raw(path: str, name: str) -> Optional[bytes]:
+def _read_raw(path: Union[int, str], name: str) -> Optional[bytes]:
     try:
         return os.getxattr(path, name)
     except OSError as error:
@@ -569,25 +921,22 @@ def _read_raw(path: str, name: str) -> Optional[bytes]:
         raise
 
 
-def _read_acl(path: str, name: str) -> Optional[_Acl]:
+def _read_acl(path: Union[int, str], name: str) -> Optional[_Acl]:
     raw = _read_raw(path, name)
     return _Acl.from_xattr(raw) if raw else None
 
 
-def _write(path: str, name: str, blob: bytes, shown: "Union[Path, str]") -> None:
+def _write(path: Union[int, str], name: str, blob: bytes, shown: Union[Path, str],
+           workdir: Optional[Path] = None) -> None:
+    """Set the ACL attribute ``name``; ``shown`` (relative to ``workdir``, if given) names
+    the object in errors."""
     try:
         os.setxattr(path, name, blob)
     except OSError as error:
+        where = shown if workdir is None else os.path.join(workdir, shown)
         if error.errno in _NOT_SUPPORTED:
-            raise _AclNotSupported(str(shown)) from None
-        raise SandboxError(f"cannot set an ACL on {shown}: {error.strerror}") from None
-
-
-def _chmod(fd: int, mode: int, shown: "Union[Path, str]") -> None:
-    try:
-        os.chmod(_fd_path(fd), mode)
-    except OSError as error:
-        raise SandboxError(f"cannot chmod {shown} to {mode:04o}: {error.strerror}") from None
+            raise _AclNotSupported(str(where)) from None
+        raise SandboxError(f"cannot set an ACL on {where}: {error.strerror}") from None
 
 
 def _groups_of(account: Account) -> Sequence[int]:
@@ -605,8 +954,14 @@ def _needed(info: os.stat_result) -> int:
 def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collection[int]",
          want: int) -> bool:
     """POSIX.1e access check: may ``uid`` (in ``groups``) do ``want`` on this object?"""
-    if acl is None:
-        acl = _Acl.from_mode(info.st_mode)
+    if acl is None:  # the mode bits alone
+        if uid == info.st_uid:
+            bits = info.st_mode >> 6
+        elif info.st_gid in groups:
+            bits = info.st_mode >> 3
+        else:
+            bits = info.st_mode
+        return bits & want == want
     mask = acl.get(_MASK)
     if uid == info.st_uid:
         return (acl.get(_USER_OBJ) or 0) & want == want
@@ -622,31 +977,33 @@ def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collectio
     return (acl.get(_OTHER) or 0) & want == want
 
 
-def _restore(fd: int, info: os.stat_result, change: PathChange, mode: str) -> None:
+def _restore(handle: Union[int, str], info: os.stat_result, change: PathChange,
+             mode: str) -> None:
+    """Put back the mode and ACLs of one object; ``handle`` as for ``_Builder._open_dir``."""
     if mode == ACL:
         saved = [(_ACCESS, change.access_acl)]
         if stat.S_ISDIR(info.st_mode):
             saved.append((_DEFAULT, change.default_acl))
         for name, blob in saved:
             if blob is not None:
-                os.setxattr(_fd_path(fd), name, blob)
-            elif _read_raw(_fd_path(fd), name) is not None:
-                os.removexattr(_fd_path(fd), name)
-    os.chmod(_fd_path(fd), change.mode)
+                os.setxattr(handle, name, blob)
+            elif _read_raw(handle, name) is not None:
+                os.removexattr(handle, name)
+    os.chmod(handle, change.mode)
 
 
-def _strip_user(fd: int, info: os.stat_result, uid: int) -> None:
+def _strip_user(handle: Union[int, str], info: os.stat_result, uid: int) -> None:
     """Drop ``uid``'s named entries, which objects the pilot made after the grant inherit."""
     names = (_ACCESS, _DEFAULT) if stat.S_ISDIR(info.st_mode) else (_ACCESS,)
     for name in names:
-        acl = _read_acl(_fd_path(fd), name)
+        acl = _read_acl(handle, name)
         if acl is not None and acl.drop_user(uid):
             if name == _ACCESS:  # a narrower mask, never a wider one
                 old = acl.get(_MASK)
                 acl.recompute_mask()
                 if old is not None and acl.get(_MASK) is not None:
                     acl.entries[(_MASK, _NO_ID)] &= old
-            os.setxattr(_fd_path(fd), name, acl.to_xattr())
+            os.setxattr(handle, name, acl.to_xattr())
 
 
 def _restore_parent(change: ParentChange, uid: int) -> None:
@@ -668,7 +1025,7 @@ def _restore_parent(change: ParentChange, uid: int) -> None:
         os.setxattr(path, _ACCESS, acl.to_xattr())
 
 
-def _pilot_can_use(fd: int, info: os.stat_result) -> bool:
+def _pilot_can_use(handle: Union[int, str], info: os.stat_result) -> bool:
     """May the pilot read this file (enter, list and empty this directory)?"""
     want = os.R_OK | os.W_OK | os.X_OK if stat.S_ISDIR(info.st_mode) else os.R_OK
-    return os.access(_fd_path(fd), want)
+    return os.access(_fd_path(handle) if isinstance(handle, int) else handle, want)

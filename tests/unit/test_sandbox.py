@@ -308,3 +308,29 @@ def test_reclaim_of_a_removed_work_directory_does_nothing(workdir):
     grant = grant_target_access(workdir, TARGET)
     shutil.rmtree(workdir)
     reclaim(grant)
+
+
+def test_objects_the_pilot_makes_deep_in_the_tree_lose_only_the_targets_entries(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    deep = workdir / "sub" / "later"
+    deep.mkdir()
+    log = deep / "pilot.log"
+    log.write_text("log")
+    shared = workdir / "sub" / "shared.txt"
+    shared.write_text("shared")
+    subprocess.run(["setfacl", "-m", "u:12345:r", str(shared)], check=True)
+    reclaim(grant)
+    for path in (deep, log, shared, workdir / "sub"):
+        assert not any(str(TARGET.uid) in line for line in getfacl(path)), path
+    assert "user:12345:r--" in getfacl(shared)
+
+
+
+def test_reclaim_of_a_work_directory_swapped_for_a_symlink_is_a_sandbox_error(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    moved = workdir.parent / "moved"
+    workdir.rename(moved)
+    workdir.symlink_to(moved)
+    with pytest.raises(SandboxError, match="Not a directory|symbolic links"):
+        reclaim(grant)
+    assert any(str(TARGET.uid) in line for line in getfacl(moved))  # nothing followed
