@@ -695,7 +695,8 @@ class GlexecSwitcher(SwitcherBase):
                 SYSTEM_ERROR: "ask the site to check glexec.conf and LCAS/LCMAPS",
                 AUTHZ_ERROR: "the site does not authorise or map this user for this pilot",
                 CANNOT_EXECUTE: "the wrapper must be executable and reachable by the target "
-                                "(every parent of the work directory traversable)",
+                                "(every parent of the work directory traversable) on a file "
+                                "system not mounted noexec",
             }[returncode]
             return _switch_error(returncode, "before the wrapper ran", hint=hint)
         if returncode == PAYLOAD_OVERLAP:

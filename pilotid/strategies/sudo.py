@@ -2,8 +2,8 @@
 
 The proxy's identity is mapped to a local account through the queue's grid-mapfile; the
 wrapper runs as ``sudo -n -u <account> -- <wrapper>`` (no ``-E``: the wrapper carries the
-environment); the proxy travels on the wrapper's standard input, so no copy the target may
-read ever exists.
+environment); the proxy travels on the wrapper's standard input (an anonymous memory file,
+a pipe where the kernel has none), so no copy the target may read ever exists.
 
 What was found by trying it (sudo 1.9, Debian): sudo keeps the pilot as its real uid, so
 the unprivileged pilot may signal its own sudo process, and sudo relays a catchable signal
@@ -273,7 +273,7 @@ class SudoSwitcher(SwitcherBase):
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
-        """Run ``sudo -n -u <account> -- <argv>`` in ``workdir``; write the proxy to its stdin.
+        """Run ``sudo -n -u <account> -- <argv>`` in ``workdir``, the proxy on its stdin.
 
         Raises ``ProxyFileError`` when the credential cannot be read, ``WorkdirError`` when
         the pilot cannot enter ``workdir``, and ``SwitchUnavailableError`` when sudo cannot
@@ -289,9 +289,10 @@ class SudoSwitcher(SwitcherBase):
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]
         record = _Launch(command[0], pilot, account, *_log_position(logs.stderr))
+        stdin = _proxy_input(proxy)
         try:
             process = subprocess.Popen(
-                command, cwd=os.fspath(workdir), stdin=subprocess.PIPE, stdout=logs.stdout,
+                command, cwd=os.fspath(workdir), stdin=stdin, stdout=logs.stdout,
                 stderr=logs.stderr, env=start_environment(pilot), start_new_session=True)
         except OSError as error:
             if error.filename is not None and os.fspath(error.filename) == os.fspath(workdir):
@@ -299,11 +300,15 @@ class SudoSwitcher(SwitcherBase):
                                    f"{error.strerror}") from None
             raise SwitchUnavailableError(
                 f"cannot start {command[0]} in {workdir}: {error.strerror or error}") from None
+        finally:
+            if stdin != subprocess.PIPE:
+                os.close(stdin)
         self._launches[process] = record
         self._latest = record
         log.info("started %s as %s through sudo (pid %d)", " ".join(command[5:6]),
                  account.name, process.pid)
-        _send(process, proxy)
+        if process.stdin is not None:
+            _send(process, proxy)
         return process
 
     # -- terminate -------------------------------------------------------------------------
@@ -420,8 +425,32 @@ def _log_position(stream: object) -> "tuple[Optional[str], int]":
         return name, 0
 
 
+def _proxy_input(proxy: bytes) -> int:
+    """The wrapper's standard input: a descriptor of an anonymous memory file (``memfd``)
+    holding ``proxy`` at offset 0, or ``subprocess.PIPE`` where the kernel makes none.
+
+    bash's ``read`` takes a pipe one byte at a time (it must not read past its delimiter),
+    about 5,000 system calls for a proxy, but a seekable file in blocks.  The memory file has
+    no name anybody could open; only the processes that inherit the descriptor have it.
+    """
+    try:
+        fd = os.memfd_create("pilotid-proxy", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return subprocess.PIPE
+    try:
+        view = memoryview(proxy)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        return subprocess.PIPE
+    return fd
+
+
 def _send(process: subprocess.Popen, data: bytes) -> None:
-    """Write the proxy to the wrapper's stdin and close it; a dead reader is not an error.
+    """Write the proxy to the wrapper's stdin pipe and close it (where no memory file could
+    be made, ``_proxy_input``); a dead reader is not an error.
 
     A proxy is a few kilobytes, well under a pipe's buffer, so this does not wait for the
     wrapper.  If the wrapper (or sudo) is already gone, ``explain`` reports why.

@@ -317,6 +317,32 @@ def test_launch_runs_sudo_without_E_and_feeds_the_proxy_on_stdin(switcher, workd
     assert f"sid={process.pid}" in (workdir / "payload.stdout").read_text().replace(" ", "")
 
 
+def test_proxy_reaches_the_wrapper_as_a_nameless_memory_file(switcher, workdir, tmp_path):
+    """Seekable, so bash reads it in blocks, not a byte per system call as from a pipe."""
+    logs = open_logs(workdir)
+    process = switcher.launch(["/bin/bash", "-c", "readlink /proc/self/fd/0 > stdin-is; "
+                               "cat > got-proxy"], credential(tmp_path), SOMEONE, workdir, logs)
+    assert process.wait(10) == 0
+    close_logs(logs)
+    assert process.stdin is None
+    assert (workdir / "stdin-is").read_text().startswith("/memfd:pilotid-proxy")
+    assert (workdir / "got-proxy").read_bytes() == PROXY_BYTES
+
+
+def test_proxy_goes_through_a_pipe_where_no_memory_file_can_be_made(switcher, workdir,
+                                                                     tmp_path, monkeypatch):
+    def no_memfd(*args):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(os, "memfd_create", no_memfd)
+    logs = open_logs(workdir)
+    process = switcher.launch(["/bin/bash", "-c", "readlink /proc/self/fd/0 > stdin-is; "
+                               "cat > got-proxy"], credential(tmp_path), SOMEONE, workdir, logs)
+    assert process.wait(10) == 0
+    close_logs(logs)
+    assert (workdir / "stdin-is").read_text().startswith("pipe:")
+    assert (workdir / "got-proxy").read_bytes() == PROXY_BYTES
+
+
 def test_launch_survives_a_wrapper_that_never_reads_its_proxy(switcher, workdir, tmp_path):
     cred = credential(tmp_path)
     with open(cred.path, "ab") as big:
