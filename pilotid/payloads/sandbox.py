@@ -44,6 +44,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
+    Callable,
     Collection,
     Dict,
     FrozenSet,
@@ -306,21 +307,10 @@ class _Reclaimer:
         top = self._enter(".", str(self.grant.workdir), None)
         if top is None:
             return
-        stack = [(".", top, iter(self._scan(".", top)))]
         try:
-            while stack:
-                relpath, dirfd, subdirs = stack[-1]
-                name = next(subdirs, None)
-                if name is None:
-                    os.close(stack.pop()[1])
-                    continue
-                child_path = name if relpath == "." else f"{relpath}/{name}"
-                child = self._enter(child_path, name, dirfd)
-                if child is not None:
-                    stack.append((child_path, child, iter(self._scan(child_path, child))))
+            _depth_first(top, self._scan, self._enter)
         finally:
-            for _, fd, _ in stack:
-                os.close(fd)
+            os.close(top)
 
     def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
         """Give back one directory (``dirfd`` None: the work directory, ``name`` its path);
@@ -528,28 +518,9 @@ class _Builder:
     def _walk(self, top: int, budget: Optional[int]) -> bool:
         """Walk the tree below ``top`` (the work directory, changed already) here; False
         when it stopped after ``budget`` entries to let ``find`` walk the rest."""
-        stack = [(".", top, iter(self._scan(".", top)))]
-        try:
-            while stack:
-                if budget is not None and self.scanned > budget:
-                    if _gnu_find() is not None:
-                        return False
-                    budget = None
-                relpath, dirfd, subdirs = stack[-1]
-                name = next(subdirs, None)
-                if name is None:
-                    stack.pop()
-                    if dirfd != top:
-                        os.close(dirfd)
-                    continue
-                child_path = name if relpath == "." else f"{relpath}/{name}"
-                child = self._enter(child_path, name, dirfd)
-                if child is not None:
-                    stack.append((child_path, child, iter(self._scan(child_path, child))))
-        finally:
-            for _, fd, _ in stack[1:]:
-                os.close(fd)
-        return True
+        def stop() -> bool:
+            return budget is not None and self.scanned > budget and _gnu_find() is not None
+        return _depth_first(top, self._scan, self._enter, stop)
 
     def _walk_with_find(self, top: int) -> bool:
         """Have GNU ``find`` walk the tree in a process of its own (a second core) and list
@@ -888,6 +859,35 @@ def _readable_modes(shift: int) -> FrozenSet[int]:
 
 _READABLE_BY_OTHERS = _readable_modes(0)
 _READABLE_BY_GROUP = _readable_modes(3)
+
+
+def _depth_first(top: int, scan: Callable[[str, int], List[str]],
+                 enter: Callable[[str, str, int], Optional[int]],
+                 stop: Callable[[], bool] = lambda: False) -> bool:
+    """Walk the directories below ``top`` (an open directory, left open), depth first:
+    ``scan(relpath, dirfd)`` handles one directory's entries and names its subdirectories,
+    ``enter(relpath, name, parent_fd)`` opens one of them (None: not walked).  False when
+    ``stop()`` ended the walk early.  Every descriptor opened here is closed here."""
+    stack = [(".", top, iter(scan(".", top)))]
+    try:
+        while stack:
+            if stop():
+                return False
+            relpath, dirfd, subdirs = stack[-1]
+            name = next(subdirs, None)
+            if name is None:
+                stack.pop()
+                if dirfd != top:
+                    os.close(dirfd)
+                continue
+            child_path = name if relpath == "." else f"{relpath}/{name}"
+            child = enter(child_path, name, dirfd)
+            if child is not None:
+                stack.append((child_path, child, iter(scan(child_path, child))))
+    finally:
+        for _, fd, _ in stack[1:]:
+            os.close(fd)
+    return True
 
 
 @functools.lru_cache(maxsize=None)
