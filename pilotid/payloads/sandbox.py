@@ -324,17 +324,7 @@ class _Reclaimer:
                 if dirfd is None:  # the work directory itself swapped for something else
                     self.failures.append(f"{name}: {error.strerror}")
                 return None  # a symlink or a file now: never followed
-            try:  # not listable: given back, not walked
-                fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
-            except OSError:
-                self.failures.append(f"{relpath}: {error.strerror}")
-                return None
-            try:
-                info = os.fstat(fd)
-                if stat.S_ISDIR(info.st_mode):
-                    self._give_back(relpath, _fd_path(fd), info)
-            finally:
-                os.close(fd)
+            self._give_back_at(relpath, name, dirfd, stat.S_ISDIR)  # not listable: not walked
             return None
         try:
             self._give_back(relpath, fd, os.fstat(fd))
@@ -348,13 +338,7 @@ class _Reclaimer:
         subdirs = []
         pilot, pending, lstat = self.grant.pilot_uid, self.pending, os.lstat
         strip = self.grant.mode == ACL
-        names = os.listdir(dirfd)
-        if relpath == ".":
-            if PRIVATE_DIR_NAME in names:
-                names.remove(PRIVATE_DIR_NAME)
-            prefix = ""
-        else:
-            prefix = relpath + "/"
+        names, prefix = _entries(relpath, dirfd)
         here = f"/proc/self/fd/{dirfd}/"
         for name in names:
             try:
@@ -374,7 +358,7 @@ class _Reclaimer:
                     self.unreadable.append(prefix + name)
             elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
                     here + name)):
-                self._file(prefix + name, name, dirfd)
+                self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
         return subdirs
 
     def _names_target(self, path: str) -> bool:
@@ -390,7 +374,10 @@ class _Reclaimer:
         except ValueError:
             return True
 
-    def _file(self, relpath: str, name: str, dirfd: int) -> None:
+    def _give_back_at(self, relpath: str, name: str, dirfd: Optional[int],
+                      is_kind: Callable[[int], bool]) -> None:
+        """Open ``name`` in ``dirfd`` (``O_PATH | O_NOFOLLOW``) and give it back if it is
+        still of the kind ``is_kind`` tells (a directory, a regular file)."""
         try:
             fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
         except FileNotFoundError:
@@ -400,7 +387,7 @@ class _Reclaimer:
             return
         try:
             info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode):
+            if is_kind(info.st_mode):
                 self._give_back(relpath, _fd_path(fd), info)
         finally:
             os.close(fd)
@@ -671,14 +658,8 @@ class _Builder:
         target, pilot, groups = self.account.uid, self.pilot_uid, self.groups
         by_others, by_group = _READABLE_BY_OTHERS, _READABLE_BY_GROUP
         lstat = os.lstat
-        names = os.listdir(dirfd)
+        names, prefix = _entries(relpath, dirfd)
         self.scanned += len(names)
-        if relpath == ".":
-            if PRIVATE_DIR_NAME in names:
-                names.remove(PRIVATE_DIR_NAME)
-            prefix = ""
-        else:
-            prefix = relpath + "/"
         for name in names:
             try:
                 info = lstat(name, dir_fd=dirfd)
@@ -859,6 +840,17 @@ def _readable_modes(shift: int) -> FrozenSet[int]:
 
 _READABLE_BY_OTHERS = _readable_modes(0)
 _READABLE_BY_GROUP = _readable_modes(3)
+
+
+def _entries(relpath: str, dirfd: int) -> Tuple[List[str], str]:
+    """The names in one directory of the walk (never the pilot's private directory at the
+    top) and the prefix that makes them paths relative to the work directory."""
+    names = os.listdir(dirfd)
+    if relpath != ".":
+        return names, relpath + "/"
+    if PRIVATE_DIR_NAME in names:
+        names.remove(PRIVATE_DIR_NAME)
+    return names, ""
 
 
 def _depth_first(top: int, scan: Callable[[str, int], List[str]],

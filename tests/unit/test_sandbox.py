@@ -10,7 +10,6 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -27,18 +26,6 @@ from pilotid.payloads.sandbox import (
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 ME = os.geteuid()
-
-
-@pytest.fixture
-def area():
-    """A 0755 directory under /tmp (whose parents anyone may traverse)."""
-    path = Path(tempfile.mkdtemp(prefix="pilotid-sandbox-", dir="/tmp"))  # noqa: S108
-    path.chmod(0o755)
-    if not acl_supported(path):
-        shutil.rmtree(path)
-        pytest.skip("/tmp has no POSIX ACLs here")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ The target is a made-up uid, as in test_sandbox.py.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -21,26 +19,13 @@ import pytest
 
 from pilotid.identity.accounts import Account
 from pilotid.payloads import sandbox
-from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, acl_supported, grant_target_access, reclaim
+from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, grant_target_access, reclaim
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 #: A target in the pilot's own group: the group bits decide for it, not the others' bits.
 GROUPMATE = Account("pilotid-unit-groupmate", 54322, os.getegid())
 
 needs_find = pytest.mark.skipif(sandbox._gnu_find() is None, reason="no GNU find here")
-
-
-@pytest.fixture
-def area():
-    """A 0755 directory under /tmp (whose parents anyone may traverse)."""
-    path = Path(tempfile.mkdtemp(prefix="pilotid-walk-", dir="/tmp"))  # noqa: S108
-    path.chmod(0o755)
-    if not acl_supported(path):
-        shutil.rmtree(path)
-        pytest.skip("/tmp has no POSIX ACLs here")
-    yield path
-    subprocess.run(["chmod", "-R", "u+rwx", str(path)], check=False)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def make_tree(top: Path) -> Path:
