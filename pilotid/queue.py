@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import (
@@ -337,14 +338,18 @@ def _absolute_path(value: Any) -> Path:
     return path
 
 
+#: The bits a umask may clear: the permission bits (a umask never sets a mode).
+_UMASK_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
+
+
 def _umask(value: Any) -> int:
     if not isinstance(value, str):
         raise _Invalid(f"must be an octal string such as \"0022\", not {_show(value)}"
                        + (" (a JSON number would be read as decimal)"
                           if isinstance(value, int) and not isinstance(value, bool) else ""))
     if not re.fullmatch(r"0?[0-7]{3}", value):
-        # the text names the range of a umask (bits to clear), not a mode pilotid sets
-        raise _Invalid(f"must be an octal mode from \"0000\" to \"0777\", not {value!r}")
+        raise _Invalid(f"must be an octal umask from \"0000\" to \"{_UMASK_BITS:04o}\", "
+                       f"not {value!r}")
     return int(value, 8)
 
 

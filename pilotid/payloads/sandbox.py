@@ -229,24 +229,12 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
         mode = WORLD
     _secure_private_dir(workdir, pilot_uid)
     keep = _identities(keep_private)
-    builder = _Builder(workdir, account, mode, pilot_uid, keep)
     try:
-        builder.open_parents()
-        builder.open_tree()
+        builder = _build(_Builder(workdir, account, mode, pilot_uid, keep))
     except _AclNotSupported:
-        _undo(builder)
         log.warning("%s refused an ACL: opening it to %s the seed's way instead "
                     "(directories go+rwx, payload umask 000)", workdir, account.name)
-        builder = _Builder(workdir, account, WORLD, pilot_uid, keep)
-        try:
-            builder.open_parents()
-            builder.open_tree()
-        except BaseException:
-            _undo(builder)
-            raise
-    except BaseException:
-        _undo(builder)
-        raise
+        builder = _build(_Builder(workdir, account, WORLD, pilot_uid, keep))
     grant = builder.grant()
     log.info("opened %s to %s (%s mode): %d objects changed, %d parent directories",
              workdir, account.name, grant.mode, len(grant.changes), len(grant.parents))
@@ -407,6 +395,17 @@ class _Reclaimer:
                 _strip_user(handle, info, self.grant.account.uid)
         except OSError as error:
             self.failures.append(f"{relpath}: {error.strerror}")
+
+
+def _build(builder: "_Builder") -> "_Builder":
+    """Open the parents and the tree with ``builder``; taken back if that fails."""
+    try:
+        builder.open_parents()
+        builder.open_tree()
+    except BaseException:
+        _undo(builder)
+        raise
+    return builder
 
 
 def _undo(builder: "_Builder") -> None:

@@ -272,7 +272,7 @@ def render_wrapper(spec: WrapperSpec) -> str:
                                       "which no program can receive")
     if spec.umask < 0 or spec.umask & ~_PERMISSION_BITS:
         raise ConfigurationError(f"umask {spec.umask:o} is not a permission mask "
-                                 "(octal 0000 to 0777)")
+                                 f"(octal 0000 to {_PERMISSION_BITS:04o})")
     if not spec.egg_cache_base.is_absolute():
         raise ConfigurationError(f"egg_cache_base {spec.egg_cache_base} must be an absolute path")
     for label, path in (("workdir", spec.workdir), ("marker", spec.marker),

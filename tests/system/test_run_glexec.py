@@ -14,6 +14,7 @@ whose working directory is this job's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -149,6 +150,21 @@ class Site:
         done = node.run_as(node.PILOT, argv, env=self.environment(**(env or {})),
                            cwd=Path("/"), timeout=120)
         return finished(done.returncode, done.stdout, done.stderr, workdir)
+
+
+@contextlib.contextmanager
+def pilot_running(site, queue, job) -> Iterator[subprocess.Popen]:
+    """``pilotid run`` of ``job`` on ``queue`` as the pilot, in the background; killed on
+    the way out if it is still running (a failed assertion)."""
+    pilot = node.popen_as(node.PILOT, site.argv(queue, job, site.workdir),
+                          env=site.environment(), cwd=Path("/"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    try:
+        yield pilot
+    finally:
+        if pilot.poll() is None:
+            pilot.kill()
+            pilot.wait()
 
 
 def finished(returncode: int, stdout: bytes, stderr: bytes, workdir: Path) -> PilotRun:
@@ -481,10 +497,7 @@ def test_each_refusal_has_its_own_pilot_error_code():
 
 def test_sigterm_to_the_pilot_stops_the_payload_through_glexec(site):
     queue = site.queue(setup=["echo partial > partial.out"], grace_period=20)
-    pilot = node.popen_as(node.PILOT, site.argv(queue, site.job("--sleep 60"), site.workdir),
-                          env=site.environment(), cwd=Path("/"), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-    try:
+    with pilot_running(site, queue, site.job("--sleep 60")) as pilot:
         stdout_log = site.workdir / f"pilotid-{PANDA_ID}.stdout"
         assert wait_until(lambda: stdout_log.exists() and "argv-json=" in stdout_log.read_text()), \
             "the payload never started"
@@ -499,10 +512,6 @@ def test_sigterm_to_the_pilot_stops_the_payload_through_glexec(site):
         pilot.send_signal(signal.SIGTERM)
         stdout, stderr = pilot.communicate(timeout=60)
         elapsed = time.monotonic() - sent
-    finally:
-        if pilot.poll() is None:
-            pilot.kill()
-            pilot.wait()
     run = finished(pilot.returncode, stdout, stderr, site.workdir)
     assert run.result["outcome"] == "interrupted", run.log
     assert run.result["signal"] == signal.SIGTERM, "SIGTERM reached the payload, no SIGKILL"
@@ -544,10 +553,7 @@ def test_long_payload_gets_the_renewed_proxy_pushed_through_glexec(site):
     launcher pushes it to the target's proxy file with gLExec while the payload runs."""
     queue = site.queue(timeout=120, proxy_refresh_threshold=20 * 3600,
                        proxy_refresh_interval=1)
-    pilot = node.popen_as(node.PILOT, site.argv(queue, site.job("--sleep 4"), site.workdir),
-                          env=site.environment(), cwd=Path("/"), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-    try:
+    with pilot_running(site, queue, site.job("--sleep 4")) as pilot:
         target = site.workdir / TARGET_PROXY_NAME
         assert wait_until(lambda: target.exists()), "gLExec never wrote the target proxy"
         assert target.read_bytes() == site.alice_proxy.read_bytes()
@@ -560,10 +566,6 @@ def test_long_payload_gets_the_renewed_proxy_pushed_through_glexec(site):
             "the renewed proxy never reached the target's proxy file"
         assert target.stat().st_uid == node.account(node.ALICE).uid
         stdout, stderr = pilot.communicate(timeout=60)
-    finally:
-        if pilot.poll() is None:
-            pilot.kill()
-            pilot.wait()
     run = finished(pilot.returncode, stdout, stderr, site.workdir)
     assert run.result["outcome"] == "succeeded", run.log
     assert "pushed to the payload" in run.log
@@ -624,20 +626,13 @@ def test_payload_ignoring_sigterm_ends_through_glexec_with_all_its_processes(
     the wrapper's; a child that ignores SIGTERM must not outlive a payload that obeyed."""
     trf = stubborn_transformations(site, main_ignores_term)
     queue = site.queue(grace_period=1, transformation_dirs=[str(trf)])
-    pilot = node.popen_as(node.PILOT, site.argv(queue, site.job(), site.workdir),
-                          env=site.environment(), cwd=Path("/"), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-    try:
+    with pilot_running(site, queue, site.job()) as pilot:
         stdout_log = site.workdir / f"pilotid-{PANDA_ID}.stdout"
         assert wait_until(lambda: stdout_log.exists() and "argv-json=" in stdout_log.read_text())
         time.sleep(0.3)
         (session,) = [pid for pid in children_of(pilot.pid) if proc_stat(pid)[3] == str(pid)]
         pilot.send_signal(signal.SIGTERM)
         stdout, stderr = pilot.communicate(timeout=60)
-    finally:
-        if pilot.poll() is None:
-            pilot.kill()
-            pilot.wait()
     run = finished(pilot.returncode, stdout, stderr, site.workdir)
     assert (run.result["outcome"], run.result["signal"]) == ("interrupted", signum), run.log
     assert wait_until(lambda: job_processes(site.workdir, session) == [], timeout=5), \

@@ -300,15 +300,20 @@ def test_info_lists_the_credentials(pki, server):
     assert fake.sessions[0].request["COMMAND"] == "2"
 
 
-def test_store_sends_certificate_key_and_chain_then_a_nul(pki, server):
-    received = []
+def storing_server(server):
+    """A scripted server that takes one stored credential: (the server, what it received)."""
+    received: list = []
 
     def handle(session):
         session.reply(0)
         received.append(session.recv_until_nul())
         session.reply(0)
 
-    fake = server(handle)
+    return server(handle), received
+
+
+def test_store_sends_certificate_key_and_chain_then_a_nul(pki, server):
+    fake, received = storing_server(server)
     client_for(pki, fake.port, credential=pki["alice"]).store(
         "alice", pki["alice"], credname="c1", description="for pilots",
         retriever_trusted=PILOT_DN, lifetime=7200)
@@ -322,14 +327,7 @@ def test_store_sends_certificate_key_and_chain_then_a_nul(pki, server):
 
 
 def test_store_with_a_passphrase_encrypts_the_key(pki, server):
-    received = []
-
-    def handle(session):
-        session.reply(0)
-        received.append(session.recv_until_nul())
-        session.reply(0)
-
-    fake = server(handle)
+    fake, received = storing_server(server)
     client_for(pki, fake.port, credential=pki["alice"]).store(
         "alice", pki["alice"], passphrase=Passphrase("stored secret"))
     assert b"ENCRYPTED PRIVATE KEY" in received[0]
