@@ -63,10 +63,10 @@ BASH_BARE = ["/bin/bash", "-c", "true"]
 def floor_script(stdin_proxy: bool) -> str:
     """What pilotid's wrapper must do for a /bin/true payload, bare, in one bash: make and
     remove a private egg cache (with bash's loadable mkdir and rm where the node has them,
-    as the wrapper does), fix the mode of a proxy it stored (sudo's stdin handover only) and
-    run the payload as a child."""
+    as the wrapper does), store a proxy file (sudo's stdin handover only) and run the
+    payload as a child."""
     load = "".join(f"enable -f {path} {Path(path).name}; " for path in bash_loadables())
-    proxy = ': >"$f"; chmod 600 "$f"; ' if stdin_proxy else ""
+    proxy = ': >"$f"; ' if stdin_proxy else ""
     return (f"{load}d=/tmp/pilotid-floor-$$-$RANDOM; f=/tmp/pilotid-floor-$$-$RANDOM.pem; "
             f'mkdir -m 700 "$d"; {proxy}(exec /bin/true); rm -rf "$d" "$f"')
 
@@ -232,7 +232,7 @@ def switch_rows(side: PilotSide, python: str, config: dict, rounds: int,
                   added / medians[bare], 1.5)
     loads = "loadable mkdir and rm" if bash_loadables() else "mkdir and rm"
     table.add(f"switch: sudo switcher vs the programs its design runs, bare (sudo bash with "
-              f"{loads}, chmod of the proxy, the payload as a child)",
+              f"{loads}, the proxy stored, the payload as a child)",
               f"{medians['sudo']:.1f} ms", f"{medians['sudo-floor']:.1f} ms",
               medians["sudo"] / medians["sudo-floor"])
     table.add(f"switch: no-op switcher vs the programs its design runs, bare (bash with "

@@ -45,9 +45,11 @@ from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import (
     PRIVATE_DIR_NAME,
+    HandoverDirectory,
     SandboxGrant,
     acl_supported,
     grant_target_access,
+    make_handover_directory,
     reclaim,
 )
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
@@ -158,6 +160,7 @@ class _Run:
         self.grant: Optional[SandboxGrant] = None
         self.sandbox_mode: Optional[str] = None
         self.payload_proxy: Optional[Path] = None
+        self.handover_dir: Optional[HandoverDirectory] = None
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
         self.private: Optional[Path] = None
@@ -247,6 +250,8 @@ class PayloadLauncher:
                                               keep_private=pilot_credentials())
             mode = state.grant.mode
         state.sandbox_mode = mode
+        if handover.from_stdin:  # after the grant, which must not walk it
+            state.handover_dir = make_handover_directory(handover.payload_proxy, state.grant)
         with leftovers.child_subreaper():
             try:
                 return self._launch(state, wrapper, marker)
@@ -618,7 +623,9 @@ class PayloadLauncher:
         paths = list(state.cleanup)
         if state.credential is not None:
             paths.append(state.credential.path)
-        if state.payload_proxy is not None:
+        if state.handover_dir is not None:
+            state.handover_dir.remove()
+        elif state.payload_proxy is not None:
             paths.append(state.payload_proxy)
         for path in paths:
             _remove(path)

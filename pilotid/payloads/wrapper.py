@@ -7,7 +7,9 @@ this order, the wrapper
 1. creates the marker (a new file: an existing one makes it stop) with ``uid=<euid>``, the
    proof that the switch happened and the wrapper ran;
 2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
-   at ``handover.payload_proxy`` and reconnects standard input to ``/dev/null``;
+   at ``handover.payload_proxy`` (in the directory the launcher made for it with
+   ``pilotid.payloads.sandbox.make_handover_directory``) and reconnects standard input to
+   ``/dev/null``;
 3. exports the pilot's environment minus a deny-list (``filter_environment``), then the
    command's own additions, then ``X509_USER_PROXY`` pointing at the user's proxy;
 4. enters the work directory and sets the umask;
@@ -261,7 +263,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
 
     Raises ``JobDescriptionError`` for an empty argv or one holding a NUL byte,
     ``ConfigurationError`` for an impossible umask or a relative egg cache base, and
-    ``ValueError`` for relative paths in ``spec``.
+    ``ValueError`` for relative paths in ``spec`` and for a proxy from standard input stored
+    directly in the work directory.
     """
     command = spec.command
     if not command.argv:
@@ -279,6 +282,10 @@ def render_wrapper(spec: WrapperSpec) -> str:
                         ("payload_proxy", spec.handover.payload_proxy)):
         if not Path(path).is_absolute():
             raise ValueError(f"WrapperSpec.{label} must be an absolute path, not {path}")
+    if spec.handover.from_stdin and Path(spec.handover.payload_proxy).parent == spec.workdir:
+        # The work directory's default ACL would name the pilot on the proxy copy.
+        raise ValueError("a proxy stored from standard input goes in a handover directory "
+                         "of its own (make_handover_directory), not in the work directory")
 
     environment = list(filter_environment(dict(spec.environment), spec.extra_deny).items())
     for name, value in command.environment:
@@ -519,9 +526,10 @@ builtin printf 'uid=%s\\n' "$EUID" >&"$_pilotid_marker_fd"
 _pilotid_traps"""
 
 _PROXY_FROM_STDIN = """\
-# The user's proxy arrives on standard input: store it as a new file of this account.
-# Read by the shell itself (a PEM proxy is text: no NUL), never exported; umask 077 in
-# this shell, no subshell: the umask is set again before anything else.
+# The user's proxy arrives on standard input: store it as a new file of this account, in
+# the pilot's handover directory, which has no default ACL: umask 077 makes it 0600.  Read
+# by the shell itself (a PEM proxy is text: no NUL), never exported; no subshell: the umask
+# is set again before anything else.
 _pilotid_proxy=@PROXY@
 builtin umask 077
 _pilotid_pem=
@@ -530,9 +538,6 @@ if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
   _pilotid_fail proxy "cannot store the proxy from standard input as $_pilotid_proxy \
 (it exists already, or the directory is not writable by uid $EUID)"
 fi
-# A default ACL on the directory overrides the umask: make the mode exactly 0600.
-builtin command -p chmod 600 -- "$_pilotid_proxy" ||
-  _pilotid_fail proxy "cannot make $_pilotid_proxy mode 0600"
 builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
 builtin exec </dev/null"""

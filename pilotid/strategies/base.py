@@ -49,7 +49,10 @@ class ProxyHandover:
     switch cannot hand the target a file of its own (sudo: an unprivileged pilot cannot
     ``chown``), ``from_stdin`` is True: the switcher writes the proxy to the wrapper's
     standard input and the wrapper, already running as the target, stores it as a new
-    0600 file at ``payload_proxy``.  No copy readable by anyone else ever exists.
+    0600 file at ``payload_proxy``.  Its directory must be a new one directly in the work
+    directory: the launcher makes it, after the grant, open to the target alone and with no
+    default ACL (``pilotid.payloads.sandbox.make_handover_directory``), so that no copy
+    readable by anyone else, the pilot included, ever exists.
     """
 
     payload_proxy: Path

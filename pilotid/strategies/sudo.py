@@ -265,11 +265,13 @@ class SudoSwitcher(SwitcherBase):
                  workdir: Path) -> ProxyHandover:
         """The proxy goes through the wrapper's stdin into a new 0600 file of the target's.
 
-        The file name carries the target's uid and a random token, so that it is never one
-        a previous job (or anybody else) left in the work directory; nothing is written here.
+        The file is ``x509up`` in a handover directory that the launcher makes after the
+        grant (``make_handover_directory``); the directory's name carries the target's uid
+        and a random token, so that it is never one a previous job (or anybody else) left
+        in the work directory.  Nothing is made here.
         """
         name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
-        return ProxyHandover(Path(workdir) / name, from_stdin=True)
+        return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:

@@ -137,7 +137,7 @@ def test_no_world_writable_directory_and_a_private_proxy_where_acls_work(probe):
 def _watch_credentials(workdir: Path, stop: threading.Event, seen: list) -> None:
     """Poll (as root) every credential-looking file in ``workdir``: its mode and ACL."""
     while not stop.is_set():
-        for pattern in (".pilotid/*", ".pilotid-proxy-*", "*.pem"):
+        for pattern in (".pilotid/*", ".pilotid-proxy-*/*", "*.pem"):
             for path in glob.glob(str(workdir / pattern)):
                 try:
                     info = os.lstat(path)
@@ -172,7 +172,7 @@ def test_credentials_are_never_readable_by_others_from_creation(probe, pilot_ins
     it appears (os.open wrapped in the pilot's process, fstat right after; nothing written
     through builtins.open, seen by an audit hook); while the job runs, a poller as root
     never sees one readable by the group, others, or any account but the pilot's and the
-    user's."""
+    user's, and the user's own copy (in its handover directory) is 0600 with no ACL."""
     python, site = pilot_install
     workdir = probe.workdir()
     cache_dir = probe.home / "cache"
@@ -207,10 +207,13 @@ def test_credentials_are_never_readable_by_others_from_creation(probe, pilot_ins
     assert other_ways == [], other_ways
     pilot, alice = node.account(node.PILOT).uid, node.account(node.ALICE).uid
     assert seen, "the poller saw no credential file at all"
+    assert any(owner == alice for *_, owner in seen), "the poller never saw alice's copy"
     for path, mode, acl, owner in seen:
         assert mode & 0o007 == 0, (path, oct(mode))
         users = _acl_users(acl) if acl else {}
         assert users.get("group", (mode >> 3) & 7) & 4 == 0, (path, oct(mode), users)
         assert set(k for k in users if isinstance(k, int)) <= {pilot, alice}, (path, users)
+        if owner == alice:  # the payload's own copy: 0600, no one named on it, ever
+            assert (mode, acl) == (0o600, b""), (path, oct(mode), users)
     no_canary(probe.canary)
     own(workdir, node.PILOT, 0o700)

@@ -2,9 +2,10 @@
 
 Used by test_sandbox_sudo.py: ``python sandbox_driver.py CONFIG`` with ``CONFIG`` a JSON
 object (workdir, target, argv, pem, mode).  As the pilot it writes the wrapper, opens the
-work directory to the target, runs ``sudo -n -u <target> -- <wrapper>`` with the proxy on
-standard input, notes what the payload left (world-writable paths), reclaims the work
-directory and prints a JSON report on stdout; logs go to stderr.
+work directory to the target, makes the proxy's handover directory, runs ``sudo -n -u
+<target> -- <wrapper>`` with the proxy on standard input, notes what the payload left
+(world-writable paths), reclaims the work directory and prints a JSON report on stdout;
+logs go to stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pathlib import Path
 
 from pilotid.identity.accounts import Account
 from pilotid.payloads.job import PayloadCommand
-from pilotid.payloads.sandbox import acl_supported, grant_target_access, reclaim
+from pilotid.payloads.sandbox import (
+    acl_supported,
+    grant_target_access,
+    make_handover_directory,
+    reclaim,
+)
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.strategies.base import ProxyHandover
 
@@ -52,12 +58,13 @@ def main() -> int:
     marker = work / f".pilotid-marker-{token}"
     spec = WrapperSpec(
         command=PayloadCommand(argv=tuple(config["argv"])),
-        workdir=work, handover=ProxyHandover(work / f"x509up_payload_{token}", True),
+        workdir=work, handover=ProxyHandover(work / f".pilotid-proxy-{token}" / "x509up", True),
         marker=marker, environment=tuple(os.environ.items()),
         umask=0 if mode == "world" else 0o022)
     write_wrapper(spec, wrapper)
     grant = grant_target_access(work, target, config.get("mode", "acl"))
     try:
+        make_handover_directory(spec.handover.payload_proxy, grant)
         run = subprocess.run(["sudo", "-n", "-u", target.name, "--", str(wrapper)],
                              input=config["pem"].encode(), capture_output=True, timeout=120)
         during = world_writable(work)

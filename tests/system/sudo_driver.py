@@ -17,6 +17,7 @@ from pilotid.errors import AccountMappingError, PilotidError
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
+from pilotid.payloads.sandbox import SandboxGrant, make_handover_directory
 from pilotid.queue import QueueSettings
 from pilotid.strategies.base import PayloadLogs, WrapperMarker
 from pilotid.strategies.sudo import SudoSwitcher
@@ -61,6 +62,10 @@ def main(request):
         workdir = Path(request["workdir"])
         handover = switcher.handover(credential, account, workdir)
         result["payload_proxy"] = str(handover.payload_proxy)
+        # the launcher's part: the work directory is open to the target already (the test's
+        # own setfacl), the handover directory comes after that
+        grant = SandboxGrant(workdir.resolve(), account, "acl", Account.current().uid)
+        make_handover_directory(handover.payload_proxy, grant)
         marker_path = workdir / "marker"
         argv = [*request["wrapper"], str(marker_path), str(handover.payload_proxy),
                 request["mode"]]

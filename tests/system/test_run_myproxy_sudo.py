@@ -181,11 +181,11 @@ def test_payload_x509_user_proxy_is_the_retrieved_proxy_of_the_user(site):
     (retrieved,) = site.cache.glob("*.pem")
     assert hashlib.sha256(retrieved.read_bytes()).hexdigest() == seen["proxy-sha256"]
     assert parse_proxy(retrieved.read_bytes()).identity == ALICE_DN
-    assert Path(seen["proxy-path"]).parent == workdir
+    assert Path(seen["proxy-path"]).parent.parent == workdir  # its handover directory
     assert Path(seen["proxy-path"]) != site.proxy
     # the pilot's own proxy never reached the payload, and no copy of either is left behind
     assert str(site.proxy) not in Path(result["stdout"]).read_text()
-    assert not Path(seen["proxy-path"]).exists()
+    assert not Path(seen["proxy-path"]).parent.exists()
     assert [p.name for p in workdir.iterdir() if "proxy" in p.name] == ["payload-proxy.txt"]
 
 

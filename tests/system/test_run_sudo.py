@@ -305,8 +305,8 @@ def test_pilots_own_proxy_is_unreadable_by_the_payload(alice_run):
 
 def test_payload_gets_the_users_proxy_not_the_pilots(alice_run):
     env = alice_run["run"].printed("env-json")
-    assert Path(env["X509_USER_PROXY"]).parent == alice_run["work"]
-    assert not Path(env["X509_USER_PROXY"]).exists()  # removed after the job
+    assert Path(env["X509_USER_PROXY"]).parent.parent == alice_run["work"]
+    assert not Path(env["X509_USER_PROXY"]).parent.exists()  # removed after the job
 
 
 def test_egg_cache_is_gone_after_success(alice_run):

@@ -38,6 +38,7 @@ attempt ls .pilotid > try-private-dir.txt
 attempt cat ../x509up_pilot > try-pilot-proxy.txt
 sha256sum < "$X509_USER_PROXY" | cut -d' ' -f1 > proxy-sha.txt
 stat -c %a "$X509_USER_PROXY" > proxy-mode.txt
+getfacl -cpn "$X509_USER_PROXY" > proxy-acl.txt
 echo "$PYTHON_EGG_CACHE" > egg.txt
 test -d "$PYTHON_EGG_CACHE" && stat -c %a "$PYTHON_EGG_CACHE" > egg-mode.txt
 env > env.txt
@@ -122,6 +123,15 @@ def test_payload_runs_as_alice_with_her_proxy_from_stdin(acl_run):
     assert (work / "proxy-sha.txt").read_text().strip() == hashlib.sha256(PEM.encode()).hexdigest()
     assert (work / "proxy-mode.txt").read_text().strip() == "600"
     assert Path(report["proxy"]).stat().st_uid == alice.uid
+
+
+def test_payloads_proxy_copy_never_had_an_acl_entry_for_the_pilot(acl_run):
+    """Stored without a chmod in its handover directory: 0600 with no ACL at all, not the
+    entry for the pilot that the work directory's default ACL gives what the payload makes
+    (a chmod only narrows the mask: the entry would still be listed)."""
+    work, _ = acl_run
+    assert (work / "proxy-acl.txt").read_text().split() == ["user::rw-", "group::---",
+                                                             "other::---"]
 
 
 def test_pilot_reads_and_deletes_what_the_payload_wrote_with_umask_0077(acl_run):

@@ -101,12 +101,12 @@ def test_payload_gets_the_proxy_as_a_0600_file_of_its_own(site, alice_proxy):
     answer = drive(site, action="run", mode="ok")
     proxy = Path(answer["payload_proxy"])
     info = proxy.stat()
-    assert proxy.parent == Path(site["workdir"])
+    assert proxy.parent.parent == Path(site["workdir"])  # in its handover directory
     assert info.st_uid == node.account(node.ALICE).uid
     assert stat.S_IMODE(info.st_mode) == 0o600
     assert proxy.read_bytes() == alice_proxy
     acl = subprocess.run(["getfacl", "-cp", str(proxy)], capture_output=True, text=True).stdout
-    assert "user:" + node.PILOT not in acl  # nobody else named on it
+    assert acl.split() == ["user::rw-", "group::---", "other::---"]  # no ACL at all
 
 
 def test_payload_failure_passes_its_status_through(site):

@@ -237,6 +237,36 @@ def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaim
     assert result.outcome == "switch_failed"
 
 
+class StdinHandover(RecordingSwitcher):
+    """Hands the proxy over on the wrapper's standard input, as sudo does (no switch)."""
+
+    def handover(self, cred, account, workdir):
+        super().handover(cred, account, workdir)
+        return base.ProxyHandover(workdir / ".pilotid-proxy-unit" / "x509up", from_stdin=True)
+
+    def launch(self, argv, cred, account, workdir, logs):
+        process = subprocess.Popen([str(a) for a in argv], cwd=str(workdir),
+                                   stdin=subprocess.PIPE, stdout=logs.stdout,
+                                   stderr=logs.stderr, start_new_session=True)
+        process.stdin.write(cred.path.read_bytes())
+        process.stdin.close()
+        return process
+
+
+def test_proxy_from_stdin_goes_in_a_handover_directory_that_is_removed_after(credential,
+                                                                            workdir):
+    script = ('stat -c "%a %n" "$X509_USER_PROXY" "${X509_USER_PROXY%/*}" > seen.txt; '
+              'cp "$X509_USER_PROXY" copy.pem')
+    pem = credential.path.read_bytes()
+    result = make_launcher(credential, sh(script), switcher=StdinHandover()).run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    proxy = workdir / ".pilotid-proxy-unit" / "x509up"
+    assert (workdir / "seen.txt").read_text().splitlines() == [f"600 {proxy}",
+                                                               f"700 {proxy.parent}"]
+    assert (workdir / "copy.pem").read_bytes() == pem
+    assert_cleaned_up(workdir, credential)
+
+
 def test_marker_from_another_uid_than_the_probe_said_is_a_switch_failure(credential, tmp_path):
     """With the real sandbox: the grant is taken back and nothing names the other uid."""
     area = Path(tempfile.mkdtemp(prefix="pilotid-launcher-", dir="/tmp"))  # noqa: S108

@@ -21,6 +21,7 @@ from pilotid.payloads.sandbox import (
     PRIVATE_DIR_NAME,
     acl_supported,
     grant_target_access,
+    make_handover_directory,
     reclaim,
 )
 
@@ -321,3 +322,109 @@ def test_reclaim_of_a_work_directory_swapped_for_a_symlink_is_a_sandbox_error(wo
     with pytest.raises(SandboxError, match="Not a directory|symbolic links"):
         reclaim(grant)
     assert any(str(TARGET.uid) in line for line in getfacl(moved))  # nothing followed
+
+
+# -- the proxy handover directory ----------------------------------------------------------
+
+def handover_proxy(workdir: Path) -> Path:
+    return workdir / ".pilotid-proxy-54321-0123456789abcdef" / "x509up"
+
+
+def test_handover_directory_is_open_to_the_target_alone_and_has_no_default_acl(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    acl = getfacl(proxy.parent)
+    assert f"user:{TARGET.uid}:rwx" in acl
+    assert not any(line.startswith("default:") for line in acl), acl
+    assert {line for line in acl if line.startswith(("group::", "other::"))} == \
+        {"group::---", "other::---"}
+    assert proxy.parent.stat().st_uid == ME
+    assert (made.device, made.inode) == (proxy.parent.stat().st_dev, proxy.parent.stat().st_ino)
+
+
+def test_file_made_in_the_handover_directory_under_umask_077_is_0600_without_acl(workdir):
+    """What the wrapper relies on to store the proxy copy without a chmod."""
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    make_handover_directory(proxy, grant)
+    old = os.umask(0o077)
+    try:
+        proxy.write_text("PEM")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(proxy.stat().st_mode) == 0o600
+    assert getfacl(proxy) == ("user::rw-", "group::---", "other::---")
+    beside = workdir / "x509up-beside"  # the same in the work directory inherits its ACL
+    os.umask(0o077)
+    try:
+        beside.write_text("PEM")
+    finally:
+        os.umask(old)
+    assert any(line.startswith(f"user:{ME}:") for line in getfacl(beside))
+
+
+def test_handover_directory_in_world_mode_is_sticky_and_unlistable(workdir):
+    grant = grant_target_access(workdir, TARGET, "world")
+    proxy = handover_proxy(workdir)
+    make_handover_directory(proxy, grant)
+    assert stat.S_IMODE(proxy.parent.stat().st_mode) == 0o1733
+
+
+def test_handover_directory_without_a_grant_is_the_pilots_alone(workdir):
+    proxy = handover_proxy(workdir)
+    make_handover_directory(proxy, None)
+    assert stat.S_IMODE(proxy.parent.stat().st_mode) == 0o700
+    assert getfacl(proxy.parent) == ("user::rwx", "group::---", "other::---")
+
+
+def test_existing_handover_directory_is_a_workdir_error(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    proxy.parent.mkdir()
+    with pytest.raises(WorkdirError, match="handover directory"):
+        make_handover_directory(proxy, grant)
+
+
+def test_handover_directory_outside_the_work_directory_is_refused(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    with pytest.raises(ValueError, match="directly in the work directory"):
+        make_handover_directory(workdir / "sub" / "handover" / "x509up", grant)
+    assert not (workdir / "sub" / "handover").exists()
+
+
+def test_remove_takes_the_proxy_and_the_directory(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    proxy.write_text("PEM")
+    made.remove()
+    assert not proxy.parent.exists()
+    made.remove()  # gone already: nothing to do
+
+
+def test_remove_keeps_a_directory_holding_more_and_reclaim_strips_the_target(workdir):
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    proxy.write_text("PEM")
+    (proxy.parent / "more").write_text("left by the payload")
+    made.remove()
+    assert not proxy.exists() and (proxy.parent / "more").exists()
+    reclaim(grant)
+    assert not any(str(TARGET.uid) in line for line in getfacl(proxy.parent))
+
+
+def test_remove_leaves_a_directory_swapped_for_a_symlink_alone(workdir, area):
+    """The work directory is the target's to write in: it may put a link to a directory
+    of the pilot's in place of the handover directory; nothing there is removed."""
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    elsewhere = area / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x509up").write_text("the pilot's")
+    proxy.parent.rename(workdir / "moved")
+    proxy.parent.symlink_to(elsewhere)
+    made.remove()
+    assert (elsewhere / "x509up").read_text() == "the pilot's"

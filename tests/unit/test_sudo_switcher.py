@@ -110,10 +110,11 @@ def test_handover_asks_the_wrapper_to_store_the_proxy_from_stdin(switcher, workd
     first = switcher.handover(cred, SOMEONE, workdir)
     second = switcher.handover(cred, SOMEONE, workdir)
     assert first.from_stdin
-    assert first.payload_proxy.parent == workdir
-    assert re.fullmatch(r"\.pilotid-proxy-54321-[0-9a-f]{16}", first.payload_proxy.name)
-    assert first.payload_proxy != second.payload_proxy
-    assert not first.payload_proxy.exists()
+    assert first.payload_proxy.parent.parent == workdir  # a handover directory of its own
+    assert re.fullmatch(r"\.pilotid-proxy-54321-[0-9a-f]{16}", first.payload_proxy.parent.name)
+    assert first.payload_proxy.name == "x509up"
+    assert first.payload_proxy.parent != second.payload_proxy.parent
+    assert not first.payload_proxy.parent.exists()
 
 
 def test_missing_sudo_program_is_unavailable(tmp_path):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -68,7 +69,8 @@ class Run:
         self.eggs = base / "eggs"
         self.eggs.mkdir()
         self.marker = self.work / "marker"
-        self.proxy = self.work / "payload-proxy"
+        self.proxy = self.work / "handover" / "payload-proxy"
+        self.proxy.parent.mkdir(mode=0o700)
         self.dump = base / "dump.json"
         self.dumper = base / "dumper.py"
         self.dumper.write_text(DUMPER)
@@ -667,6 +669,14 @@ def test_proxy_from_stdin_becomes_a_private_file_and_stdin_is_closed(run):
     seen = run.seen()
     assert seen["env"][b"X509_USER_PROXY"] == os.fsencode(run.proxy)
     assert seen["stdin"] == ""
+
+
+def test_proxy_from_stdin_is_never_stored_directly_in_the_work_directory(run):
+    """There the work directory's default ACL would name the pilot on the user's copy."""
+    spec = run.spec(from_stdin=True)
+    spec = replace(spec, handover=ProxyHandover(run.work / "payload-proxy", True))
+    with pytest.raises(ValueError, match="handover directory"):
+        render_wrapper(spec)
 
 
 def test_existing_payload_proxy_is_never_overwritten(run):
