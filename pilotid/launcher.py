@@ -56,7 +56,13 @@ from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.signals import PilotSignal, PilotSignals
 from pilotid.strategies import base
-from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker, switch_failed
+from pilotid.strategies.base import (
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+    switch_failed,
+)
 from pilotid.watch import wait_for_exit
 from pilotid.workfiles import open_payload_log
 
@@ -159,7 +165,7 @@ class _Run:
         self.account: Optional[Account] = None
         self.grant: Optional[SandboxGrant] = None
         self.sandbox_mode: Optional[str] = None
-        self.payload_proxy: Optional[Path] = None
+        self.handover: Optional[ProxyHandover] = None
         self.handover_dir: Optional[HandoverDirectory] = None
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
@@ -233,7 +239,7 @@ class PayloadLauncher:
         log.info("job %s: will run as %s (uid %d)", state.job.panda_id, state.account.name,
                  state.account.uid)
         handover = self.switcher.handover(state.credential, state.account, state.workdir)
-        state.payload_proxy = handover.payload_proxy
+        state.handover = handover
         marker = state.scratch("marker")
         wrapper = state.scratch("wrapper", ".sh")
         switching = state.account.uid != os.geteuid()
@@ -564,8 +570,8 @@ class PayloadLauncher:
         are told from the pilot's own by the ``X509_USER_PROXY`` they were started with.
         A signal to the pilot meanwhile is only remembered (``PilotSignals``).
         """
-        account = state.account
-        assert account is not None and state.credential is not None
+        account, handover = state.account, state.handover
+        assert account is not None and handover is not None
         pilot = os.geteuid()
         switching = account.uid != pilot
         killed: set = set()
@@ -576,7 +582,7 @@ class PayloadLauncher:
             return [p for p in leftovers.adopted_processes(exclude=(process.pid,))
                     if (p.uid == account.uid if switching else
                         p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
-                            p.pid, "X509_USER_PROXY", str(state.payload_proxy))))]
+                            p.pid, "X509_USER_PROXY", str(handover.payload_proxy))))]
 
         found = payload_processes()
         for attempt in range(_LEFTOVER_ATTEMPTS):
@@ -625,8 +631,10 @@ class PayloadLauncher:
             paths.append(state.credential.path)
         if state.handover_dir is not None:
             state.handover_dir.remove()
-        elif state.payload_proxy is not None:
-            paths.append(state.payload_proxy)
+        elif state.handover is not None and not state.handover.from_stdin:
+            paths.append(state.handover.payload_proxy)
+        # (a stdin handover whose directory was not made: never unlink through that path,
+        # which someone else may have put there)
         for path in paths:
             _remove(path)
         if state.private is not None:
