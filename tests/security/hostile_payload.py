@@ -179,8 +179,13 @@ def attacks_with_traps():
     attempt("symlink the pilot's /tmp proxy name",
             lambda: os.symlink(os.path.join(workdir, "stolen"), INTEL["tmp_pilot_proxy"])
             or "symlinked")
+    # the pilot removes this job's proxy copy at the end: point its directory elsewhere
+    handover = os.path.dirname(os.environ["X509_USER_PROXY"])
+    os.rename(handover, handover + ".moved")
+    os.symlink(INTEL["decoy_dir"], handover)
     record("plant traps for the pilot (FIFO accounting, symlinked and FIFO logs of the next "
-           "jobs, a world-writable credential cache)", False,
+           "jobs, a world-writable credential cache, the proxy's handover directory swapped "
+           "for a symlink to the pilot's home)", False,
            "planted; the test checks what the pilot does with them")
 
 

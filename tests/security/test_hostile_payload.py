@@ -34,7 +34,8 @@ def intel(scene, workdir: Path, token: str, next_ids=()) -> dict:
             "private_dir": str(workdir / ".pilotid"), "token": token,
             "pilot_files": {"log": str(scene.pilot_log), "queue accounting file":
                             str(scene.accounting), "grid-mapfile": str(scene.mapfile)},
-            "next_ids": list(next_ids), "cache_dir": str(scene.cache_dir)}
+            "next_ids": list(next_ids), "cache_dir": str(scene.cache_dir),
+            "decoy_dir": str(scene.home)}
 
 
 @pytest.fixture
@@ -102,12 +103,17 @@ def test_payload_leaves_no_process_behind(hostile):
 
 def test_traps_in_the_work_directory_neither_hang_nor_redirect_the_pilot(hostile):
     """The payload makes accounting.jsonl a FIFO (a pilot opening it to write would block
-    for ever) and plants the next jobs' log names as a symlink to the pilot's own log and a
-    FIFO; the pilot runs the next job in the same work directory (a restarted pilot)."""
+    for ever), plants the next jobs' log names as a symlink to the pilot's own log and a
+    FIFO, and swaps its proxy's handover directory for a symlink to the pilot's home, where
+    a file of the pilot's has the proxy copy's name; the pilot runs the next job in the same
+    work directory (a restarted pilot)."""
     token = new_token()
     workdir = hostile.workdir()
     first = hostile.job()["PandaID"]
     log_before = hostile.pilot_log.read_bytes()
+    decoy = hostile.home / "x509up"
+    decoy.write_text("the pilot's own, not a proxy")
+    own(decoy, node.PILOT, 0o600)
     try:
         run = hostile.run(hostile_job(hostile, workdir, token, only="traps",
                                       next_ids=[first + 1], PandaID=first),
@@ -119,6 +125,7 @@ def test_traps_in_the_work_directory_neither_hang_nor_redirect_the_pilot(hostile
         second = hostile.run(hostile.job(PandaID=first + 1), workdir=workdir, timeout=60)
         assert second.outcome == "succeeded", second.why()
         assert hostile.pilot_log.read_bytes() == log_before, "the pilot wrote into its own log"
+        assert decoy.read_text() == "the pilot's own, not a proxy", "removed through the link"
         assert "benign" in second.payload_out()
         hostile.check_aftermath(second)
     finally:
