@@ -629,12 +629,12 @@ class PayloadLauncher:
         paths = list(state.cleanup)
         if state.credential is not None:
             paths.append(state.credential.path)
+        # A stdin handover's copy goes with its directory, and only with the one made: its
+        # path may lead through whatever someone else put there.
         if state.handover_dir is not None:
             state.handover_dir.remove()
         elif state.handover is not None and not state.handover.from_stdin:
             paths.append(state.handover.payload_proxy)
-        # (a stdin handover whose directory was not made: never unlink through that path,
-        # which someone else may have put there)
         for path in paths:
             _remove(path)
         if state.private is not None:

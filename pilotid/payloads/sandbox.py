@@ -308,7 +308,8 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
     it cannot be opened to the target, ``ValueError`` when ``proxy``'s directory is not
     directly in the work directory.
     """
-    directory = Path(os.path.abspath(proxy)).parent
+    proxy = Path(os.path.abspath(proxy))
+    directory = proxy.parent
     if grant is not None and directory.parent.resolve() != grant.workdir:
         raise ValueError(f"the proxy handover directory {directory} must be directly in the "
                          f"work directory {grant.workdir}")
@@ -325,7 +326,7 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
         with contextlib.suppress(OSError):
             os.rmdir(directory)
         raise
-    return HandoverDirectory(Path(os.path.abspath(proxy)), info.st_dev, info.st_ino)
+    return HandoverDirectory(proxy, info.st_dev, info.st_ino)
 
 
 def _open_handover(directory: Path, grant: Optional[SandboxGrant]) -> os.stat_result:
