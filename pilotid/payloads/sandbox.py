@@ -451,6 +451,12 @@ class _Reclaimer:
                 info = lstat(name, dir_fd=dirfd)
             except FileNotFoundError:
                 continue
+            except PermissionError:
+                # not searchable by the pilot: nothing in it was changed (the grant did not
+                # walk it); one of the payload's is reported, the pilot's own is its own
+                if os.fstat(dirfd).st_uid != pilot:
+                    self.unreadable.append(relpath)
+                break
             except OSError as error:
                 self.failures.append(f"{prefix}{name}: {error.strerror}")
                 break
@@ -782,6 +788,11 @@ class _Builder:
                 info = lstat(name, dir_fd=dirfd)
             except FileNotFoundError:
                 continue
+            except PermissionError:
+                # the pilot may list it but not search it (r without x): like a directory
+                # it cannot list, opened to the target (``_enter``) but not walked
+                log.debug("%s not walked: the pilot may list it but not search it", relpath)
+                return []
             mode = info.st_mode
             if mode in (by_group if info.st_gid in groups else by_others):
                 if info.st_uid != target:

@@ -36,7 +36,10 @@ def world_writable(top: Path) -> list:
     for root, dirs, files in os.walk(top):
         for name in [*dirs, *files]:
             path = Path(root) / name
-            info = path.lstat()
+            try:
+                info = path.lstat()
+            except PermissionError:  # in a directory the pilot may list but not search
+                continue
             if not stat.S_ISLNK(info.st_mode) and info.st_mode & stat.S_IWOTH:
                 found.append(str(path.relative_to(top)))
     if top.stat().st_mode & stat.S_IWOTH:

@@ -215,6 +215,33 @@ def test_reclaim_reports_what_the_payload_locked_away(pilot_install, shared_tmp)
     assert "locked" in done.stderr.decode()
 
 
+def test_a_directory_the_pilot_may_list_but_not_search_is_opened_not_walked(pilot_install,
+                                                                            shared_tmp):
+    """A directory of the pilot's with mode 0600 (r without x): the grant gives the target
+    its entry and does not walk it, the job runs, and reclaim gives it back, no error."""
+    work = prepare(shared_tmp)
+    listonly = work / "listonly"
+    listonly.mkdir()
+    (listonly / "f").write_text("inside")
+    own(listonly / "f", node.PILOT, 0o600)
+    own(listonly, node.PILOT, 0o600)
+    python, site = pilot_install
+    shutil.copy(Path(__file__).with_name("sandbox_driver.py"), shared_tmp / "d.py")
+    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM,
+              "argv": ["/bin/bash", "-c", "echo ran > ran.txt"]}
+    done = node.run_as(node.PILOT, [python, str(shared_tmp / "d.py"), json.dumps(config)],
+                       env={"PYTHONPATH": site})
+    log = done.stderr.decode()
+    assert done.returncode == 0, log
+    assert json.loads(done.stdout)["returncode"] == 0
+    assert "ERROR" not in log and "could not give back" not in log, log
+    assert (work / "ran.txt").read_text() == "ran\n"
+    assert stat.S_IMODE(listonly.stat().st_mode) == 0o600
+    alice = node.account(node.ALICE).uid
+    for owner, lines in acl_blocks(listonly, recursive=True):
+        assert not [line for line in lines if f"user:{alice}:" in line], lines
+
+
 @pytest.fixture
 def noacl_dir(shared_tmp):
     """A ramfs mount (no extended attributes, hence no ACLs) inside shared_tmp."""
