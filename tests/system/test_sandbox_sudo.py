@@ -199,20 +199,28 @@ def test_alices_entries_are_gone_from_everything_the_pilot_owns(acl_run):
     assert stat.S_IMODE(work.parent.stat().st_mode) == 0o700
 
 
+def drive_script(pilot_install, base: Path, work: Path, script: str) -> str:
+    """Run the driver as the pilot with a bash ``script`` as alice's payload, which must
+    succeed; return the driver's log."""
+    python, site = pilot_install
+    shutil.copy(Path(__file__).with_name("sandbox_driver.py"), base / "d.py")
+    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM,
+              "argv": ["/bin/bash", "-c", script]}
+    done = node.run_as(node.PILOT, [python, str(base / "d.py"), json.dumps(config)],
+                       env={"PYTHONPATH": site})
+    log = done.stderr.decode()
+    assert done.returncode == 0, log
+    assert json.loads(done.stdout)["returncode"] == 0, log
+    return log
+
+
 def test_reclaim_reports_what_the_payload_locked_away(pilot_install, shared_tmp):
     """An explicit ``chmod``/``mkdir -m 700`` by the payload cuts the ACL mask, and only
     the target could undo it: reclaim names such paths in a warning."""
     work = prepare(shared_tmp)
-    python, site = pilot_install
-    shutil.copy(Path(__file__).with_name("sandbox_driver.py"), shared_tmp / "d.py")
-    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM,
-              "argv": ["/bin/bash", "-c", "mkdir -m 700 locked && echo x > locked/f"]}
-    done = node.run_as(node.PILOT, [python, str(shared_tmp / "d.py"), json.dumps(config)],
-                       env={"PYTHONPATH": site})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["returncode"] == 0
-    assert "not readable by the pilot" in done.stderr.decode()
-    assert "locked" in done.stderr.decode()
+    log = drive_script(pilot_install, shared_tmp, work, "mkdir -m 700 locked && echo x > locked/f")
+    assert "not readable by the pilot" in log
+    assert "locked" in log
 
 
 def test_a_directory_the_pilot_may_list_but_not_search_is_opened_not_walked(pilot_install,
@@ -225,15 +233,7 @@ def test_a_directory_the_pilot_may_list_but_not_search_is_opened_not_walked(pilo
     (listonly / "f").write_text("inside")
     own(listonly / "f", node.PILOT, 0o600)
     own(listonly, node.PILOT, 0o600)
-    python, site = pilot_install
-    shutil.copy(Path(__file__).with_name("sandbox_driver.py"), shared_tmp / "d.py")
-    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM,
-              "argv": ["/bin/bash", "-c", "echo ran > ran.txt"]}
-    done = node.run_as(node.PILOT, [python, str(shared_tmp / "d.py"), json.dumps(config)],
-                       env={"PYTHONPATH": site})
-    log = done.stderr.decode()
-    assert done.returncode == 0, log
-    assert json.loads(done.stdout)["returncode"] == 0
+    log = drive_script(pilot_install, shared_tmp, work, "echo ran > ran.txt")
     assert "ERROR" not in log and "could not give back" not in log, log
     assert (work / "ran.txt").read_text() == "ran\n"
     assert stat.S_IMODE(listonly.stat().st_mode) == 0o600
