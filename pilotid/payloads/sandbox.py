@@ -305,12 +305,14 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
     the pilot's, 0700.  Make it after the grant, which must not walk it.
 
     Raises ``WorkdirError`` when it exists already or cannot be made, ``SandboxError`` when
-    it cannot be opened to the target, ``ValueError`` when ``proxy``'s directory is not
-    directly in the work directory.
+    it cannot be opened to the target, ``ValueError`` when, with a grant, ``proxy``'s
+    directory is not directly in the granted work directory.
     """
     proxy = Path(os.path.abspath(proxy))
     directory = proxy.parent
-    if grant is not None and directory.parent.resolve() != grant.workdir:
+    # (resolved only where it differs: the launcher passes the grant's own path)
+    if grant is not None and directory.parent != grant.workdir and \
+            directory.parent.resolve() != grant.workdir:
         raise ValueError(f"the proxy handover directory {directory} must be directly in the "
                          f"work directory {grant.workdir}")
     try:
