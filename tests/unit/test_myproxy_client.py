@@ -23,10 +23,10 @@ from pilotid.errors import (
     ProxyKeyError,
 )
 from pilotid.identity.myproxy import MyProxyClient
-from pilotid.identity.myproxy_channel import ServerAddress, check_server_identity, parse_servers
-from pilotid.identity.myproxy_credentials import ClientCredential, is_proxy, new_key, sign_proxy
-from pilotid.identity.myproxy_trustroots import TRUSTROOTS_MARKER, write_trustroots
-from pilotid.identity.myproxy_wire import Passphrase, encode_chain
+from pilotid.identity.myproxy.channel import ServerAddress, check_server_identity, parse_servers
+from pilotid.identity.myproxy.credentials import ClientCredential, is_proxy, new_key, sign_proxy
+from pilotid.identity.myproxy.trustroots import TRUSTROOTS_MARKER, write_trustroots
+from pilotid.identity.myproxy.wire import Passphrase, encode_chain
 from pilotid.identity.proxy import (
     RFC3820_LIMITED_PROXY,
     RFC3820_PROXY,

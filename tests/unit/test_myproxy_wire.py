@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pilotid.errors import CredentialError, CredentialServerError, PilotidError
-from pilotid.identity.myproxy_wire import (
+from pilotid.identity.myproxy.wire import (
     BufferSource,
     Command,
     Passphrase,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Union
 
 from pilotid.errors import CredentialError
-from pilotid.identity.myproxy_wire import TRUSTROOT_NAME
+from pilotid.identity.myproxy.wire import TRUSTROOT_NAME
 
 TRUSTROOTS_MARKER = ".pilotid-trustroots"
 

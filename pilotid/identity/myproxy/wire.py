@@ -5,7 +5,7 @@ the same way (``parse_reply``, ``read_reply``), with count-prefixed DER certific
 in between for GET and PUT (``read_chain``, ``encode_chain``).  INFO and GET_TRUSTROOTS
 replies are decoded by ``parse_info`` and ``parse_trustroots``.  The readers read from a
 ``ByteSource``: bytes in memory (``BufferSource``) or the TLS channel
-(``pilotid.identity.myproxy_channel``).
+(``pilotid.identity.myproxy.channel``).
 
 Anything that is not a MYPROXYv2 message is a ``CredentialServerError``; a request value
 that would smuggle in another field is a ``CredentialError``.  Nothing else escapes.

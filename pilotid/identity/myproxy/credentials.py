@@ -31,7 +31,7 @@ from pilotid.errors import (
     ProxyKeyError,
 )
 from pilotid.identity.credfile import write_private
-from pilotid.identity.myproxy_wire import DECODE_ERRORS, Passphrase, decoded
+from pilotid.identity.myproxy.wire import DECODE_ERRORS, Passphrase, decoded
 from pilotid.identity.proxy import slash_dn
 
 DEFAULT_KEY_BITS = 2048

@@ -27,11 +27,11 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
 from pilotid.errors import CredentialError, CredentialServerError
-from pilotid.identity.myproxy_wire import ByteSource
+from pilotid.identity.myproxy.wire import ByteSource
 from pilotid.identity.proxy import normalise_dn, slash_dn
 
 if TYPE_CHECKING:
-    from pilotid.identity.myproxy_credentials import ClientCredential
+    from pilotid.identity.myproxy.credentials import ClientCredential
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,9 @@
 
 GET (trusted retrieval, or with a passphrase), INFO, PUT (delegation, as ``myproxy-init``),
 STORE (as ``myproxy-store``), DESTROY and GET_TRUSTROOTS.  The client composes the other
-modules: the wire format (``myproxy_wire``), the credentials and proxies
-(``myproxy_credentials``), the checked TLS connection with its retries (``myproxy_channel``)
-and the CA directory on disk (``myproxy_trustroots``); their public names are importable
-from here too.
+modules of its package: the wire format (``wire``), the credentials and proxies
+(``credentials``), the checked TLS connection with its retries (``channel``) and the CA
+directory on disk (``trustroots``); the package re-exports their public names.
 
 Errors: a refusal by the server (policy, passphrase, unknown credential) is a
 ``CredentialRefusedError`` carrying the server's own words; a server that cannot be
@@ -29,31 +28,23 @@ from pilotid.errors import (
     CredentialServerError,
     ProxyExpiredError,
 )
-from pilotid.identity.myproxy_channel import (
+from pilotid.identity.myproxy.channel import (
     DEFAULT_PORT,
     Channel,
-    ServerAddress,
-    check_server_identity,
     connect,
     default_ca_dir,
-    expected_server_names,
     parse_servers,
 )
-from pilotid.identity.myproxy_credentials import (
+from pilotid.identity.myproxy.credentials import (
     DEFAULT_KEY_BITS,
     ClientCredential,
     PrivateKey,
     RetrievedProxy,
     certificate_request,
-    identity_of,
-    is_proxy,
     new_key,
     sign_proxy,
 )
-from pilotid.identity.myproxy_trustroots import TRUSTROOTS_MARKER, write_trustroots
-from pilotid.identity.myproxy_wire import (
-    BufferSource,
-    ByteSource,
+from pilotid.identity.myproxy.wire import (
     Command,
     Passphrase,
     Reply,
@@ -61,16 +52,13 @@ from pilotid.identity.myproxy_wire import (
     StoredCredential,
     build_request,
     encode_chain,
-    parse_chain,
     parse_info,
-    parse_reply,
     parse_trustroots,
     read_chain,
     read_der,
     read_reply,
     redact_request,
 )
-from pilotid.identity.proxy import slash_dn
 
 log = logging.getLogger(__name__)
 
@@ -358,14 +346,3 @@ def _hours(delta: datetime.timedelta) -> str:
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
-
-__all__ = [
-    "Command", "ResponseType", "Passphrase", "Reply", "ByteSource", "BufferSource",
-    "build_request", "redact_request", "parse_reply", "read_reply", "read_chain",
-    "parse_chain", "encode_chain", "parse_info", "parse_trustroots", "ClientCredential",
-    "RetrievedProxy", "StoredCredential", "ServerAddress", "parse_servers",
-    "check_server_identity", "expected_server_names", "default_ca_dir", "slash_dn",
-    "is_proxy", "identity_of", "sign_proxy", "new_key", "certificate_request",
-    "MyProxyClient", "write_trustroots", "TRUSTROOTS_MARKER", "DEFAULT_PORT",
-    "DEFAULT_LIFETIME",
-]
