@@ -43,15 +43,6 @@ from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.sandbox import (
-    PRIVATE_DIR_NAME,
-    HandoverDirectory,
-    SandboxGrant,
-    acl_supported,
-    grant_target_access,
-    make_handover_directory,
-    reclaim,
-)
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.signals import PilotSignal, PilotSignals
@@ -64,6 +55,15 @@ from pilotid.strategies.base import (
     switch_failed,
 )
 from pilotid.watch import wait_for_exit
+from pilotid.workdir import (
+    PRIVATE_DIR_NAME,
+    HandoverDirectory,
+    SandboxGrant,
+    acl_supported,
+    grant_target_access,
+    make_handover_directory,
+    reclaim,
+)
 from pilotid.workfiles import open_payload_log
 
 if TYPE_CHECKING:

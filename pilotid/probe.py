@@ -19,7 +19,7 @@ from typing import List, Optional
 from pilotid.errors import PilotidError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
-from pilotid.payloads.sandbox import acl_supported
+from pilotid.workdir import acl_supported
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 

@@ -8,7 +8,7 @@ this order, the wrapper
    proof that the switch happened and the wrapper ran;
 2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
    at ``handover.payload_proxy`` (in the directory the launcher made for it with
-   ``pilotid.payloads.sandbox.make_handover_directory``) and reconnects standard input to
+   ``pilotid.workdir.make_handover_directory``) and reconnects standard input to
    ``/dev/null``;
 3. exports the pilot's environment minus a deny-list (``filter_environment``), then the
    command's own additions, then ``X509_USER_PROXY`` pointing at the user's proxy;

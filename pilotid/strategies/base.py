@@ -51,7 +51,7 @@ class ProxyHandover:
     standard input and the wrapper, already running as the target, stores it as a new
     0600 file at ``payload_proxy``.  Its directory must be a new one directly in the work
     directory: the launcher makes it, after the grant, open to the target alone and with no
-    default ACL (``pilotid.payloads.sandbox.make_handover_directory``), so that no copy
+    default ACL (``pilotid.workdir.make_handover_directory``), so that no copy
     readable by anyone else, the pilot included, ever exists.
     """
 

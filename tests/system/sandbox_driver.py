@@ -21,14 +21,14 @@ from pathlib import Path
 
 from pilotid.identity.accounts import Account
 from pilotid.payloads.job import PayloadCommand
-from pilotid.payloads.sandbox import (
+from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
+from pilotid.strategies.base import ProxyHandover
+from pilotid.workdir import (
     acl_supported,
     grant_target_access,
     make_handover_directory,
     reclaim,
 )
-from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
-from pilotid.strategies.base import ProxyHandover
 
 
 def world_writable(top: Path) -> list:

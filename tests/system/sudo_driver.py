@@ -17,10 +17,10 @@ from pilotid.errors import AccountMappingError, PilotidError
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
-from pilotid.payloads.sandbox import SandboxGrant, make_handover_directory
 from pilotid.queue import QueueSettings
 from pilotid.strategies.base import PayloadLogs, WrapperMarker
 from pilotid.strategies.sudo import SudoSwitcher
+from pilotid.workdir import SandboxGrant, make_handover_directory
 
 
 def _standin_map_account(dn, mapfile_path):

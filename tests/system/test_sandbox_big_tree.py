@@ -16,7 +16,7 @@ DRIVER = r'''
 import json, os, subprocess, sys
 from pathlib import Path
 from pilotid.identity.accounts import Account
-from pilotid.payloads import sandbox
+from pilotid.workdir import grant as sandbox
 
 work = Path(sys.argv[1])
 work.mkdir(mode=0o700)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotid.payloads.sandbox import acl_supported
+from pilotid.workdir import acl_supported
 
 
 @pytest.fixture

@@ -41,12 +41,12 @@ from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, acl_supported
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
 from pilotid.strategies.base import Outcome
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
+from pilotid.workdir import PRIVATE_DIR_NAME, acl_supported
 from tests.conftest import ALICE_DN
 
 JOB = JobSpec(panda_id=4242, transformation="fake-00-00-01", prod_user_id=ALICE_DN)

@@ -17,7 +17,7 @@ import pytest
 
 from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
-from pilotid.payloads.sandbox import (
+from pilotid.workdir import (
     PRIVATE_DIR_NAME,
     acl_supported,
     grant_target_access,

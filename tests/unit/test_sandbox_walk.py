@@ -18,8 +18,8 @@ from typing import Dict, List, Tuple
 import pytest
 
 from pilotid.identity.accounts import Account
-from pilotid.payloads import sandbox
-from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, grant_target_access, reclaim
+from pilotid.workdir import PRIVATE_DIR_NAME, grant_target_access, reclaim
+from pilotid.workdir import grant as sandbox
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 #: A target in the pilot's own group: the group bits decide for it, not the others' bits.
