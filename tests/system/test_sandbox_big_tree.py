@@ -16,7 +16,8 @@ DRIVER = r'''
 import json, os, subprocess, sys
 from pathlib import Path
 from pilotid.identity.accounts import Account
-from pilotid.workdir import grant as sandbox
+from pilotid import workdir
+from pilotid.workdir import builder
 
 work = Path(sys.argv[1])
 work.mkdir(mode=0o700)
@@ -41,19 +42,19 @@ def snapshot():
 
 before = snapshot()
 walked = []
-real = sandbox._Builder._walk_with_find
+real = builder._Builder._walk_with_find
 def spied(self, top):
     walked.append(real(self, top))
     return walked[-1]
-sandbox._Builder._walk_with_find = spied
-grant = sandbox.grant_target_access(work, Account.by_name(sys.argv[2]))
+builder._Builder._walk_with_find = spied
+grant = workdir.grant_target_access(work, Account.by_name(sys.argv[2]))
 def as_alice(script):
     return subprocess.run(["sudo", "-n", "-u", sys.argv[2], "/bin/sh", "-c", script, "sh",
                            str(work)], capture_output=True, text=True)
 read_all = as_alice('cd "$1" && find . -path ./.pilotid -prune -o -type f -print '
                     '-exec cat {} + | wc -l')
 private = as_alice('cat "$1/.pilotid/proxy"; cat "$1/d01/link-out"')
-sandbox.reclaim(grant)
+workdir.reclaim(grant)
 print(json.dumps({"walked_with_find": walked, "changes": len(grant.changes),
                   "read_all": [read_all.returncode, read_all.stdout, read_all.stderr],
                   "private": [private.returncode, private.stdout],

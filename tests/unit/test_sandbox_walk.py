@@ -18,14 +18,13 @@ from typing import Dict, List, Tuple
 import pytest
 
 from pilotid.identity.accounts import Account
-from pilotid.workdir import PRIVATE_DIR_NAME, grant_target_access, reclaim
-from pilotid.workdir import grant as sandbox
+from pilotid.workdir import PRIVATE_DIR_NAME, SandboxGrant, builder, grant_target_access, reclaim
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 #: A target in the pilot's own group: the group bits decide for it, not the others' bits.
 GROUPMATE = Account("pilotid-unit-groupmate", 54322, os.getegid())
 
-needs_find = pytest.mark.skipif(sandbox._gnu_find() is None, reason="no GNU find here")
+needs_find = pytest.mark.skipif(builder._gnu_find() is None, reason="no GNU find here")
 
 
 def make_tree(top: Path) -> Path:
@@ -73,26 +72,26 @@ def snapshot(top: Path) -> Dict[str, Tuple[int, str]]:
     return found
 
 
-def changes(grant: sandbox.SandboxGrant) -> List[tuple]:
+def changes(grant: SandboxGrant) -> List[tuple]:
     return sorted((c.path, c.mode, c.access_acl, c.default_acl) for c in grant.changes)
 
 
 def grant_alone(top: Path, mode: str, monkeypatch,
-                target: Account = TARGET) -> sandbox.SandboxGrant:
+                target: Account = TARGET) -> SandboxGrant:
     """The grant walking the tree alone (no ``find``)."""
     with monkeypatch.context() as patch:
-        patch.setattr(sandbox, "_gnu_find", lambda: None)
-        patch.setattr(sandbox, "_FIND_AFTER", 0)
+        patch.setattr(builder, "_gnu_find", lambda: None)
+        patch.setattr(builder, "_FIND_AFTER", 0)
         return grant_target_access(top, target, mode)
 
 
 def fake_find(monkeypatch, listing: bytes, status: int = 0) -> None:
     """Replace find by a program that prints ``listing`` and exits with ``status``."""
     script = f"import sys; sys.stdout.buffer.write({listing!r}); sys.exit({status})"
-    monkeypatch.setattr(sandbox, "_FIND_AFTER", 0)
-    monkeypatch.setattr(sandbox._Builder, "_find_argv",
+    monkeypatch.setattr(builder, "_FIND_AFTER", 0)
+    monkeypatch.setattr(builder._Builder, "_find_argv",
                         lambda self: [sys.executable, "-c", script])
-    monkeypatch.setattr(sandbox, "_gnu_find", lambda: sys.executable)
+    monkeypatch.setattr(builder, "_gnu_find", lambda: sys.executable)
 
 
 @needs_find
@@ -103,14 +102,14 @@ def test_find_alongside_gives_the_grant_of_the_walk_alone(area, monkeypatch, mod
     with_find = make_tree(area / "with-find")
     expected = grant_alone(alone, mode, monkeypatch, target)
     walked: List[bool] = []
-    real = sandbox._Builder._walk_with_find
+    real = builder._Builder._walk_with_find
 
     def spied(self, top):
         walked.append(real(self, top))
         return walked[-1]
 
-    monkeypatch.setattr(sandbox._Builder, "_walk_with_find", spied)
-    monkeypatch.setattr(sandbox, "_FIND_AFTER", 0)
+    monkeypatch.setattr(builder._Builder, "_walk_with_find", spied)
+    monkeypatch.setattr(builder, "_FIND_AFTER", 0)
     grant = grant_target_access(with_find, target, mode)
     assert walked == [True]
     assert changes(grant) == changes(expected)
@@ -126,7 +125,7 @@ def test_find_taking_over_half_way_through_the_walk_changes_nothing_twice(area, 
     alone = make_tree(area / "alone")
     with_find = make_tree(area / "with-find")
     expected = grant_alone(alone, "acl", monkeypatch)
-    monkeypatch.setattr(sandbox, "_FIND_AFTER", 20)
+    monkeypatch.setattr(builder, "_FIND_AFTER", 20)
     grant = grant_target_access(with_find, TARGET)
     assert changes(grant) == changes(expected)
     assert snapshot(with_find) == snapshot(alone)
@@ -183,8 +182,8 @@ def test_a_small_work_directory_starts_no_process(area, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a process was started for a small work directory")
 
-    monkeypatch.setattr(sandbox.subprocess, "Popen", refuse)
-    monkeypatch.setattr(sandbox.subprocess, "run", refuse)
+    monkeypatch.setattr(builder.subprocess, "Popen", refuse)
+    monkeypatch.setattr(builder.subprocess, "run", refuse)
     grant_target_access(top, TARGET)
 
 
@@ -192,6 +191,6 @@ def test_a_find_that_cannot_start_leaves_the_walk_to_the_grant(area, monkeypatch
     alone = make_tree(area / "alone")
     top = make_tree(area / "work")
     expected = grant_alone(alone, "acl", monkeypatch)
-    monkeypatch.setattr(sandbox, "_FIND_AFTER", 0)
-    monkeypatch.setattr(sandbox, "_gnu_find", lambda: str(area / "no-such-find"))
+    monkeypatch.setattr(builder, "_FIND_AFTER", 0)
+    monkeypatch.setattr(builder, "_gnu_find", lambda: str(area / "no-such-find"))
     assert changes(grant_target_access(top, TARGET)) == changes(expected)

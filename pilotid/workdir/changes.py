@@ -1,0 +1,64 @@
+"""What a grant changed, kept for the reclaim to undo exactly that; the two modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+from pilotid.identity.accounts import Account
+
+ACL = "acl"
+WORLD = "world"
+MODES = (ACL, WORLD)
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """One object of the work directory as it was before the grant changed it.
+
+    ``path`` is where it was (relative to the work directory); ``device`` and ``inode``
+    find it again wherever the payload moved it.  ``access_acl`` and ``default_acl`` are
+    the raw extended attributes (``None``: there was none).
+    """
+
+    path: str
+    device: int
+    inode: int
+    mode: int
+    access_acl: Optional[bytes] = None
+    default_acl: Optional[bytes] = None
+
+
+@dataclass(frozen=True)
+class ParentChange:
+    """A parent directory made traversable with ``u:<target>:x``.
+
+    ``previous`` is the target's entry before (``None``: it had none), ``had_acl`` whether
+    the directory had an extended ACL at all.
+    """
+
+    path: Path
+    previous: Optional[int]
+    had_acl: bool
+
+
+@dataclass(frozen=True)
+class SandboxGrant:
+    """What ``grant_target_access`` changed, for ``reclaim`` to undo exactly that.
+
+    ``mode`` is ``'acl'`` or ``'world'`` (the result's ``sandbox_mode``).
+    """
+
+    workdir: Path
+    account: Account
+    mode: str
+    pilot_uid: int
+    changes: Tuple[PathChange, ...] = ()
+    parents: Tuple[ParentChange, ...] = ()
+
+    def payload_umask(self, default: int) -> int:
+        """The umask the wrapper must set: ``default`` (the queue's) in ACL mode, where the
+        default ACL decides, and 000 in world mode, where nothing else lets the pilot read
+        what the payload writes."""
+        return 0 if self.mode == WORLD else default
