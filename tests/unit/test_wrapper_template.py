@@ -1,0 +1,95 @@
+"""The wrapper's template (``pilotid/payloads/wrapper.sh``) renders the very script pilotid
+wrote before the bash moved out of Python strings, byte for byte.
+
+The golden files in ``tests/data/wrapper/`` were written by the renderer that built the
+script from Python strings, for the specs below; the template must reproduce them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from pilotid.payloads import wrapper
+from pilotid.payloads.job import PayloadCommand
+from pilotid.payloads.wrapper import WrapperSpec, render_wrapper
+from pilotid.strategies.base import ProxyHandover
+
+GOLDEN = Path(__file__).resolve().parent.parent / "data" / "wrapper"
+LOADABLES = ("/usr/lib/bash/mkdir", "/usr/lib/bash/rm")
+
+SPECS: Dict[str, WrapperSpec] = {
+    # No switch: no environment, no setup, the proxy a file, no reaper, no loadables.
+    "bare": WrapperSpec(
+        command=PayloadCommand(argv=("/bin/true",)),
+        workdir=Path("/srv/pilot/work"),
+        handover=ProxyHandover(Path("/srv/pilot/work/x509up_u1000")),
+        marker=Path("/srv/pilot/work/.pilotid-marker"),
+        environment=(),
+    ),
+    # sudo-like: the proxy on standard input, a reaper, setup lines, awkward values.
+    "sudo": WrapperSpec(
+        command=PayloadCommand(
+            argv=("/usr/bin/python3", "runAthena", "--inputs='a b'", "caf\u00e9", "$HOME"),
+            environment=(("ATHENA_PROC_NUMBER", "8"), ("QUOTED", "it's \"here\"\nnext")),
+            setup=("source /cvmfs/atlas.cern.ch/setup.sh", "export X=1; alias ls=false"),
+        ),
+        workdir=Path("/srv/pilot/work dir"),
+        handover=ProxyHandover(Path("/srv/pilot/work dir/.handover-1f/x509up"),
+                               from_stdin=True),
+        marker=Path("/srv/pilot/work dir/.marker"),
+        environment=(("PATH", "/usr/bin:/bin"), ("LANG", "C.UTF-8"),
+                     ("LD_PRELOAD", "/evil.so"), ("X509_USER_PROXY", "/tmp/x509up_u0"),
+                     ("SITE_NOTE", "\udcff bytes"), ("SECRET_TOKEN", "s3cr3t")),
+        umask=0o077,
+        egg_cache_base=Path("/var/tmp"),
+        extra_deny=("SECRET_*",),
+        reaper_pid=4242,
+    ),
+    # gLExec-like: the proxy a file, a reaper, no setup, the queue's umask.
+    "glexec": WrapperSpec(
+        command=PayloadCommand(argv=("./buildJob", "-l", "out.tgz"),
+                               environment=(("PANDA_SITE", "ANALY_TEST"),)),
+        workdir=Path("/pool/job-7"),
+        handover=ProxyHandover(Path("/pool/job-7/user.proxy")),
+        marker=Path("/pool/job-7/.marker"),
+        environment=(("HOME", "/home/pilot"), ("TMPDIR", "/pool/tmp")),
+        umask=0o022,
+        reaper_pid=77,
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def fixed_loadables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loadable builtins are the node's: fix them, as the golden files were written."""
+    monkeypatch.setattr(wrapper, "bash_loadables", lambda: LOADABLES)
+    monkeypatch.setattr(wrapper, "_max_signal", lambda: 64)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_template_renders_the_script_pilotid_wrote_before(name: str) -> None:
+    assert render_wrapper(SPECS[name]) == (GOLDEN / f"{name}.sh").read_text("ascii")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_rendered_script_is_valid_bash(name: str, tmp_path: Path) -> None:
+    script = tmp_path / "wrapper.sh"
+    script.write_text(render_wrapper(SPECS[name]), "ascii")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def write_golden() -> None:
+    """Write the golden files from the current renderer (run by hand, reviewed in git)."""
+    wrapper.bash_loadables = lambda: LOADABLES  # type: ignore[assignment]
+    wrapper._max_signal = lambda: 64  # type: ignore[assignment]
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for name, spec in SPECS.items():
+        (GOLDEN / f"{name}.sh").write_text(render_wrapper(spec), "ascii")
+
+
+if __name__ == "__main__":
+    write_golden()
