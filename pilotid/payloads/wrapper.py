@@ -41,9 +41,12 @@ payload that called ``exit(128+s)``; the wrapper follows the shell's convention 
 ``signal=s`` for any status in that range.  Its own failures exit with
 ``WRAPPER_FAILURE_STATUS`` (125) and leave ``error=...`` in the marker.
 
-Every value in the script is quoted by ``bash_quote``: ``shlex.quote`` where the value is
-printable ASCII, else bash's ``$'...'`` with ``\\xHH`` escapes, so the script stays ASCII
-(parsed the same under any locale) and non-UTF-8 bytes reach the payload unchanged.
+The script's text is the template ``wrapper.sh`` beside this module (package data, and
+shellcheck'd as it stands): ``render_wrapper`` keeps the parts the job needs and fills its
+``__NAME__`` placeholders in one pass.  Every value in the script is quoted by
+``bash_quote``: ``shlex.quote`` where the value is printable ASCII, else bash's ``$'...'``
+with ``\\xHH`` escapes, so the script stays ASCII (parsed the same under any locale) and
+non-UTF-8 bytes reach the payload unchanged.
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ import shlex
 import signal
 import stat
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
 from pilotid.identity.credfile import write_new
@@ -308,32 +312,34 @@ def render_wrapper(spec: WrapperSpec) -> str:
     if spec.reaper_pid is not None and not (isinstance(spec.reaper_pid, int)
                                             and spec.reaper_pid > 1):
         raise ValueError(f"WrapperSpec.reaper_pid must be a PID above 1, not {spec.reaper_pid}")
-    lines = [_PROLOGUE.replace("@MARKER@", bash_quote(str(spec.marker)))
-             .replace("@REAPER@", "" if spec.reaper_pid is None else str(spec.reaper_pid))
-             .replace("@LOADABLES@", " ".join(bash_quote(p) for p in bash_loadables()))]
-    if spec.handover.from_stdin:
-        lines.append(_PROXY_FROM_STDIN.replace("@PROXY@", proxy))
-    lines.append("builtin set +C")
-    lines.append("# The pilot's environment, filtered, then the payload's own additions.")
-    lines.extend(f"builtin export {name}={bash_quote(value)}" for name, value in environment)
-    lines.append(_SETTLE.replace("@PROXY@", proxy)
-                 .replace("@WORKDIR@", bash_quote(str(spec.workdir)))
-                 .replace("@UMASK@", umask)
-                 .replace("@EGGBASE@", bash_quote(str(spec.egg_cache_base)))
-                 .replace("@EGGPREFIX@", EGG_CACHE_PREFIX))
-    if command.setup:
-        lines.append("# Site setup lines from the queue settings: trusted configuration, run "
-                     "in this shell,\n# with the programs mkdir and rm, not the loadables."
-                     "\n_pilotid_builtins off\n_pilotid_phase=setup\nbuiltin set +u")
-        for number, line in enumerate(command.setup, 1):
-            # \builtin: an alias an earlier line defined never applies to it
-            lines.append(f"\\builtin eval {bash_quote(line)} || \\_pilotid_fail setup "
-                         f"\"site setup line {number} failed with status $?\"")
-        lines.append(_REASSERT.replace("@PROXY@", proxy).replace("@UMASK@", umask))
-    lines.append(_PAYLOAD
-                 .replace("@ARGV@", " ".join(bash_quote(arg) for arg in command.argv))
-                 .replace("@MAXSIGNAL@", str(128 + _max_signal())))
-    return "\n".join(lines) + "\n"
+    # \builtin: an alias an earlier setup line defined never applies to it
+    setup = tuple(f"\\builtin eval {bash_quote(line)} || \\_pilotid_fail setup "
+                  f"\"site setup line {number} failed with status $?\""
+                  for number, line in enumerate(command.setup, 1))
+    values: Dict[str, _Value] = {
+        "MARKER": bash_quote(str(spec.marker)),
+        "REAPER": "" if spec.reaper_pid is None else str(spec.reaper_pid),
+        "LOADABLES": " ".join(bash_quote(p) for p in bash_loadables()),
+        "LEFTOVER_ROUNDS": str(LEFTOVER_ROUNDS),
+        "FAILURE_STATUS": str(WRAPPER_FAILURE_STATUS),
+        "SIGTERM": str(int(signal.SIGTERM)),
+        "SIGINT": str(int(signal.SIGINT)),
+        "SIGHUP": str(int(signal.SIGHUP)),
+        "PROXY": proxy,
+        "ENVIRONMENT": tuple(f"builtin export {name}={bash_quote(value)}"
+                             for name, value in environment),
+        "WORKDIR": bash_quote(str(spec.workdir)),
+        "UMASK": umask,
+        "EGGBASE": bash_quote(str(spec.egg_cache_base)),
+        "EGGPREFIX": EGG_CACHE_PREFIX,
+        "SETUP": setup,
+        "ARGV": " ".join(bash_quote(arg) for arg in command.argv),
+        "MAXSIGNAL": str(128 + _max_signal()),
+    }
+    sections = {"proxy_from_stdin"} if spec.handover.from_stdin else set()
+    if setup:
+        sections.add("setup")
+    return _fill(_template(), sections, values)
 
 
 def write_wrapper(spec: WrapperSpec, path: Path) -> Path:
@@ -408,207 +414,61 @@ def _max_signal() -> int:
     return int(getattr(signal, "SIGRTMAX", 64))
 
 
-# The script, in pieces.  Everything the wrapper calls after the environment is exported
-# goes through `builtin` or `builtin command -p`, so neither the pilot's PATH nor functions
-# a setup script defines can stand in for it.  Placeholders are @NAME@, filled with
-# bash_quote'd values.
+# The script itself is wrapper.sh, beside this module (package data), checked by shellcheck
+# in `make lint`; render_wrapper fills it.
+_PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)__")
+_LINE_PLACEHOLDER = re.compile(_PLACEHOLDER.pattern + r"\n")
 
-_PROLOGUE = f"""\
-#!/bin/bash
-# Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
-# Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
-builtin set -u
-_pilotid_marker=@MARKER@
-_pilotid_reaper=@REAPER@
-_pilotid_marker_fd=
-_pilotid_egg=
-_pilotid_payload_pid=
-_pilotid_reaped=0
-_pilotid_interrupted=0
-_pilotid_phase=start
-_pilotid_loadables=(@LOADABLES@)
-_pilotid_loaded=off
+#: A placeholder's value: a string within a line, or lines standing for a line of their own.
+_Value = Union[str, Tuple[str, ...]]
 
-_pilotid_note() {{
-  [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\\n' "$1" "$2" >&"$_pilotid_marker_fd"
-}}
-_pilotid_builtins() {{
-  # on: load bash's loadable mkdir and rm (root's files, from pilotid's list), off: drop them
-  local so
-  [ "$1" != "$_pilotid_loaded" ] || builtin return 0
-  _pilotid_loaded=$1
-  for so in "${{_pilotid_loadables[@]}}"; do
-    if [ "$1" = on ]; then
-      builtin enable -f "$so" "${{so##*/}}" 2>/dev/null || :
-    else
-      builtin enable -d "${{so##*/}}" 2>/dev/null || :
-    fi
-  done
-}}
-_pilotid_reap() {{
-  # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
-  # children now; those of this account are the payload's.  Their own children become
-  # the pilot's in turn when they die: go round until none is left.
-  [ -n "$_pilotid_reaper" ] && [ -n "$_pilotid_payload_pid" ] && [ "$_pilotid_reaped" = 0 ] ||
-    builtin return 0
-  _pilotid_reaped=1
-  local round found children pid key value state uid pids
-  for ((round = 0; round < {LEFTOVER_ROUNDS}; round++)); do
-    found=0
-    for children in /proc/"$_pilotid_reaper"/task/*/children; do
-      pids=()
-      builtin read -r -a pids 2>/dev/null <"$children" || :
-      for pid in "${{pids[@]}}"; do
-        state= uid=
-        while builtin read -r key value _; do
-          case $key in State:) state=$value ;; Uid:) uid=$value; builtin break ;; esac
-        done 2>/dev/null <"/proc/$pid/status"
-        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ]; then
-          builtin kill -s KILL "$pid" 2>/dev/null && found=1
-        fi
-      done
-    done
-    [ "$found" = 1 ] || builtin break
-  done
-}}
-_pilotid_cleanup() {{
-  if [ "$_pilotid_phase" = setup ]; then
-    _pilotid_phase=failed
-    _pilotid_note error setup
-  fi
-  _pilotid_reap
-  if [ -n "$_pilotid_egg" ]; then
-    _pilotid_builtins on
-    # chmod only where the payload left something rm cannot remove: one program, not two
-    builtin command -p rm -rf -- "$_pilotid_egg" 2>/dev/null
-    if [ -e "$_pilotid_egg" ]; then
-      builtin command -p chmod -R u+rwx -- "$_pilotid_egg" 2>/dev/null
-      builtin command -p rm -rf -- "$_pilotid_egg"
-    fi
-    _pilotid_egg=
-  fi
-}}
-_pilotid_fail() {{
-  builtin printf 'pilotid-wrapper: %s\\n' "$2" >&2
-  _pilotid_phase=failed
-  _pilotid_note error "$1"
-  builtin exit {WRAPPER_FAILURE_STATUS}
-}}
-_pilotid_on_signal() {{
-  _pilotid_interrupted=1
-  if [ -n "$_pilotid_payload_pid" ]; then
-    builtin kill -s "$1" -- "-$_pilotid_payload_pid" 2>/dev/null ||
-      builtin kill -s "$1" -- "$_pilotid_payload_pid" 2>/dev/null
-    builtin return 0
-  fi
-  builtin printf 'pilotid-wrapper: SIG%s before the payload started: stopping\\n' "$1" >&2
-  _pilotid_phase=failed
-  _pilotid_note error interrupted
-  _pilotid_note signal "$2"
-  builtin exit $((128 + $2))
-}}
-_pilotid_traps() {{
-  builtin trap _pilotid_cleanup EXIT
-  builtin trap '_pilotid_on_signal TERM {int(signal.SIGTERM)}' TERM
-  builtin trap '_pilotid_on_signal INT {int(signal.SIGINT)}' INT
-  builtin trap '_pilotid_on_signal HUP {int(signal.SIGHUP)}' HUP
-}}
 
-# The marker proves the switch happened: a new file (noclobber), never an existing one.
-builtin set -C
-if ! {{ builtin exec {{_pilotid_marker_fd}}>"$_pilotid_marker"; }}; then
-  _pilotid_marker_fd=
-  _pilotid_fail marker "cannot create the marker $_pilotid_marker \
-(it exists already, or its directory is not writable by uid $EUID): not running the payload"
-fi
-builtin printf 'uid=%s\\n' "$EUID" >&"$_pilotid_marker_fd"
-_pilotid_traps"""
+@functools.lru_cache(maxsize=None)
+def _template() -> Tuple[Tuple[Optional[str], str], ...]:
+    """``wrapper.sh`` as (section or None, text) parts, without its ``#@`` lines.
 
-_PROXY_FROM_STDIN = """\
-# The user's proxy arrives on standard input: store it as a new file of this account, in
-# the pilot's handover directory, which has no default ACL: umask 077 makes it 0600.  Read
-# by the shell itself (a PEM proxy is text: no NUL), never exported; no subshell: the umask
-# is set again before anything else.
-_pilotid_proxy=@PROXY@
-builtin umask 077
-_pilotid_pem=
-IFS= builtin read -r -d '' _pilotid_pem
-if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
-  _pilotid_fail proxy "cannot store the proxy from standard input as $_pilotid_proxy \
-(it exists already, or the directory is not writable by uid $EUID)"
-fi
-builtin unset _pilotid_pem
-[ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
-builtin exec </dev/null"""
+    The template's own syntax: a line starting ``#@`` is never written out;
+    ``#@section NAME`` ... ``#@end`` encloses what is written only where the job needs it;
+    ``__NAME__`` is a placeholder, a shell identifier so that shellcheck parses the
+    template as it stands.
+    """
+    text = (resources.files("pilotid.payloads") / "wrapper.sh").read_text("ascii")
+    parts: List[Tuple[Optional[str], str]] = []
+    section: Optional[str] = None
+    kept: List[str] = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#@"):
+            kept.append(line)
+            continue
+        words = line[2:].split()
+        if words[:1] == ["section"] or words[:1] == ["end"]:
+            parts.append((section, "".join(kept)))
+            kept = []
+            section = words[1] if words[0] == "section" else None
+    parts.append((section, "".join(kept)))
+    return tuple(parts)
 
-_SETTLE = """\
-builtin export X509_USER_PROXY=@PROXY@
-_pilotid_workdir=@WORKDIR@
-builtin cd -P -- "$_pilotid_workdir" ||
-  _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
-builtin umask @UMASK@
 
-# A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
-# reused.  bash 5.1+ reads getrandom(2) for each $SRANDOM (assignments to it are ignored):
-# four of them make the 32 digits without starting od.
-if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
-  builtin printf -v _pilotid_random '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
-else
-  _pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
-fi
-_pilotid_random=${_pilotid_random//[!0-9a-f]/}
-[ "${#_pilotid_random}" -eq 32 ] ||
-  _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
-_pilotid_egg_path=@EGGBASE@/@EGGPREFIX@$_pilotid_random
-_pilotid_builtins on
-if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
-  _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 \
-(it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
-fi
-_pilotid_egg=$_pilotid_egg_path
-builtin export PYTHON_EGG_CACHE="$_pilotid_egg\""""
+def _fill(parts: Iterable[Tuple[Optional[str], str]], sections: Set[str],
+          values: Mapping[str, _Value]) -> str:
+    """Join the parts of the sections wanted and replace every placeholder in one pass
+    (a value is never searched for placeholders): a string where it stands, lines where
+    the placeholder is a line of its own (none at all for no lines)."""
+    text = "".join(part for section, part in parts if section is None or section in sections)
 
-_REASSERT = """\
-# Undo what the setup may have changed in this shell (aliases, options, directory, ...).
-\\builtin shopt -u expand_aliases
-builtin set +e +f +C -u +o pipefail
-_pilotid_phase=ready
-builtin cd -P -- "$_pilotid_workdir" ||
-  _pilotid_fail workdir "cannot re-enter the work directory $_pilotid_workdir after the setup"
-builtin umask @UMASK@
-builtin export X509_USER_PROXY=@PROXY@ PYTHON_EGG_CACHE="$_pilotid_egg"
-_pilotid_traps"""
+    def word(match: "re.Match[str]") -> str:
+        value = values[match.group(1)]
+        if not isinstance(value, str):
+            raise ValueError(f"placeholder {match.group(0)} stands for lines: "
+                             "it must be a line of its own in the template")
+        return value
 
-_PAYLOAD = """\
-# The payload: a child in its own process group (set -m), stdin from /dev/null.
-_pilotid_argv=(@ARGV@)
-_pilotid_phase=payload
-builtin set -m
-( builtin exec -- "${_pilotid_argv[@]}" ) </dev/null {_pilotid_marker_fd}>&- &
-_pilotid_payload_pid=$!
-builtin set +m
-_pilotid_status=  # the first wait always answers 0..255: the payload's status, or 128+n
-while :; do
-  _pilotid_interrupted=0
-  builtin wait "$_pilotid_payload_pid"
-  _pilotid_waited=$?
-  # bash 5.2 may answer -1 when the payload ended while a trap ran (a signal that reached
-  # the wrapper and the payload at once): its status is lost; keep the last real one.
-  if [ "$_pilotid_waited" -ge 0 ] && [ "$_pilotid_waited" -le 255 ]; then
-    _pilotid_status=$_pilotid_waited
-  fi
-  # A trapped signal interrupts wait before the payload has ended: wait again.
-  [ "$_pilotid_interrupted" = 1 ] || break
-done
-# What the payload left running in its group (a child that ignored TERM, a forgotten
-# background job) ends with it, as a batch system ends a job's processes; one that made a
-# group or session of its own is out of reach here (_pilotid_reap, in the cleanup, gets it).
-builtin kill -s KILL -- "-$_pilotid_payload_pid" 2>/dev/null || :
-_pilotid_phase=done
-_pilotid_note status "$_pilotid_status"
-if [ "$_pilotid_status" -gt 128 ] && [ "$_pilotid_status" -le @MAXSIGNAL@ ]; then
-  _pilotid_note signal "$((_pilotid_status - 128))"
-fi
-_pilotid_cleanup
-builtin exit "$_pilotid_status\""""
+    out: List[str] = []
+    for line in text.splitlines(keepends=True):
+        whole = _LINE_PLACEHOLDER.fullmatch(line)
+        value = values[whole.group(1)] if whole else None
+        if isinstance(value, tuple):
+            out.extend(entry + "\n" for entry in value)
+        else:
+            out.append(_PLACEHOLDER.sub(word, line))
+    return "".join(out)

@@ -8,6 +8,7 @@ script from Python strings, for the specs below; the template must reproduce the
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict
 
@@ -80,6 +81,28 @@ def test_rendered_script_is_valid_bash(name: str, tmp_path: Path) -> None:
     script = tmp_path / "wrapper.sh"
     script.write_text(render_wrapper(SPECS[name]), "ascii")
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_a_value_that_looks_like_a_placeholder_is_written_as_it_is() -> None:
+    """One pass: what a value holds is never searched for placeholders."""
+    spec = replace(SPECS["bare"], marker=Path("/srv/__PROXY__/__ARGV__/@REAPER@"),
+                   environment=(("NOTE", "__WORKDIR__"),))
+    script = render_wrapper(spec)
+    assert "_pilotid_marker=/srv/__PROXY__/__ARGV__/@REAPER@\n" in script
+    assert "builtin export NOTE=__WORKDIR__\n" in script
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_no_template_line_or_placeholder_reaches_the_script(name: str) -> None:
+    script = render_wrapper(SPECS[name])
+    assert not [line for line in script.splitlines() if line.startswith("#@")]
+    assert not wrapper._PLACEHOLDER.search(script)
+
+
+def test_the_template_is_package_data_of_pilotid_payloads() -> None:
+    """setup.py ships it; a non-editable install reads it from the installed package."""
+    assert (Path(wrapper.__file__).parent / "wrapper.sh").is_file()
+    assert '"wrapper.sh"' in (GOLDEN.parent.parent.parent / "setup.py").read_text()
 
 
 def write_golden() -> None:
