@@ -24,7 +24,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "mock>=5", "hypothesis>=6"],
         "docs": ["sphinx>=6"],
-        "lint": ["ruff", "mypy"],
+        "lint": ["ruff", "mypy", "import-linter"],
     },
     entry_points={"console_scripts": ["pilotid = pilotid.cli:main"]},
     classifiers=[
