@@ -1,1 +1,1 @@
-"""WHAT runs: job descriptions, payload adapters, the wrapper script and the sandbox."""
+"""WHAT runs: job descriptions, payload adapters and the wrapper script (its bash: wrapper.sh)."""
