@@ -18,7 +18,6 @@ from pilotid.errors import SandboxError, WorkdirError
 
 log = logging.getLogger(__name__)
 
-
 _ACCESS = "system.posix_acl_access"
 _DEFAULT = "system.posix_acl_default"
 _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

@@ -11,6 +11,7 @@ from pilotid.identity.accounts import Account
 ACL = "acl"
 WORLD = "world"
 MODES = (ACL, WORLD)
+"""The sandbox modes: least privilege with POSIX ACLs, or the seed's world-writable mode."""
 
 
 @dataclass(frozen=True)

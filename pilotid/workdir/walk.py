@@ -13,9 +13,9 @@ from typing import Callable, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
-
 PRIVATE_DIR_NAME = ".pilotid"
 """The pilot's private directory inside the work directory: never opened to the target."""
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
