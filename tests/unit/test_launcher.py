@@ -37,6 +37,7 @@ from pilotid.factory import Strategies
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
+from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
@@ -725,7 +726,7 @@ def test_pilot_credentials_are_named_by_its_environment():
            "OTHER": "/p/other"}
     found = pilot_credentials(env)
     assert found[:2] == [Path("/p/proxy"), Path("/p/cert")]
-    assert found[2:] == [Path(f"/tmp/x509up_u{os.geteuid()}")]  # noqa: S108
+    assert found[2:] == [default_proxy_path()]
 
 
 # --- pilotid run ------------------------------------------------------------------------------
