@@ -100,9 +100,12 @@ def accounting(workdir: Path) -> List[dict]:
 
 
 def assert_cleaned_up(workdir: Path, credential: Optional[Credential]) -> None:
-    """No credential, wrapper, marker or handed-over proxy of the run is left."""
+    """No copy of the credential, wrapper, marker or handed-over proxy of the run is left;
+    the source's own proxy file (``credential``, which the source copied) is kept."""
     if credential is not None:
-        assert not credential.path.exists(), "the credential was not removed"
+        assert credential.path.exists(), "the source's own proxy file was removed"
+    copies = sorted(str(p) for p in workdir.rglob("user-proxy-*.pem"))
+    assert copies == [], f"the job's credential was not removed: {copies}"
     leftovers = sorted(p.name for p in workdir.glob(".pilotid*"))
     assert leftovers == [], f"scratch files left in the work directory: {leftovers}"
 
