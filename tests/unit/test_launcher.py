@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional
-from unittest import mock
 
+import mock
 import pytest
 
 from pilotid import cli
