@@ -251,7 +251,7 @@ def test_slash_dn_agrees_with_openssl(lab, kind, tmp_path):
     assert slash_dn(cert.subject) == shown.strip()[len("subject="):]
 
 
-def test_globus_names_the_default_proxy_by_the_effective_uid_as_pilotid_does():
+def test_globus_names_the_default_proxy_by_the_effective_uid_as_pilotid_does(real_node):
     """grid-proxy-info run with real uid root and effective uid the pilot's looks for the
     effective uid's file, the one ``default_proxy_path()`` names with that euid."""
     pilot = node.account(node.PILOT)

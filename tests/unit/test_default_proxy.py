@@ -1,9 +1,10 @@
-"""pilotid.identity.default_proxy: the one place that names Globus' default proxy file."""
+"""pilotid.identity.default_proxy: the one place that names Globus' default proxy file.
+
+That Globus' own tools look for the same file: tests/system/test_proxy_tools.py.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,3 @@ def test_x509_user_proxy_names_the_proxy_when_set():
 def test_without_x509_user_proxy_the_default_proxy_is_used(environ):
     assert proxy_path_from_environment(environ) == default_proxy_path()
 
-
-def test_the_default_is_the_file_grid_proxy_info_looks_for():
-    """grid-proxy-info names the file it found, or in its error the one it looked for."""
-    env = {k: v for k, v in os.environ.items() if k != "X509_USER_PROXY"}
-    found = subprocess.run(["grid-proxy-info", "-path"], env=env, capture_output=True,
-                           text=True, check=False)
-    assert str(default_proxy_path()) in found.stdout + found.stderr
