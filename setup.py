@@ -16,7 +16,6 @@ setup(
     package_data={"pilotid.payloads": ["transformations/*", "wrapper.sh"]},
     install_requires=[
         "zope.interface>=5.0",
-        "six>=1.16",
         "pyOpenSSL>=23.0",
         "cryptography>=41.0",
         "asn1crypto>=1.5",

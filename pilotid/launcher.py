@@ -41,6 +41,7 @@ from pilotid.errors import (
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
@@ -134,7 +135,7 @@ def pilot_credentials(environ: Optional[Dict[str, str]] = None) -> List[Path]:
     ``environ`` (default ``os.environ``), and the default proxy ``/tmp/x509up_u<uid>``."""
     environ = dict(os.environ) if environ is None else environ
     found = [Path(environ[name]) for name in PILOT_CREDENTIAL_VARIABLES if environ.get(name)]
-    found.append(Path(f"/tmp/x509up_u{os.geteuid()}"))  # noqa: S108 - Globus's default name
+    found.append(default_proxy_path())
     return found
 
 

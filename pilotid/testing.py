@@ -7,9 +7,13 @@ Fakes (hand-written, declared with ``@implementer``, each checked by ``verifyCla
 
 - ``RecordingSwitcher``: an ``IIdentitySwitcher`` that does not switch at all, runs the
   command as the current user and records every call;
-- ``StaticCredentialSource``: an ``ICredentialSource`` that hands out one given credential
-  (or raises one given error) and records the requests;
-- ``FakePayload``: an ``IPayload`` with a fixed command and outputs.
+- ``StaticCredentialSource``: the real ``file`` source (``LocalFileSource``) reading one
+  given proxy file: a new checked 0600 copy per fetch, refused for another owner (or it
+  raises one given error); it records the requests;
+- ``FakePayload``: an ``IPayload`` with a fixed command; its outputs are the job's
+  outFiles, as the real adapters', unless given.
+
+Each fake's docstring says where it differs from the real strategy.
 
 Contract tests (``IdentitySwitcherContract``, ``CredentialSourceContract``,
 ``PayloadContract``): plain classes whose ``test_*`` methods check what every
@@ -25,24 +29,30 @@ The throwaway certificate authority is re-exported: ``TestCA`` and ``make_proxy`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
 
 from pilotid.errors import (
+    CredentialError,
+    JobDescriptionError,
     PayloadFailedError,
     PayloadTerminatedError,
     PilotidError,
     SwitchExecError,
+    TransformationNotFoundError,
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.proxy import parse_proxy
+from pilotid.identity.sources import LocalFileSource
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
@@ -61,6 +71,7 @@ from pilotid.strategies.processes import payload_groups, signal_groups
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
+    "SOMEBODY_ELSE_DN",
     "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
     "make_proxy",
 ]
@@ -188,36 +199,57 @@ def _killpg_all(groups: Iterable[int], signum: int) -> None:
 
 
 @implementer(ICredentialSource)
-class StaticCredentialSource:
-    """A credential source that returns one given credential, or raises one given error.
+class StaticCredentialSource(LocalFileSource):
+    """The real ``file`` source reading one given proxy, or a source raising one given error.
 
-    ``StaticCredentialSource(credential)`` answers every ``fetch`` with ``credential``;
-    ``StaticCredentialSource(error=CredentialRefusedError("..."))`` raises it instead.
-    Every request is appended to ``requests``.  It is not built from settings: register
-    it with a closure, ``registry.register_credential_source("static", lambda settings:
+    ``StaticCredentialSource(credential)`` (a ``Credential``, or the path of a proxy file)
+    is a ``LocalFileSource`` whose ``proxy_path`` is that file for every request, so every
+    ``fetch`` does what the real ``file`` source does: it reads and checks the file
+    (parsable, key matching, valid ``request.lifetime`` seconds more), refuses it with a
+    ``CredentialError`` when ``request.owner_dn`` names somebody else, and writes a *new*
+    0600 copy (``O_EXCL``, ``O_NOFOLLOW``) in ``request.directory``, which the launcher may
+    delete after the job without harming the next one.
+    ``StaticCredentialSource(error=CredentialRefusedError("..."))`` raises that error
+    instead.  Every request is appended to ``requests``.
+
+    Where it differs from the real ``file`` source: it reads the file it was given, not the
+    queue's ``proxy_file`` nor ``X509_USER_PROXY`` (``settings`` is kept, never read); its
+    registry name is ``'static'``; it records requests; and it can raise a chosen error
+    without reading anything.  Register it with a closure,
+    ``registry.register_credential_source("static", lambda settings:
     StaticCredentialSource(credential))``.
     """
 
     name = "static"
 
-    def __init__(self, credential: Optional[Credential] = None,
-                 error: Optional[PilotidError] = None, name: Optional[str] = None) -> None:
+    def __init__(self, credential: Union[Credential, str, "os.PathLike[str]", None] = None,
+                 error: Optional[PilotidError] = None, name: Optional[str] = None,
+                 settings: Any = None) -> None:
         if (credential is None) == (error is None):
             raise TypeError("StaticCredentialSource takes a credential or an error, not both "
                             "nor neither")
-        self.credential = credential
+        super().__init__(settings, environ={})
+        self.proxy_file: Optional[Path] = None
+        if credential is not None:
+            self.proxy_file = Path(credential.path if isinstance(credential, Credential)
+                                   else credential)
         self.error = error
         if name is not None:
             self.name = name
         self.requests: List[CredentialRequest] = []
 
+    def proxy_path(self, request: CredentialRequest) -> Path:
+        """The proxy file given at construction, whoever the job is for (``fetch`` then
+        checks that it is the job owner's)."""
+        assert self.proxy_file is not None
+        return self.proxy_file
+
     def fetch(self, request: CredentialRequest) -> Credential:
-        """Record ``request``; return the given credential or raise the given error."""
+        """Record ``request``; raise the given error, or fetch as ``LocalFileSource`` does."""
         self.requests.append(request)
         if self.error is not None:
             raise self.error
-        assert self.credential is not None
-        return self.credential
+        return super().fetch(request)
 
 
 def _accept_every_job(job: JobSpec) -> bool:
@@ -229,19 +261,34 @@ class FakePayload:
     """A payload adapter with a fixed command: ``FakePayload(["/bin/echo", "hi"])``.
 
     ``accepts`` is a predicate on the ``JobSpec`` (every job by default); ``outputs`` the
-    file names ``outputs(job)`` returns; ``environment`` and ``setup`` go into the
-    ``PayloadCommand``.  Every ``command`` call is appended to ``commands`` as
+    file names ``outputs(job)`` returns, by default what the real adapters return (the
+    job's ``outFiles`` without its ``logFile``); ``environment`` and ``setup`` go into the
+    ``PayloadCommand``; ``error`` (a ``JobDescriptionError`` or
+    ``TransformationNotFoundError``) makes ``command`` raise it, as a real adapter does
+    for a job it cannot run.  Every ``command`` call is appended to ``commands`` as
     ``(job, workdir)``.
+
+    Where it differs from the real adapters (``TransformationPayload``): it accepts by
+    the predicate, not by the transformation's name; it never reads ``jobPars`` (a job
+    whose options a real adapter refuses still gets the fixed command) nor looks the
+    transformation up; outputs named by jobPars options (``-o``) are not added; and its
+    environment has no ``PANDAID``/``ATLAS_RELEASE`` unless given.
     """
 
     name = "fake"
 
-    def __init__(self, argv: Sequence[str], outputs: Iterable[str] = (),
+    def __init__(self, argv: Sequence[str], outputs: Optional[Iterable[str]] = None,
                  accepts: Callable[[JobSpec], bool] = _accept_every_job,
                  environment: Iterable[Tuple[str, str]] = (), setup: Iterable[str] = (),
-                 name: Optional[str] = None) -> None:
+                 name: Optional[str] = None,
+                 error: Optional[PilotidError] = None) -> None:
+        if error is not None and not isinstance(
+                error, (JobDescriptionError, TransformationNotFoundError)):
+            raise TypeError("a payload adapter's command raises only JobDescriptionError or "
+                            f"TransformationNotFoundError, not {type(error).__name__}")
         self.argv = tuple(str(arg) for arg in argv)
-        self._outputs = tuple(outputs)
+        self._outputs = None if outputs is None else tuple(outputs)
+        self.error = error
         self._accepts = accepts
         self.environment = tuple((str(k), str(v)) for k, v in environment)
         self.setup = tuple(setup)
@@ -254,13 +301,18 @@ class FakePayload:
         return bool(self._accepts(job))
 
     def command(self, job: JobSpec, workdir: Path) -> PayloadCommand:
-        """The fixed command; the call is recorded."""
+        """The fixed command, or the error given at construction; the call is recorded."""
         self.commands.append((job, workdir))
+        if self.error is not None:
+            raise self.error
         return PayloadCommand(self.argv, self.environment, self.setup)
 
     def outputs(self, job: JobSpec) -> Tuple[str, ...]:
-        """The output names given at construction."""
-        return self._outputs
+        """The output names given at construction, else the job's outFiles without its
+        logFile (as the real adapters, less what their jobPars options name)."""
+        if self._outputs is not None:
+            return self._outputs
+        return tuple(dict.fromkeys(name for name in job.out_files if name != job.log_file))
 
 
 # --- contract tests ----------------------------------------------------------------------
@@ -344,16 +396,50 @@ class IdentitySwitcherContract(_ProviderContract):
             assert outcome.error is not None and outcome.error_code != 0
 
 
+def _raised(expected: Tuple[Type[BaseException], ...], call: Callable[[], Any]
+            ) -> BaseException:
+    """The error ``call()`` raised, asserting it is one of ``expected``."""
+    names = " or ".join(kind.__name__ for kind in expected)
+    try:
+        answer = call()
+    except expected as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - the contract reports any other kind
+        raise AssertionError(f"raised {type(error).__name__} ({error}); only {names} (or a "
+                             "subclass) is allowed") from error
+    raise AssertionError(f"returned {answer!r} instead of raising {names}")
+
+
+#: The owner named by ``CredentialSourceContract``'s default foreign request: nobody's.
+SOMEBODY_ELSE_DN = "/DC=org/DC=example/OU=People/CN=Somebody Else (pilotid.testing)"
+
+#: Ten years: longer than any proxy a source may hand out.
+_LONGER_THAN_ANY_PROXY = 10 * 365 * 24 * 3600
+
+
 class CredentialSourceContract(_ProviderContract):
     """What every ``ICredentialSource`` must do; inherit it in a pytest test class.
 
     Hooks: ``make_provider(directory)`` (required) returns the source under test, with
     ``directory`` a fresh scratch directory of the test; ``make_request(directory)``
-    returns the ``CredentialRequest`` the source must satisfy, writing into
-    ``directory`` (by default ``CredentialRequest(directory)``).
+    returns a ``CredentialRequest`` the source must satisfy, writing into ``directory``
+    (by default ``CredentialRequest(directory, lifetime=needed_lifetime)``: name the
+    owner there if your source needs one); ``make_foreign_request(directory)`` one for
+    a job of another owner, which the source must refuse (by default ``make_request``'s
+    with ``owner_dn`` set to ``SOMEBODY_ELSE_DN``).  ``needed_lifetime`` is the lifetime
+    (seconds) the default request asks for.
+
+    The promises checked: each ``fetch`` writes a new regular file in
+    ``request.directory``, 0600 and owned by the caller, that parses as the proxy the
+    ``Credential`` describes and is valid for at least ``request.lifetime`` seconds; a
+    later fetch does not need an earlier file (the launcher deletes it); a credential of
+    another owner than ``request.owner_dn``, one too short for ``request.lifetime`` and a
+    directory that cannot be written are refused with a ``CredentialError`` (or a
+    subclass), never another exception, and leave nothing in the directory.
     """
 
     interface = ICredentialSource
+    needed_lifetime = 3600
 
     def make_provider(self, directory: Path) -> Any:
         """Return the credential source under test; ``directory`` is scratch space."""
@@ -362,24 +448,92 @@ class CredentialSourceContract(_ProviderContract):
 
     def make_request(self, directory: Path) -> CredentialRequest:
         """The request to fetch with; the proxy is to be written into ``directory``."""
-        return CredentialRequest(directory=directory)
+        return CredentialRequest(directory=directory, lifetime=self.needed_lifetime)
+
+    def make_foreign_request(self, directory: Path) -> CredentialRequest:
+        """A request for a job of somebody else than the credential's owner."""
+        return dataclasses.replace(self.make_request(directory), owner_dn=SOMEBODY_ELSE_DN)
 
     def _provider(self, tmp_path: Path) -> Any:
         scratch = tmp_path / "scratch"
         scratch.mkdir(mode=0o700, exist_ok=True)
         return self.make_provider(scratch)
 
+    def _job_dir(self, tmp_path: Path, name: str = "job") -> Path:
+        job_dir = tmp_path / name
+        job_dir.mkdir(mode=0o700)
+        return job_dir
+
     def test_fetch_returns_a_private_credential_file(self, tmp_path: Path) -> None:
         source = self._provider(tmp_path)
-        job_dir = tmp_path / "job"
-        job_dir.mkdir(mode=0o700)
+        job_dir = self._job_dir(tmp_path)
         credential = source.fetch(self.make_request(job_dir))
         assert isinstance(credential, Credential)
         info = os.lstat(credential.path)
-        assert os.path.isfile(credential.path) and not os.path.islink(credential.path)
+        assert stat.S_ISREG(info.st_mode), f"{credential.path} is not a regular file"
         mode = stat.S_IMODE(info.st_mode)
         assert mode & 0o077 == 0, f"{credential.path} has mode {mode:o}"
         assert info.st_uid == os.geteuid()
+
+    def test_fetch_writes_into_the_requested_directory(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        job_dir = self._job_dir(tmp_path)
+        credential = source.fetch(self.make_request(job_dir))
+        assert Path(credential.path).parent == job_dir
+
+    def test_each_fetch_writes_a_new_file(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        job_dir = self._job_dir(tmp_path)
+        first = source.fetch(self.make_request(job_dir))
+        second = source.fetch(self.make_request(job_dir))
+        assert Path(first.path) != Path(second.path)
+        assert Path(first.path).is_file() and Path(second.path).is_file()
+
+    def test_a_fetch_does_not_need_the_file_of_an_earlier_one(self, tmp_path: Path) -> None:
+        """The launcher deletes a job's credential when the job ends."""
+        source = self._provider(tmp_path)
+        first = source.fetch(self.make_request(self._job_dir(tmp_path, "job1")))
+        os.unlink(first.path)
+        second = source.fetch(self.make_request(self._job_dir(tmp_path, "job2")))
+        assert Path(second.path).is_file()
+
+    def test_the_file_is_the_proxy_the_credential_describes(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        credential = source.fetch(self.make_request(self._job_dir(tmp_path)))
+        parsed = parse_proxy(Path(credential.path).read_bytes(), Path(credential.path))
+        assert parsed.identity == credential.identity
+        assert parsed.certificates[0].serial_number == \
+            credential.proxy.certificates[0].serial_number
+
+    def test_the_credential_lasts_the_requested_lifetime(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        request = self.make_request(self._job_dir(tmp_path))
+        credential = source.fetch(request)
+        parsed = parse_proxy(Path(credential.path).read_bytes(), Path(credential.path))
+        left = parsed.time_left().total_seconds()
+        assert left >= request.lifetime - 60, (
+            f"{credential.path} has {int(left)} s left, {request.lifetime} s requested")
+
+    def test_a_credential_too_short_for_the_request_is_refused(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        job_dir = self._job_dir(tmp_path)
+        request = dataclasses.replace(self.make_request(job_dir),
+                                      lifetime=_LONGER_THAN_ANY_PROXY)
+        _raised((CredentialError,), lambda: source.fetch(request))
+        assert list(job_dir.iterdir()) == [], "a refused credential left a file behind"
+
+    def test_a_credential_of_another_owner_is_refused(self, tmp_path: Path) -> None:
+        source = self._provider(tmp_path)
+        job_dir = self._job_dir(tmp_path)
+        request = self.make_foreign_request(job_dir)
+        _raised((CredentialError,), lambda: source.fetch(request))
+        assert list(job_dir.iterdir()) == [], "a refused credential left a file behind"
+
+    def test_a_directory_that_cannot_be_written_is_a_credential_error(self, tmp_path: Path
+                                                                       ) -> None:
+        source = self._provider(tmp_path)
+        missing = tmp_path / "no-such-job-directory"
+        _raised((CredentialError,), lambda: source.fetch(self.make_request(missing)))
 
 
 class PayloadContract(_ProviderContract):
@@ -387,7 +541,15 @@ class PayloadContract(_ProviderContract):
 
     Hooks: ``make_provider()`` (required) returns the adapter under test; ``make_job()``
     returns a ``JobSpec`` the adapter accepts and can build a command for;
-    ``make_foreign_job()`` one it is asked about but need not accept.
+    ``make_foreign_job()`` one it is asked about but need not accept; ``make_bare_job()``
+    one it accepts that carries nothing but its transformation (by default
+    ``make_job()``'s), for which ``command`` may refuse, with the adapter's own errors.
+
+    The promises checked: ``accepts`` answers a bool and accepts ``make_job()``;
+    ``command`` returns a ``PayloadCommand`` of strings (a non-empty argv tuple,
+    environment pairs, setup lines) and raises nothing but ``JobDescriptionError`` or
+    ``TransformationNotFoundError``; ``outputs`` names files inside the work directory
+    (relative, no ``..``), as strings.
     """
 
     interface = IPayload
@@ -404,9 +566,13 @@ class PayloadContract(_ProviderContract):
         """A job of a transformation no adapter is expected to know."""
         return JobSpec(panda_id=2, transformation="https://example.org/trf/notAnAdapter-9")
 
+    def make_bare_job(self) -> JobSpec:
+        """``make_job()``'s transformation and nothing else (no jobPars, no files)."""
+        return JobSpec(panda_id=3, transformation=self.make_job().transformation)
+
     def test_accepts_returns_a_bool(self) -> None:
         payload = self.make_provider()
-        for job in (self.make_job(), self.make_foreign_job()):
+        for job in (self.make_job(), self.make_foreign_job(), self.make_bare_job()):
             answer = payload.accepts(job)
             assert isinstance(answer, bool), f"accepts() returned {answer!r}, not a bool"
 
@@ -415,15 +581,37 @@ class PayloadContract(_ProviderContract):
 
     def test_command_is_a_payload_command_of_strings(self, tmp_path: Path) -> None:
         command = self.make_provider().command(self.make_job(), tmp_path)
-        assert isinstance(command, PayloadCommand)
-        assert isinstance(command.argv, tuple) and command.argv
-        assert all(isinstance(arg, str) for arg in command.argv)
-        assert isinstance(command.environment, tuple)
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in command.environment)
-        assert isinstance(command.setup, tuple)
-        assert all(isinstance(line, str) for line in command.setup)
+        _check_payload_command(command)
+
+    def test_command_refuses_a_job_only_with_the_adapters_errors(self, tmp_path: Path
+                                                                 ) -> None:
+        payload = self.make_provider()
+        job = self.make_bare_job()
+        try:
+            command = payload.command(job, tmp_path)
+        except (JobDescriptionError, TransformationNotFoundError):
+            return
+        except Exception as error:  # noqa: BLE001 - the contract reports any other kind
+            raise AssertionError(
+                f"command() raised {type(error).__name__} ({error}); only "
+                "JobDescriptionError or TransformationNotFoundError is allowed") from error
+        _check_payload_command(command)
 
     def test_outputs_are_relative_file_names(self) -> None:
         outputs = list(self.make_provider().outputs(self.make_job()))
         assert all(isinstance(name, str) and name for name in outputs)
         assert not any(os.path.isabs(name) for name in outputs)
+
+    def test_outputs_stay_inside_the_work_directory(self) -> None:
+        for name in self.make_provider().outputs(self.make_job()):
+            assert ".." not in Path(name).parts, f"output {name!r} leaves the work directory"
+
+
+def _check_payload_command(command: Any) -> None:
+    assert isinstance(command, PayloadCommand), f"{command!r} is not a PayloadCommand"
+    assert isinstance(command.argv, tuple) and command.argv
+    assert all(isinstance(arg, str) for arg in command.argv)
+    assert isinstance(command.environment, tuple)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in command.environment)
+    assert isinstance(command.setup, tuple)
+    assert all(isinstance(line, str) for line in command.setup)

@@ -151,12 +151,12 @@ def _emit(args: argparse.Namespace, data: dict, text: str) -> None:
 
 def _myproxy_get(args: argparse.Namespace) -> int:
     from pilotid.errors import CredentialError
+    from pilotid.identity.default_proxy import proxy_path_from_environment
     from pilotid.identity.proxy import format_time_left
 
     client = _myproxy_client(args)
     username = _username(args, client)
-    out = (args.out or os.environ.get("X509_USER_PROXY")
-           or f"/tmp/x509up_u{os.geteuid()}")  # noqa: S108 - Globus' default proxy path
+    out = args.out or str(proxy_path_from_environment())
     own = client.credential()
     if out != "-":
         _check_proxy_target(Path(out))

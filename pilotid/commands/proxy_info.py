@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 
@@ -21,6 +20,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
 
 def proxy_info_command(args: argparse.Namespace) -> int:
     """Print a proxy in the layout of ``grid-proxy-info -all`` (or JSON); 0 if still valid."""
+    from pilotid.identity.default_proxy import proxy_path_from_environment
     from pilotid.identity.proxy import (
         check_lifetime,
         format_time_left,
@@ -29,8 +29,8 @@ def proxy_info_command(args: argparse.Namespace) -> int:
     )
     from pilotid.identity.voms import voms_attributes
 
-    # /tmp/x509up_u<uid> is the Globus default location, read (never written) here
-    path = args.file or os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
+    # the default proxy is read here, never written
+    path = args.file or str(proxy_path_from_environment())
     info = parse_proxy(read_proxy_file(path), Path(path))
     attributes = voms_attributes(info.certificates)
     if args.json:

@@ -87,8 +87,16 @@ class LocalFileSource:
         self.settings = settings
         self._environ = os.environ if environ is None else environ
 
-    def proxy_path(self) -> Path:
-        """The proxy file this source reads; ``CredentialError`` saying what to set if none."""
+    def proxy_path(self, request: CredentialRequest) -> Path:
+        """The proxy file to read for ``request``; ``CredentialError`` saying what to set if
+        none.
+
+        The same file for every job: the queue's ``proxy_file``, else ``X509_USER_PROXY``
+        (never the pilot's default ``/tmp/x509up_u<uid>``: that is the pilot's own proxy).
+        A subclass may choose a file per job instead, by ``request.owner_dn`` or
+        ``request.credname`` (a per-user directory of delegated proxies, say); ``fetch``
+        checks whatever it names exactly as it checks the queue's file.
+        """
         if self.settings.proxy_file:
             return Path(self.settings.proxy_file)
         from_env = self._environ.get("X509_USER_PROXY", "").strip()
@@ -105,7 +113,7 @@ class LocalFileSource:
         short-lived proxy, and ``CredentialError`` when no file is configured, when the
         proxy is not the requested owner's, or when the copy cannot be written.
         """
-        source = self.proxy_path()
+        source = self.proxy_path(request)
         info = load_proxy(source, min_lifetime=request.lifetime)
         if request.owner_dn and not _owner_matches(request.owner_dn, info):
             raise CredentialError(

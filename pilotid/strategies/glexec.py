@@ -65,6 +65,7 @@ from pilotid.errors import (
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
+from pilotid.identity.default_proxy import proxy_path_from_environment
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, WARN, Check
 from pilotid.queue import QueueSettings
@@ -369,8 +370,7 @@ class GlexecSwitcher(SwitcherBase):
         """The pilot's own proxy: ``X509_USER_PROXY``, else Globus' ``/tmp/x509up_u<uid>``."""
         # Only read, never written; gLExec itself refuses it unless it is the pilot's own 0600
         # file, so the well-known /tmp name cannot be abused through this path.
-        own = self.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.geteuid()}"  # noqa: S108
-        return Path(os.path.realpath(own))
+        return Path(os.path.realpath(proxy_path_from_environment(self.environ)))
 
     def target_proxy_path(self, workdir: Path) -> Path:
         """Where gLExec writes the target's own copy of the user's proxy."""

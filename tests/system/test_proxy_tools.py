@@ -24,10 +24,12 @@ from pilotid.cli import main
 from pilotid.errors import ProxyExpiredError
 from pilotid.identity import proxy as p
 from pilotid.identity.credential import CredentialRequest
+from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.proxy import load_proxy, slash_dn
 from pilotid.identity.sources import LocalFileSource
 from pilotid.queue import QueueSettings
 from tests.conftest import ALICE_DN, BOB_DN
+from tests.system import node
 
 VOMS_DN = "/DC=org/DC=example/CN=voms.example.org"
 TOOLS = ("grid-proxy-init", "grid-proxy-info", "voms-proxy-fake", "voms-proxy-info", "openssl")
@@ -247,3 +249,15 @@ def test_slash_dn_agrees_with_openssl(lab, kind, tmp_path):
     shown = lab.run(["openssl", "x509", "-in", str(path), "-noout", "-subject",
                      "-nameopt", "compat"]).stdout
     assert slash_dn(cert.subject) == shown.strip()[len("subject="):]
+
+
+def test_globus_names_the_default_proxy_by_the_effective_uid_as_pilotid_does(real_node):
+    """grid-proxy-info run with real uid root and effective uid the pilot's looks for the
+    effective uid's file, the one ``default_proxy_path()`` names with that euid."""
+    pilot = node.account(node.PILOT)
+    env = {k: v for k, v in os.environ.items() if k != "X509_USER_PROXY"}
+    found = subprocess.run(["grid-proxy-info", "-path"], env=env, capture_output=True,
+                           text=True, check=False, preexec_fn=lambda: os.seteuid(pilot.uid))
+    said = found.stdout + found.stderr
+    assert str(default_proxy_path(pilot.uid)) in said
+    assert str(default_proxy_path(0)) not in said

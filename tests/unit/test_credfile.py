@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from unittest import mock
 
+import mock
 import pytest
 
 from pilotid.errors import CredentialError

@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional
-from unittest import mock
 
+import mock
 import pytest
 
 from pilotid import cli
@@ -37,6 +37,7 @@ from pilotid.factory import Strategies
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
+from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
@@ -99,9 +100,12 @@ def accounting(workdir: Path) -> List[dict]:
 
 
 def assert_cleaned_up(workdir: Path, credential: Optional[Credential]) -> None:
-    """No credential, wrapper, marker or handed-over proxy of the run is left."""
+    """No copy of the credential, wrapper, marker or handed-over proxy of the run is left;
+    the source's own proxy file (``credential``, which the source copied) is kept."""
     if credential is not None:
-        assert not credential.path.exists(), "the credential was not removed"
+        assert credential.path.exists(), "the source's own proxy file was removed"
+    copies = sorted(str(p) for p in workdir.rglob("user-proxy-*.pem"))
+    assert copies == [], f"the job's credential was not removed: {copies}"
     leftovers = sorted(p.name for p in workdir.glob(".pilotid*"))
     assert leftovers == [], f"scratch files left in the work directory: {leftovers}"
 
@@ -725,7 +729,7 @@ def test_pilot_credentials_are_named_by_its_environment():
            "OTHER": "/p/other"}
     found = pilot_credentials(env)
     assert found[:2] == [Path("/p/proxy"), Path("/p/cert")]
-    assert found[2:] == [Path(f"/tmp/x509up_u{os.geteuid()}")]  # noqa: S108
+    assert found[2:] == [default_proxy_path()]
 
 
 # --- pilotid run ------------------------------------------------------------------------------

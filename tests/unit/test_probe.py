@@ -38,7 +38,8 @@ def test_switch_checks_follow_the_test_switch_and_get_the_credential(tmp_path):
     checks = probe_node(launcher(StaticCredentialSource(credential), switcher), tmp_path, {})
     names = [c.name for c in checks]
     assert names.index("my switch") == names.index("test switch") + 1
-    assert switcher.called("node_checks") == [(credential,)]
+    ((fetched,),) = switcher.called("node_checks")
+    assert fetched.identity == credential.identity and fetched.path != credential.path
 
 
 def test_switch_checks_run_without_a_credential(tmp_path):

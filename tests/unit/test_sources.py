@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import re
 import stat
@@ -61,18 +62,19 @@ def test_local_file_source_provides_the_credential_source_interface(proxy_file):
 def test_the_queue_setting_is_preferred_to_the_environment(proxy_file):
     source = LocalFileSource(QueueSettings(name="Q", proxy_file=proxy_file),
                              environ={"X509_USER_PROXY": "/elsewhere"})
-    assert source.proxy_path() == proxy_file
+    assert source.proxy_path(CredentialRequest(proxy_file.parent)) == proxy_file
 
 
 def test_x509_user_proxy_is_used_when_the_queue_names_no_file(proxy_file, monkeypatch):
     monkeypatch.setenv("X509_USER_PROXY", str(proxy_file))
-    assert LocalFileSource(QueueSettings(name="Q")).proxy_path() == proxy_file
+    request = CredentialRequest(proxy_file.parent)
+    assert LocalFileSource(QueueSettings(name="Q")).proxy_path(request) == proxy_file
 
 
 def test_without_either_the_error_says_what_to_set():
     source = LocalFileSource(QueueSettings(name="ANALY_NONE"), environ={})
     with pytest.raises(CredentialError) as caught:
-        source.proxy_path()
+        source.proxy_path(CredentialRequest(Path("/nonexistent")))
     message = str(caught.value)
     assert "ANALY_NONE" in message and "proxy_file" in message and "X509_USER_PROXY" in message
 
@@ -211,3 +213,45 @@ def test_the_owner_may_be_named_by_identity_or_proxy_subject(proxy_file, jobdir,
     owner = load_proxy(proxy_file).subject if suffix == "subject" else ALICE_DN + suffix
     credential = _source(proxy_file).fetch(CredentialRequest(directory=jobdir, owner_dn=owner))
     assert credential.identity == ALICE_DN
+
+
+# --- a per-user proxy file, chosen by a subclass ---------------------------------------------
+
+class PerUserFileSource(LocalFileSource):
+    """Reads ``<vault>/<sha256 of the owner's DN>.pem``: a directory of delegated proxies."""
+
+    def __init__(self, settings, vault: Path) -> None:
+        super().__init__(settings, environ={})
+        self.vault = vault
+
+    def proxy_path(self, request):
+        digest = hashlib.sha256((request.owner_dn or "").encode("utf-8")).hexdigest()
+        return self.vault / f"{digest}.pem"
+
+
+def _vault_entry(vault: Path, dn: str, pem: bytes) -> None:
+    credfile.write_private(vault / f"{hashlib.sha256(dn.encode('utf-8')).hexdigest()}.pem", pem)
+
+
+def test_a_subclass_may_choose_the_proxy_file_by_the_jobs_owner(users, tmp_path, jobdir,
+                                                                 alice_pem):
+    vault = tmp_path / "vault"
+    vault.mkdir(mode=0o700)
+    _vault_entry(vault, ALICE_DN, alice_pem)
+    _vault_entry(vault, BOB_DN, make_proxy(users.bob, bits=1024))
+    source = PerUserFileSource(QueueSettings(name="ANALY_VAULT"), vault)
+    alice = source.fetch(CredentialRequest(jobdir, owner_dn=ALICE_DN))
+    bob = source.fetch(CredentialRequest(jobdir, owner_dn=BOB_DN))
+    assert (alice.identity, bob.identity) == (ALICE_DN, BOB_DN)
+    assert alice.path.parent == bob.path.parent == jobdir
+
+
+def test_a_subclass_choosing_a_file_still_gets_the_owner_check(users, tmp_path, jobdir):
+    """A vault entry holding somebody else's proxy is refused, as the queue's file would be."""
+    vault = tmp_path / "vault"
+    vault.mkdir(mode=0o700)
+    _vault_entry(vault, ALICE_DN, make_proxy(users.bob, bits=1024))
+    source = PerUserFileSource(QueueSettings(name="ANALY_VAULT"), vault)
+    with pytest.raises(CredentialError, match="refusing to run one user's job"):
+        source.fetch(CredentialRequest(jobdir, owner_dn=ALICE_DN))
+    assert list(jobdir.iterdir()) == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,15 +15,19 @@ from zope.interface.verify import verifyClass, verifyObject
 import pilotid.identity.testca as testca
 from pilotid.errors import (
     ConfigurationError,
+    CredentialError,
     CredentialRefusedError,
+    JobDescriptionError,
     PayloadFailedError,
     PayloadTerminatedError,
+    ProxyExpiredError,
     SandboxError,
     SwitchExecError,
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
+from pilotid.identity.sources import LocalFileSource
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
 from pilotid.strategies.base import (
@@ -144,15 +150,90 @@ def test_payload_contract_fails_a_string_argv(tmp_path):
         Check().test_command_is_a_payload_command_of_strings(tmp_path)
 
 
-def test_credential_source_contract_fails_a_readable_credential(tmp_path):
-    class Check(CredentialSourceContract):
-        def make_provider(self, directory):
-            credential = private_credential(directory, ALICE)
-            os.chmod(credential.path, 0o644)
-            return StaticCredentialSource(credential)
+class ReadableCopySource(StaticCredentialSource):
+    """Hands out a copy that others may read."""
 
+    def fetch(self, request):
+        credential = super().fetch(request)
+        os.chmod(credential.path, 0o644)
+        return credential
+
+
+class SameFileSource(StaticCredentialSource):
+    """Hands out its own file every time, as the old StaticCredentialSource did."""
+
+    def fetch(self, request):
+        credential = super().fetch(request)
+        os.unlink(credential.path)
+        return Credential(self.proxy_file, credential.proxy, self.name)
+
+
+class OwnerBlindSource(StaticCredentialSource):
+    """Never checks whose proxy it hands out."""
+
+    def fetch(self, request):
+        return super().fetch(dataclasses.replace(request, owner_dn=None))
+
+
+class CrashingSource(StaticCredentialSource):
+    """Lets an OSError escape instead of a CredentialError."""
+
+    def fetch(self, request):
+        if not Path(request.directory).is_dir():
+            raise FileNotFoundError(request.directory)
+        return super().fetch(request)
+
+
+class SourceCheck(CredentialSourceContract):
+    def __init__(self, source_class):
+        self.source_class = source_class
+
+    def make_provider(self, directory):
+        return self.source_class(private_credential(directory, ALICE))
+
+
+def test_credential_source_contract_fails_a_readable_credential(tmp_path):
     with pytest.raises(AssertionError, match="mode 644"):
-        Check().test_fetch_returns_a_private_credential_file(tmp_path)
+        SourceCheck(ReadableCopySource).test_fetch_returns_a_private_credential_file(tmp_path)
+
+
+def test_credential_source_contract_fails_a_source_handing_out_the_same_file(tmp_path):
+    with pytest.raises((AssertionError, CredentialError)):
+        SourceCheck(SameFileSource).test_a_fetch_does_not_need_the_file_of_an_earlier_one(
+            tmp_path)
+
+
+def test_credential_source_contract_fails_a_source_blind_to_the_owner(tmp_path):
+    with pytest.raises(AssertionError, match="instead of raising CredentialError"):
+        SourceCheck(OwnerBlindSource).test_a_credential_of_another_owner_is_refused(tmp_path)
+
+
+def test_credential_source_contract_fails_a_source_raising_another_error(tmp_path):
+    with pytest.raises(AssertionError, match="raised FileNotFoundError"):
+        SourceCheck(CrashingSource).test_a_directory_that_cannot_be_written_is_a_credential_error(
+            tmp_path)
+
+
+def test_payload_contract_fails_an_adapter_raising_another_error(tmp_path):
+    class KeyErrorPayload(FakePayload):
+        def command(self, job, workdir):
+            raise KeyError("jobPars")
+
+    class Check(PayloadContract):
+        def make_provider(self):
+            return KeyErrorPayload(["x"])
+
+    with pytest.raises(AssertionError, match="raised KeyError"):
+        Check().test_command_refuses_a_job_only_with_the_adapters_errors(tmp_path)
+
+
+def test_payload_contract_fails_an_output_outside_the_work_directory():
+    class Check(PayloadContract):
+        def make_provider(self):
+            return FakePayload(["x"], outputs=["../stolen.root"])
+
+    with pytest.raises(AssertionError, match="leaves the work directory"):
+        Check().test_outputs_stay_inside_the_work_directory()
 
 
 def test_contract_without_make_provider_says_what_to_define():
@@ -240,11 +321,46 @@ def test_recording_switcher_may_be_named_for_registration():
 
 # --- StaticCredentialSource and FakePayload ----------------------------------------------
 
-def test_static_source_returns_its_credential_and_records_requests(credential, tmp_path):
-    source = StaticCredentialSource(credential)
-    request = CredentialRequest(tmp_path, lifetime=3600, owner_dn=ALICE_DN)
-    assert source.fetch(request) is credential
+def test_static_source_hands_out_a_new_private_copy_and_records_requests(tmp_path):
+    given = private_credential(tmp_path, ALICE)
+    source = StaticCredentialSource(given)
+    request = CredentialRequest(tmp_path / "job", lifetime=3600, owner_dn=ALICE_DN)
+    request.directory.mkdir()
+    fetched = source.fetch(request)
+    assert fetched.path.parent == request.directory and fetched.path != given.path
+    assert fetched.path.read_bytes() == given.path.read_bytes()
+    assert stat.S_IMODE(fetched.path.stat().st_mode) == 0o600
+    assert fetched.identity == ALICE_DN and fetched.source == "static"
     assert source.requests == [request]
+
+
+def test_static_source_serves_a_second_job_after_the_first_credential_is_removed(tmp_path):
+    source = StaticCredentialSource(private_credential(tmp_path, ALICE))
+    first = source.fetch(CredentialRequest(tmp_path))
+    first.path.unlink()
+    assert source.fetch(CredentialRequest(tmp_path)).path.is_file()
+
+
+def test_static_source_refuses_a_job_of_another_owner_as_the_file_source_does(tmp_path):
+    source = StaticCredentialSource(private_credential(tmp_path, ALICE))
+    bob = "/DC=org/DC=example/OU=People/CN=Bob Other"
+    with pytest.raises(CredentialError, match="refusing to run one user's job"):
+        source.fetch(CredentialRequest(tmp_path, owner_dn=bob))
+
+
+def test_static_source_refuses_a_proxy_too_short_for_the_job(tmp_path):
+    source = StaticCredentialSource(private_credential(tmp_path, ALICE))
+    with pytest.raises(ProxyExpiredError):
+        source.fetch(CredentialRequest(tmp_path, lifetime=48 * 3600))
+
+
+def test_static_source_takes_the_path_of_a_proxy_file(tmp_path):
+    path = private_credential(tmp_path, ALICE).path
+    assert StaticCredentialSource(path).fetch(CredentialRequest(tmp_path)).identity == ALICE_DN
+
+
+def test_static_source_is_the_real_file_source():
+    assert issubclass(StaticCredentialSource, LocalFileSource)
 
 
 def test_static_source_may_raise_a_given_error_instead(tmp_path):
@@ -271,3 +387,21 @@ def test_fake_payload_uses_its_predicate_and_records_commands(tmp_path):
     assert payload.command(job, tmp_path) == PayloadCommand(("run", "it"))
     assert payload.commands == [(job, tmp_path)]
     assert payload.outputs(job) == ("a.root",)
+
+
+def test_fake_payload_outputs_are_the_jobs_out_files_as_for_the_real_adapters():
+    job = JobSpec(7, "runAthena-00-00-11", out_files=("hist.root", "job.log.tgz"),
+                  log_file="job.log.tgz")
+    assert FakePayload(["run"]).outputs(job) == ("hist.root",)
+
+
+def test_fake_payload_may_refuse_a_job_as_a_real_adapter_does(tmp_path):
+    error = JobDescriptionError("field 'jobPars': option -o names no file")
+    with pytest.raises(JobDescriptionError) as caught:
+        FakePayload(["run"], error=error).command(JobSpec(7, "buildJob-00-00-03"), tmp_path)
+    assert caught.value is error
+
+
+def test_fake_payload_refuses_an_error_no_adapter_may_raise():
+    with pytest.raises(TypeError, match="JobDescriptionError"):
+        FakePayload(["run"], error=ConfigurationError("no"))

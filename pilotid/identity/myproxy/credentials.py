@@ -31,6 +31,7 @@ from pilotid.errors import (
     ProxyKeyError,
 )
 from pilotid.identity.credfile import write_private
+from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.myproxy.wire import DECODE_ERRORS, Passphrase, decoded
 from pilotid.identity.proxy import slash_dn
 
@@ -203,7 +204,7 @@ class ClientCredential:
             if not (cert and key):
                 raise ProxyFileError("X509_USER_CERT and X509_USER_KEY must be set together")
             return cls.load(cert, key)
-        default_proxy = Path(f"/tmp/x509up_u{os.geteuid()}")  # noqa: S108 - Globus' default
+        default_proxy = default_proxy_path()
         if default_proxy.is_file():
             return cls.load(default_proxy)
         home = Path(env.get("HOME") or os.path.expanduser("~"))
