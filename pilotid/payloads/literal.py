@@ -6,7 +6,8 @@ runAthena and runGen take several options as Python literals (``-o "{'hist': 'x.
 parser of its own that knows only literals (strings, numbers, ``True``/``False``/``None``,
 lists, tuples, dicts and sets), with a bound on the text's length, the nesting depth and the
 digits of a number, so that no input can make it recurse, allocate or compute without
-limit.  Everything else is a ``LiteralError`` (a ``JobDescriptionError``, code 20).
+limit.  Everything else is a ``JobDescriptionError`` (code 20: the dispatcher's, that is
+the user's, fault).
 """
 
 from __future__ import annotations
@@ -34,25 +35,21 @@ _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n"
             "r": "\r", "t": "\t", "v": "\v", "\n": ""}
 
 
-class LiteralError(JobDescriptionError):
-    """A jobPars option meant to be a Python literal is not one (or is too big or deep)."""
-
-
 def parse_literal(text: str, what: str = "value", max_length: int = MAX_LENGTH,
                   max_depth: int = MAX_DEPTH) -> Any:
     """Return the Python value the literal ``text`` denotes; evaluate nothing.
 
     Accepted: ``'...'``/``"..."`` strings (``r``/``u`` prefixes, triple quotes, escapes,
     adjacent strings joined), integers and floats (a leading ``-`` or ``+`` too), ``True``,
-    ``False``, ``None``, lists, tuples, dicts and sets.  Refused with a ``LiteralError``
+    ``False``, ``None``, lists, tuples, dicts and sets.  Refused with a ``JobDescriptionError``
     naming ``what``: names, calls, operators, bytes, f-strings, complex numbers, text longer
     than ``max_length``, nesting deeper than ``max_depth``, numbers of more than
     ``MAX_DIGITS`` digits.
     """
     if not isinstance(text, str):
-        raise LiteralError(f"{what} must be text, not {type(text).__name__}")
+        raise JobDescriptionError(f"{what} must be text, not {type(text).__name__}")
     if len(text) > max_length:
-        raise LiteralError(f"{what} is {len(text)} characters long; at most {max_length} "
+        raise JobDescriptionError(f"{what} is {len(text)} characters long; at most {max_length} "
                            "are read")
     parser = _Parser(text, what, max_depth)
     value = parser.value(0)
@@ -71,9 +68,9 @@ class _Parser:
         self.max_depth = max_depth
         self.pos = 0
 
-    def error(self, problem: str) -> LiteralError:
+    def error(self, problem: str) -> JobDescriptionError:
         near = self.text[self.pos:self.pos + 20]
-        return LiteralError(f"{self.what} is not a Python literal: {problem} at character "
+        return JobDescriptionError(f"{self.what} is not a Python literal: {problem} at character "
                             f"{self.pos} (near {near!r})")
 
     def skip_space(self) -> None:

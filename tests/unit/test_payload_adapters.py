@@ -26,7 +26,8 @@ from pilotid.payloads.transformation import (
 )
 from pilotid.queue import QueueSettings
 
-QUEUE = QueueSettings("ANALY_TEST", setup=("source /cvmfs/atlas/setup.sh",))
+QUEUE = QueueSettings("ANALY_TEST", setup=("source /cvmfs/atlas/setup.sh",),
+                      standin_transformations=True)
 
 
 def job(transformation="runAthena-00-00-11", **kw) -> JobSpec:
@@ -81,7 +82,7 @@ def test_a_path_from_the_job_is_not_executed_as_given(tmp_path):
 
 
 def test_transformation_not_found_names_where_it_looked(tmp_path):
-    settings = QueueSettings("Q", transformation_dirs=(tmp_path,))
+    settings = QueueSettings("Q", transformation_dirs=(tmp_path,), standin_transformations=True)
     with pytest.raises(TransformationNotFoundError) as caught:
         RunAthenaPayload(settings).command(job("runAthenaX-00-01"), tmp_path)
     message = str(caught.value)
@@ -114,36 +115,48 @@ def test_an_executable_without_shebang_runs_as_is(tmp_path):
 
 
 def test_command_builds_argv_environment_and_setup(tmp_path):
-    spec = job(job_pars="-i '[\"a.root\"]' -o '{\"h.root\": \"user.h.root\"}' -j 'my jo.py'",
+    spec = job(job_pars="-i \"['a.root']\" -o \"{'hist': 'user.h.root'}\" -j 'my jo.py'",
                sw_release="Atlas-17.0.5")
     command = RunAthenaPayload(QUEUE).command(spec, tmp_path)
     assert isinstance(command, PayloadCommand)
     assert command.argv == ("/usr/bin/env", "python3", str(STANDIN_DIR / "runAthena"),
-                            "-i", '["a.root"]', "-o", '{"h.root": "user.h.root"}',
+                            "-i", "['a.root']", "-o", "{'hist': 'user.h.root'}",
                             "-j", "my jo.py")
     assert dict(command.environment) == {"PANDAID": "42", "ATLAS_RELEASE": "Atlas-17.0.5"}
     assert command.setup == ("source /cvmfs/atlas/setup.sh",)
 
 
 def test_unbalanced_quotes_in_jobpars_are_a_job_error(tmp_path):
-    with pytest.raises(JobDescriptionError, match="jobPars.*quotes"):
+    with pytest.raises(JobDescriptionError, match="jobPars.*quote is not closed"):
         RunAthenaPayload(QUEUE).command(job(job_pars="-j 'unterminated"), tmp_path)
 
 
-def test_nasty_jobpars_become_plain_arguments(tmp_path):
+@pytest.mark.parametrize("nasty", ["$(touch {c})", "`touch {c}`", "x ; touch {c}",
+                                   "x | tee {c}", "x && touch {c}", "x > {c}", "x\ntouch {c}",
+                                   "\"$HOME\"", "~/x", "{{a,b}}"])
+def test_jobpars_only_a_shell_could_run_are_refused(nasty, tmp_path):
     canary = tmp_path / "canary"
-    nasty = (f"$(touch {canary}) `touch {canary}` ; touch {canary} | tee {canary} "
-             f"&& touch {canary} > {canary} %s %n \\$HOME '$(id)' \"`id`\"")
-    command = RunAthenaPayload(QUEUE).command(job(job_pars=nasty), tmp_path)
-    assert command.argv[3:] == tuple(shlex.split(nasty))
-    assert "$(id)" in command.argv and "`id`" in command.argv and ";" in command.argv
+    with pytest.raises(JobDescriptionError, match="jobPars.*runs no shell"):
+        RunAthenaPayload(QUEUE).command(job(job_pars=nasty.format(c=canary)), tmp_path)
     assert not canary.exists()
 
 
-#: Any word but ``-o``, whose value runAthena checks as its outputs (tested on its own above):
-#: this property is about the quoting only.
+def test_quoted_shell_syntax_becomes_plain_arguments(tmp_path):
+    nasty = "'$(id)' \"\\`id\\`\" ';' \\| %s %n \\$HOME '\n'"
+    command = RunAthenaPayload(QUEUE).command(job(job_pars=nasty), tmp_path)
+    assert command.argv[3:] == ("$(id)", "`id`", ";", "|", "%s", "%n", "$HOME", "\n")
+
+
+def test_the_pilot_directive_overwrite_queuedata_is_dropped(tmp_path):
+    command = RunAthenaPayload(QUEUE).command(
+        job(job_pars="-j a.py --overwriteQueuedata={allowfax=False} -r ."), tmp_path)
+    assert command.argv[3:] == ("-j", "a.py", "-r", ".")
+
+
+#: Any word but an option, whose value runAthena reads (tested on its own above): this
+#: property is about the quoting only.
 words = st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                         max_size=40).filter(lambda word: word != "-o"), max_size=8)
+                         max_size=40).filter(lambda word: not word.startswith("-")), max_size=8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -169,14 +182,15 @@ def test_buildjob_library_must_stay_in_the_workdir(tmp_path):
 
 
 def test_runathena_outputs_are_outfiles_and_the_stage_out_names_of_o():
-    spec = job(job_pars='-o \'{"hist.root": "user.h.root", "sub/nt.root": "sub/user.nt.root"}\'',
+    spec = job(job_pars="-o \"{'hist': 'user.h.root', 'IROOT': [('nt.root', 'sub/user.nt.root')]}\"",
                out_files=("user.h.root", "extra.root", "log.tgz"), log_file="log.tgz")
     assert RunAthenaPayload(QUEUE).outputs(spec) == ("user.h.root", "extra.root",
                                                      "sub/user.nt.root")
 
 
-@pytest.mark.parametrize("value", ["not json", "[\"a\"]", "{\"a\": 1}", "{\"/abs\": \"x\"}",
-                                   "{\"a\": \"../x\"}", "{\"a\": \"\"}"])
+@pytest.mark.parametrize("value", ["not a literal", "['a']", "{'a': 1}", "{'hist': '/abs'}",
+                                   "{'a': '../x'}", "{'a': ''}", "{'IROOT': [('x', 3)]}",
+                                   "__import__('os').system('id')"])
 def test_runathena_rejects_a_bad_o_mapping(value, tmp_path):
     spec = job(job_pars=f"-o {shlex.quote(value)}")
     with pytest.raises(JobDescriptionError, match="jobPars"):
