@@ -41,6 +41,7 @@ from pilotid.errors import (
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.owner import owner_dn
 from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import (
@@ -297,7 +298,8 @@ class PayloadLauncher:
         assert state.private is not None
         return CredentialRequest(
             directory=state.private, lifetime=self.settings.proxy_lifetime_needed(),
-            owner_dn=state.job.prod_user_id, credname=state.job.credname,
+            owner_dn=owner_dn(state.job.prod_user_id, self.settings.jobs_without_dn),
+            credname=state.job.credname,
             server=state.job.myproxy)
 
     def _prepare_workdir(self, workdir: Path) -> Path:
