@@ -21,7 +21,7 @@ from pilotid.errors import JobDescriptionError
 _BLANKS = " \t\n"
 _OPERATORS = "|&;()<>"
 #: What ``$`` may be followed by for bash to expand it.
-_EXPANDS = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
+_EXPANDS = re.compile(r"[A-Za-z0-9_{(\[@*#?$!'\"-]")
 _DQ_ESCAPES = '$`"\\'
 
 
