@@ -129,7 +129,8 @@ def load_job(path: Union[str, Path]) -> JobSpec:
 def parse_job_record(data: Union[bytes, str]) -> JobSpec:
     """The ``JobSpec`` of one job record as the dispatcher sends it, in either form.
 
-    Text starting with ``{`` is the JSON object; anything else is read as the URL-encoded
+    Text starting with ``{`` is the JSON object (or a table of one job by its PandaID,
+    ``{"4242": {...}}``, as harvester keeps them); anything else is read as the URL-encoded
     getJob answer (``PandaID=42&transformation=...&jobPars=...``), where a key given twice
     is refused (it could be read two ways) and ``NULL`` means none.  UTF-8 only.
     """
@@ -148,8 +149,18 @@ def parse_job_record(data: Union[bytes, str]) -> JobSpec:
             raise JobDescriptionError(
                 f"is not valid JSON: {error.msg} at line {error.lineno} column "
                 f"{error.colno}") from None
-        return JobSpec.from_description(description)
+        return JobSpec.from_description(_unwrapped(description))
     return JobSpec.from_description(_url_encoded(text.strip()))
+
+
+def _unwrapped(description: Any) -> Any:
+    """The job of ``{"<PandaID>": {job}}`` (harvester's and getJobs' table of jobs by
+    PandaID, with one job); anything else as it is."""
+    if isinstance(description, dict) and len(description) == 1:
+        (key, value), = description.items()
+        if isinstance(key, str) and _DIGITS.fullmatch(key) and isinstance(value, dict):
+            return value
+    return description
 
 
 def _url_encoded(text: str) -> Dict[str, str]:

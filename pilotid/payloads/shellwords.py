@@ -4,8 +4,9 @@ PanDA's ``jobPars`` is shell text: the real pilot runs ``./<trf> <jobPars>`` thr
 pilotid never hands it to a shell; it splits it here with bash's quoting rules (single
 quotes, double quotes with bash's five backslash escapes, backslashes, line continuations,
 a trailing ``#`` comment) and passes the words as an argv.  Whatever would make bash's result depend on
-the node rather than on the text (parameter and command substitution, ``$'...'``, brace and
-tilde expansion) or would make bash run something else (``;``, ``&``, ``|``, a line break,
+the node rather than on the text (command substitution, parameters other than a plain
+``$NAME`` of the environment pilotid gives the transformation, ``$'...'``, brace and tilde
+expansion) or would make bash run something else (``;``, ``&``, ``|``, a line break,
 redirections, sub-shells) is refused with a ``JobDescriptionError``: pilotid cannot reproduce it and will
 not guess.  Glob characters are kept as written, as the real pilot (which re-quotes each
 word) does.
@@ -14,7 +15,7 @@ word) does.
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import List, Mapping, Optional, Tuple
 
 from pilotid.errors import JobDescriptionError
 
@@ -23,13 +24,32 @@ _OPERATORS = "|&;()<>"
 #: What ``$`` may be followed by for bash to expand it.
 _EXPANDS = re.compile(r"[A-Za-z0-9_{(\[@*#?$!'\"-]")
 _DQ_ESCAPES = '$`"\\'
+#: ``$NAME`` and ``${NAME}``: the only expansions read (where an environment is given).
+_PARAMETER = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
-def shell_words(text: str, field: str = "jobPars") -> List[str]:
-    """The words bash makes of ``text`` (no expansion happens; see the module docstring).
+def _parameter(text: str, index: int,
+               environment: Optional[Mapping[str, str]]) -> Optional[Tuple[str, int]]:
+    """(value, end) of a plain ``$NAME``/``${NAME}`` at ``index``, where an environment is
+    given and the value has no blank (bash would split it); None otherwise."""
+    match = _PARAMETER.match(text, index)
+    if environment is None or not match:
+        return None
+    value = environment.get(match.group(1) or match.group(2), "")
+    if any(blank in value for blank in _BLANKS):
+        return None
+    return value, match.end()
 
-    Raises ``JobDescriptionError`` naming ``field`` for unbalanced quotes and for anything
-    that bash would expand or run.
+
+def shell_words(text: str, field: str = "jobPars",
+                environment: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The words bash makes of ``text`` (see the module docstring).
+
+    With an ``environment``, the plain parameters ``$NAME`` and ``${NAME}`` are expanded as
+    bash expands them in a shell holding exactly those variables (an unset one is empty,
+    and an unquoted word made only of empty expansions disappears); without one, and for
+    every other expansion, ``text`` is refused.  Raises ``JobDescriptionError`` naming
+    ``field`` for unbalanced quotes and for anything else that bash would expand or run.
     """
     words: List[str] = []
     current: Optional[List[str]] = None
@@ -55,6 +75,13 @@ def shell_words(text: str, field: str = "jobPars") -> List[str]:
                 brace_open = brace_list = False
             index += 1
             continue
+        if char == "$":
+            expanded = _parameter(text, index, environment)
+            if expanded is not None:
+                if expanded[0]:
+                    current = (current or []) + [expanded[0]]
+                index = expanded[1]
+                continue
         if char == "#" and current is None:
             newline = text.find("\n", index)
             index = length if newline < 0 else newline
@@ -97,6 +124,11 @@ def shell_words(text: str, field: str = "jobPars") -> List[str]:
                     continue
                 if char == "\\" and text[index + 1:index + 2] == "\n":
                     index += 2
+                    continue
+                expanded = _parameter(text, index, environment) if char == "$" else None
+                if expanded is not None:
+                    current.append(expanded[0])
+                    index = expanded[1]
                     continue
                 if char == "`" or (char == "$" and _EXPANDS.match(text, index + 1)
                                    and text[index + 1] not in "'\""):

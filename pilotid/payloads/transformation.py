@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from zope.interface import implementer
@@ -115,15 +115,18 @@ def interpreter_for(path: Path) -> List[str]:
     return [str(path)]
 
 
-def split_job_pars(job_pars: str) -> List[str]:
+def split_job_pars(job_pars: str,
+                   environment: Optional[Mapping[str, str]] = None) -> List[str]:
     """The words of ``jobPars`` the transformation receives, executing nothing.
 
-    jobPars is split as bash splits it (``shell_words``); the pilot's own directive
+    jobPars is split as bash splits it (``shell_words``), a plain ``$NAME`` expanded from
+    ``environment`` (the variables the adapter gives the transformation; refused where
+    None), as the real pilot's bash expands it; the pilot's own directive
     ``--overwriteQueuedata={...}`` is dropped, as the real pilot drops it.  Raises
     ``JobDescriptionError`` naming ``jobPars`` for unbalanced quotes or for text only a
     shell could run (expansions, operators).
     """
-    return [word for word in shell_words(job_pars, "jobPars")
+    return [word for word in shell_words(job_pars, "jobPars", environment)
             if not word.startswith(PILOT_DIRECTIVE)]
 
 
@@ -236,12 +239,17 @@ class TransformationPayload:
         jobPars is checked first (split, and the options naming outputs parsed), so that a
         bad job fails here rather than in the payload.
         """
-        args = split_job_pars(job.job_pars)
+        args = self.words(job)
         self.named_outputs(args)
         path = locate_transformation(job.transformation, self.search_dirs())
         argv = (*interpreter_for(path), *args)
         return PayloadCommand(argv=tuple(argv), environment=self.environment(job),
                               setup=tuple(self.settings.setup))
+
+    def words(self, job: JobSpec) -> List[str]:
+        """The words of the job's jobPars the transformation receives (``split_job_pars``
+        with this adapter's ``environment``)."""
+        return split_job_pars(job.job_pars, dict(self.environment(job)))
 
     def environment(self, job: JobSpec) -> Tuple[Tuple[str, str], ...]:
         """Variables the transformation reads: ``PANDAID``; ``ATLAS_RELEASE`` from swRelease."""
@@ -253,7 +261,7 @@ class TransformationPayload:
     def outputs(self, job: JobSpec) -> Tuple[str, ...]:
         """outFiles (without logFile, which the pilot makes) plus outputs named in jobPars."""
         names = [n for n in job.out_files if n != job.log_file]
-        names += self.named_outputs(split_job_pars(job.job_pars))
+        names += self.named_outputs(self.words(job))
         return tuple(dict.fromkeys(names))
 
     def named_outputs(self, args: Sequence[str]) -> List[str]:

@@ -133,7 +133,7 @@ def test_unbalanced_quotes_in_jobpars_are_a_job_error(tmp_path):
 
 @pytest.mark.parametrize("nasty", ["$(touch {c})", "`touch {c}`", "x ; touch {c}",
                                    "x | tee {c}", "x && touch {c}", "x > {c}", "x\ntouch {c}",
-                                   "\"$HOME\"", "~/x", "{{a,b}}"])
+                                   "\"${{HOME:-x}}\"", "$1", "~/x", "{{a,b}}"])
 def test_jobpars_only_a_shell_could_run_are_refused(nasty, tmp_path):
     canary = tmp_path / "canary"
     with pytest.raises(JobDescriptionError, match="jobPars.*runs no shell"):
@@ -145,6 +145,13 @@ def test_quoted_shell_syntax_becomes_plain_arguments(tmp_path):
     nasty = "'$(id)' \"\\`id\\`\" ';' \\| %s %n \\$HOME '\n'"
     command = RunAthenaPayload(QUEUE).command(job(job_pars=nasty), tmp_path)
     assert command.argv[3:] == ("$(id)", "`id`", ";", "|", "%s", "%n", "$HOME", "\n")
+
+
+def test_a_plain_parameter_is_expanded_from_the_jobs_own_variables_only(tmp_path):
+    """As the real pilot's bash would in a clean environment: ${LIB} (unset) vanishes."""
+    command = RunAthenaPayload(QUEUE).command(
+        job(job_pars="-l ${LIB} -r $PANDAID \"$HOME\""), tmp_path)
+    assert command.argv[3:] == ("-l", "-r", "42", "")
 
 
 def test_the_pilot_directive_overwrite_queuedata_is_dropped(tmp_path):
