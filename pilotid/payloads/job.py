@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qsl
 
 from pilotid.errors import JobDescriptionError
 

@@ -1,15 +1,17 @@
 """``shell_words``: split a POSIX shell string into words exactly as bash would, running nothing.
 
-PanDA's ``jobPars`` is shell text: the real pilot runs ``./<trf> <jobPars>`` through bash.
-pilotid never hands it to a shell; it splits it here with bash's quoting rules (single
-quotes, double quotes with bash's five backslash escapes, backslashes, line continuations,
-a trailing ``#`` comment) and passes the words as an argv.  Whatever would make bash's result depend on
-the node rather than on the text (command substitution, parameters other than a plain
-``$NAME`` of the environment pilotid gives the transformation, ``$'...'``, brace and tilde
-expansion) or would make bash run something else (``;``, ``&``, ``|``, a line break,
-redirections, sub-shells) is refused with a ``JobDescriptionError``: pilotid cannot reproduce it and will
-not guess.  Glob characters are kept as written, as the real pilot (which re-quotes each
-word) does.
+PanDA's ``jobPars`` is shell text: the real pilot runs ``./<trf> <jobPars>`` through bash
+(pilot3, ``pilot/user/atlas/common.py``).  pilotid never hands it to a shell; it splits it
+here with bash's quoting rules (single quotes, double quotes with bash's backslash escapes,
+backslashes, line continuations, a trailing ``#`` comment) and passes the words as an argv.
+A plain ``$NAME`` or ``${NAME}`` is expanded from the variables given (the job's own; unset
+ones are empty), as bash would in a shell holding only those.  Whatever else would make
+bash's result depend on the node rather than on the text (command substitution, other
+parameter forms, ``$'...'``, brace and tilde expansion) or would make bash run something
+else (``;``, ``&``, ``|``, a line break, redirections, sub-shells) is refused with a
+``JobDescriptionError``: pilotid cannot reproduce it and will not guess.  Glob characters
+are kept as written: bash leaves a pattern that matches nothing as it is, and the work
+directory holds nothing the job did not bring.
 """
 
 from __future__ import annotations

@@ -189,7 +189,8 @@ def test_buildjob_library_must_stay_in_the_workdir(tmp_path):
 
 
 def test_runathena_outputs_are_outfiles_and_the_stage_out_names_of_o():
-    spec = job(job_pars="-o \"{'hist': 'user.h.root', 'IROOT': [('nt.root', 'sub/user.nt.root')]}\"",
+    spec = job(job_pars="-o \"{'hist': 'user.h.root', "
+                        "'IROOT': [('nt.root', 'sub/user.nt.root')]}\"",
                out_files=("user.h.root", "extra.root", "log.tgz"), log_file="log.tgz")
     assert RunAthenaPayload(QUEUE).outputs(spec) == ("user.h.root", "extra.root",
                                                      "sub/user.nt.root")
