@@ -13,14 +13,17 @@ from zope.interface.verify import verifyClass, verifyObject
 
 from pilotid.errors import JobDescriptionError, TransformationNotFoundError
 from pilotid.interfaces import IPayload
-from pilotid.payloads.buildjob import BuildJobPayload
+from pilotid.payloads.buildjob import BuildGenPayload, BuildJobPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
+from pilotid.payloads.production import ProductionPayload
 from pilotid.payloads.runathena import RunAthenaPayload
+from pilotid.payloads.rungen import RunGenPayload
 from pilotid.payloads.transformation import (
     STANDIN_DIR,
     interpreter_for,
     locate_transformation,
     option_value,
+    read_options,
     split_job_pars,
     transformation_stem,
 )
@@ -34,7 +37,8 @@ def job(transformation="runAthena-00-00-11", **kw) -> JobSpec:
     return JobSpec(panda_id=42, transformation=transformation, **kw)
 
 
-@pytest.mark.parametrize("cls", [BuildJobPayload, RunAthenaPayload])
+@pytest.mark.parametrize("cls", [BuildJobPayload, RunAthenaPayload, BuildGenPayload,
+                                 RunGenPayload, ProductionPayload])
 def test_adapters_provide_the_payload_interface(cls):
     assert verifyClass(IPayload, cls)
     assert verifyObject(IPayload, cls(QUEUE))
@@ -217,3 +221,67 @@ def test_option_value_forms():
 
 def test_split_job_pars_keeps_empty_and_unicode_arguments():
     assert split_job_pars("'' é \"a b\"") == ["", "é", "a b"]
+
+
+# --- stand-ins only where asked, runGen, buildGen, production ----------------------------------
+
+
+def test_a_queue_that_does_not_ask_for_the_stand_ins_never_runs_one(tmp_path):
+    plain = QueueSettings("ANALY_PROD", transformation_dirs=(tmp_path,))
+    with pytest.raises(TransformationNotFoundError) as caught:
+        RunAthenaPayload(plain).command(job(), tmp_path)
+    assert str(tmp_path) in str(caught.value)
+    assert str(STANDIN_DIR) not in str(caught.value)
+
+
+def test_a_queue_with_no_transformation_dirs_says_so(tmp_path):
+    with pytest.raises(TransformationNotFoundError, match="names no transformation_dirs"):
+        RunAthenaPayload(QueueSettings("ANALY_PROD")).command(job(), tmp_path)
+
+
+def test_rungen_expects_the_output_names_of_o_but_not_a_regex():
+    pars = ("-p \"python%20a.py%20%25IN\" -o \"{'out.root': 'user.a._01.out.root', "
+            "'regex|h.*': 'regex|user.a._01.h.*', 'x*.txt': 'user.a._01.x.tgz'}\"")
+    spec = job("runGen-00-00-02", job_pars=pars)
+    assert RunGenPayload(QUEUE).outputs(spec) == ("user.a._01.out.root", "user.a._01.x.tgz")
+
+
+@pytest.mark.parametrize("pars", ["-o \"['a']\"", "-o \"{'a': 1}\"", "--inMap \"{'IN': [\"",
+                                  "-i \"__import__('os')\""])
+def test_rungen_refuses_malformed_literals(pars, tmp_path):
+    with pytest.raises(JobDescriptionError, match="jobPars"):
+        RunGenPayload(QUEUE).command(job("runGen-00-00-02", job_pars=pars), tmp_path)
+
+
+def test_buildgen_expects_the_library_and_not_the_sources():
+    spec = job("buildGen-00-00-01", job_pars="-i src.tgz -o user.lib.tgz --bexec make",
+               out_files=("user.lib.tgz", "log.tgz"), log_file="log.tgz")
+    assert BuildGenPayload(QUEUE).outputs(spec) == ("user.lib.tgz",)
+    assert BuildGenPayload(QUEUE).accepts(spec) and not BuildJobPayload(QUEUE).accepts(spec)
+
+
+def test_options_are_read_as_getopt_reads_them():
+    assert read_options(["-oX", "-b", "-bi", "Y", "--inMap={}", "--sourceURL", "u", "--",
+                         "-o", "Z"], "oi", ["inMap", "sourceURL"], "b") == {
+        "-o": "X", "-i": "Y", "--inMap": "{}", "--sourceURL": "u"}
+
+
+def test_production_runs_an_installed_transformation_with_the_words_unchanged(tmp_path):
+    trf = tmp_path / "Reco_tf.py"
+    trf.write_text("#!/bin/sh\n")
+    settings = QueueSettings("ANALY_PROD", transformation_dirs=(tmp_path,))
+    spec = job("Reco_tf.py", job_pars="--maxEvents=1 --inputHITSFile H.root preExec='a; b'",
+               out_files=("RDO.root", "log.tgz"), log_file="log.tgz")
+    adapter = ProductionPayload(settings)
+    assert adapter.accepts(spec)
+    assert adapter.command(spec, tmp_path).argv == (
+        "/bin/sh", str(trf), "--maxEvents=1", "--inputHITSFile", "H.root", "preExec=a; b")
+    assert adapter.outputs(spec) == ("RDO.root",)
+
+
+@pytest.mark.parametrize("transformation", ["Sim_tf.py", "http://host/trf/Reco_tf.py"])
+def test_production_does_not_accept_what_the_site_did_not_install(transformation, tmp_path):
+    (tmp_path / "Reco_tf.py").write_text("#!/bin/sh\n")
+    settings = QueueSettings("ANALY_PROD", transformation_dirs=(tmp_path,))
+    assert not ProductionPayload(settings).accepts(job(transformation))
+    assert not ProductionPayload(QUEUE).accepts(job("runAthena-00-00-11"))
