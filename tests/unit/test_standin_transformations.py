@@ -37,9 +37,9 @@ def lines(output: bytes) -> dict:
 
 
 def test_stand_ins_say_they_are_stand_ins():
-    for name in ("buildJob", "runAthena"):
+    for name, owner in (("buildJob", "ATLAS"), ("runAthena", "ATLAS"), ("runGen", "PanDA")):
         text = (STANDIN_DIR / name).read_text()
-        assert "STAND-IN" in text.split("\n\n")[0] and f"NOT ATLAS's {name}" in text
+        assert "STAND-IN" in text.split("\n\n")[0] and f"NOT {owner}'s {name}" in text
 
 
 def test_examples_link_to_the_packaged_stand_ins():
