@@ -259,8 +259,11 @@ def alice_run(site):
     work = site.workdir(RUNATHENA_INPUTS)
     outputs = {"hist.root": "out/deep/user.alice.4300._00001.hist.root",
                "ntuple/AnalysisSkeleton.aan.root": "user.alice.4300._00001.aan.root"}
+    by_type = {"hist": outputs["hist.root"],
+               "IROOT": [("ntuple/AnalysisSkeleton.aan.root", outputs[
+                   "ntuple/AnalysisSkeleton.aan.root"])]}  # runAthena's -o, keyed by type
     job_pars = (f"-j AnalysisSkeleton_topOptions.py -i '{json.dumps(list(RUNATHENA_INPUTS))}' "
-                f"-o '{json.dumps(outputs)}' --umask 077 --try-read {site.pilot_proxy} "
+                f"-o \"{by_type!r}\" --umask 077 --try-read {site.pilot_proxy} "
                 "--dump-env --scratch --find-world-writable")
     job = site.job(jobPars=job_pars, inFiles=",".join(RUNATHENA_INPUTS),
                    outFiles=",".join(outputs.values()))
@@ -663,14 +666,14 @@ def test_job_fields_and_environment_reach_the_payload_verbatim_and_run_nothing(s
     panda_id = data.draw(st.integers(1, 2**40).flatmap(
         lambda n: st.sampled_from([n, str(n), f" {n} ", f"{n:015d}"])), label="PandaID")
     work = site.workdir({in_name: b"input\n"})
-    job_pars = (f"-i {shlex.quote(json.dumps([in_name]))} "
-                f"-o {shlex.quote(json.dumps({'local.tmp': out_name}))} --dump-env "
+    job_pars = (f"-i {shlex.quote(repr([in_name]))} "
+                f"-o {shlex.quote(repr({'local.tmp': out_name}))} --dump-env "
                 + " ".join(shlex.quote(a) for a in args))
     job = site.job(PandaID=panda_id, jobPars=job_pars, inFiles=[in_name], outFiles=[out_name])
     run = site.run("ANALY_SUDO", job, work, PILOTID_INJECTED=value)
     assert run.status == 0, run.stderr
     assert run.result["panda_id"] == int(str(panda_id).strip())
-    words = ["-i", json.dumps([in_name]), "-o", json.dumps({"local.tmp": out_name}),
+    words = ["-i", repr([in_name]), "-o", repr({"local.tmp": out_name}),
              "--dump-env", *args]
     assert run.printed("argv-json") == words
     assert run.printed("env-json")["PILOTID_INJECTED"] == value
