@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import tarfile
+import urllib.parse
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from pilotid.errors import JobDescriptionError
 from pilotid.payloads.buildjob import BuildGenPayload, BuildJobPayload
-from pilotid.payloads.job import JobSpec, load_job
+from pilotid.payloads.job import JobSpec, load_job, parse_job_record
 from pilotid.payloads.runathena import RunAthenaPayload
 from pilotid.payloads.rungen import RunGenPayload
 from pilotid.payloads.transformation import STANDIN_DIR
@@ -206,3 +207,27 @@ def test_arguments_reach_the_stand_in_byte_for_byte(tmp_path, args):
     done = run(RunAthenaPayload(QUEUE).command(spec, tmp_path), tmp_path)
     assert json.loads(lines(done.stdout)["argv-json"]) == args
     assert not canary.exists()
+
+
+def test_runathena_old_o_form_with_twenty_inputs_from_a_getjob_answer(tmp_path):
+    """A hand-made answer in the shape of runAthena-00-00-11 jobs (the public records have
+    no such one): 'hist' and 'ntuple' outputs, twenty inputs, --inputGUIDs."""
+    inputs = [f"data11_7TeV.00180164.AOD._lb{n:04d}.pool.root.1" for n in range(20)]
+    for name in inputs:
+        (tmp_path / name).write_bytes(b"events")
+    outputs = {"hist": "user.alice.4242.hist.root",
+               "ntuple": [("AANT", "user.alice.4242.aan.root")]}
+    pars = (f"-j AnalysisSkeleton_topOptions.py -i \"{inputs!r}\" -o \"{outputs!r}\" "
+            f"--inputGUIDs \"{['G%d' % n for n in range(20)]!r}\" -r ./ --sourceURL https://x")
+    answer = urllib.parse.urlencode({
+        "PandaID": "4242", "transformation": "http://h/trf/user/runAthena-00-00-11",
+        "jobPars": pars, "inFiles": ",".join(inputs), "prodUserID": "NULL",
+        "outFiles": "user.alice.4242.hist.root,user.alice.4242.aan.root,log.tgz",
+        "logFile": "log.tgz"})
+    spec = parse_job_record(answer)
+    adapter = RunAthenaPayload(QUEUE)
+    assert adapter.outputs(spec) == ("user.alice.4242.hist.root", "user.alice.4242.aan.root")
+    done = run(adapter.command(spec, tmp_path), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(b"read data11_7TeV") == 20
+    assert all((tmp_path / name).is_file() for name in adapter.outputs(spec))
