@@ -11,8 +11,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["pilotid", "pilotid.*"]),
-    # The stand-in transformations (buildJob, runAthena) the demo and the tests run, and the
-    # wrapper's bash template.
+    # The stand-in transformations (buildJob, buildGen, runAthena, runGen) the demo and the
+    # tests run, on queues that ask for them (standin_transformations), and the wrapper's
+    # bash template.
     package_data={"pilotid.payloads": ["transformations/*", "wrapper.sh"]},
     install_requires=[
         "zope.interface>=5.0",

@@ -38,15 +38,16 @@ def prepare(base: Path) -> "tuple[Path, JobSpec, Path]":
     proxy = write_private(base / "x509up_demo", make_proxy(user, hours=12))
     queues = base / "queues.json"
     queues.write_text(json.dumps({"queues": {"ANALY_DEMO": {
-        "switcher": "noop", "credential_source": "file", "proxy_file": str(proxy)}}}, indent=2))
+        "switcher": "noop", "credential_source": "file", "proxy_file": str(proxy),
+        "standin_transformations": True}}}, indent=2))
     workdir = base / "workdir"
     workdir.mkdir()
     (workdir / INPUT).write_bytes(b"stand-in AOD events\n" * 100)
     job = JobSpec.from_description({
         "PandaID": 4242001,
         "transformation": "runAthena-00-00-11",
-        "jobPars": f"-j AnalysisSkeleton_topOptions.py -i '[\"{INPUT}\"]' "
-                   f"-o '{{\"hist.root\": \"{OUTPUT}\"}}'",
+        "jobPars": f"-j AnalysisSkeleton_topOptions.py -i \"['{INPUT}']\" "
+                   f"-o \"{{'hist': '{OUTPUT}'}}\"",
         "prodUserID": USER_DN,
         "inFiles": INPUT,
         "outFiles": OUTPUT,

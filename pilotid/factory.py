@@ -74,6 +74,9 @@ BUILTINS: Tuple[Tuple[str, str, str], ...] = (
     (CREDENTIAL_SOURCE, "myproxy", "pilotid.identity.sources:MyProxySource"),
     (PAYLOAD, "buildJob", "pilotid.payloads.buildjob:BuildJobPayload"),
     (PAYLOAD, "runAthena", "pilotid.payloads.runathena:RunAthenaPayload"),
+    (PAYLOAD, "buildGen", "pilotid.payloads.buildjob:BuildGenPayload"),
+    (PAYLOAD, "runGen", "pilotid.payloads.rungen:RunGenPayload"),
+    (PAYLOAD, "production", "pilotid.payloads.production:ProductionPayload"),
 )
 
 #: Other names accepted for built-ins: (kind, alias, name).

@@ -42,6 +42,7 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import default_proxy_path
+from pilotid.identity.owner import owner_dn
 from pilotid.identity.proxy import format_time_left
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
@@ -298,7 +299,8 @@ class PayloadLauncher:
         assert state.private is not None
         return CredentialRequest(
             directory=state.private, lifetime=self.settings.proxy_lifetime_needed(),
-            owner_dn=state.job.prod_user_id, credname=state.job.credname,
+            owner_dn=owner_dn(state.job.prod_user_id, self.settings.jobs_without_dn),
+            credname=state.job.credname,
             server=state.job.myproxy)
 
     def _prepare_workdir(self, workdir: Path) -> Path:

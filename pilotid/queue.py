@@ -50,6 +50,8 @@ GLEXEC_FIELD = "glexec"
 ON_PROBE_FAILURE = ("fail", "reschedule")
 SANDBOX_MODES = ("acl", "world")
 GLEXEC_MODES = ("uid", "test")
+#: What a queue does with a job whose prodUserID names no DN (see docs/credentials.rst).
+JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class QueueSettings:
     name: str
     switcher: str = "noop"
     credential_source: str = "file"
-    payloads: Tuple[str, ...] = ("buildJob", "runAthena")
+    payloads: Tuple[str, ...] = ("buildJob", "runAthena", "buildGen", "runGen")
     proxy_file: Optional[Path] = None
     grid_mapfile: Optional[Path] = None
     glexec_path: Optional[Path] = None
@@ -84,6 +86,8 @@ class QueueSettings:
     grace_period: int = 30
     accounting_file: Optional[Path] = None
     transformation_dirs: Tuple[Path, ...] = field(default=())
+    standin_transformations: bool = False
+    jobs_without_dn: str = "refuse"
     switch_retries: int = 3
     switch_retry_delay: float = 5.0
     proxy_refresh_threshold: int = 3 * 3600
@@ -342,6 +346,12 @@ def _absolute_path(value: Any) -> Path:
 _UMASK_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, not {_show(value)}")
+    return value
+
+
 def _umask(value: Any) -> int:
     if not isinstance(value, str):
         raise _Invalid(f"must be an octal string such as \"0022\", not {_show(value)}"
@@ -409,6 +419,8 @@ _PARSERS: Dict[str, Callable[[Any], Any]] = {
     "grace_period": _integer(0),
     "accounting_file": _optional(_absolute_path),
     "transformation_dirs": _list_of(_absolute_path, "absolute paths"),
+    "standin_transformations": _flag,
+    "jobs_without_dn": _choice(*JOBS_WITHOUT_DN),
     "switch_retries": _integer(1, 100),
     "switch_retry_delay": _seconds,
     "proxy_refresh_threshold": _integer(0),
@@ -473,6 +485,12 @@ def _check_contradictions(settings: QueueSettings, mapping: Mapping[str, Any],
         raise _error(settings.name, "grid_mapfile",
                      f"the {settings.switcher} switcher maps the user's DN to a local account "
                      "through a grid-mapfile; set grid_mapfile to its absolute path")
+    if settings.jobs_without_dn == "queue_proxy" and (
+            settings.proxy_file is None or settings.credential_source != "file"):
+        raise _error(settings.name, "jobs_without_dn",
+                     "'queue_proxy' runs jobs that name no user's DN with the queue's own "
+                     "proxy, so it needs credential_source 'file' and a proxy_file (a proxy "
+                     "the site chose); set both or leave jobs_without_dn 'refuse'")
     if settings.glexec_mode is not None and switcher != "glexec":
         raise _error(settings.name, "glexec_mode",
                      f"only the glexec switcher has a mode, but the switcher is "

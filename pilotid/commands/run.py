@@ -13,7 +13,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     """Add ``run`` and ``probe`` to ``sub``."""
     run = sub.add_parser("run", help="run one job as its user")
     _queue_options(run)
-    run.add_argument("--job", required=True, type=Path, help="the job description (JSON)")
+    run.add_argument("--job", required=True, type=Path,
+                     help="the job record: JSON or the URL-encoded getJob answer; - reads "
+                          "standard input")
     run.add_argument("--workdir", type=Path, default=None,
                      help="work directory (default: the current directory)")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")

@@ -123,6 +123,33 @@ def normalise_dn(dn: str) -> str:
     return "".join(chr(b) if 0x20 <= b <= 0x7E else "\\x%02X" % b for b in raw)
 
 
+#: The CNs a proxy adds to its issuer's subject: legacy (``proxy``, ``limited proxy``) and
+#: RFC 3820 (a number).  PanDA's server strips the same ones to find the user's DN.
+_PROXY_CN = re.compile(r"/CN=(?:proxy|limited proxy|[0-9]+)$")
+
+
+def without_proxy_cns(dn: str) -> Tuple[str, ...]:
+    """``dn`` then each form with one more trailing proxy CN removed, longest first.
+
+    ``/DC=org/CN=Jane Doe/CN=113797372/CN=proxy`` gives itself,
+    ``/DC=org/CN=Jane Doe/CN=113797372`` and ``/DC=org/CN=Jane Doe``: the user's DN is one
+    of them.  A DN is compared against them one by one, never only against the shortest, so
+    that a user whose own DN ends in a number is still matched as it is.
+    """
+    forms = [dn]
+    while True:
+        shorter = _PROXY_CN.sub("", forms[-1])
+        if shorter == forms[-1] or not shorter:
+            return tuple(forms)
+        forms.append(shorter)
+
+
+def is_dn(text: str) -> bool:
+    """True where ``text`` is an X.509 DN in slash form (``/DC=org/CN=...``), not an
+    e-mail address, a nickname or PanDA's ``no_one``."""
+    return bool(re.match(r"/[A-Za-z][A-Za-z0-9.]*=", text.strip()))
+
+
 def format_time_left(delta: datetime.timedelta) -> str:
     """``H:MM:SS`` as ``grid-proxy-info`` prints a time left (``0:00:00`` once expired)."""
     seconds = max(0, int(delta.total_seconds()))

@@ -38,13 +38,13 @@ from pilotid.identity.proxy import (
     normalise_dn,
     parse_proxy,
     slash_dn,
+    without_proxy_cns,
 )
 from pilotid.interfaces import ICredentialSource
 from pilotid.queue import QueueSettings
 
 log = logging.getLogger(__name__)
 
-_PROXY_SUFFIXES = ("/CN=proxy", "/CN=limited proxy")
 
 
 def _copy_name() -> str:
@@ -56,15 +56,13 @@ def _owner_matches(owner_dn: str, proxy: ProxyInfo) -> bool:
     """True where ``owner_dn`` names the user of ``proxy``.
 
     The dispatcher may send the identity itself or the subject of one of the user's proxies
-    (PanDA's ``prodUserID`` sometimes ends in ``/CN=proxy``): accept the identity, the
-    identity with legacy proxy suffixes, or the subject of a proxy in this chain.
+    (PanDA's ``prodUserID`` may end in ``/CN=proxy``, ``/CN=limited proxy`` or the number
+    of an RFC 3820 proxy): accept the identity with such proxy CNs (``without_proxy_cns``),
+    or the subject of a proxy in this chain.
     """
     identity = normalise_dn(proxy.identity)
     wanted = normalise_dn(owner_dn.strip())
-    trimmed = wanted
-    while trimmed.endswith(_PROXY_SUFFIXES):
-        trimmed = trimmed.rsplit("/CN=", 1)[0]
-    if trimmed == identity:
+    if identity in without_proxy_cns(wanted):
         return True
     return wanted.startswith(identity + "/") and any(
         normalise_dn(slash_dn(cert.subject)) == wanted for cert in proxy.certificates)

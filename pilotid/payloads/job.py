@@ -1,17 +1,21 @@
 """The job the pilot received (``JobSpec``) and the command built for it (``PayloadCommand``).
 
-``JobSpec.from_description`` validates the JSON object PanDA's dispatcher sends and
-``load_job`` reads one from a file; a bad description is a ``JobDescriptionError`` naming
-the field (and the file).
+``JobSpec.from_description`` validates the job record PanDA's dispatcher sends;
+``parse_job_record`` reads one from its text, either form the dispatcher uses: the JSON
+object (newer servers, harvester) or the URL-encoded getJob answer (every value a string,
+``NULL`` meaning none); ``load_job`` reads one from a file or standard input.  A bad record
+is a ``JobDescriptionError`` naming the field (and the file).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qsl
 
 from pilotid.errors import JobDescriptionError
 
@@ -103,31 +107,78 @@ class PayloadCommand:
 
 
 def load_job(path: Union[str, Path]) -> JobSpec:
-    """Read a job description (one JSON object, UTF-8) from ``path``; return its ``JobSpec``.
+    """Read a job record from the file ``path`` (``-``: standard input); return its ``JobSpec``.
 
-    Raises ``JobDescriptionError`` naming the file: unreadable, not JSON (with the line and
-    column), or a bad field (named).
+    The record is the JSON object or the URL-encoded getJob answer (``parse_job_record``).
+    Raises ``JobDescriptionError`` naming the file: unreadable, not UTF-8, not a record
+    (with the line and column for JSON), or a bad field (named).
     """
-    path = Path(path)
+    where = "standard input" if str(path) == "-" else str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except OSError as error:
         raise JobDescriptionError(
-            f"cannot read job description {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise JobDescriptionError(
-            f"job description {path} is not UTF-8 (byte {error.start}); PanDA sends "
-            "UTF-8 JSON") from None
+            f"cannot read job description {where}: {error.strerror}") from None
     try:
-        description = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise JobDescriptionError(
-            f"job description {path} is not valid JSON: {error.msg} at line {error.lineno} "
-            f"column {error.colno}") from None
-    try:
-        return JobSpec.from_description(description)
+        return parse_job_record(data)
     except JobDescriptionError as error:
-        raise JobDescriptionError(f"job description {path}: {error}") from None
+        joint = " " if str(error).startswith("is ") else ": "
+        raise JobDescriptionError(f"job description {where}{joint}{error}") from None
+
+
+def parse_job_record(data: Union[bytes, str]) -> JobSpec:
+    """The ``JobSpec`` of one job record as the dispatcher sends it, in either form.
+
+    Text starting with ``{`` is the JSON object (or a table of one job by its PandaID,
+    ``{"4242": {...}}``, as harvester keeps them); anything else is read as the URL-encoded
+    getJob answer (``PandaID=42&transformation=...&jobPars=...``), where a key given twice
+    is refused (it could be read two ways) and ``NULL`` means none.  UTF-8 only.
+    """
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise JobDescriptionError(
+                f"is not UTF-8 (byte {error.start}); PanDA sends UTF-8") from None
+    else:
+        text = data
+    if text.lstrip().startswith("{"):
+        try:
+            description = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise JobDescriptionError(
+                f"is not valid JSON: {error.msg} at line {error.lineno} column "
+                f"{error.colno}") from None
+        return JobSpec.from_description(_unwrapped(description))
+    return JobSpec.from_description(_url_encoded(text.strip()))
+
+
+def _unwrapped(description: Any) -> Any:
+    """The job of ``{"<PandaID>": {job}}`` (harvester's and getJobs' table of jobs by
+    PandaID, with one job); anything else as it is."""
+    if isinstance(description, dict) and len(description) == 1:
+        (key, value), = description.items()
+        if isinstance(key, str) and _DIGITS.fullmatch(key) and isinstance(value, dict):
+            return value
+    return description
+
+
+def _url_encoded(text: str) -> Dict[str, str]:
+    """The fields of a URL-encoded getJob answer; ``JobDescriptionError`` if it is not one."""
+    if "=" not in text:
+        raise JobDescriptionError(
+            "is neither a JSON object nor a URL-encoded getJob answer (PandaID=...&...)")
+    fields: Dict[str, str] = {}
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True,
+                          errors="strict")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise JobDescriptionError(f"is not a URL-encoded getJob answer: {error}") from None
+    for key, value in pairs:
+        if key in fields:
+            raise JobDescriptionError(f"field {key!r} is given twice in the getJob answer")
+        fields[key] = value
+    return fields
 
 
 def _shown(value: Any) -> str:
@@ -181,7 +232,7 @@ def _transformation(value: Any) -> str:
 
 
 def _job_pars(value: Any) -> str:
-    if value is None:
+    if value in _UNSET:
         return ""
     if not isinstance(value, str):
         raise _bad("jobPars", "must be a string of arguments", value)

@@ -1,16 +1,18 @@
-"""What the ``buildJob`` and ``runAthena`` adapters share: finding a transformation and
-turning a job into the argv that runs it.
+"""What the transformation adapters share: finding a transformation and turning a job into
+the argv that runs it.
 
 A job's ``transformation`` is a name (``runAthena-00-00-11``), a path or a URL.  Only its
 last path component counts (the file name), and the adapter is chosen by its *stem*: the
 name up to the first ``-`` or ``.`` (``runAthena-00-00-11`` -> ``runAthena``).  The file is
 looked for, under its full name then under its stem, in the queue's
-``transformation_dirs`` then in the stand-ins shipped with pilotid
-(``pilotid/payloads/transformations``).  A path or URL from the job is never executed as
-given: the dispatcher names a transformation, the site decides where transformations live.
+``transformation_dirs``, and in the stand-ins shipped with pilotid
+(``pilotid/payloads/transformations``) only on a queue whose ``standin_transformations``
+is true (the demo, the tests).  A path or URL from the job is never executed as given: the
+dispatcher names a transformation, the site decides where transformations live.
 
-``jobPars`` is split with ``shlex`` (POSIX rules) into separate arguments and never joined
-back into a shell string.
+``jobPars`` is split into words as bash splits it (``pilotid.payloads.shellwords``), the
+pilot directive ``--overwriteQueuedata={...}`` dropped as the real pilot drops it, and the
+words are passed on unchanged, in order, never joined back into a shell string.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from zope.interface import implementer
@@ -28,6 +29,8 @@ from zope.interface import implementer
 from pilotid.errors import JobDescriptionError, TransformationNotFoundError
 from pilotid.interfaces import IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand, checked_file_name
+from pilotid.payloads.literal import parse_literal
+from pilotid.payloads.shellwords import shell_words
 
 if TYPE_CHECKING:
     from pilotid.queue import QueueSettings
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: The stand-in transformations shipped with pilotid (see docs/payloads.rst).
 STANDIN_DIR = Path(__file__).resolve().parent / "transformations"
+#: The pilot's own directive in jobPars (pilot3 ``JobData``); never the transformation's.
+PILOT_DIRECTIVE = "--overwriteQueuedata="
 
 
 def transformation_basename(transformation: str) -> str:
@@ -77,6 +82,11 @@ def locate_transformation(transformation: str, directories: Sequence[Path]) -> P
             if candidate.is_file():
                 log.debug("transformation %s is %s", transformation, candidate)
                 return candidate
+    if not directories:
+        raise TransformationNotFoundError(
+            f"transformation {transformation!r} not found: the queue names no "
+            "transformation_dirs to look for it in (and does not use pilotid's stand-ins); "
+            "add the directory where the site installs it to the queue's transformation_dirs")
     raise TransformationNotFoundError(
         f"transformation {transformation!r} not found: looked for {' and '.join(names)} in "
         f"{', '.join(str(Path(d)) for d in directories)}; install it there or add its "
@@ -105,17 +115,75 @@ def interpreter_for(path: Path) -> List[str]:
     return [str(path)]
 
 
-def split_job_pars(job_pars: str) -> List[str]:
-    """Split ``jobPars`` into arguments, shell-style (POSIX ``shlex``), executing nothing.
+def split_job_pars(job_pars: str,
+                   environment: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The words of ``jobPars`` the transformation receives, executing nothing.
 
-    Raises ``JobDescriptionError`` naming ``jobPars`` when its quoting is unbalanced.
+    jobPars is split as bash splits it (``shell_words``), a plain ``$NAME`` expanded from
+    ``environment`` (the variables the adapter gives the transformation; refused where
+    None), as the real pilot's bash expands it; the pilot's own directive
+    ``--overwriteQueuedata={...}`` is dropped, as the real pilot drops it.  Raises
+    ``JobDescriptionError`` naming ``jobPars`` for unbalanced quotes or for text only a
+    shell could run (expansions, operators).
     """
-    try:
-        return shlex.split(job_pars, comments=False, posix=True)
-    except ValueError as error:
-        raise JobDescriptionError(
-            f"field 'jobPars' cannot be split into arguments ({error}): check its quotes"
-        ) from None
+    return [word for word in shell_words(job_pars, "jobPars", environment)
+            if not word.startswith(PILOT_DIRECTIVE)]
+
+
+def read_options(args: Sequence[str], short_values: str, long_values: Sequence[str],
+                 short_flags: str = "") -> Dict[str, str]:
+    """The options of ``args`` that take a value, read as ``getopt`` reads them; last wins.
+
+    ``short_values`` are the letters that take a value (``-o VALUE`` or ``-oVALUE``),
+    ``long_values`` the long names that do (``--name=VALUE`` or ``--name VALUE``),
+    ``short_flags`` the letters that take none (``-bo X`` is ``-b`` then ``-o X``).  Other
+    options are flags and skipped, whether the transformation knows them or not (the pilot
+    adds its own); reading stops at ``--``.  Keys are ``-o`` and ``--name``.  An option
+    given last with no value is a ``JobDescriptionError``.
+    """
+    found: Dict[str, str] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name, equals, value = arg.partition("=")
+            if name[2:] not in long_values:
+                continue
+            if not equals:
+                if index >= len(args):
+                    raise JobDescriptionError(f"field 'jobPars': option {name} has no value")
+                value = args[index]
+                index += 1
+            found[name] = value
+        elif arg.startswith("-") and len(arg) > 1:
+            # getopt reads "-bo X" as -b then -o X: walk the letters until one takes a value.
+            for position in range(1, len(arg)):
+                letter = arg[position]
+                if letter in short_flags:
+                    continue
+                if letter not in short_values:
+                    break
+                value = arg[position + 1:]
+                if not value:
+                    if index >= len(args):
+                        raise JobDescriptionError(
+                            f"field 'jobPars': option -{letter} has no value")
+                    value = args[index]
+                    index += 1
+                found["-" + letter] = value
+                break
+    return found
+
+
+def literal_option(options: Dict[str, str], option: str) -> Any:
+    """The Python literal given to ``option`` (None if absent), read by ``parse_literal``."""
+    text = options.get(option)
+    if text is None:
+        return None
+    return parse_literal(text, f"field 'jobPars': option {option}")
 
 
 def option_value(args: Sequence[str], option: str) -> Optional[str]:
@@ -155,8 +223,11 @@ class TransformationPayload:
         self.settings = settings
 
     def search_dirs(self) -> Tuple[Path, ...]:
-        """Where transformations are looked for: the queue's directories, then the stand-ins."""
-        return (*self.settings.transformation_dirs, STANDIN_DIR)
+        """Where transformations are looked for: the queue's directories, then the stand-ins
+        where the queue asks for them (``standin_transformations``)."""
+        if self.settings.standin_transformations:
+            return (*self.settings.transformation_dirs, STANDIN_DIR)
+        return tuple(self.settings.transformation_dirs)
 
     def accepts(self, job: JobSpec) -> bool:
         """True where the stem of the job's transformation is this adapter's name."""
@@ -168,12 +239,17 @@ class TransformationPayload:
         jobPars is checked first (split, and the options naming outputs parsed), so that a
         bad job fails here rather than in the payload.
         """
-        args = split_job_pars(job.job_pars)
+        args = self.words(job)
         self.named_outputs(args)
         path = locate_transformation(job.transformation, self.search_dirs())
         argv = (*interpreter_for(path), *args)
         return PayloadCommand(argv=tuple(argv), environment=self.environment(job),
                               setup=tuple(self.settings.setup))
+
+    def words(self, job: JobSpec) -> List[str]:
+        """The words of the job's jobPars the transformation receives (``split_job_pars``
+        with this adapter's ``environment``)."""
+        return split_job_pars(job.job_pars, dict(self.environment(job)))
 
     def environment(self, job: JobSpec) -> Tuple[Tuple[str, str], ...]:
         """Variables the transformation reads: ``PANDAID``; ``ATLAS_RELEASE`` from swRelease."""
@@ -185,7 +261,7 @@ class TransformationPayload:
     def outputs(self, job: JobSpec) -> Tuple[str, ...]:
         """outFiles (without logFile, which the pilot makes) plus outputs named in jobPars."""
         names = [n for n in job.out_files if n != job.log_file]
-        names += self.named_outputs(split_job_pars(job.job_pars))
+        names += self.named_outputs(self.words(job))
         return tuple(dict.fromkeys(names))
 
     def named_outputs(self, args: Sequence[str]) -> List[str]:

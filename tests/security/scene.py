@@ -200,7 +200,7 @@ class Scene:
         queue = {"switcher": "sudo", "credential_source": "file",
                  "proxy_file": str(self.proxies["alice"]), "grid_mapfile": str(self.mapfile),
                  "transformation_dirs": [str(self.trf)], "accounting_file": str(self.accounting),
-                 "grace_period": 2}
+                 "grace_period": 2, "standin_transformations": True}
         queue.update(self.queue)
         if "time_limit" in overrides:  # the queue's 'timeout' (run() has a timeout of its own)
             overrides["timeout"] = overrides.pop("time_limit")

@@ -111,7 +111,7 @@ class Site:
         settings = {"switcher": "glexec", "credential_source": "file",
                     "proxy_file": str(self.alice_proxy), "glexec_path": str(STANDIN),
                     "switch_retries": 3, "switch_retry_delay": 0, "timeout": 300,
-                    "grace_period": 10}
+                    "grace_period": 10, "standin_transformations": True}
         settings.update(fields)
         settings = {k: v for k, v in settings.items() if v is not None}
         path = self.base / "queues.json"

@@ -108,7 +108,7 @@ class Site:
             return {"switcher": "sudo", "credential_source": "file",
                     "proxy_file": str(user_proxy[user]), "grid_mapfile": str(mapfile),
                     "sandbox": "acl", "umask": "0022", "timeout": 300, "grace_period": 5,
-                    **extra}
+                    "standin_transformations": True, **extra}
 
         # a sudo front for the queue's sudo_path: it logs each call, then is the real sudo
         self.sudo_calls = self.own_file(self.area / "sudo-calls", b"", 0o600)
@@ -129,7 +129,8 @@ class Site:
             "ANALY_SUDO_STUBBORN": sudo("alice", transformation_dirs=[str(self.stubborn_trf)],
                                         timeout=1, grace_period=1),
             "ANALY_NOOP": {"switcher": "noop", "credential_source": "file",
-                           "proxy_file": str(user_proxy["alice"])},
+                           "proxy_file": str(user_proxy["alice"]),
+                           "standin_transformations": True},
         }}, indent=1))
         self.queues.chmod(0o644)
 
@@ -258,8 +259,11 @@ def alice_run(site):
     work = site.workdir(RUNATHENA_INPUTS)
     outputs = {"hist.root": "out/deep/user.alice.4300._00001.hist.root",
                "ntuple/AnalysisSkeleton.aan.root": "user.alice.4300._00001.aan.root"}
+    by_type = {"hist": outputs["hist.root"],
+               "IROOT": [("ntuple/AnalysisSkeleton.aan.root", outputs[
+                   "ntuple/AnalysisSkeleton.aan.root"])]}  # runAthena's -o, keyed by type
     job_pars = (f"-j AnalysisSkeleton_topOptions.py -i '{json.dumps(list(RUNATHENA_INPUTS))}' "
-                f"-o '{json.dumps(outputs)}' --umask 077 --try-read {site.pilot_proxy} "
+                f"-o \"{by_type!r}\" --umask 077 --try-read {site.pilot_proxy} "
                 "--dump-env --scratch --find-world-writable")
     job = site.job(jobPars=job_pars, inFiles=",".join(RUNATHENA_INPUTS),
                    outFiles=",".join(outputs.values()))
@@ -399,7 +403,7 @@ def test_buildjob_runs_as_bob_and_leaves_a_library_the_pilot_can_take(site):
 def test_pilots_proxy_inside_the_work_directory_stays_unreadable(site):
     work = site.workdir({"in.root": b"events\n"})
     own_proxy = site.own_file(work / "x509up_pilot", site.pilot_proxy.read_bytes(), 0o600)
-    job = site.job(jobPars=f"-i in.root --try-read {own_proxy}")
+    job = site.job(jobPars=f"-i \"['in.root']\" --try-read {own_proxy}")
     run = site.run("ANALY_SUDO", job, work, X509_USER_PROXY=str(own_proxy))
     assert run.result["outcome"] == "succeeded", run.stderr
     assert f"try-read {own_proxy}: denied" in run.log()
@@ -410,7 +414,7 @@ def test_pilots_proxy_inside_the_work_directory_stays_unreadable(site):
 def test_egg_cache_is_gone_after_a_payload_failure(site):
     work = site.workdir({"in.root": b"events\n"})
     before = target_processes()
-    run = site.run("ANALY_SUDO", site.job(jobPars="-i in.root --fail 3"), work)
+    run = site.run("ANALY_SUDO", site.job(jobPars="-i \"['in.root']\" --fail 3"), work)
     assert (run.status, run.result["outcome"], run.result["exit_code"]) == (70, "payload_failed",
                                                                            3)
     assert not os.path.exists(run.printed("PYTHON_EGG_CACHE"))
@@ -419,7 +423,7 @@ def test_egg_cache_is_gone_after_a_payload_failure(site):
 
 def test_sigterm_to_the_pilot_reaches_the_payload_and_is_interrupted(site):
     work = site.workdir({"in.root": b"events\n"})
-    job = site.job(jobPars="-i in.root --sleep 60")
+    job = site.job(jobPars="-i \"['in.root']\" --sleep 60")
     log = work / f"pilotid-{json.loads(job.read_text())['PandaID']}.stdout"
     before = target_processes()
     pilot = node.popen_as(node.PILOT, site.argv("ANALY_SUDO", job, work), env=site.env(),
@@ -504,7 +508,7 @@ def _one_line_error(run: Run, code: int) -> str:
 def test_queue_sudo_path_is_the_sudo_that_switches(site):
     work = site.workdir({"in.root": b"events\n"})
     before = target_processes()
-    run = site.run("ANALY_SUDO_FRONT", site.job(jobPars="-i in.root"), work)
+    run = site.run("ANALY_SUDO_FRONT", site.job(jobPars="-i \"['in.root']\""), work)
     assert run.result["outcome"] == "succeeded", run.stderr
     assert run.printed("uid") == str(site.alice.uid)
     calls = site.sudo_calls.read_text().splitlines()
@@ -662,14 +666,14 @@ def test_job_fields_and_environment_reach_the_payload_verbatim_and_run_nothing(s
     panda_id = data.draw(st.integers(1, 2**40).flatmap(
         lambda n: st.sampled_from([n, str(n), f" {n} ", f"{n:015d}"])), label="PandaID")
     work = site.workdir({in_name: b"input\n"})
-    job_pars = (f"-i {shlex.quote(json.dumps([in_name]))} "
-                f"-o {shlex.quote(json.dumps({'local.tmp': out_name}))} --dump-env "
+    job_pars = (f"-i {shlex.quote(repr([in_name]))} "
+                f"-o {shlex.quote(repr({'local.tmp': out_name}))} --dump-env "
                 + " ".join(shlex.quote(a) for a in args))
     job = site.job(PandaID=panda_id, jobPars=job_pars, inFiles=[in_name], outFiles=[out_name])
     run = site.run("ANALY_SUDO", job, work, PILOTID_INJECTED=value)
     assert run.status == 0, run.stderr
     assert run.result["panda_id"] == int(str(panda_id).strip())
-    words = ["-i", json.dumps([in_name]), "-o", json.dumps({"local.tmp": out_name}),
+    words = ["-i", repr([in_name]), "-o", repr({"local.tmp": out_name}),
              "--dump-env", *args]
     assert run.printed("argv-json") == words
     assert run.printed("env-json")["PILOTID_INJECTED"] == value

@@ -741,7 +741,8 @@ def site(tmp_path: Path, proxy_pem: bytes) -> dict:
     proxy = write_private(tmp_path / "x509up_alice", proxy_pem)
     queues = tmp_path / "queues.json"
     queues.write_text(json.dumps({"queues": {"ANALY_UNIT": {
-        "switcher": "noop", "credential_source": "file", "proxy_file": str(proxy)}}}))
+        "switcher": "noop", "credential_source": "file", "proxy_file": str(proxy),
+        "standin_transformations": True}}}))
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "in.root").write_text("events\n")
@@ -765,7 +766,7 @@ def run_args(site: dict, job: Path, queue: str = "ANALY_UNIT") -> List[str]:
 
 
 def test_run_json_prints_one_object_with_the_documented_fields(site, capsys):
-    job = write_job(site, '-i in.root -o \'{"hist.root": "out/user.hist.root"}\'',
+    job = write_job(site, "-i \"['in.root']\" -o \"{'hist': 'out/user.hist.root'}\"",
                     panda_id="4243")
     status = pilotid(*run_args(site, job))
     out = capsys.readouterr().out

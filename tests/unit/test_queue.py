@@ -71,7 +71,8 @@ def test_every_field_is_read_into_its_python_type(registry):
         "egg_cache_base": "/scratch", "setup": ["source /a.sh", "export B=1"],
         "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
         "accounting_file": "/var/log/pilotid.jsonl",
-        "transformation_dirs": ["/opt/trf", "/cvmfs/trf"],
+        "transformation_dirs": ["/opt/trf", "/cvmfs/trf"], "standin_transformations": True,
+        "jobs_without_dn": "refuse",
         "switch_retries": 2, "switch_retry_delay": 0.25, "proxy_refresh_threshold": 7200,
         "proxy_refresh_interval": 600,
     }
@@ -86,7 +87,8 @@ def test_every_field_is_read_into_its_python_type(registry):
         myproxy_port=7513, sandbox="world", umask=0o027, egg_cache_base=Path("/scratch"),
         setup=("source /a.sh", "export B=1"), env_deny=("MY_TOKEN", "SECRET_*"),
         timeout=3600, grace_period=5, accounting_file=Path("/var/log/pilotid.jsonl"),
-        transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")), switch_retries=2,
+        transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")),
+        standin_transformations=True, jobs_without_dn="refuse", switch_retries=2,
         switch_retry_delay=0.25, proxy_refresh_threshold=7200, proxy_refresh_interval=600)
 
 

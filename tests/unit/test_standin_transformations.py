@@ -1,4 +1,4 @@
-"""The stand-in buildJob and runAthena, run for real from the argv the adapters build."""
+"""The stand-in transformations, run for real from the argv the adapters build."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import os
 import shlex
 import subprocess
 import tarfile
+import urllib.parse
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pilotid.payloads.buildjob import BuildJobPayload
-from pilotid.payloads.job import JobSpec, load_job
+from pilotid.errors import JobDescriptionError
+from pilotid.payloads.buildjob import BuildGenPayload, BuildJobPayload
+from pilotid.payloads.job import JobSpec, load_job, parse_job_record
 from pilotid.payloads.runathena import RunAthenaPayload
+from pilotid.payloads.rungen import RunGenPayload
 from pilotid.payloads.transformation import STANDIN_DIR
 from pilotid.queue import QueueSettings
 
-QUEUE = QueueSettings("ANALY_TEST")
+QUEUE = QueueSettings("ANALY_TEST", standin_transformations=True)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -35,13 +38,13 @@ def lines(output: bytes) -> dict:
 
 
 def test_stand_ins_say_they_are_stand_ins():
-    for name in ("buildJob", "runAthena"):
+    for name, owner in (("buildJob", "ATLAS"), ("runAthena", "ATLAS"), ("runGen", "PanDA")):
         text = (STANDIN_DIR / name).read_text()
-        assert "STAND-IN" in text.split("\n\n")[0] and f"NOT ATLAS's {name}" in text
+        assert "STAND-IN" in text.split("\n\n")[0] and f"NOT {owner}'s {name}" in text
 
 
 def test_examples_link_to_the_packaged_stand_ins():
-    for name in ("buildJob", "runAthena"):
+    for name in ("buildJob", "runAthena", "buildGen", "runGen"):
         assert (EXAMPLES / "transformations" / name).resolve() == (STANDIN_DIR / name).resolve()
 
 
@@ -49,8 +52,8 @@ def test_runathena_reads_inputs_and_writes_the_outputs_named_in_jobpars(tmp_path
     (tmp_path / "a.root").write_bytes(b"A" * 10)
     (tmp_path / "b.root").write_bytes(b"B" * 20)
     spec = JobSpec(panda_id=7, transformation="runAthena-00-00-11",
-                   job_pars='-i \'["a.root","b.root"]\' -o \'{"hist.root": "user.h.root", '
-                            '"nt/aan.root": "nt/user.aan.root"}\'',
+                   job_pars="-i \"['a.root', 'b.root']\" -o \"{'hist': 'user.h.root', "
+                            "'IROOT': [('nt/aan.root', 'nt/user.aan.root')]}\"",
                    out_files=("user.h.root", "log.tgz"), log_file="log.tgz")
     adapter = RunAthenaPayload(QUEUE)
     done = run(adapter.command(spec, tmp_path), tmp_path)
@@ -60,15 +63,57 @@ def test_runathena_reads_inputs_and_writes_the_outputs_named_in_jobpars(tmp_path
         assert (tmp_path / name).is_file()
     record = json.loads((tmp_path / "user.h.root").read_text())
     assert [i["size"] for i in record["inputs"]] == [10, 20]
-    assert not (tmp_path / "hist.root").exists()
+    assert not (tmp_path / "nt/aan.root").exists()
 
 
-def test_runathena_accepts_a_comma_list_of_inputs(tmp_path):
-    (tmp_path / "a.root").write_text("a")
-    (tmp_path / "b.root").write_text("b")
+def test_runathena_writes_every_real_o_shape():
+    """hist, TAG, THIST and ntuple pairs, AANT triples, UserData names: each an output."""
+    pars = ("-o \"{'hist': 'u.hist.root', 'TAG': 'u.TAG.coll.root', 'THIST': [('s1', "
+            "'u.thist.root')], 'AANT': [('a', 's', 'u.aan.root')], 'UserData': "
+            "['u.data.root']}\"")
+    spec = JobSpec(panda_id=7, transformation="runAthena", job_pars=pars)
+    assert set(RunAthenaPayload(QUEUE).outputs(spec)) == {
+        "u.hist.root", "u.TAG.coll.root", "u.thist.root", "u.aan.root", "u.data.root"}
+
+
+def test_runathena_refuses_a_comma_list_of_inputs_as_the_real_one_would(tmp_path):
     spec = JobSpec(panda_id=7, transformation="runAthena", job_pars="-i a.root,b.root")
-    done = run(RunAthenaPayload(QUEUE).command(spec, tmp_path), tmp_path)
-    assert done.returncode == 0 and b"read b.root" in done.stdout
+    try:
+        RunAthenaPayload(QUEUE).command(spec, tmp_path)
+    except JobDescriptionError as error:
+        assert "-i is not a Python literal" in str(error)
+    else:
+        raise AssertionError("a comma list passed as -i")
+
+
+def test_rungen_runs_the_command_record_and_writes_both_outputs(tmp_path):
+    (tmp_path / "in1.root").write_text("events")
+    pars = ("-j \"\" -p \"python%20ana.py%20%25IN\" -i \"['in1.root']\" -o \"{'out.root': "
+            "'user.a.1._000001.out.root', 'hist*.root': 'user.a.1._000001.hist.tgz'}\" "
+            "--inMap \"{'IN': ['in1.root']}\"")
+    spec = JobSpec(panda_id=9, transformation="runGen-00-00-02", job_pars=pars)
+    adapter = RunGenPayload(QUEUE)
+    done = run(adapter.command(spec, tmp_path), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert set(adapter.outputs(spec)) == {"user.a.1._000001.out.root",
+                                          "user.a.1._000001.hist.tgz"}
+    record = json.loads((tmp_path / "user.a.1._000001.out.root").read_text())
+    assert record["command"] == "python ana.py in1.root"
+    assert (tmp_path / "user.a.1._000001.hist.tgz").is_file()
+
+
+def test_buildgen_stand_in_takes_the_sources_from_a_file_url_cache(tmp_path):
+    (tmp_path / "cache").mkdir()
+    _tarball(tmp_path / "cache" / "src.tgz", {"a.py": b"print(1)"})
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = JobSpec(panda_id=8, transformation="buildGen-00-00-01",
+                   job_pars=f"-i src.tgz -o user.lib.tgz --sourceURL file://{tmp_path} "
+                            "--bexec make%20all")
+    done = run(BuildGenPayload(QUEUE).command(spec, work), work)
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(work / "user.lib.tgz") as library:
+        assert "src/a.py" in library.getnames()
 
 
 def test_runathena_fails_with_3_on_a_missing_input(tmp_path):
@@ -132,7 +177,9 @@ def test_buildjob_fails_with_3_on_missing_sources(tmp_path):
 
 def test_example_jobs_run_build_then_analysis(tmp_path):
     build = load_job(EXAMPLES / "jobs" / "buildJob.json")
-    _tarball(tmp_path / build.in_files[0], {"MyAnalysis/src/Ana.cxx": b"// analysis"})
+    assert build.in_files == ()  # buildJob fetches its sources itself, from sourceURL
+    _tarball(tmp_path / "user.alice.4242000.sources.tar.gz",
+             {"MyAnalysis/src/Ana.cxx": b"// analysis"})
     assert run(BuildJobPayload(QUEUE).command(build, tmp_path), tmp_path).returncode == 0
     analysis = load_job(EXAMPLES / "jobs" / "runAthena.json")
     for name in analysis.in_files:
@@ -145,8 +192,9 @@ def test_example_jobs_run_build_then_analysis(tmp_path):
     assert all((tmp_path / name).is_file() for name in adapter.outputs(analysis))
 
 
+#: Quoting is the point here: no option words, whose values the adapter reads itself.
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-               max_size=30)
+               max_size=30).filter(lambda word: not word.startswith("-"))
 
 
 @settings(max_examples=25, deadline=None,
@@ -159,3 +207,27 @@ def test_arguments_reach_the_stand_in_byte_for_byte(tmp_path, args):
     done = run(RunAthenaPayload(QUEUE).command(spec, tmp_path), tmp_path)
     assert json.loads(lines(done.stdout)["argv-json"]) == args
     assert not canary.exists()
+
+
+def test_runathena_old_o_form_with_twenty_inputs_from_a_getjob_answer(tmp_path):
+    """A hand-made answer in the shape of runAthena-00-00-11 jobs (the public records have
+    no such one): 'hist' and 'ntuple' outputs, twenty inputs, --inputGUIDs."""
+    inputs = [f"data11_7TeV.00180164.AOD._lb{n:04d}.pool.root.1" for n in range(20)]
+    for name in inputs:
+        (tmp_path / name).write_bytes(b"events")
+    outputs = {"hist": "user.alice.4242.hist.root",
+               "ntuple": [("AANT", "user.alice.4242.aan.root")]}
+    pars = (f"-j AnalysisSkeleton_topOptions.py -i \"{inputs!r}\" -o \"{outputs!r}\" "
+            f"--inputGUIDs \"{['G%d' % n for n in range(20)]!r}\" -r ./ --sourceURL https://x")
+    answer = urllib.parse.urlencode({
+        "PandaID": "4242", "transformation": "http://h/trf/user/runAthena-00-00-11",
+        "jobPars": pars, "inFiles": ",".join(inputs), "prodUserID": "NULL",
+        "outFiles": "user.alice.4242.hist.root,user.alice.4242.aan.root,log.tgz",
+        "logFile": "log.tgz"})
+    spec = parse_job_record(answer)
+    adapter = RunAthenaPayload(QUEUE)
+    assert adapter.outputs(spec) == ("user.alice.4242.hist.root", "user.alice.4242.aan.root")
+    done = run(adapter.command(spec, tmp_path), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(b"read data11_7TeV") == 20
+    assert all((tmp_path / name).is_file() for name in adapter.outputs(spec))
