@@ -19,7 +19,9 @@ from pilotid.testing import CredentialSourceContract, PayloadContract, TestCA, m
 from tests.conftest import ALICE_DN
 
 ALICE = TestCA(bits=1024).issue(ALICE_DN, bits=1024)
-QUEUE = QueueSettings("ANALY_CONTRACT", setup=("source /cvmfs/atlas/setup.sh",))
+#: The built-in adapters run the shipped stand-in transformations only where a queue asks.
+QUEUE = QueueSettings("ANALY_CONTRACT", setup=("source /cvmfs/atlas/setup.sh",),
+                      standin_transformations=True)
 
 
 class TestLocalFileSourceContract(CredentialSourceContract):
@@ -59,7 +61,7 @@ class TestRunAthenaContract(PayloadContract):
     def make_job(self) -> JobSpec:
         return JobSpec(panda_id=12, transformation="runAthena-00-00-11",
                        job_pars='-r ./ -j "" -l user.alice.lib.tgz '
-                                '-o \'{"hist.root": "user.alice.hist.root"}\'',
+                                '-o "{\'hist\': \'user.alice.hist.root\'}"',
                        in_files=("data.root",), out_files=("user.alice.hist.root", "log.tgz"),
                        log_file="log.tgz", sw_release="Atlas-17.2.7")
 
