@@ -50,6 +50,9 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 #: PanDA's schedconfig field, accepted in place of ``switcher`` (see ``panda_glexec``).
 GLEXEC_FIELD = "glexec"
+#: A strategy's class attribute: the generic fields a queue using it must state (their
+#: defaults would be wrong for it), each with why, as ``{field: reason}``.
+REQUIRED_FIELDS = "required_fields"
 #: What PanDA's ``glexec`` field sets besides the switcher: the gLExec switcher's setting.
 GLEXEC_MODE_FIELD = "glexec_mode"
 ON_PROBE_FAILURE = ("fail", "reschedule")
@@ -163,7 +166,7 @@ class QueueSettings:
 
             registry = Registry.default()
         _check_strategy_names(generic, mapping, registry)
-        _check_contradictions(generic, mapping, registry)
+        _check_required_fields(generic, mapping, registry)
         options = _strategy_options(generic, raw_options, registry)
         return cls(name=name, **values, options=MappingProxyType(options))
 
@@ -400,16 +403,17 @@ def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
                          "(a plugin's must be installed to be known)")
 
 
-def _check_contradictions(settings: QueueSettings, mapping: Mapping[str, Any],
+def _check_required_fields(settings: QueueSettings, mapping: Mapping[str, Any],
                           registry: "Registry") -> None:
-    from pilotid.factory import SWITCHER
+    """A generic field a chosen strategy needs stated (``REQUIRED_FIELDS``) but left out."""
+    from pilotid.factory import label
 
-    switcher = registry.canonical(SWITCHER, settings.switcher)
-    if switcher == "glexec" and "credential_source" not in mapping:
-        raise _error(settings.name, "credential_source",
-                     "the glexec switcher needs the user's proxy but no credential source is "
-                     "configured; set credential_source ('myproxy' for the user's delegated "
-                     "proxy, 'file' for a local one)")
+    for kind, name in _chosen(settings):
+        needed = getattr(registry.factory(kind, name), REQUIRED_FIELDS, None) or {}
+        for key, why in needed.items():
+            if key not in mapping:
+                raise _error(settings.name, key, f"the {name} {label(kind)} needs this field "
+                                                 f"given: {why}")
 
 
 # --- the strategies' own settings --------------------------------------------------------

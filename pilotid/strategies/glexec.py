@@ -342,6 +342,10 @@ class GlexecSwitcher(SwitcherBase):
     name = "glexec"
     own_settings = (GLEXEC_PATH, GLEXEC_MODE, SWITCH_RETRIES, SWITCH_RETRY_DELAY,
                     PROBE_CACHE_LIFETIME)
+    required_fields = {
+        "credential_source": "it hands gLExec the user's proxy, and no credential source is "
+                             "configured; set credential_source ('myproxy' for the user's "
+                             "delegated proxy, 'file' for a local one)"}
 
     def __init__(self, settings: QueueSettings, *, environ: Optional[Mapping[str, str]] = None,
                  probe_cache: "Optional[ProbeCache[object]]" = None,
