@@ -12,6 +12,11 @@ groups ``pilotid.switchers``, ``pilotid.credential_sources`` and ``pilotid.paylo
 Whatever is loaded is checked against its interface (``verifyClass`` for a class, then
 ``verifyObject`` on what the factory builds); a broken plugin is a ``PluginError`` naming
 where it came from.
+
+A factory declares the queue settings its strategy reads in its ``own_settings`` attribute
+(a tuple of ``pilotid.settings.Setting``; a class attribute for a strategy class, an
+attribute of the function for a factory function); ``settings_of`` reads them, and queue
+validation accepts exactly those keys besides the generic fields.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pilotid.errors import (
     TransformationNotFoundError,
 )
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.settings import OWN_SETTINGS, Setting, declared_settings
 
 if TYPE_CHECKING:
     from pilotid.launcher import PayloadLauncher
@@ -121,11 +127,13 @@ class _Entry:
     """One registered name: where its factory comes from, and the factory once loaded."""
 
     def __init__(self, kind: str, name: str, origin: str,
-                 load: Callable[[], Any], conflict: Optional[str] = None) -> None:
+                 load: Callable[[], Any], conflict: Optional[str] = None,
+                 plugin: bool = False) -> None:
         self.kind = kind
         self.name = name
         self.origin = origin
         self.conflict = conflict
+        self.plugin = plugin
         self._load = load
         self._factory: Optional[Factory] = None
 
@@ -273,13 +281,15 @@ class Registry:
         elif taken is not None:
             taken_by = taken.origin
         else:
-            self._entries[kind][name] = _Entry(kind, name, origin, entry_point.load)
+            self._entries[kind][name] = _Entry(kind, name, origin, entry_point.load,
+                                               plugin=True)
             return
         conflict = (f"{origin} clashes with {taken_by}; uninstall one of them or rename the "
                     "plugin's entry point")
         log.warning("%s", conflict)
         self._aliases[kind].pop(name, None)
-        self._entries[kind][name] = _Entry(kind, name, origin, entry_point.load, conflict)
+        self._entries[kind][name] = _Entry(kind, name, origin, entry_point.load, conflict,
+                                           plugin=True)
 
     def _refuse_taken(self, kind: str, name: str, origin: str) -> None:
         if name in self._entries[kind]:
@@ -326,6 +336,35 @@ class Registry:
     def payload(self, name: str) -> Factory:
         """The payload adapter factory registered as ``name`` (see ``factory``)."""
         return self.factory(PAYLOAD, name)
+
+    def settings_of(self, kind: str, name: str) -> Tuple[Setting, ...]:
+        """The queue settings the strategy ``name`` of ``kind`` declares (``own_settings``).
+
+        Loads the strategy as ``factory`` does (and raises what it raises); a declaration
+        that is not a tuple of distinct ``Setting`` is a ``PluginError`` naming its origin.
+        """
+        entry = self._entry(kind, name)
+        try:
+            return declared_settings(entry.factory())
+        except TypeError as error:
+            raise PluginError(f"{entry.origin}: {error}") from None
+
+    def owners_of(self, setting: str) -> List[Tuple[str, str, Optional[str]]]:
+        """Which registered strategies declare a setting named ``setting``, for messages.
+
+        Returns ``(kind, name, plugin origin or None)`` for each, built-ins first.  Strategies
+        that cannot be loaded are passed over: they would accept nothing.
+        """
+        owners = []
+        for kind, entries in self._entries.items():
+            for name, entry in sorted(entries.items()):
+                try:
+                    declared = declared_settings(entry.factory())
+                except (PilotidError, TypeError):
+                    continue
+                if any(candidate.name == setting for candidate in declared):
+                    owners.append((kind, name, entry.origin if entry.plugin else None))
+        return sorted(owners, key=lambda owner: owner[2] is not None)
 
     def build(self, kind: str, name: str, settings: "QueueSettings") -> Any:
         """Build the provider ``name`` of ``kind`` for ``settings``, checked.
@@ -435,7 +474,8 @@ def build_launcher(settings: "QueueSettings",
 
 
 __all__ = [
-    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "KINDS", "PAYLOAD", "SWITCHER",
+    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "KINDS", "OWN_SETTINGS", "PAYLOAD",
+    "SWITCHER",
     "Factory", "Kind", "Registry", "Strategies", "build_launcher", "build_strategies",
     "entry_points_in", "label",
 ]

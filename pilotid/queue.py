@@ -5,11 +5,14 @@ One JSON file holds the settings of several queues::
     {"queues": {"ANALY_DEMO": {"switcher": "noop", "credential_source": "file",
                                "proxy_file": "/path/to/x509up"}, ...}}
 
-A queue's keys are the field names of ``QueueSettings`` (``name`` excepted: it is the
-queue's key), plus PanDA's ``glexec`` field, understood for compatibility.  Everything is
-checked when loaded: unknown keys, types, values, strategy names (against a ``Registry``)
-and contradictions.  Each failure is a ``ConfigurationError`` naming the queue and the field
-(and the file, when loaded from one).  ``docs/queues.rst`` is the reference.
+A queue's keys are the generic fields (``GENERIC_SETTINGS``: which strategies, the sandbox,
+the wrapper, time limits), PanDA's ``glexec`` field, understood for compatibility, and the
+settings its chosen strategies declare (``own_settings``, see ``pilotid.settings``): a
+``sudo_path`` only where the switcher is sudo.  Everything is checked when loaded: unknown
+keys (naming the strategy a key belongs to), types, values, strategy names (against a
+``Registry``) and contradictions.  Each failure is a ``ConfigurationError`` naming the
+queue and the field (and the file, when loaded from one).  ``docs/queues.rst`` is the
+reference, generated from the declarations by ``docs/generate_queues.py``.
 """
 
 from __future__ import annotations
@@ -18,25 +21,26 @@ import difflib
 import json
 import logging
 import os
-import re
-import stat
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    List,
-    Mapping,
-    Optional,
-    Tuple,
-    TypeVar,
-    Union,
-)
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from pilotid.errors import ConfigurationError, UnknownQueueError
+from pilotid.errors import ConfigurationError, PluginError, UnknownQueueError
+from pilotid.settings import (
+    InvalidValue,
+    Setting,
+    ValueType,
+    absolute_path,
+    choice,
+    flag,
+    integer,
+    list_of,
+    optional,
+    show,
+    string,
+    umask,
+)
 
 if TYPE_CHECKING:
     from pilotid.factory import Registry
@@ -47,9 +51,13 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 #: PanDA's schedconfig field, accepted in place of ``switcher`` (see ``panda_glexec``).
 GLEXEC_FIELD = "glexec"
+#: A strategy's class attribute: the generic fields a queue using it must state (their
+#: defaults would be wrong for it), each with why, as ``{field: reason}``.
+REQUIRED_FIELDS = "required_fields"
+#: What PanDA's ``glexec`` field sets besides the switcher: the gLExec switcher's setting.
+GLEXEC_MODE_FIELD = "glexec_mode"
 ON_PROBE_FAILURE = ("fail", "reschedule")
 SANDBOX_MODES = ("acl", "world")
-GLEXEC_MODES = ("uid", "test")
 #: What a queue does with a job whose prodUserID names no DN (see docs/credentials.rst).
 JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
 
@@ -58,25 +66,20 @@ JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
 class QueueSettings:
     """One queue's settings, as validated from the queue settings file.
 
-    ``switcher``, ``credential_source`` and ``payloads`` are registry names; the rest
-    configure them.  ``glexec_mode`` keeps what PanDA's ``glexec`` field asked for
-    (``'uid'``, ``'test'`` or ``None``).  Build one with ``from_mapping`` (or
-    ``load_queue``) to have it checked; the constructor itself checks nothing.
+    The generic fields are attributes: ``switcher``, ``credential_source`` and
+    ``payloads`` are registry names; the rest configure the launcher, the sandbox and the
+    wrapper.  ``options`` holds the values of the settings the queue's strategies declare
+    (``sudo_path``, ``myproxy_server``, a plugin's own...), checked and with their
+    defaults filled in; a strategy reads them with ``option``.  Build one with
+    ``from_mapping`` (or ``load_queue``) to have it checked; the constructor itself checks
+    nothing.
     """
 
     name: str
     switcher: str = "noop"
     credential_source: str = "file"
     payloads: Tuple[str, ...] = ("buildJob", "runAthena", "buildGen", "runGen")
-    proxy_file: Optional[Path] = None
-    grid_mapfile: Optional[Path] = None
-    glexec_path: Optional[Path] = None
-    sudo_path: Optional[Path] = None
-    glexec_mode: Optional[str] = None
     on_probe_failure: str = "fail"
-    probe_cache_lifetime: Optional[int] = None
-    myproxy_server: Optional[str] = None
-    myproxy_port: int = 7512
     sandbox: str = "acl"
     umask: int = 0o022
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - a fixed base by design (DESIGN.md)
@@ -88,10 +91,27 @@ class QueueSettings:
     transformation_dirs: Tuple[Path, ...] = field(default=())
     standin_transformations: bool = False
     jobs_without_dn: str = "refuse"
-    switch_retries: int = 3
-    switch_retry_delay: float = 5.0
     proxy_refresh_threshold: int = 3 * 3600
     proxy_refresh_interval: int = 3600
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def option(self, setting: Union[Setting, str]) -> Any:
+        """The value of a strategy's ``setting`` for this queue (a ``Setting`` or its name).
+
+        The queue's value when it gave one, else the setting's default.  A required
+        setting the queue lacks is a ``ConfigurationError`` naming the queue and the
+        setting (only settings built without ``from_mapping`` can lack one); a name with
+        no value here and no declaration to take a default from is a ``KeyError``.
+        """
+        key = setting if isinstance(setting, str) else setting.name
+        if key in self.options:
+            return self.options[key]
+        if isinstance(setting, str):
+            raise KeyError(f"queue {self.name} has no setting {key!r}: read it with its "
+                           "Setting, or declare it in the strategy's own_settings")
+        if setting.required:
+            raise ConfigurationError(f"queue {self.name}: {key} is not set: {setting.doc}")
+        return setting.value_default
 
     def proxy_lifetime_needed(self) -> int:
         """Seconds the user's proxy must still be valid when a payload is launched.
@@ -108,45 +128,53 @@ class QueueSettings:
                      registry: Optional["Registry"] = None) -> "QueueSettings":
         """Validate one queue's ``mapping`` (as read from JSON) and return its settings.
 
-        ``registry`` says which strategy names exist (``Registry.default()`` when None).
-        Raises ``ConfigurationError`` naming the queue and the field for an unknown key, a
-        wrong type or value, an unknown strategy name or a contradiction.
+        ``registry`` says which strategy names exist and which settings each declares
+        (``Registry.default()`` when None).  Raises ``ConfigurationError`` naming the queue
+        and the field for an unknown key (saying which strategy it belongs to, if any), a
+        wrong type or value, a missing required setting, an unknown strategy name or a
+        contradiction; ``PluginError`` for a chosen strategy that cannot be loaded or
+        declares its settings wrongly.
         """
         if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"queue names must be non-empty strings, not {_show(name)}")
+            raise ConfigurationError(f"queue names must be non-empty strings, not {show(name)}")
         if not isinstance(mapping, Mapping):
             raise ConfigurationError(
                 f"queue {name!r}: its settings must be a JSON object of fields, "
-                f"not {_show(mapping)}")
+                f"not {show(mapping)}")
         values: Dict[str, Any] = {}
+        raw_options: Dict[str, Any] = {}
         for key, raw in mapping.items():
+            if not isinstance(key, str):
+                raise _error(name, str(key), "unknown field; field names are strings")
             if key == GLEXEC_FIELD:
                 continue
-            parse = _PARSERS.get(key) if isinstance(key, str) else None
-            if parse is None:
-                raise _error(name, str(key), _unknown_field(str(key)))
-            try:
-                values[key] = parse(raw)
-            except _Invalid as problem:
-                raise _error(name, key, str(problem)) from None
+            setting = _GENERIC.get(key)
+            if setting is None:
+                raw_options[key] = raw
+                continue
+            values[key] = _parsed(name, setting, raw)
         if GLEXEC_FIELD in mapping:
-            for rival in ("switcher", "glexec_mode"):
+            for rival in ("switcher", GLEXEC_MODE_FIELD):
                 if rival in mapping:
                     raise _error(name, GLEXEC_FIELD,
                                  f"PanDA's 'glexec' field and {rival!r} both say which switch "
                                  f"to use; keep one (write 'switcher' in new settings)")
             try:
-                values["switcher"], values["glexec_mode"] = panda_glexec(mapping[GLEXEC_FIELD])
-            except _Invalid as problem:
+                values["switcher"], mode = panda_glexec(mapping[GLEXEC_FIELD])
+            except InvalidValue as problem:
                 raise _error(name, GLEXEC_FIELD, str(problem)) from None
-        settings = cls(name=name, **values)
+            if mode is not None:
+                raw_options[GLEXEC_MODE_FIELD] = mode
+        generic = cls(name=name, **values)
         if registry is None:
             from pilotid.factory import Registry
 
             registry = Registry.default()
-        _check_strategy_names(settings, mapping, registry)
-        _check_contradictions(settings, mapping, registry)
-        return settings
+        _check_strategy_names(generic, mapping, registry)
+        _check_required_fields(generic, mapping, registry)
+        options = _strategy_options(generic, raw_options, registry)
+        _check_jobs_without_dn(generic, options)
+        return cls(name=name, **values, options=MappingProxyType(options))
 
 
 def load_queues(path: PathArg, registry: Optional["Registry"] = None) -> Dict[str, QueueSettings]:
@@ -202,7 +230,7 @@ def panda_glexec(value: Any) -> Tuple[str, Optional[str]]:
             return "glexec", "test"
         if word in ("false", ""):
             return "noop", None
-    raise _Invalid(f"{_show(value)} is not a PanDA glexec value; use 'uid' (or 'True'), "
+    raise InvalidValue(f"{show(value)} is not a PanDA glexec value; use 'uid' (or 'True'), "
                    "'test', or 'False' (or '' or null) for no switch")
 
 
@@ -259,7 +287,7 @@ def _queue_table(path: PathArg) -> Dict[str, Any]:
     if not isinstance(queues, dict):
         raise ConfigurationError(
             f"queue settings file {path}: 'queues' must be an object of queue names to "
-            f"settings, not {_show(queues)}")
+            f"settings, not {show(queues)}")
     return queues
 
 
@@ -271,166 +299,101 @@ def _settings_in_file(path: PathArg, name: str, mapping: Any,
         raise type(error)(f"{path}: {error}") from None
 
 
-# --- fields ------------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A value that does not fit its field; the message says why and how to fix it."""
-
-
-_JSON_TYPES = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"),
-               (list, "list"), (tuple, "list"), (dict, "object"), (type(None), "null"))
-
-
-def _show(value: Any) -> str:
-    kind = next((label for cls, label in _JSON_TYPES if isinstance(value, cls)),
-                type(value).__name__)
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return text if kind == "null" else f"{kind} {text}"
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Invalid(f"must be a non-empty string, not {_show(value)}")
-    return value
-
-
-def _integer(low: int, high: Optional[int] = None) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"must be a whole number, not {_show(value)}")
-        if value < low or (high is not None and value > high):
-            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise _Invalid(f"must be {bounds}, not {value}")
-        return value
-    return parse
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Invalid(f"must be a number of seconds, not {_show(value)}")
-    if not value >= 0 or value == float("inf"):
-        raise _Invalid(f"must be a finite number of seconds >= 0, not {value}")
-    return float(value)
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in choices:
-            raise _Invalid(f"must be one of {', '.join(repr(c) for c in choices)}, "
-                           f"not {_show(value)}")
-        return value
-    return parse
-
-
-def _absolute_path(value: Any) -> Path:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        raise _Invalid(f"must be an absolute path as a string, not {_show(value)}")
-    if "\0" in value:
-        raise _Invalid("must not contain a NUL character")
-    path = Path(value)
-    if not path.is_absolute():
-        raise _Invalid(f"must be an absolute path (it is read on the worker node, whatever "
-                       f"the current directory), not the relative path {value!r}")
-    return path
-
-
-#: The bits a umask may clear: the permission bits (a umask never sets a mode).
-_UMASK_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false, not {_show(value)}")
-    return value
-
-
-def _umask(value: Any) -> int:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be an octal string such as \"0022\", not {_show(value)}"
-                       + (" (a JSON number would be read as decimal)"
-                          if isinstance(value, int) and not isinstance(value, bool) else ""))
-    if not re.fullmatch(r"0?[0-7]{3}", value):
-        raise _Invalid(f"must be an octal umask from \"0000\" to \"{_UMASK_BITS:04o}\", "
-                       f"not {value!r}")
-    return int(value, 8)
-
-
-_T = TypeVar("_T")
-
-
-def _optional(parse: Callable[[Any], _T]) -> Callable[[Any], Optional[_T]]:
-    def parse_optional(value: Any) -> Optional[_T]:
-        return None if value is None else parse(value)
-    return parse_optional
-
-
-def _list_of(parse: Callable[[Any], _T], what: str,
-             non_empty: bool = False) -> Callable[[Any], Tuple[_T, ...]]:
-    def parse_list(value: Any) -> Tuple[_T, ...]:
-        if not isinstance(value, (list, tuple)):
-            raise _Invalid(f"must be a list of {what}, not {_show(value)}")
-        if non_empty and not value:
-            raise _Invalid(f"must name at least one of {what}")
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(parse(item))
-            except _Invalid as problem:
-                raise _Invalid(f"item {index}: {problem}") from None
-        return tuple(items)
-    return parse_list
+# --- the generic fields ------------------------------------------------------------------
 
 
 def _names(value: Any) -> Tuple[str, ...]:
-    names = _list_of(_string, "payload adapter names", non_empty=True)(value)
+    names = list_of(string, "payload adapter names", non_empty=True)(value)
     for name in names:
         if names.count(name) > 1:
-            raise _Invalid(f"names {name!r} twice; list each payload adapter once")
+            raise InvalidValue(f"names {name!r} twice; list each payload adapter once")
     return names
 
 
-_PARSERS: Dict[str, Callable[[Any], Any]] = {
-    "switcher": _string,
-    "credential_source": _string,
-    "payloads": _names,
-    "proxy_file": _optional(_absolute_path),
-    "grid_mapfile": _optional(_absolute_path),
-    "glexec_path": _optional(_absolute_path),
-    "sudo_path": _optional(_absolute_path),
-    "glexec_mode": _optional(_choice(*GLEXEC_MODES)),
-    "on_probe_failure": _choice(*ON_PROBE_FAILURE),
-    "probe_cache_lifetime": _optional(_integer(0)),
-    "myproxy_server": _optional(_string),
-    "myproxy_port": _integer(1, 65535),
-    "sandbox": _choice(*SANDBOX_MODES),
-    "umask": _umask,
-    "egg_cache_base": _absolute_path,
-    "setup": _list_of(_string, "setup lines (strings)"),
-    "env_deny": _list_of(_string, "variable names or patterns (strings)"),
-    "timeout": _optional(_integer(1)),
-    "grace_period": _integer(0),
-    "accounting_file": _optional(_absolute_path),
-    "transformation_dirs": _list_of(_absolute_path, "absolute paths"),
-    "standin_transformations": _flag,
-    "jobs_without_dn": _choice(*JOBS_WITHOUT_DN),
-    "switch_retries": _integer(1, 100),
-    "switch_retry_delay": _seconds,
-    "proxy_refresh_threshold": _integer(0),
-    "proxy_refresh_interval": _integer(1),
-}
+#: The fields every queue has, whatever its strategies: ``QueueSettings``' attributes.
+GENERIC_SETTINGS: Tuple[Setting, ...] = (
+    Setting("switcher", ValueType("string (registry name)", string), "noop",
+            "How the payload becomes the end user: ``noop`` (no switch: runs as the pilot), "
+            "``sudo`` (alias ``sudo-mock``), ``glexec``, or a plugin switcher's name; see "
+            ":doc:`strategies`."),
+    Setting("credential_source", ValueType("string (registry name)", string), "file",
+            "Where the user's proxy comes from: ``file``, ``myproxy``, or a plugin's name."),
+    Setting("payloads", ValueType("list of strings (registry names)", _names),
+            ["buildJob", "runAthena", "buildGen", "runGen"],
+            "The payload adapters this queue runs, tried in this order; the first that "
+            "accepts a job's transformation runs it.  At least one; each once.  "
+            "``production`` (the generic adapter for the production transformations "
+            "installed in ``transformation_dirs``) is never a default: list it, last.  See "
+            ":doc:`payloads`."),
+    Setting("on_probe_failure", choice(*ON_PROBE_FAILURE), "fail",
+            "When the switch's probe fails: fail the job, or hand it back to be rescheduled "
+            "(outcome ``rescheduled``).  Never falls back to running as the pilot."),
+    Setting("sandbox", choice(*SANDBOX_MODES), "acl",
+            "How the work directory is opened to the target account: POSIX ACLs (world-"
+            "writable only where ACLs are not supported, and said so), or the seed's "
+            "world-writable mode from the start."),
+    Setting("umask", umask, "0022",
+            "The payload's umask, three or four octal digits in a string (``\"027\"``); a "
+            "JSON number is refused: ``22`` would be decimal."),
+    Setting("egg_cache_base", absolute_path, "/tmp",  # noqa: S108 - fixed base (DESIGN.md)
+            "Where the wrapper creates the payload's fresh ``PYTHON_EGG_CACHE`` (``mkdir -m "
+            "700``, random name, removed on exit).  Never ``$TMPDIR``."),
+    Setting("setup", list_of(string, "setup lines (strings)"), [],
+            "Shell lines the wrapper runs before the payload (``source .../atlasLocalSetup"
+            ".sh``): the site's own commands, run as written."),
+    Setting("env_deny", list_of(string, "variable names or patterns (strings)"), [],
+            "Extra environment variable names (exact) or anchored patterns (``SECRET_*``) "
+            "the wrapper removes, on top of its built-in deny-list."),
+    Setting("timeout", optional(integer(1)), None,
+            "Wall-clock limit of the payload in seconds; null means no limit from the "
+            "queue."),
+    Setting("grace_period", integer(0), 30,
+            "Seconds the payload gets to exit after SIGTERM before it is killed, when it "
+            "has to be stopped."),
+    Setting("accounting_file", optional(absolute_path), None,
+            "A per-queue JSON-lines accounting file, in addition to ``accounting.jsonl`` in "
+            "the work directory."),
+    Setting("transformation_dirs", list_of(absolute_path, "absolute paths"), [],
+            "Where payload adapters look for a transformation given by name.  Nothing else "
+            "is searched unless ``standin_transformations`` is true: a transformation missing "
+            "from these directories is a code-21 failure naming where pilotid looked."),
+    Setting("standin_transformations", flag, False,
+            "Also search pilotid's stand-in transformations (``buildJob``, ``buildGen``, "
+            "``runAthena``, ``runGen``), after ``transformation_dirs``.  For the demo and the "
+            "tests only: a stand-in writes made-up outputs and reports success."),
+    Setting("jobs_without_dn", choice(*JOBS_WITHOUT_DN), "refuse",
+            "What to do with a job whose ``prodUserID`` names no user's DN: a production job "
+            "(``NULL``, ``None``, ``no_one``, empty) or a user known by an e-mail address or "
+            "a nickname.  ``refuse`` fails it (code 30) before anything runs; ``queue_proxy`` "
+            "runs it with the queue's own ``proxy_file``, with no owner check, under the "
+            "account that proxy maps to; it needs ``credential_source`` ``\"file\"`` and "
+            "``proxy_file``.  See :doc:`credentials`."),
+    Setting("proxy_refresh_threshold", integer(0), 3 * 3600,
+            "While a payload runs, a proxy with less than this many seconds left is renewed "
+            "from the credential source (DIRAC's 3 hours); at launch the proxy must be "
+            "valid for ``timeout`` seconds, or this many if shorter.  See :doc:`launcher`."),
+    Setting("proxy_refresh_interval", integer(1), 3600,
+            "How often (seconds) the launcher checks the proxy of a running payload."),
+)
+
+_GENERIC: Dict[str, Setting] = {setting.name: setting for setting in GENERIC_SETTINGS}
 
 
 def field_names() -> Tuple[str, ...]:
-    """Every key a queue's settings may have: the fields of ``QueueSettings`` and ``glexec``."""
-    return tuple(f.name for f in fields(QueueSettings) if f.name != "name") + (GLEXEC_FIELD,)
+    """The keys every queue may have: the generic fields and PanDA's ``glexec``.
+
+    A queue also accepts the settings its strategies declare (``Registry.settings_of``).
+    """
+    return tuple(_GENERIC) + (GLEXEC_FIELD,)
+
+
+def _parsed(queue: str, setting: Setting, raw: Any) -> Any:
+    try:
+        return setting.parse(raw)
+    except InvalidValue as problem:
+        raise _error(queue, setting.name, str(problem)) from None
+    except ValueError as problem:  # a plugin's check may raise a plain ValueError
+        raise _error(queue, setting.name, str(problem) or "invalid value") from None
 
 
 # --- checks across fields ----------------------------------------------------------------
@@ -443,15 +406,6 @@ def _error(queue: str, key: str, problem: str) -> ConfigurationError:
 def _did_you_mean(word: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _unknown_field(key: str) -> str:
-    if key == "name":
-        return "a queue's name is its key under 'queues', not a field; remove 'name'"
-    hint = _did_you_mean(key, field_names())
-    if hint:
-        return f"unknown field{hint}"
-    return f"unknown field; the known fields are {', '.join(sorted(field_names()))}"
 
 
 def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
@@ -471,27 +425,100 @@ def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
                          "(a plugin's must be installed to be known)")
 
 
-def _check_contradictions(settings: QueueSettings, mapping: Mapping[str, Any],
+def _check_required_fields(settings: QueueSettings, mapping: Mapping[str, Any],
                           registry: "Registry") -> None:
-    from pilotid.factory import SWITCHER
+    """A generic field a chosen strategy needs stated (``REQUIRED_FIELDS``) but left out."""
+    from pilotid.factory import label
 
-    switcher = registry.canonical(SWITCHER, settings.switcher)
-    if switcher == "glexec" and "credential_source" not in mapping:
-        raise _error(settings.name, "credential_source",
-                     "the glexec switcher needs the user's proxy but no credential source is "
-                     "configured; set credential_source ('myproxy' for the user's delegated "
-                     "proxy, 'file' for a local one)")
-    if switcher == "sudo" and settings.grid_mapfile is None:
-        raise _error(settings.name, "grid_mapfile",
-                     f"the {settings.switcher} switcher maps the user's DN to a local account "
-                     "through a grid-mapfile; set grid_mapfile to its absolute path")
+    for kind, name in _chosen(settings):
+        needed = getattr(registry.factory(kind, name), REQUIRED_FIELDS, None) or {}
+        for key, why in needed.items():
+            if key not in mapping:
+                raise _error(settings.name, key, f"the {name} {label(kind)} needs this field "
+                                                 f"given: {why}")
+
+
+def _check_jobs_without_dn(settings: QueueSettings, options: Mapping[str, Any]) -> None:
+    """``queue_proxy`` hands jobs naming no DN the queue's own proxy: only a proxy the site
+    chose in the file source's ``proxy_file`` qualifies (a MyProxy fetch by a name that is
+    not a DN could not be checked against its owner)."""
     if settings.jobs_without_dn == "queue_proxy" and (
-            settings.proxy_file is None or settings.credential_source != "file"):
+            settings.credential_source != "file" or options.get("proxy_file") is None):
         raise _error(settings.name, "jobs_without_dn",
                      "'queue_proxy' runs jobs that name no user's DN with the queue's own "
                      "proxy, so it needs credential_source 'file' and a proxy_file (a proxy "
                      "the site chose); set both or leave jobs_without_dn 'refuse'")
-    if settings.glexec_mode is not None and switcher != "glexec":
-        raise _error(settings.name, "glexec_mode",
-                     f"only the glexec switcher has a mode, but the switcher is "
-                     f"{settings.switcher!r}; remove glexec_mode or use switcher 'glexec'")
+
+
+# --- the strategies' own settings --------------------------------------------------------
+
+
+def _chosen(settings: QueueSettings) -> List[Tuple[str, str]]:
+    from pilotid.factory import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER
+
+    return ([(SWITCHER, settings.switcher), (CREDENTIAL_SOURCE, settings.credential_source)]
+            + [(PAYLOAD, name) for name in settings.payloads])
+
+
+def _accepted(settings: QueueSettings, registry: "Registry") -> Dict[str, Tuple[Setting, str]]:
+    """The settings the queue's strategies declare: name -> (setting, who declares it)."""
+    from pilotid.factory import label
+
+    accepted: Dict[str, Tuple[Setting, str]] = {}
+    for kind, name in _chosen(settings):
+        owner = f"the {name} {label(kind)}"
+        for setting in registry.settings_of(kind, name):
+            if setting.name in _GENERIC or setting.name == GLEXEC_FIELD:
+                raise PluginError(f"{registry.origin(kind, name)} declares the setting "
+                                  f"{setting.name!r}, which is a generic queue field; "
+                                  "rename the strategy's setting")
+            known = accepted.get(setting.name)
+            if known is not None and known[0] != setting:
+                raise PluginError(
+                    f"{owner} and {known[1]} both declare a setting {setting.name!r}, "
+                    "differently; share one Setting declaration or rename one of them")
+            accepted.setdefault(setting.name, (setting, owner))
+    return accepted
+
+
+def _strategy_options(settings: QueueSettings, raw: Mapping[str, Any],
+                      registry: "Registry") -> Dict[str, Any]:
+    accepted = _accepted(settings, registry)
+    options: Dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in accepted:
+            raise _error(settings.name, key, _unknown_field(key, settings, accepted, registry))
+        options[key] = _parsed(settings.name, accepted[key][0], value)
+    for key, (setting, owner) in accepted.items():
+        if key in options:
+            continue
+        if setting.required:
+            raise _error(settings.name, key,
+                         f"{owner} needs this setting and the queue does not give it: "
+                         f"{setting.doc}")
+        options[key] = setting.value_default
+    return options
+
+
+def _unknown_field(key: str, settings: QueueSettings, accepted: Mapping[str, Any],
+                   registry: "Registry") -> str:
+    from pilotid.factory import PAYLOAD, label
+
+    if key == "name":
+        return "a queue's name is its key under 'queues', not a field; remove 'name'"
+    owners = registry.owners_of(key)
+    if owners:
+        kind = owners[0][0]
+        whose = " and ".join(f"the {name} {label(k)}{'' if origin is None else f' ({origin})'}"
+                             for k, name, origin in owners)
+        if kind == PAYLOAD:
+            used = f"its payload adapters are {', '.join(settings.payloads)}"
+        else:
+            used = f"it uses the {getattr(settings, kind)} {label(kind)}"
+        return (f"belongs to {whose}, which this queue does not use ({used}); remove it, or "
+                f"choose that {label(kind)}")
+    known = sorted(field_names()) + sorted(accepted)
+    hint = _did_you_mean(key, known)
+    if hint:
+        return f"unknown field{hint}"
+    return f"unknown field; this queue's fields are {', '.join(known)}"

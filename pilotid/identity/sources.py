@@ -42,9 +42,22 @@ from pilotid.identity.proxy import (
 )
 from pilotid.interfaces import ICredentialSource
 from pilotid.queue import QueueSettings
+from pilotid.settings import Setting, absolute_path, integer, optional, string
 
 log = logging.getLogger(__name__)
 
+
+#: The file source's own queue setting (``LocalFileSource.own_settings``).
+PROXY_FILE = Setting(
+    "proxy_file", optional(absolute_path), None,
+    "The user's proxy for the ``file`` source; null means ``X509_USER_PROXY``.")
+#: The MyProxy source's own queue settings (``MyProxySource.own_settings``).
+MYPROXY_SERVER = Setting(
+    "myproxy_server", optional(string), None,
+    "The MyProxy server's host name (a job may name its own in PanDA's ``myproxy`` field).")
+MYPROXY_PORT = Setting(
+    "myproxy_port", integer(1, 65535), 7512,
+    "The MyProxy server's port.")
 
 
 def _copy_name() -> str:
@@ -79,6 +92,7 @@ class LocalFileSource:
     """
 
     name = "file"
+    own_settings = (PROXY_FILE,)
 
     def __init__(self, settings: QueueSettings,
                  environ: Optional[Mapping[str, str]] = None) -> None:
@@ -95,8 +109,9 @@ class LocalFileSource:
         ``request.credname`` (a per-user directory of delegated proxies, say); ``fetch``
         checks whatever it names exactly as it checks the queue's file.
         """
-        if self.settings.proxy_file:
-            return Path(self.settings.proxy_file)
+        configured = self.settings.option(PROXY_FILE)
+        if configured:
+            return Path(configured)
         from_env = self._environ.get("X509_USER_PROXY", "").strip()
         if from_env:
             return Path(from_env)
@@ -261,6 +276,7 @@ class MyProxySource:
     """
 
     name = "myproxy"
+    own_settings = (MYPROXY_SERVER, MYPROXY_PORT)
 
     def __init__(self, settings: QueueSettings, cache: Optional[CredentialCache] = None,
                  use_cache: bool = True, client_factory: Optional[ClientFactory] = None,
@@ -272,7 +288,7 @@ class MyProxySource:
 
     def __repr__(self) -> str:
         return (f"MyProxySource(queue={self.settings.name!r}, "
-                f"server={self.settings.myproxy_server!r}, cache={self.cache!r})")
+                f"server={self.settings.option(MYPROXY_SERVER)!r}, cache={self.cache!r})")
 
     def _default_client(self, server: str, port: int) -> MyProxyClient:
         return MyProxyClient(server, port, environ=self._environ)
@@ -280,12 +296,12 @@ class MyProxySource:
     def fetch(self, request: CredentialRequest) -> Credential:
         """Retrieve (or reuse) the user's proxy and write it to a new 0600 file in
         ``request.directory``; return the checked ``Credential``."""
-        spec = request.server or self.settings.myproxy_server
+        spec = request.server or self.settings.option(MYPROXY_SERVER)
         if not spec:
             raise ConfigurationError(
                 f"queue {self.settings.name}: credential_source is 'myproxy' but neither the "
                 "queue (myproxy_server) nor the job (myproxy) names a MyProxy server")
-        servers = parse_servers(spec, self.settings.myproxy_port)
+        servers = parse_servers(spec, self.settings.option(MYPROXY_PORT))
         server_key = ",".join(str(s) for s in servers)
         username = request.username or request.owner_dn
         if not username:
@@ -294,7 +310,7 @@ class MyProxySource:
         lifetime = max(DEFAULT_LIFETIME, int(request.lifetime) + 2 * DEFAULT_REFETCH_MARGIN)
 
         def retrieve() -> bytes:
-            client = self._client_factory(spec, self.settings.myproxy_port)
+            client = self._client_factory(spec, self.settings.option(MYPROXY_PORT))
             proxy = client.get(username, request.credname, lifetime=lifetime)
             return proxy.pem()
 

@@ -52,7 +52,6 @@ from typing import (
 from zope.interface import implementer
 
 from pilotid.errors import (
-    ConfigurationError,
     PayloadFailedError,
     ProxyExpiredError,
     RescheduleRequest,
@@ -69,6 +68,7 @@ from pilotid.identity.default_proxy import proxy_path_from_environment
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, WARN, Check
 from pilotid.queue import QueueSettings
+from pilotid.settings import Setting, absolute_path, choice, integer, optional, seconds
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
     SWITCH_FAILED,
@@ -79,7 +79,7 @@ from pilotid.strategies.base import (
     WrapperMarker,
     signal_label,
 )
-from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import payload_groups, signal_groups
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,24 @@ NOOP_COMMAND = "/bin/true"
 #: Where gLExec writes the target's copy of the user's proxy, inside the work directory.
 TARGET_PROXY_NAME = ".glexec-target-proxy"
 MODES = ("uid", "test")
+
+#: The gLExec switcher's own queue settings (``GlexecSwitcher.own_settings``).
+GLEXEC_PATH = Setting(
+    "glexec_path", optional(absolute_path), None,
+    "The gLExec executable; null: ``GLEXEC_LOCATION``, ``OSG_GLEXEC_LOCATION``, then "
+    "``/usr/sbin/glexec``.")
+GLEXEC_MODE = Setting(
+    "glexec_mode", optional(choice(*MODES)), None,
+    "``uid`` (null means it) switches to the end user; ``test`` uses gLExec with the "
+    "pilot's own proxy.  Set by PanDA's ``glexec`` field (see below).")
+SWITCH_RETRIES = Setting(
+    "switch_retries", integer(1, 100), 3,
+    "How many launches a job gets in all when gLExec fails in a way that may go away by "
+    "itself (202, 203) before the wrapper ran; also the probe's attempts.")
+SWITCH_RETRY_DELAY = Setting(
+    "switch_retry_delay", seconds, 5,
+    "Seconds before the first retry; each further retry waits twice as long (HTCondor's "
+    "5 s, 10 s).")
 _ID_OUTPUT = re.compile(r"\buid=(\d+)(?:\(([^)]*)\))?\s+gid=(\d+)")
 
 
@@ -323,25 +341,25 @@ class GlexecSwitcher(SwitcherBase):
     """
 
     name = "glexec"
+    own_settings = (GLEXEC_PATH, GLEXEC_MODE, SWITCH_RETRIES, SWITCH_RETRY_DELAY,
+                    PROBE_CACHE_LIFETIME)
+    required_fields = {
+        "credential_source": "it hands gLExec the user's proxy, and no credential source is "
+                             "configured; set credential_source ('myproxy' for the user's "
+                             "delegated proxy, 'file' for a local one)"}
 
     def __init__(self, settings: QueueSettings, *, environ: Optional[Mapping[str, str]] = None,
                  probe_cache: "Optional[ProbeCache[object]]" = None,
                  retry: Optional[RetryPolicy] = None, sleep: Callable[[float], None] = time.sleep,
                  proxy_lifetime: Optional[int] = None, call_timeout: float = 300) -> None:
-        mode = settings.glexec_mode or "uid"
-        if mode not in MODES:
-            raise ConfigurationError(
-                f"queue {settings.name}: glexec_mode {mode!r} is not one of {', '.join(MODES)}")
-        if settings.on_probe_failure not in ("fail", "reschedule"):
-            raise ConfigurationError(
-                f"queue {settings.name}: on_probe_failure {settings.on_probe_failure!r} must be "
-                "'fail' or 'reschedule'")
+        mode = settings.option(GLEXEC_MODE) or "uid"
         self.settings = settings
         self.mode = mode
         self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
         self.probe_cache = PILOT_PROBE_CACHE if probe_cache is None else probe_cache
         if retry is None:
-            retry = RetryPolicy(tries=settings.switch_retries, delay=settings.switch_retry_delay)
+            retry = RetryPolicy(tries=settings.option(SWITCH_RETRIES),
+                                delay=settings.option(SWITCH_RETRY_DELAY))
         self.retry = retry
         self.sleep = sleep
         if proxy_lifetime is None:
@@ -357,7 +375,7 @@ class GlexecSwitcher(SwitcherBase):
     def binary(self) -> Path:
         """The gLExec binary (located on first use, see ``locate_glexec``)."""
         if self._binary is None:
-            self._binary = locate_glexec(self.settings.glexec_path, self.environ)
+            self._binary = locate_glexec(self.settings.option(GLEXEC_PATH), self.environ)
         return self._binary
 
     def client_cert(self, credential: Credential) -> Path:
@@ -411,7 +429,7 @@ class GlexecSwitcher(SwitcherBase):
             cert = self.client_cert(credential)
             key = (str(self.binary), self.mode,
                    credential.identity if self.mode == "uid" else str(cert))
-            cached = self.probe_cache.get(key, self.settings.probe_cache_lifetime)
+            cached = self.probe_cache.get(key, self.settings.option(PROBE_CACHE_LIFETIME))
             if isinstance(cached, Account):
                 return cached
             account = self._probe_with_retries(cert)

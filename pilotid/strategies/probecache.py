@@ -14,7 +14,17 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 
+from pilotid.settings import Setting, integer, optional
+
 _T = TypeVar("_T")
+
+#: The queue setting of every switcher that keeps its probes here (sudo, gLExec): one
+#: declaration, shared, so that it means the same whichever switcher a queue uses.
+PROBE_CACHE_LIFETIME = Setting(
+    "probe_cache_lifetime", optional(integer(0)), None,
+    "How long a successful probe is kept for later jobs of this pilot process (sudo: that "
+    "the switch to an account is allowed; gLExec: which account a DN maps to); null: the "
+    "pilot's lifetime, ``0``: probe before every job.  Failures are never kept.")
 
 
 class ProbeCache(Generic[_T]):

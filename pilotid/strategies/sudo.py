@@ -32,7 +32,6 @@ from zope.interface import implementer
 
 from pilotid.errors import (
     AccountMappingError,
-    ConfigurationError,
     ProxyFileError,
     SwitchError,
     SwitchExecError,
@@ -44,6 +43,7 @@ from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, Check
+from pilotid.settings import REQUIRED, Setting, absolute_path, optional
 from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
@@ -51,7 +51,7 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
 )
-from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import payload_groups, signal_groups
 
 if TYPE_CHECKING:
@@ -65,6 +65,16 @@ log = logging.getLogger(__name__)
 SUDO_SEARCH_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin"
 #: Seconds a probe or a kill through sudo may take (PAM and LDAP can be slow, not this slow).
 SUDO_TIMEOUT = 60
+
+#: The sudo switcher's own queue settings (``SudoSwitcher.own_settings``).
+SUDO_PATH = Setting(
+    "sudo_path", optional(absolute_path), None,
+    "The sudo program the sudo switcher runs; null: the first ``sudo`` in "
+    "``/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin`` (never the pilot's ``PATH``).  A path "
+    "that names no executable fails the job with ``switch_failed`` (51).")
+GRID_MAPFILE = Setting(
+    "grid_mapfile", absolute_path, REQUIRED,
+    "The grid-mapfile that maps a user's DN to a local account (absolute path).")
 
 # What sudo prints (on stderr, "sudo: ..." lines) when it refuses the switch itself, and
 # when it cannot start the command.  Both end in exit status 1.
@@ -146,6 +156,7 @@ class SudoSwitcher(SwitcherBase):
     """
 
     name = "sudo"
+    own_settings = (SUDO_PATH, GRID_MAPFILE, PROBE_CACHE_LIFETIME)
 
     def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None,
                  probe_cache: "Optional[ProbeCache[object]]" = None) -> None:
@@ -168,8 +179,9 @@ class SudoSwitcher(SwitcherBase):
         if self.sudo is not None:
             return _usable_sudo(self.sudo, "given to the sudo switcher",
                                 "pass the absolute path of an executable sudo")
-        if self.settings.sudo_path is not None:
-            return _usable_sudo(os.fspath(self.settings.sudo_path),
+        configured = self.settings.option(SUDO_PATH)
+        if configured is not None:
+            return _usable_sudo(os.fspath(configured),
                                 f"queue {self.settings.name}'s sudo_path",
                                 f"set sudo_path in queue {self.settings.name} to where sudo "
                                 f"is installed, or remove it to look in {SUDO_SEARCH_PATH}")
@@ -196,11 +208,7 @@ class SudoSwitcher(SwitcherBase):
         own account), ``SwitchUnavailableError`` (no sudo) or ``SwitchNotPermittedError``
         (sudo refuses, with the sudoers rule the site is missing).
         """
-        mapfile = self.settings.grid_mapfile
-        if mapfile is None:
-            raise ConfigurationError(
-                f"queue {self.settings.name}: the sudo switcher needs 'grid_mapfile' (the "
-                "file that maps a user's DN to a local account)")
+        mapfile = self.settings.option(GRID_MAPFILE)
         account = accounts.map_account(credential.identity, Path(mapfile))
         pilot = Account.current()
         if account.uid == 0 or account.uid == pilot.uid:
@@ -223,7 +231,7 @@ class SudoSwitcher(SwitcherBase):
         """
         sudo = self.sudo_path()
         key = self._cache_key(sudo, pilot, account)
-        if self.probe_cache.get(key, self.settings.probe_cache_lifetime):
+        if self.probe_cache.get(key, self.settings.option(PROBE_CACHE_LIFETIME)):
             log.debug("sudo may switch %s -> %s (checked before)", pilot.name, account.name)
             return
         command = [sudo, "-n", "-u", account.name, "--", TRUE_COMMAND]

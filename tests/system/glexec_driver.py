@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from pilotid.factory import Registry
 from pilotid.identity.credential import Credential
 from pilotid.queue import QueueSettings
 from pilotid.strategies.base import PayloadLogs, WrapperMarker
@@ -73,7 +74,9 @@ def wait_for_marker(path, timeout=30):
 
 
 def main(spec):
-    queue = QueueSettings(name="ANALY_GLEXEC_TEST", switcher="glexec", **spec.get("queue", {}))
+    queue = QueueSettings.from_mapping(
+        "ANALY_GLEXEC_TEST", {"switcher": "glexec", "credential_source": "file",
+                              **spec.get("queue", {})}, Registry.with_builtins())
     environ = dict(os.environ, **spec.get("environ", {}))
     tries, delay = spec.get("retry", (3, 0.0))
     switch = GlexecSwitcher(queue, environ=environ, probe_cache=ProbeCache(),

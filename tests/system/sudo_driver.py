@@ -46,7 +46,8 @@ def read_marker(path):
 
 
 def main(request):
-    settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=Path(request["mapfile"]))
+    settings = QueueSettings("ANALY_SUDO", switcher="sudo",
+                             options={"grid_mapfile": Path(request["mapfile"])})
     switcher = SudoSwitcher(settings)
     credential = Credential(path=Path(request["proxy"]),
                             proxy=SimpleNamespace(identity=request["dn"]), source="file")

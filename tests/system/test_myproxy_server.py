@@ -247,7 +247,7 @@ FETCH = textwrap.dedent("""
     from pilotid.queue import QueueSettings
     area, server, start_at, jobs = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4:]
     source = MyProxySource(QueueSettings(name="ANALY_SYS", credential_source="myproxy",
-                                         myproxy_server=server),
+                                         options={"myproxy_server": server}),
                            cache=CredentialCache(area / "cache"))
     while time.time() < start_at:
         time.sleep(0.005)

@@ -202,7 +202,8 @@ def test_pilotid_proxy_info_prints_what_grid_proxy_info_prints(lab, name, capsys
 
 
 def test_the_local_file_copy_is_accepted_by_grid_proxy_info(lab, tmp_path):
-    source = LocalFileSource(QueueSettings(name="ANALY_SYS", proxy_file=lab.proxies["rfc"]))
+    source = LocalFileSource(QueueSettings(name="ANALY_SYS",
+                                           options={"proxy_file": lab.proxies["rfc"]}))
     credential = source.fetch(CredentialRequest(directory=tmp_path, lifetime=3600,
                                                 owner_dn=BOB_DN))
     assert stat.S_IMODE(os.stat(credential.path).st_mode) == 0o600

@@ -149,7 +149,7 @@ def test_sudo_missing_is_unavailable(site, tmp_path):
     from pilotid.errors import SwitchUnavailableError
     from pilotid.queue import QueueSettings
     from pilotid.strategies.sudo import SudoSwitcher
-    switcher = SudoSwitcher(QueueSettings("Q", grid_mapfile=Path(site["mapfile"])),
+    switcher = SudoSwitcher(QueueSettings("Q", options={"grid_mapfile": Path(site["mapfile"])}),
                             sudo="/nonexistent/sudo")
     with pytest.raises(SwitchUnavailableError):
         switcher.sudo_path()

@@ -12,8 +12,8 @@ from pilotid.queue import field_names
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_errors", DOCS / "generate_errors.py")
+def load_generator(name: str = "generate_errors"):
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,6 +38,13 @@ def test_queue_reference_describes_every_field():
     page = (DOCS / "queues.rst").read_text(encoding="utf-8")
     rows = set(re.findall(r"^   \* - ``(\w+)``$", page, re.MULTILINE))
     assert set(field_names()) <= rows
+
+
+def test_queue_reference_is_generated_from_the_declarations():
+    generator = load_generator("generate_queues")
+    tables = generator.tables_in_page((DOCS / "queues.rst").read_text(encoding="utf-8"))
+    assert tables == generator.queue_tables(), \
+        "docs/queues.rst is out of date: run python docs/generate_queues.py"
 
 
 def test_every_page_is_in_the_index_toctree_and_every_entry_exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import subprocess
 import sys
 import types
@@ -34,7 +35,7 @@ from pilotid.factory import (
 from pilotid.identity.credential import Credential
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import QueueSettings
+from pilotid.queue import QueueSettings, load_queue
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from tests.unit import sample_plugins
 
@@ -294,15 +295,60 @@ def test_queue_builds_a_plugin_switcher_through_its_real_entry_point():
 
 
 def test_plugin_not_providing_the_interface_is_refused_with_its_entry_point():
+    """Refused when the queue is loaded: its settings cannot be read from a broken plugin."""
     installed_test_plugin()
     registry = plugin_registry()
-    settings = QueueSettings.from_mapping(
-        "ANALY_BROKEN", {"switcher": "broken-plugin", "credential_source": "static",
-                         "payloads": ["fake"]}, registry)
     with pytest.raises(PluginError) as caught:
-        build_strategies(settings, registry)
+        QueueSettings.from_mapping(
+            "ANALY_BROKEN", {"switcher": "broken-plugin", "credential_source": "static",
+                             "payloads": ["fake"]}, registry)
     assert ("entry point 'broken-plugin = pilotid_testplugin:NotASwitcher' in group "
             "'pilotid.switchers' does not provide IIdentitySwitcher") in str(caught.value)
+
+
+def plugin_queues(tmp_path: Path, queues) -> Path:
+    path = tmp_path / "queues.json"
+    path.write_text(json.dumps({"queues": queues}))
+    return path
+
+
+def test_plugin_setting_reaches_the_plugin_switcher_through_queues_json(tmp_path):
+    installed_test_plugin()
+    path = plugin_queues(tmp_path, {"ANALY_PLUGIN": {"switcher": "recording-plugin",
+                                                     "recording_tag": "verbose"}})
+    settings = load_queue(path, "ANALY_PLUGIN", Registry.default())
+    switcher = build_strategies(settings, Registry.default()).switcher
+    assert switcher.tag == "verbose"
+
+
+def test_plugin_setting_left_out_gets_the_plugins_default(tmp_path):
+    installed_test_plugin()
+    path = plugin_queues(tmp_path, {"ANALY_PLUGIN": {"switcher": "recording-plugin"}})
+    settings = load_queue(path, "ANALY_PLUGIN", Registry.default())
+    assert build_strategies(settings, Registry.default()).switcher.tag == "plain"
+
+
+def test_invalid_plugin_setting_is_refused_when_the_queue_is_loaded(tmp_path):
+    installed_test_plugin()
+    path = plugin_queues(tmp_path, {"ANALY_PLUGIN": {"switcher": "recording-plugin",
+                                                     "recording_tag": "loud"}})
+    with pytest.raises(ConfigurationError) as caught:
+        load_queue(path, "ANALY_PLUGIN", Registry.default())
+    assert (f"{path}: queue 'ANALY_PLUGIN', field 'recording_tag': must be one of 'plain', "
+            "'verbose', not string \"loud\"") in str(caught.value)
+
+
+def test_plugin_setting_on_a_queue_of_another_switcher_is_refused_naming_the_plugin(tmp_path):
+    installed_test_plugin()
+    path = plugin_queues(tmp_path, {"ANALY_SUDO": {
+        "switcher": "sudo", "grid_mapfile": "/etc/grid-security/grid-mapfile",
+        "recording_tag": "verbose"}})
+    with pytest.raises(ConfigurationError) as caught:
+        load_queue(path, "ANALY_SUDO", Registry.default())
+    message = str(caught.value)
+    assert "queue 'ANALY_SUDO', field 'recording_tag': belongs to the recording-plugin " \
+           "switcher (entry point 'recording-plugin = pilotid_testplugin:PluginSwitcher'" in message
+    assert "it uses the sudo switcher" in message
 
 
 # --- build_strategies, Strategies, build_launcher ----------------------------------------

@@ -893,7 +893,8 @@ def _sudo_switcher(tmp_path: Path, sudo: str) -> Any:
     from pilotid.strategies.sudo import SudoSwitcher
 
     return SudoSwitcher(QueueSettings("ANALY_UNIT", switcher="sudo",
-                                      grid_mapfile=tmp_path / "grid-mapfile"), sudo=sudo)
+                                      options={"grid_mapfile": tmp_path / "grid-mapfile"}),
+                        sudo=sudo)
 
 
 def test_probe_of_a_sudo_queue_names_sudo(credential, workdir, tmp_path):

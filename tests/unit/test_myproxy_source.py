@@ -47,8 +47,8 @@ def fake(lab):
 
 
 def make_source(lab, server=None, tmp_path=None, **kw):
-    settings = QueueSettings(name="ANALY_TEST", credential_source="myproxy",
-                             myproxy_server=f"localhost:{server.port}" if server else None)
+    settings = QueueSettings(name="ANALY_TEST", credential_source="myproxy", options={
+        "myproxy_server": f"localhost:{server.port}" if server else None})
     made = []
 
     def factory(spec, port):

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from pilotid.errors import ConfigurationError, UnknownQueueError
-from pilotid.factory import Registry
+from pilotid.factory import BUILTINS, Registry
 from pilotid.queue import (
+    GENERIC_SETTINGS,
     QueueSettings,
     field_names,
     load_queue,
     load_queues,
     panda_glexec,
 )
+from pilotid.strategies.sudo import GRID_MAPFILE, SUDO_PATH
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource
 
 QUEUE = "ANALY_TEST"
@@ -52,44 +55,98 @@ def write(path: Path, document) -> Path:
 # --- valid settings ----------------------------------------------------------------------
 
 def test_empty_queue_gets_the_defaults(registry):
-    assert settings({}, registry) == QueueSettings(name=QUEUE)
+    """Generic defaults, and the default of the file source's own setting."""
+    assert settings({}, registry) == QueueSettings(name=QUEUE, options={"proxy_file": None})
 
 
 def test_egg_cache_base_defaults_to_tmp(registry):
     assert settings({}, registry).egg_cache_base == Path("/tmp")
 
 
-def test_every_field_is_read_into_its_python_type(registry):
-    mapping = {
-        "switcher": "glexec", "credential_source": "myproxy", "payloads": ["runAthena"],
-        "proxy_file": "/p/x509up", "grid_mapfile": "/etc/grid-security/grid-mapfile",
-        "glexec_path": "/usr/sbin/glexec", "glexec_mode": "test",
-        "sudo_path": "/opt/sudo/bin/sudo",
-        "on_probe_failure": "reschedule", "probe_cache_lifetime": 600,
-        "myproxy_server": "myproxy.example.org", "myproxy_port": 7513, "sandbox": "world",
-        "umask": "0027",
-        "egg_cache_base": "/scratch", "setup": ["source /a.sh", "export B=1"],
-        "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
-        "accounting_file": "/var/log/pilotid.jsonl",
-        "transformation_dirs": ["/opt/trf", "/cvmfs/trf"], "standin_transformations": True,
-        "jobs_without_dn": "refuse",
-        "switch_retries": 2, "switch_retry_delay": 0.25, "proxy_refresh_threshold": 7200,
-        "proxy_refresh_interval": 600,
-    }
-    assert set(mapping) == set(field_names()) - {"glexec"}, "the test must cover every field"
-    result = settings(mapping, registry)
-    assert result == QueueSettings(
+GENERIC = {
+    "payloads": ["runAthena"], "on_probe_failure": "reschedule", "sandbox": "world",
+    "umask": "0027", "egg_cache_base": "/scratch", "setup": ["source /a.sh", "export B=1"],
+    "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
+    "accounting_file": "/var/log/pilotid.jsonl", "transformation_dirs": ["/opt/trf", "/cvmfs/trf"],
+    "standin_transformations": True, "jobs_without_dn": "refuse",
+    "proxy_refresh_threshold": 7200, "proxy_refresh_interval": 600,
+}
+GLEXEC_MYPROXY = {
+    "switcher": "glexec", "credential_source": "myproxy", "glexec_path": "/usr/sbin/glexec",
+    "glexec_mode": "test", "probe_cache_lifetime": 600, "switch_retries": 2,
+    "switch_retry_delay": 0.25, "myproxy_server": "myproxy.example.org", "myproxy_port": 7513,
+}
+SUDO_FILE = {
+    "switcher": "sudo", "credential_source": "file", "grid_mapfile": "/etc/grid-security/gm",
+    "sudo_path": "/opt/sudo/bin/sudo", "probe_cache_lifetime": 0, "proxy_file": "/p/x509up",
+}
+
+
+def builtin_settings(registry):
+    return {setting.name for kind, name, _ in BUILTINS
+            for setting in registry.settings_of(kind, name)}
+
+
+def test_the_examples_cover_every_generic_field_and_every_builtin_setting(registry):
+    covered = set(GENERIC) | set(GLEXEC_MYPROXY) | set(SUDO_FILE)
+    assert covered == (set(field_names()) - {"glexec"}) | builtin_settings(registry)
+
+
+def test_every_generic_field_is_read_into_its_python_type(registry):
+    result = settings({**GENERIC, **GLEXEC_MYPROXY}, registry)
+    assert dataclasses.replace(result, options={}) == QueueSettings(
         name=QUEUE, switcher="glexec", credential_source="myproxy", payloads=("runAthena",),
-        proxy_file=Path("/p/x509up"), grid_mapfile=Path("/etc/grid-security/grid-mapfile"),
-        glexec_path=Path("/usr/sbin/glexec"), glexec_mode="test",
-        sudo_path=Path("/opt/sudo/bin/sudo"), on_probe_failure="reschedule",
-        probe_cache_lifetime=600, myproxy_server="myproxy.example.org",
-        myproxy_port=7513, sandbox="world", umask=0o027, egg_cache_base=Path("/scratch"),
-        setup=("source /a.sh", "export B=1"), env_deny=("MY_TOKEN", "SECRET_*"),
-        timeout=3600, grace_period=5, accounting_file=Path("/var/log/pilotid.jsonl"),
+        on_probe_failure="reschedule", sandbox="world", umask=0o027,
+        egg_cache_base=Path("/scratch"), setup=("source /a.sh", "export B=1"),
+        env_deny=("MY_TOKEN", "SECRET_*"), timeout=3600, grace_period=5,
+        accounting_file=Path("/var/log/pilotid.jsonl"),
         transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")),
-        standin_transformations=True, jobs_without_dn="refuse", switch_retries=2,
-        switch_retry_delay=0.25, proxy_refresh_threshold=7200, proxy_refresh_interval=600)
+        standin_transformations=True, jobs_without_dn="refuse",
+        proxy_refresh_threshold=7200, proxy_refresh_interval=600)
+
+
+def test_glexec_and_myproxy_settings_are_read_into_the_options(registry):
+    assert dict(settings(GLEXEC_MYPROXY, registry).options) == {
+        "glexec_path": Path("/usr/sbin/glexec"), "glexec_mode": "test",
+        "probe_cache_lifetime": 600, "switch_retries": 2, "switch_retry_delay": 0.25,
+        "myproxy_server": "myproxy.example.org", "myproxy_port": 7513}
+
+
+def test_sudo_and_file_settings_are_read_into_the_options(registry):
+    assert dict(settings(SUDO_FILE, registry).options) == {
+        "grid_mapfile": Path("/etc/grid-security/gm"), "sudo_path": Path("/opt/sudo/bin/sudo"),
+        "probe_cache_lifetime": 0, "proxy_file": Path("/p/x509up")}
+
+
+def test_strategy_settings_left_out_get_their_declared_defaults(registry):
+    result = settings({"switcher": "glexec", "credential_source": "myproxy"}, registry)
+    assert dict(result.options) == {
+        "glexec_path": None, "glexec_mode": None, "probe_cache_lifetime": None,
+        "switch_retries": 3, "switch_retry_delay": 5.0, "myproxy_server": None,
+        "myproxy_port": 7512}
+
+
+def test_generic_defaults_of_the_class_are_the_declared_ones():
+    defaults = QueueSettings(name=QUEUE)
+    for setting in GENERIC_SETTINGS:
+        assert getattr(defaults, setting.name) == setting.value_default, setting.name
+
+
+def test_option_reads_a_value_given_else_the_settings_default():
+    queue = QueueSettings(name=QUEUE, options={"sudo_path": Path("/opt/sudo")})
+    assert queue.option(SUDO_PATH) == Path("/opt/sudo")
+    assert queue.option("sudo_path") == Path("/opt/sudo")
+    assert QueueSettings(name=QUEUE).option(SUDO_PATH) is None
+
+
+def test_option_of_a_required_setting_never_given_names_queue_and_setting():
+    with pytest.raises(ConfigurationError, match=f"queue {QUEUE}: grid_mapfile is not set"):
+        QueueSettings(name=QUEUE).option(GRID_MAPFILE)
+
+
+def test_option_by_a_name_nobody_gave_is_a_key_error():
+    with pytest.raises(KeyError, match="sudo_path"):
+        QueueSettings(name=QUEUE).option("sudo_path")
 
 
 @pytest.mark.parametrize("timeout, threshold, needed", [
@@ -107,14 +164,19 @@ def test_umask_is_read_as_octal(registry, text, value):
 
 
 def test_optional_fields_accept_null(registry):
-    result = settings({"proxy_file": None, "timeout": None, "myproxy_server": None,
-                       "sudo_path": None}, registry)
-    assert (result.proxy_file, result.timeout, result.myproxy_server,
-            result.sudo_path) == (None, None, None, None)
+    result = settings({"credential_source": "myproxy", "timeout": None,
+                       "myproxy_server": None}, registry)
+    assert (result.timeout, result.option("myproxy_server")) == (None, None)
+
+
+def test_optional_strategy_settings_accept_null(registry):
+    result = settings({"proxy_file": None}, registry)
+    assert result.option("proxy_file") is None
 
 
 def test_sudo_path_defaults_to_none_the_search_path(registry):
-    assert settings({"switcher": "sudo", "grid_mapfile": "/etc/gm"}, registry).sudo_path is None
+    result = settings({"switcher": "sudo", "grid_mapfile": "/etc/gm"}, registry)
+    assert result.option("sudo_path") is None
 
 
 def test_sudo_mock_is_accepted_and_kept_as_written(registry):
@@ -140,7 +202,7 @@ def test_sudo_mock_is_accepted_and_kept_as_written(registry):
 ])
 def test_panda_glexec_field_maps_to_switcher_and_mode(registry, value, switcher, mode):
     result = settings({"glexec": value, "credential_source": "myproxy"}, registry)
-    assert (result.switcher, result.glexec_mode) == (switcher, mode)
+    assert (result.switcher, result.options.get("glexec_mode")) == (switcher, mode)
     assert panda_glexec(value) == (switcher, mode)
 
 
@@ -156,16 +218,20 @@ def test_design_example_loads_with_the_legacy_queue_switching_to_the_user(tmp_pa
     queues = load_queues(write(tmp_path / "queues.json", DESIGN_EXAMPLE), registry)
     assert list(queues) == ["ANALY_DEMO", "ANALY_SUDO", "ANALY_GLEXEC", "ANALY_LEGACY"]
     legacy = queues["ANALY_LEGACY"]
-    assert (legacy.switcher, legacy.glexec_mode, legacy.credential_source) == \
+    assert (legacy.switcher, legacy.option("glexec_mode"), legacy.credential_source) == \
         ("glexec", "uid", "myproxy")
     glexec = queues["ANALY_GLEXEC"]
     assert glexec.umask == 0o022 and glexec.timeout == 172800
     assert glexec.setup == ("source /cvmfs/.../atlasLocalSetup.sh",)
-    assert glexec.glexec_path == Path("/usr/sbin/glexec")
-    assert queues["ANALY_DEMO"].proxy_file == Path("/path/to/x509up")
+    assert glexec.option("glexec_path") == Path("/usr/sbin/glexec")
+    assert queues["ANALY_DEMO"].option("proxy_file") == Path("/path/to/x509up")
 
 
 # --- every validation error names queue and field ----------------------------------------
+
+GLEXEC = {"switcher": "glexec", "credential_source": "myproxy"}
+SUDO = {"switcher": "sudo", "grid_mapfile": "/etc/grid-security/grid-mapfile"}
+MYPROXY = {"credential_source": "myproxy"}
 
 INVALID = [
     # (field named in the error, mapping, words the message must contain)
@@ -182,23 +248,23 @@ INVALID = [
     ("payloads", {"payloads": ["buildJob", "buildJob"]}, ["twice"]),
     ("proxy_file", {"proxy_file": "x509up"}, ["absolute path", "'x509up'"]),
     ("proxy_file", {"proxy_file": 5}, ["absolute path"]),
-    ("grid_mapfile", {"grid_mapfile": "etc/grid-mapfile"}, ["absolute path"]),
-    ("glexec_path", {"glexec_path": "glexec"}, ["absolute path"]),
-    ("sudo_path", {"sudo_path": "sudo"}, ["absolute path", "'sudo'"]),
-    ("sudo_path", {"sudo_path": "bin/sudo"}, ["absolute path", "relative"]),
-    ("sudo_path", {"sudo_path": ""}, ["absolute path"]),
-    ("sudo_path", {"sudo_path": 1}, ["absolute path", "number 1"]),
-    ("sudo_path", {"sudo_path": ["/usr/bin/sudo"]}, ["absolute path", "list"]),
-    ("sudo_path", {"sudo_path": "/usr/bin/su\u0000do"}, ["NUL"]),
-    ("glexec_mode", {"glexec_mode": "sometimes"}, ["'uid', 'test'"]),
+    ("grid_mapfile", {**SUDO, "grid_mapfile": "etc/grid-mapfile"}, ["absolute path"]),
+    ("glexec_path", {**GLEXEC, "glexec_path": "glexec"}, ["absolute path"]),
+    ("sudo_path", {**SUDO, "sudo_path": "sudo"}, ["absolute path", "'sudo'"]),
+    ("sudo_path", {**SUDO, "sudo_path": "bin/sudo"}, ["absolute path", "relative"]),
+    ("sudo_path", {**SUDO, "sudo_path": ""}, ["absolute path"]),
+    ("sudo_path", {**SUDO, "sudo_path": 1}, ["absolute path", "number 1"]),
+    ("sudo_path", {**SUDO, "sudo_path": ["/usr/bin/sudo"]}, ["absolute path", "list"]),
+    ("sudo_path", {**SUDO, "sudo_path": "/usr/bin/su\u0000do"}, ["NUL"]),
+    ("glexec_mode", {**GLEXEC, "glexec_mode": "sometimes"}, ["'uid', 'test'"]),
     ("on_probe_failure", {"on_probe_failure": "fallback"}, ["'fail', 'reschedule'"]),
-    ("probe_cache_lifetime", {"probe_cache_lifetime": -1}, ["at least 0"]),
-    ("probe_cache_lifetime", {"probe_cache_lifetime": "1h"}, ["whole number"]),
-    ("myproxy_server", {"myproxy_server": ""}, ["non-empty string"]),
-    ("myproxy_port", {"myproxy_port": 0}, ["from 1 to 65535"]),
-    ("myproxy_port", {"myproxy_port": 65536}, ["from 1 to 65535"]),
-    ("myproxy_port", {"myproxy_port": "7512"}, ["whole number"]),
-    ("myproxy_port", {"myproxy_port": True}, ["whole number"]),
+    ("probe_cache_lifetime", {**SUDO, "probe_cache_lifetime": -1}, ["at least 0"]),
+    ("probe_cache_lifetime", {**GLEXEC, "probe_cache_lifetime": "1h"}, ["whole number"]),
+    ("myproxy_server", {**MYPROXY, "myproxy_server": ""}, ["non-empty string"]),
+    ("myproxy_port", {**MYPROXY, "myproxy_port": 0}, ["from 1 to 65535"]),
+    ("myproxy_port", {**MYPROXY, "myproxy_port": 65536}, ["from 1 to 65535"]),
+    ("myproxy_port", {**MYPROXY, "myproxy_port": "7512"}, ["whole number"]),
+    ("myproxy_port", {**MYPROXY, "myproxy_port": True}, ["whole number"]),
     ("sandbox", {"sandbox": "none"}, ["'acl', 'world'"]),
     ("umask", {"umask": "0888"}, ["octal", "0777"]),
     ("umask", {"umask": "22"}, ["octal"]),
@@ -214,9 +280,9 @@ INVALID = [
     ("timeout", {"timeout": -5}, ["at least 1"]),
     ("timeout", {"timeout": 1.5}, ["whole number"]),
     ("grace_period", {"grace_period": -1}, ["at least 0"]),
-    ("switch_retries", {"switch_retries": 0}, ["from 1 to 100"]),
-    ("switch_retry_delay", {"switch_retry_delay": -1}, [">= 0"]),
-    ("switch_retry_delay", {"switch_retry_delay": "5"}, ["number of seconds"]),
+    ("switch_retries", {**GLEXEC, "switch_retries": 0}, ["from 1 to 100"]),
+    ("switch_retry_delay", {**GLEXEC, "switch_retry_delay": -1}, [">= 0"]),
+    ("switch_retry_delay", {**GLEXEC, "switch_retry_delay": "5"}, ["number of seconds"]),
     ("proxy_refresh_interval", {"proxy_refresh_interval": 0}, ["at least 1"]),
     ("accounting_file", {"accounting_file": "acct.jsonl"}, ["absolute path"]),
     ("transformation_dirs", {"transformation_dirs": ["trf"]}, ["item 0", "absolute path"]),
@@ -237,7 +303,20 @@ INVALID = [
      ["'glexec_mode'"]),
     ("grid_mapfile", {"switcher": "sudo"}, ["grid-mapfile"]),
     ("grid_mapfile", {"switcher": "sudo-mock"}, ["sudo-mock", "grid-mapfile"]),
-    ("glexec_mode", {"glexec_mode": "uid"}, ["only the glexec switcher"]),
+    ("glexec_mode", {"glexec_mode": "uid"}, ["belongs to the glexec switcher",
+                                              "it uses the noop switcher"]),
+    # a strategy's own setting on a queue that does not use that strategy
+    ("sudo_path", {**GLEXEC, "sudo_path": "/usr/bin/sudo"},
+     ["belongs to the sudo switcher", "it uses the glexec switcher"]),
+    ("glexec_path", {**SUDO, "glexec_path": "/usr/sbin/glexec"},
+     ["belongs to the glexec switcher", "it uses the sudo switcher"]),
+    ("myproxy_server", {"myproxy_server": "myproxy.example.org"},
+     ["belongs to the myproxy credential source", "it uses the file credential source"]),
+    ("proxy_file", {**MYPROXY, "proxy_file": "/p/x509up"},
+     ["belongs to the file credential source", "it uses the myproxy credential source"]),
+    ("probe_cache_lifetime", {"probe_cache_lifetime": 60},
+     ["belongs to the glexec switcher and the sudo switcher"]),
+    ("glexec_pth", {**GLEXEC, "glexec_pth": "/usr/sbin/glexec"}, ["did you mean 'glexec_path'"]),
     ("glexec", {"glexec": "maybe", "credential_source": "myproxy"}, ["not a PanDA glexec"]),
 ]
 
@@ -354,4 +433,5 @@ def test_one_queue_loads_even_when_a_neighbour_is_broken(tmp_path, registry):
 
 def test_load_queues_accepts_a_string_path(tmp_path, registry):
     path = write(tmp_path / "queues.json", {"queues": {"A": {}}})
-    assert load_queues(str(path), registry) == {"A": QueueSettings(name="A")}
+    assert load_queues(str(path), registry) == {
+        "A": QueueSettings(name="A", options={"proxy_file": None})}

@@ -48,7 +48,7 @@ def jobdir(tmp_path) -> Path:
 
 
 def _source(proxy_file: Path) -> LocalFileSource:
-    return LocalFileSource(QueueSettings(name="ANALY_TEST", proxy_file=proxy_file))
+    return LocalFileSource(QueueSettings(name="ANALY_TEST", options={"proxy_file": proxy_file}))
 
 
 def test_local_file_source_provides_the_credential_source_interface(proxy_file):
@@ -60,7 +60,7 @@ def test_local_file_source_provides_the_credential_source_interface(proxy_file):
 # --- where the proxy comes from -----------------------------------------------------------
 
 def test_the_queue_setting_is_preferred_to_the_environment(proxy_file):
-    source = LocalFileSource(QueueSettings(name="Q", proxy_file=proxy_file),
+    source = LocalFileSource(QueueSettings(name="Q", options={"proxy_file": proxy_file}),
                              environ={"X509_USER_PROXY": "/elsewhere"})
     assert source.proxy_path(CredentialRequest(proxy_file.parent)) == proxy_file
 

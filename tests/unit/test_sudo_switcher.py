@@ -79,7 +79,8 @@ def workdir(tmp_path):
 
 @pytest.fixture
 def switcher(fake_sudo, tmp_path):
-    settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=tmp_path / "mapfile")
+    settings = QueueSettings("ANALY_SUDO", switcher="sudo",
+                             options={"grid_mapfile": tmp_path / "mapfile"})
     return SudoSwitcher(settings, sudo=str(fake_sudo), probe_cache=ProbeCache())
 
 
@@ -156,7 +157,7 @@ def test_queue_without_sudo_path_looks_in_the_search_path(fake_sudo, tmp_path, m
     monkeypatch.setattr(sudo, "SUDO_SEARCH_PATH", str(fake_sudo.parent))
     settings = QueueSettings.from_mapping("ANALY_SUDO", {"switcher": "sudo",
                                                          "grid_mapfile": "/etc/gm"})
-    assert settings.sudo_path is None
+    assert settings.option("sudo_path") is None
     assert SudoSwitcher(settings).sudo_path() == str(fake_sudo)
 
 
@@ -238,8 +239,8 @@ def test_a_switch_sudo_allowed_is_not_checked_again_while_kept(switcher, mapped_
 
 
 def test_probe_cache_lifetime_zero_checks_sudo_before_every_job(mapped_to, tmp_path, fake_sudo):
-    settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=tmp_path / "mapfile",
-                             probe_cache_lifetime=0)
+    settings = QueueSettings("ANALY_SUDO", switcher="sudo", options={
+        "grid_mapfile": tmp_path / "mapfile", "probe_cache_lifetime": 0})
     switcher = SudoSwitcher(settings, sudo=str(fake_sudo), probe_cache=ProbeCache())
     mapped_to(SOMEONE)
     cred = credential(tmp_path)
@@ -503,7 +504,7 @@ def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
 
 def test_probe_without_sudo_is_unavailable(mapped_to, tmp_path):
     mapped_to(SOMEONE)
-    switcher = SudoSwitcher(QueueSettings("Q", grid_mapfile=tmp_path / "mapfile"),
+    switcher = SudoSwitcher(QueueSettings("Q", options={"grid_mapfile": tmp_path / "mapfile"}),
                             sudo=str(tmp_path / "no-sudo"))
     with pytest.raises(SwitchUnavailableError):
         switcher.probe(credential(tmp_path))

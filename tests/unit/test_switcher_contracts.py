@@ -3,6 +3,8 @@ and each says in ``pilotid probe`` what is particular to its switch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pilotid.probe import FAIL, OK, Check
 from pilotid.queue import QueueSettings
 from pilotid.strategies import glexec as glexec_module
@@ -19,8 +21,8 @@ class TestNoopSwitcherContract(IdentitySwitcherContract):
 
 class TestSudoSwitcherContract(IdentitySwitcherContract):
     def make_provider(self):
-        return SudoSwitcher(QueueSettings("ANALY_SUDO", switcher="sudo",
-                                          grid_mapfile="/etc/grid-security/grid-mapfile"))
+        return SudoSwitcher(QueueSettings("ANALY_SUDO", switcher="sudo", options={
+            "grid_mapfile": Path("/etc/grid-security/grid-mapfile")}))
 
 
 class TestGlexecSwitcherContract(IdentitySwitcherContract):
@@ -36,7 +38,8 @@ def test_noop_says_there_is_no_switch():
 
 
 def test_sudo_reports_its_program(tmp_path):
-    settings = QueueSettings("ANALY_SUDO", switcher="sudo", grid_mapfile=tmp_path / "map")
+    settings = QueueSettings("ANALY_SUDO", switcher="sudo",
+                             options={"grid_mapfile": tmp_path / "map"})
     missing = SudoSwitcher(settings, sudo=str(tmp_path / "no-sudo")).node_checks(None)
     assert [(c.name, c.status) for c in missing] == [("sudo", FAIL)]
     assert missing[0].error_code == 51
@@ -45,7 +48,8 @@ def test_sudo_reports_its_program(tmp_path):
 def test_glexec_without_a_binary_is_one_failed_check(monkeypatch, tmp_path):
     monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", tmp_path / "no-glexec")
     switcher = GlexecSwitcher(QueueSettings("ANALY_GLEXEC", switcher="glexec",
-                                            glexec_path=tmp_path / "missing"), environ={})
+                                            options={"glexec_path": tmp_path / "missing"}),
+                              environ={})
     checks = switcher.node_checks(None)
     assert [(c.name, c.status, c.error_code) for c in checks] == [("gLExec", FAIL, 51)]
     assert "not found" in checks[0].detail
