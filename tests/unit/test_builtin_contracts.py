@@ -27,7 +27,8 @@ QUEUE = QueueSettings("ANALY_CONTRACT", setup=("source /cvmfs/atlas/setup.sh",),
 class TestLocalFileSourceContract(CredentialSourceContract):
     def make_provider(self, directory: Path) -> LocalFileSource:
         proxy = write_private(directory / "x509up_alice", make_proxy(ALICE, bits=1024))
-        return LocalFileSource(QueueSettings("ANALY_CONTRACT", proxy_file=proxy), environ={})
+        return LocalFileSource(QueueSettings("ANALY_CONTRACT", options={"proxy_file": proxy}),
+                               environ={})
 
     def make_request(self, directory: Path) -> CredentialRequest:
         return CredentialRequest(directory, lifetime=self.needed_lifetime, owner_dn=ALICE_DN)

@@ -83,8 +83,7 @@ def test_queue_proxy_needs_the_queues_own_proxy_file():
         QueueSettings.from_mapping("Q", {"jobs_without_dn": "queue_proxy"})
     with pytest.raises(ConfigurationError, match="jobs_without_dn"):
         QueueSettings.from_mapping("Q", {"jobs_without_dn": "queue_proxy",
-                                         "credential_source": "myproxy",
-                                         "proxy_file": "/p/x509up"})
+                                         "credential_source": "myproxy"})
     settings = QueueSettings.from_mapping("Q", {"jobs_without_dn": "queue_proxy",
                                                 "proxy_file": "/p/x509up"})
     assert settings.jobs_without_dn == "queue_proxy"
