@@ -47,7 +47,7 @@ lint: venv
 	$(PY) -m mypy pilotid
 
 docs: venv
-	$(PY) -m pip install -q '.[docs]'
+	$(PY) -m pip install -q -e '.[docs]'  # -e: keep the editable install the other targets use
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
 
 install:
