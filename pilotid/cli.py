@@ -1,4 +1,4 @@
-"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ...``.
+"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ... | testca``.
 
 Each subcommand lives in its own module under ``pilotid.commands``.  Every failure pilotid
 foresees ends in one line on stderr and the error's pilot error code as exit status;
@@ -13,12 +13,12 @@ import sys
 from typing import List, Optional
 
 from pilotid import __version__
-from pilotid.commands import helptext, myproxy, policy, proxy_info, run
+from pilotid.commands import helptext, myproxy, policy, proxy_info, run, testca
 from pilotid.errors import PilotidError, exit_status
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (run, proxy_info, policy, myproxy)
+COMMANDS = (run, proxy_info, policy, myproxy, testca)
 
 #: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
 DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "
