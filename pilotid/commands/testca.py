@@ -2,9 +2,11 @@
 
 It writes, into one directory, the CA in hashed form (``certificates/``, for
 ``X509_CERT_DIR``), then for each user and for the pilot a certificate and key
-(``<name>.pem``, ``<name>.key``) and a proxy (``x509up_<name>``, 0600), and prints where each
-is.  The real way is a certificate from your grid CA and ``grid-proxy-init``; these are for
-trying pilotid out, never for anything else (``pilotid.identity.testca``).
+(``<name>.pem``, ``<name>.key``) and a proxy (``x509up_<name>``, 0600), optionally a host
+certificate (``hostcert.pem``, ``hostkey.pem``) for a test server such as the MyProxy lab's
+(``examples/myproxy-lab.sh``), and prints where each is.  The real way is a certificate
+from your grid CA and ``grid-proxy-init``; these are for trying pilotid out, never for
+anything else (``pilotid.identity.testca``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ DESCRIPTION = """\
 Make test credentials from a throwaway CA, for the tutorial or a test node: the CA
 (DIR/certificates, for X509_CERT_DIR), and for each user (--user NAME DN, default alice)
 and for the pilot a certificate and key (NAME.pem, NAME.key) and a proxy (x509up_NAME,
-mode 0600). Every file is new: an existing one stops the command before it writes
+mode 0600); with --host NAME also a host certificate for a test server
+(hostcert.pem, hostkey.pem). Every file is new: an existing one stops the command before it writes
 anything. Print where each is.
 
 With a real grid certificate you would make the proxy with grid-proxy-init (or
@@ -45,6 +48,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                           f"default: {DEFAULT_USER[0]} {DEFAULT_USER[1]})")
     cmd.add_argument("--pilot-dn", metavar="DN", default=DEFAULT_PILOT_DN,
                      help=f"the pilot's DN (default {DEFAULT_PILOT_DN})")
+    cmd.add_argument("--host", metavar="NAME", default=None,
+                     help="also a host certificate /CN=NAME for a server on host NAME")
     cmd.add_argument("--hours", type=float, default=12.0,
                      help="lifetime of the proxies in hours (default 12; certificates: 7 days)")
     cmd.set_defaults(handler=testca_command)
@@ -58,6 +63,12 @@ def planned_files(directory: Path, names: Sequence[str]) -> List[Path]:
 
 def testca_command(args: argparse.Namespace) -> int:
     """Write the CA, the users' and the pilot's credentials; print their paths."""
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
     from pilotid.errors import ConfigurationError, CredentialError
     from pilotid.identity.credfile import write_private
     from pilotid.identity.testca import TestCA, make_proxy
@@ -70,7 +81,8 @@ def testca_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"user names must be distinct plain file names other than "
                                  f"'pilot': {', '.join(names)}")
     directory = args.directory.absolute()
-    existing = [p for p in planned_files(directory, names) + [directory / "certificates"]
+    hosts = [directory / "hostcert.pem", directory / "hostkey.pem"] if args.host else []
+    existing = [p for p in planned_files(directory, names) + hosts + [directory / "certificates"]
                 if p.exists() or p.is_symlink()]
     if existing:
         raise CredentialError(f"{existing[0]} exists already: testca writes new files only "
@@ -86,4 +98,11 @@ def testca_command(args: argparse.Namespace) -> int:
                               make_proxy(identity, hours=args.hours))
         print(f"{name}: {proxy}  (proxy of {dn}, {args.hours:g} h)")
         print(f"{name}: {cert} {key}  (certificate and key, 7 days)")
+    if args.host:
+        host = ca.issue(f"/CN={args.host}", server_name=args.host)
+        cert = directory / "hostcert.pem"
+        cert.write_bytes(host.certificate.public_bytes(Encoding.PEM))
+        key = write_private(directory / "hostkey.pem", host.key.private_bytes(
+            Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()))
+        print(f"host: {cert} {key}  (host certificate of /CN={args.host} and its key, 7 days)")
     return 0
