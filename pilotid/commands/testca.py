@@ -87,7 +87,10 @@ def testca_command(args: argparse.Namespace) -> int:
     if existing:
         raise CredentialError(f"{existing[0]} exists already: testca writes new files only "
                               "(remove them, or give another directory)")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise CredentialError(f"cannot make {directory}: {error.strerror}") from error
     ca = TestCA()
     trust = ca.write_trust_dir(directory / "certificates")
     print(f"certificates: {trust}  (the test CA: export X509_CERT_DIR={trust})")

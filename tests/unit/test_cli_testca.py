@@ -41,3 +41,9 @@ def test_testca_never_overwrites_and_writes_nothing_then(tmp_path, capsys):
     assert "x509up_pilot exists already" in capsys.readouterr().err
     assert sorted(p.name for p in kit.iterdir()) == ["x509up_pilot"]
     assert (kit / "x509up_pilot").read_text() == "mine"
+
+
+def test_testca_in_a_directory_it_cannot_make_is_one_line(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    assert cli.main(["-q", "testca", str(tmp_path / "a-file" / "kit")]) == 30
+    assert "cannot make" in capsys.readouterr().err
