@@ -1,6 +1,9 @@
 # pilotid: `make demo` runs the main job on the embedded default; `make test` runs everything.
 # As root, `make test` first prepares the node (Debian packages, test accounts, sudoers rule)
 # and keeps its virtualenv where the unprivileged test accounts can reach it.
+# `make install` puts pilotid for the node's pilots in a virtualenv under $(PREFIX) and links
+# its `pilotid` command into $(BINDIR): Debian 12's own Python refuses `pip install`
+# (externally managed), and a pilot account must reach the command without root's files.
 
 SHELL := /bin/bash
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
@@ -13,8 +16,10 @@ BASE_PYTHON ?= python3
 endif
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+PREFIX ?= /opt/pilotid
+BINDIR ?= /usr/local/bin
 
-.PHONY: test demo node venv lint docs clean
+.PHONY: test demo node venv lint docs clean install uninstall
 
 test: node venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests
@@ -52,8 +57,23 @@ lint: venv
 	shellcheck --exclude=$(SHELLCHECK_EXCLUDE) pilotid/payloads/wrapper.sh
 
 docs: venv
-	$(PY) -m pip install -q '.[docs]'
+	$(PY) -m pip install -q -e '.[docs]'  # -e: keep the editable install the other targets use
 	$(PY) -m sphinx -q -W -b html docs docs/_build/html
+
+install:
+	@$(BASE_PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make install:" \
+	  "$(BASE_PYTHON) cannot make a virtualenv; on Debian: apt-get install python3-venv" >&2; \
+	  exit 1; }
+	umask 022 && $(BASE_PYTHON) -m venv $(PREFIX)
+	umask 022 && $(PREFIX)/bin/python -m pip install -q --disable-pip-version-check .
+	chmod -R go-w,a+rX $(PREFIX)
+	mkdir -p $(BINDIR)
+	ln -sfn $(PREFIX)/bin/pilotid $(BINDIR)/pilotid
+	@echo "pilotid installed in $(PREFIX); command: $(BINDIR)/pilotid"
+
+uninstall:
+	[ "$$(readlink $(BINDIR)/pilotid)" != "$(PREFIX)/bin/pilotid" ] || rm -f $(BINDIR)/pilotid
+	rm -rf $(PREFIX)
 
 clean:
 	rm -rf .venv build dist *.egg-info docs/_build demo-run

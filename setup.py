@@ -23,7 +23,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "mock>=5", "hypothesis>=6"],
-        "docs": ["sphinx>=6"],
+        "docs": ["sphinx>=6", "myst-parser>=1"],
         "lint": ["ruff", "mypy", "import-linter"],
     },
     entry_points={"console_scripts": ["pilotid = pilotid.cli:main"]},

@@ -1,4 +1,4 @@
-"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ...``.
+"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ... | testca``.
 
 Each subcommand lives in its own module under ``pilotid.commands``.  Every failure pilotid
 foresees ends in one line on stderr and the error's pilot error code as exit status;
@@ -13,17 +13,31 @@ import sys
 from typing import List, Optional
 
 from pilotid import __version__
-from pilotid.commands import myproxy, policy, proxy_info, run
+from pilotid.commands import helptext, myproxy, policy, proxy_info, run, testca
 from pilotid.errors import PilotidError, exit_status
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (run, proxy_info, policy, myproxy)
+COMMANDS = (run, proxy_info, policy, myproxy, testca)
+
+#: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
+DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "
+               "sudo or no switch), check a worker node for a queue, and handle the users' "
+               "proxies and MyProxy. 'pilotid COMMAND --help' describes each command.")
+
+EXAMPLES = (
+    "pilotid probe --queues queues.json --queue ANALY_SUDO --user-dn \"$DN\"",
+    "pilotid run --queues queues.json --queue ANALY_SUDO --job job.json --workdir /scratch/job",
+    "pilotid proxy-info /tmp/x509up_u$(id -u)",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="pilotid", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pilotid", description=helptext.paragraphs(DESCRIPTION),
+        epilog=helptext.epilog(EXAMPLES),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pilotid {__version__}")
     parser.add_argument("--debug", action="store_true", help="log debug lines and show tracebacks")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")

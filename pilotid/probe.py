@@ -2,6 +2,11 @@
 
 Each check is a ``Check`` (name, status ``ok``/``warn``/``fail``, detail).  The test switch
 is real: the queue's credential source is asked for the proxy and the switcher maps it.
+A source that needs to know whose proxy (MyProxy) gets the owner from a job description
+(``job``: its ``prodUserID``, ``credname``, ``myproxy``) or a DN (``user_dn``), as
+``pilotid probe --job FILE`` and ``--user-dn DN`` give them.  What depends on the account
+the payload will run as (the egg cache base, ``TMPDIR``) is checked for that account, and
+only where the test switch named it.
 What is particular to a switch (its program, its own test switches) comes from the
 switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``.
 """
@@ -19,6 +24,7 @@ from typing import List, Optional
 from pilotid.errors import PilotidError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.payloads.job import JobSpec
 from pilotid.workdir import acl_supported
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -57,8 +63,19 @@ def writable_by(path: Path, account: Account) -> bool:
     return info.st_mode & 0o003 == 0o003
 
 
-def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
-    """Run every check for the queue of ``launcher`` with ``workdir`` as the work directory."""
+def probe_request(directory: Path, job: Optional[JobSpec] = None,
+                  user_dn: Optional[str] = None) -> CredentialRequest:
+    """The credential request of the test switch: for ``job``'s owner, or ``user_dn``
+    (which wins over the job's ``prodUserID``); the proxy is written into ``directory``."""
+    return CredentialRequest(
+        directory=directory, owner_dn=user_dn or (job.prod_user_id if job else None),
+        credname=job.credname if job else None, server=job.myproxy if job else None)
+
+
+def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = None,
+               user_dn: Optional[str] = None) -> List[Check]:
+    """Run every check for the queue of ``launcher`` with ``workdir`` as the work directory,
+    the test switch with the proxy of ``job``'s owner or of ``user_dn`` (``probe_request``)."""
     environ = os.environ if environ is None else environ
     settings = launcher.settings
     checks: List[Check] = []
@@ -67,7 +84,7 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
         os.chmod(scratch, 0o700)
         credential: Optional[Credential] = None
         try:
-            credential = launcher.source.fetch(CredentialRequest(directory=Path(scratch)))
+            credential = launcher.source.fetch(probe_request(Path(scratch), job, user_dn))
             left = int(credential.time_left().total_seconds())
             needed = settings.proxy_lifetime_needed()
             detail = (f"{credential.identity}: {_hours(left)} left (source "
@@ -95,18 +112,22 @@ def probe_node(launcher, workdir: Path, environ=None) -> List[Check]:
                                               "no POSIX ACLs: world-writable fallback")))
     else:
         checks.append(Check("work directory", FAIL, f"{workdir} does not exist"))
-    target = account or Account.current()
     base = settings.egg_cache_base
-    checks.append(Check("egg cache base", OK if writable_by(base, target) else FAIL,
-                        f"{base} {'is' if writable_by(base, target) else 'is not'} writable "
-                        f"by {target.name}"))
+    if account is None:
+        # The pilot's own rights say nothing about the payload's account.
+        checks.append(Check("egg cache base", WARN, f"{base}: not checked, the test switch "
+                            "did not name the payload's account"))
+    else:
+        checks.append(Check("egg cache base", OK if writable_by(base, account) else FAIL,
+                            f"{base} {'is' if writable_by(base, account) else 'is not'} "
+                            f"writable by {account.name}"))
     for entry in environ.get("LD_PRELOAD", "").replace(":", " ").split():
         if not os.path.exists(entry):
             checks.append(Check("LD_PRELOAD", WARN, f"{entry} does not exist: the wrapper drops "
                                 "LD_PRELOAD, but the switch program may complain on stderr"))
     tmpdir = environ.get("TMPDIR")
-    if tmpdir and not writable_by(Path(tmpdir), target):
-        checks.append(Check("TMPDIR", WARN, f"TMPDIR={tmpdir} is not writable by {target.name}: "
+    if tmpdir and account is not None and not writable_by(Path(tmpdir), account):
+        checks.append(Check("TMPDIR", WARN, f"TMPDIR={tmpdir} is not writable by {account.name}: "
                             "payloads relying on it may fail (pilotid itself never uses it)"))
     current = os.umask(0)
     os.umask(current)

@@ -4,10 +4,15 @@ and the rule that makes a skipped system test a failure in CI.
 Set ``PILOTID_REQUIRE_SYSTEM=1`` (``.ci/run`` does) and any skipped test under
 ``tests/system``, ``tests/security`` or ``tests/faults`` fails instead: in CI every real
 component must be there.
+
+An ordinary user's run skips hundreds of system tests for the same few reasons (not root,
+node not prepared): ``fold_skips_by_reason`` makes the short summary (``-ra``, set in
+pyproject.toml) one ``SKIPPED [count]`` line per reason instead of one per test file.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -40,6 +45,33 @@ def pytest_runtest_makereport(item, call):
             report.outcome = "failed"
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
             report.longrepr = f"system test skipped under PILOTID_REQUIRE_SYSTEM=1: {reason}"
+
+
+def fold_skips_by_reason(skipped: list) -> list:
+    """Copies of the ``skipped`` reports where every reason given at more than one place
+    names the directory those places share, without a line number, so that pytest's
+    summary counts them on one line."""
+    places: dict = {}
+    for report in skipped:
+        if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            path, lineno, reason = report.longrepr
+            places.setdefault(reason, set()).add((str(path), lineno))
+    folded = []
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else None
+        if reason is not None and len(places[reason]) > 1:
+            report = copy.copy(report)
+            shared = os.path.commonpath([path for path, _ in places[reason]])
+            report.longrepr = (shared, None, reason)
+        folded.append(report)
+    return folded
+
+
+def pytest_terminal_summary(terminalreporter):
+    # Runs inside the terminal reporter's own hook, before its short summary is written.
+    if terminalreporter.stats.get("skipped"):
+        terminalreporter.stats["skipped"] = fold_skips_by_reason(
+            terminalreporter.stats["skipped"])
 
 
 class Users:

@@ -13,6 +13,8 @@ import stat
 import sys
 from pathlib import Path
 
+from pilotid.commands.helptext import command_parser
+
 
 def add_parser(sub) -> None:
     """``pilotid myproxy get|info|store|destroy|trustroots``, with myproxy-logon's options."""
@@ -37,12 +39,27 @@ def add_parser(sub) -> None:
                        help="use the DN of the credential in use as the username")
     owner.add_argument("-k", "--credname", default=None, help="credential name")
 
-    myproxy = sub.add_parser("myproxy", help="talk to a MyProxy server (get, info, store, ...)")
+    myproxy = command_parser(
+        sub, "myproxy", "talk to a MyProxy server (get, info, store, ...)",
+        "A MyProxy client with the options of the myproxy-* commands: retrieve a proxy "
+        "(get), delegate or store one (store), describe (info) or remove (destroy) what is "
+        "stored, fetch the server's CA certificates (trustroots). 'pilotid myproxy VERB "
+        "--help' describes each.", (
+            "pilotid myproxy get -s myproxy.example.org -l \"$DN\" -k CREDNAME -o proxy.pem",
+            "pilotid myproxy store -s myproxy.example.org -d -x -Z \"$(pilotid policy "
+            "--pilot-dn \"$PILOT_DN\")\"",
+        ))
     verbs = myproxy.add_subparsers(dest="myproxy_command", metavar="VERB")
     verbs.required = True
 
-    get = verbs.add_parser("get", parents=[common, owner],
-                           help="retrieve a proxy (as myproxy-logon)")
+    get = command_parser(
+        verbs, "get", "retrieve a proxy (as myproxy-logon)",
+        "Retrieve a new proxy of a stored credential, as myproxy-logon does: with your own "
+        "proxy (a pilot's trusted retrieval, no passphrase) or a passphrase on standard "
+        "input (-S). The proxy is written as a new 0600 file.", (
+            "pilotid myproxy get -s myproxy.example.org -l \"$DN\" -k CREDNAME -o proxy.pem",
+            "echo \"$PASS\" | pilotid myproxy get -s myproxy.example.org -l alice -S -t 2",
+        ), parents=[common, owner])
     get.add_argument("-t", "--proxy_lifetime", "--lifetime", type=float, default=12.0,
                      metavar="HOURS", help="lifetime of the proxy in hours (default 12)")
     get.add_argument("-o", "--out", default=None,
@@ -55,12 +72,23 @@ def add_parser(sub) -> None:
     get.add_argument("--bits", type=int, default=2048, help="key size of the new proxy")
     get.set_defaults(handler=_myproxy_get)
 
-    info = verbs.add_parser("info", parents=[common, owner],
-                            help="describe your stored credentials (as myproxy-info)")
+    info = command_parser(
+        verbs, "info", "describe your stored credentials (as myproxy-info)",
+        "List the credentials stored under a username with their names, owners, lifetimes "
+        "and retrieval policies, as myproxy-info does.", (
+            "pilotid myproxy info -s myproxy.example.org -d",
+        ), parents=[common, owner])
     info.set_defaults(handler=_myproxy_info)
 
-    store = verbs.add_parser("store", parents=[common, owner],
-                             help="delegate (as myproxy-init) or store (as myproxy-store)")
+    store = command_parser(
+        verbs, "store", "delegate (as myproxy-init) or store (as myproxy-store)",
+        "Delegate a new proxy of your credential to the server (myproxy-init), or store the "
+        "credential itself (--as-is, myproxy-store), with a retrieval policy (-Z, made by "
+        "'pilotid policy') naming the pilots that may fetch it without a passphrase.", (
+            "pilotid myproxy store -s myproxy.example.org -d -x -Z \"$(pilotid policy "
+            "--pilot-dn \"$PILOT_DN\")\"",
+            "pilotid myproxy store -s myproxy.example.org -l alice -k analysis -c 72 -t 12",
+        ), parents=[common, owner])
     store.add_argument("-t", "--proxy_lifetime", "--lifetime", type=float, default=12.0,
                        metavar="HOURS",
                        help="longest proxy the server may hand out from it (default 12)")
@@ -85,12 +113,19 @@ def add_parser(sub) -> None:
                        help="read a passphrase protecting the stored credential from stdin")
     store.set_defaults(handler=_myproxy_store)
 
-    destroy = verbs.add_parser("destroy", parents=[common, owner],
-                               help="remove a stored credential (as myproxy-destroy)")
+    destroy = command_parser(
+        verbs, "destroy", "remove a stored credential (as myproxy-destroy)",
+        "Remove a stored credential from the server, as myproxy-destroy does.", (
+            "pilotid myproxy destroy -s myproxy.example.org -d -k analysis",
+        ), parents=[common, owner])
     destroy.set_defaults(handler=_myproxy_destroy)
 
-    roots = verbs.add_parser("trustroots", parents=[common],
-                             help="fetch the server's CA directory (as myproxy-get-trustroots)")
+    roots = command_parser(
+        verbs, "trustroots", "fetch the server's CA directory (as myproxy-get-trustroots)",
+        "Fetch the CA certificates and CRLs the server trusts into a directory, replaced "
+        "atomically, as myproxy-get-trustroots does.", (
+            "pilotid myproxy trustroots -s myproxy.example.org -o ~/.globus/certificates",
+        ), parents=[common])
     roots.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                        help="directory to write (replaced atomically)")
     roots.add_argument("--force", action="store_true",

@@ -7,17 +7,23 @@ import json
 import shlex
 import sys
 
+from pilotid.commands.helptext import command_parser
+
 # The option of `pilotid myproxy store` that sends a policy unchanged as RETRIEVER_TRUSTED.
 STORE_POLICY_OPTION = "-Z"
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> None:
     """Add ``policy --pilot-dn DN... [--fqan F] [--max-length N] [--json]`` to ``sub``."""
-    policy = sub.add_parser(
-        "policy", help="build the MyProxy retrieval policy (-Z) that lets the pilots fetch a proxy",
-        description="Build the trusted-retrieval policy (myproxy-init -x -Z) naming the pilots, "
-                    "by their DNs (escaped for MyProxy's matching) or by a VOMS FQAN, and check it "
-                    "against a server's -Z length limit.")
+    policy = command_parser(
+        sub, "policy", "build the MyProxy retrieval policy (-Z) that lets the pilots fetch a proxy",
+        "Build the trusted-retrieval policy (myproxy-init -x -Z) naming the pilots, by their "
+        "DNs (escaped for MyProxy's matching) or by a VOMS FQAN, and check it against a "
+        "server's -Z length limit. The policy goes to standard output, how to store with it "
+        "to standard error (lines starting with #).", (
+            "pilotid policy --pilot-dn \"$PILOT_DN\"",
+            "pilotid policy --pilot-dn \"$PILOT_DN\" --fqan /atlas/Role=pilot --max-length 255",
+        ))
     policy.add_argument("--pilot-dn", action="append", default=[], metavar="DN",
                         help="a pilot's identity DN in slash form (repeat for several pilots)")
     policy.add_argument("--fqan", metavar="FQAN",

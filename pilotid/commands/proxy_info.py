@@ -6,12 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
+from pilotid.commands.helptext import command_parser
+
 
 def add_parser(sub: "argparse._SubParsersAction") -> None:
     """Add ``proxy-info FILE [--json]`` to ``sub``."""
-    cmd = sub.add_parser("proxy-info", help="show a proxy file as grid-proxy-info does",
-                         description="Show who a proxy file is for, its type, key size and "
-                         "time left; exit with the proxy's error code if it is unusable.")
+    cmd = command_parser(
+        sub, "proxy-info", "show a proxy file as grid-proxy-info does",
+        "Show who a proxy file is for, its type, key size, time left and VOMS attributes "
+        "(FQANs); exit with the proxy's error code if it is unusable (expired, no key, "
+        "not a proxy).", (
+            "pilotid proxy-info                      # $X509_USER_PROXY or /tmp/x509up_u<uid>",
+            "pilotid proxy-info /home/pilot/proxies/alice.pem --json",
+        ))
     cmd.add_argument("file", metavar="FILE", nargs="?",
                      help="the proxy file (default: $X509_USER_PROXY, else /tmp/x509up_u<uid>)")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")

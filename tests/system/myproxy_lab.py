@@ -1,7 +1,8 @@
 """A real myproxy-server on 127.0.0.1 with a throwaway PKI, for the system tests.
 
-What ``recipes/myproxy-lab.sh`` does, in Python, on top of a ``VomsLab`` (its trust
-directory with the test CA and signing policy, its vomsdir and fake VOMS server): the test
+What ``examples/myproxy-lab.sh`` (the tutorial's lab) does, in Python, and more: on top of
+a ``VomsLab`` (its trust directory with the test CA and signing policy, its vomsdir and fake
+VOMS server): the test
 CA issues the host certificate (``/CN=localhost``) and the people's certificates; the
 server runs as the ``myproxy`` system account (host certificate, key and storage directory
 owned by it, storage 0700) on an ephemeral port read back through ``-z``; the grid tools

@@ -80,3 +80,26 @@ def test_make_demo_runs_exactly_this_module():
     recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].splitlines()
     assert recipe[0].split() == ["venv"]
     assert [line.strip() for line in recipe[1:]] == ["$(PY) -m pilotid.demo"]
+
+
+def test_demo_twice_on_one_directory_says_so_in_one_line(tmp_path):
+    base = tmp_path / "demo"
+    assert run_demo("--base", str(base), cwd=tmp_path).returncode == 0
+    again = run_demo("--base", str(base), cwd=tmp_path)
+    assert again.returncode == 2
+    assert "Traceback" not in again.stderr
+    assert f"--base {base} is not empty" in again.stderr
+
+
+def test_demo_with_a_base_that_cannot_be_made_says_so_in_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = run_demo("--base", str(tmp_path / "a-file" / "demo"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "cannot make the demo's directory" in done.stderr
+
+
+def test_demo_as_root_says_its_payload_runs_as_root(tmp_path):
+    done = run_demo("--base", str(tmp_path / "demo"), cwd=tmp_path)
+    said = "its payload runs as root too" in done.stderr
+    assert said == (os.geteuid() == 0)

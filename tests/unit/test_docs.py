@@ -48,8 +48,9 @@ def test_queue_reference_is_generated_from_the_declarations():
 
 
 def test_every_page_is_in_the_index_toctree_and_every_entry_exists():
-    """What ``sphinx -W`` would refuse: a page no toctree names, or an entry with no page."""
+    """What ``sphinx -W`` would refuse: a page no toctree names, or an entry with no page;
+    the Markdown pages (read by myst-parser) count as pages."""
     index = (DOCS / "index.rst").read_text(encoding="utf-8")
     entries = set(re.findall(r"^   ([a-z][\w-]*)$", index, re.MULTILINE))
-    pages = {p.stem for p in DOCS.glob("*.rst")} - {"index"}
+    pages = {p.stem for pattern in ("*.rst", "*.md") for p in DOCS.glob(pattern)} - {"index"}
     assert entries == pages

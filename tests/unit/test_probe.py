@@ -8,6 +8,7 @@ from pilotid.errors import CredentialRefusedError
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
+from pilotid.payloads.job import JobSpec
 from pilotid.probe import OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource, TestCA, make_proxy
@@ -56,3 +57,28 @@ def test_credential_shorter_than_a_launch_needs_is_a_warning(tmp_path):
                                  timeout=4 * 3600), tmp_path, {})
     (found,) = [c for c in checks if c.name == "credential"]
     assert found.status == WARN and "needs 3h00m" in found.detail
+
+
+def test_probe_asks_the_source_for_the_proxy_of_the_user_dn_given(tmp_path):
+    source = StaticCredentialSource(proxy_credential(tmp_path, 12))
+    probe_node(launcher(source, CheckingSwitcher()), tmp_path, {}, user_dn=DN)
+    assert [r.owner_dn for r in source.requests] == [DN]
+
+
+def test_probe_asks_the_source_for_the_proxy_of_the_jobs_owner(tmp_path):
+    source = StaticCredentialSource(proxy_credential(tmp_path, 12))
+    job = JobSpec.from_description({"PandaID": 1, "transformation": "runAthena-00-00-11",
+                                    "prodUserID": DN, "credname": "analysis",
+                                    "myproxy": "myproxy.example.org"})
+    probe_node(launcher(source, CheckingSwitcher()), tmp_path, {}, job=job)
+    request = source.requests[0]
+    assert (request.owner_dn, request.credname, request.server) == (
+        DN, "analysis", "myproxy.example.org")
+
+
+def test_egg_cache_base_is_not_judged_by_the_pilots_rights_when_the_switch_failed(tmp_path):
+    source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
+    checks = probe_node(launcher(source, CheckingSwitcher()), tmp_path, {})
+    egg = [c for c in checks if c.name == "egg cache base"]
+    assert [c.status for c in egg] == [WARN]
+    assert "not checked" in egg[0].detail

@@ -48,7 +48,10 @@ _pilotid_reap() {
         while builtin read -r key value _; do
           case $key in State:) state=$value ;; Uid:) uid=$value; builtin break ;; esac
         done 2>/dev/null <"/proc/$pid/status"
-        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ]; then
+        # never this wrapper itself (a child of the pilot too where the switch did not
+        # happen, or where the switch program exec'd it): it still has its egg cache to remove
+        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ] &&
+          [ "$pid" != "$$" ]; then
           builtin kill -s KILL "$pid" 2>/dev/null && found=1
         fi
       done
