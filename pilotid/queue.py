@@ -37,6 +37,7 @@ from typing import (
 )
 
 from pilotid.errors import ConfigurationError, UnknownQueueError
+from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 
 if TYPE_CHECKING:
     from pilotid.factory import Registry
@@ -88,6 +89,8 @@ class QueueSettings:
     switch_retry_delay: float = 5.0
     proxy_refresh_threshold: int = 3 * 3600
     proxy_refresh_interval: int = 3600
+    syslog_facility: str = DEFAULT_FACILITY
+    syslog_address: Optional[str] = DEFAULT_ADDRESS
 
     def proxy_lifetime_needed(self) -> int:
         """Seconds the user's proxy must still be valid when a payload is launched.
@@ -353,6 +356,14 @@ def _umask(value: Any) -> int:
     return int(value, 8)
 
 
+def _syslog_address(value: Any) -> str:
+    try:
+        parse_address(_string(value))
+    except ValueError as problem:
+        raise _Invalid(str(problem)) from None
+    return value
+
+
 _T = TypeVar("_T")
 
 
@@ -413,6 +424,8 @@ _PARSERS: Dict[str, Callable[[Any], Any]] = {
     "switch_retry_delay": _seconds,
     "proxy_refresh_threshold": _integer(0),
     "proxy_refresh_interval": _integer(1),
+    "syslog_facility": _choice(*FACILITIES),
+    "syslog_address": _optional(_syslog_address),
 }
 
 
