@@ -208,12 +208,32 @@ def _user_issuer(credential: "Credential") -> Optional[str]:
     return None
 
 
+#: ``pilotid.identity.voms.VOMS_AC_EXTENSION_OID``, looked for before that module (and the
+#: ASN.1 parser it brings) is imported: most pilots' proxies for a plain switch carry none.
+_VOMS_OID = "1.3.6.1.4.1.8005.100.100.5"
+
+
 def _fqans(credential: "Credential") -> Optional[str]:
+    certificates = credential.proxy.certificates
+    if not _has_voms_extension(certificates):
+        return None
     from pilotid.errors import ProxyFileError
     from pilotid.identity.voms import voms_attributes
 
     try:
-        found = voms_attributes(credential.proxy.certificates)
+        found = voms_attributes(certificates)
     except ProxyFileError:
         return "unreadable"
     return ",".join(fqan for attributes in found for fqan in attributes.fqans) or None
+
+
+
+def _has_voms_extension(certificates: Any) -> bool:
+    for certificate in certificates:
+        try:
+            if any(extension.oid.dotted_string == _VOMS_OID
+                   for extension in certificate.extensions):
+                return True
+        except ValueError:  # unreadable extensions: voms_attributes tells what they are
+            return True
+    return False

@@ -247,3 +247,10 @@ def test_lines_follow_a_restarted_syslogd_on_the_same_socket(tmp_path):
             sock.close()
             path.unlink()
 
+
+
+def test_the_voms_extension_looked_for_is_the_one_voms_reads():
+    from pilotid import nodelog
+    from pilotid.identity.voms import VOMS_AC_EXTENSION_OID
+
+    assert nodelog._VOMS_OID == VOMS_AC_EXTENSION_OID
