@@ -111,3 +111,20 @@ def test_run_on_a_file_noop_queue_imports_no_other_switcher(file_noop_run_module
 
 def test_run_without_voms_attributes_imports_no_voms_parser(file_noop_run_modules):
     assert loaded(file_noop_run_modules, ("pilotid.identity.voms", "asn1crypto.cms")) == []
+
+
+def test_each_subcommand_is_found_in_the_module_that_adds_it():
+    from pilotid import cli
+
+    everything = cli.build_parser()
+    names = set(everything._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert names == set(cli.COMMAND_MODULES)
+    for name in names:
+        only = cli.build_parser(name)._subparsers._group_actions[0].choices  # type: ignore
+        assert name in only
+
+
+def test_run_imports_no_other_subcommand(file_noop_run_modules):
+    assert loaded(file_noop_run_modules, ("pilotid.commands.myproxy",
+                                          "pilotid.commands.policy",
+                                          "pilotid.commands.proxy_info")) == []
