@@ -36,9 +36,9 @@ MyProxy GET
 Targets (issue 6): "pilotid adds at most 1.5x the bare switch"; the grant at most 0.5x
 ``setfacl -R``.  Issue 16: ``pilotid run`` (no-op and sudo) at most 8x bare sudo, its
 imports at most half that budget (4x), and 32 concurrent runs at least 3x the throughput
-measured before (``BEFORE_THROUGHPUT``).  The switch target is shown read both ways: the whole launch at most 1.5x
-the bare switch, and what the launch adds (pilotid minus bare) at most 1.5x the bare
-switch.
+measured before (``BEFORE_THROUGHPUT``).  The switch target is shown read both ways: the
+whole launch at most 1.5x the bare switch, and what the launch adds (pilotid minus bare)
+at most 1.5x the bare switch.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class PilotSide:
         self.process = node.popen_as(
             node.PILOT, [python, str(script), json.dumps(config)],
             env={"PYTHONPATH": str(site)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
+            text=True, cwd=script.parent)  # not the checkout: `python -m` looks in the cwd first
 
     def ask(self, **request) -> dict:
         assert self.process.stdin and self.process.stdout
