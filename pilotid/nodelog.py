@@ -163,7 +163,7 @@ class NodeLog:
                 return
             self._warned = True
             log.error("queue %s: cannot send the switch lines to the node's syslog at %s: %s; "
-                      "the accounting record is the only trace of this pilot's jobs",
+                      "the node's log keeps no trace of this pilot's jobs",
                       self.queue, self.address, error.strerror or error)
 
     def _open(self) -> "SysLogHandler":
