@@ -70,6 +70,7 @@ def traced(real_node, pilot_install, users) -> Iterator[tuple]:
         site.queues = base / "syslog-queues.json"
         site.queues.write_text(json.dumps({"queues": traced_queues}))
         site.queues.chmod(0o644)
+        site.syslog_queues = traced_queues  # type: ignore[attr-defined]
         yield site, receiver
     finally:
         if receiver is not None:
@@ -110,3 +111,24 @@ def test_a_refused_sudo_leaves_one_refused_line_naming_the_user(traced):
     assert (refused["EVENT"], refused["OUTCOME"], refused["DN"]) == (
         "refused", "switch_failed", CAROL_DN)
     assert refused["ERROR"] != "-"
+
+
+def test_the_fqans_of_a_real_voms_proxy_are_in_the_switch_line(traced, voms_lab, users):
+    """A proxy made by the real voms-proxy-fake: its FQANs, primary first."""
+    site, receiver = traced
+    made = voms_lab.fake(users.alice, "alice", "atlas", ["/atlas/Role=production", "/atlas"])
+    proxy = site.own_file(site.area / "x509up_alice_voms", made.read_bytes(), 0o600)
+    queues = site.base / "syslog-voms-queues.json"
+    queues.write_text(json.dumps({"queues": {"ANALY_SUDO_VOMS": dict(
+        site.syslog_queues["ANALY_SUDO"], proxy_file=str(proxy))}}))
+    queues.chmod(0o644)
+    site.queues = queues
+    receiver.drain()
+    run = site.run("ANALY_SUDO_VOMS", site.job(PandaID=7003), site.workdir())
+    lines = receiver.drain()
+    print("\n".join(lines))
+    assert run.status == 0, run.stderr
+    switch = fields(lines[0])
+    assert (switch["EVENT"], switch["USER"]) == ("switch", node.ALICE)
+    assert switch["FQANS"].startswith("/atlas/Role=production")
+    assert "/atlas" in switch["FQANS"].split(",")
