@@ -11,6 +11,10 @@ clock, so that pilotid and the bare commands it is compared with pay the same co
     ``error_code``.
 ``{"op": "command", "argv": [...]}``
     one ``subprocess.run(argv)``; answers ``ms`` and ``returncode``.
+``{"op": "importtime", "argv": [...]}``
+    one ``subprocess.run(argv)`` of a Python started with ``-X importtime``; answers ``ms``,
+    ``returncode`` and ``import_ms``: the sum of the top-level imports it reported (each
+    counted with what it imported), the interpreter's own start-up modules included.
 ``{"op": "commands", "argvs": [[...], ...]}``
     the same for several commands in turn, timed together.
 ``{"op": "tree", "path": P, "files": N, "per_dir": M}``
@@ -75,6 +79,23 @@ class PilotSide:
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = (time.perf_counter() - start) * 1000
         return {"ms": elapsed, "returncode": done.returncode,
+                "stderr": done.stderr.decode(errors="replace")[-500:]}
+
+    @staticmethod
+    def importtime(request: dict) -> dict:
+        start = time.perf_counter()
+        done = subprocess.run(request["argv"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = (time.perf_counter() - start) * 1000
+        total = 0
+        for line in done.stderr.decode(errors="replace").splitlines():
+            # "import time: <self us> | <cumulative us> | <indent><module>": indented
+            # modules are inside their importer's cumulative figure already
+            parts = line.split("|")
+            if (len(parts) == 3 and parts[0].startswith("import time:")
+                    and parts[1].strip().isdigit() and not parts[2].startswith("  ")):
+                total += int(parts[1])
+        return {"ms": elapsed, "returncode": done.returncode, "import_ms": total / 1000,
                 "stderr": done.stderr.decode(errors="replace")[-500:]}
 
     @staticmethod

@@ -8,17 +8,24 @@ foresees ends in one line on stderr and the error's pilot error code as exit sta
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from typing import List, Optional
 
 from pilotid import __version__
-from pilotid.commands import helptext, myproxy, policy, proxy_info, run, testca
+from pilotid.commands import helptext
 from pilotid.errors import PilotidError, exit_status
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (run, proxy_info, policy, myproxy, testca)
+#: The subcommands' modules, in the order ``--help`` lists their commands.
+COMMANDS = ("pilotid.commands.run", "pilotid.commands.proxy_info", "pilotid.commands.policy",
+            "pilotid.commands.myproxy", "pilotid.commands.testca")
+#: The module that adds each subcommand: a command line imports and builds only its own
+#: command's (a pilot starts ``pilotid run`` once per job: the others are wasted work).
+COMMAND_MODULES = {"run": COMMANDS[0], "probe": COMMANDS[0], "proxy-info": COMMANDS[1],
+                   "policy": COMMANDS[2], "myproxy": COMMANDS[3], "testca": COMMANDS[4]}
 
 #: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
 DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "
@@ -32,8 +39,9 @@ EXAMPLES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, or only with ``command``'s module's
+    where ``command`` is one of ``COMMAND_MODULES``."""
     parser = argparse.ArgumentParser(
         prog="pilotid", description=helptext.paragraphs(DESCRIPTION),
         epilog=helptext.epilog(EXAMPLES),
@@ -43,15 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for command in COMMANDS:
-        command.add_parser(sub)
+    module = COMMAND_MODULES.get(command or "")
+    for name in (module,) if module is not None else COMMANDS:
+        importlib.import_module(name).add_parser(sub)
     return parser
+
+
+def _command_word(argv: List[str]) -> Optional[str]:
+    """The subcommand named on ``argv``: its first word that is not an option (the
+    top-level options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv``; return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(words))
+    args = parser.parse_args(words)
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="pilotid: %(levelname)s %(message)s")
     try:

@@ -44,6 +44,7 @@ from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.owner import owner_dn
 from pilotid.identity.proxy import format_time_left
+from pilotid.nodelog import NodeLog
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
@@ -205,6 +206,7 @@ class PayloadLauncher:
         self.strategies = strategies
         self.source = strategies.source
         self.switcher = strategies.switcher
+        self.node_log = NodeLog.from_settings(settings)
 
     def run(self, job: JobSpec, workdir: Path) -> PayloadResult:
         """Run ``job`` in ``workdir`` as its user; return what happened (never raises a
@@ -223,6 +225,7 @@ class PayloadLauncher:
             result = self._result(state, outcome)
             append_record(result, state.token, self.settings.accounting_file,
                           in_workdir=state.private is not None)
+            self.node_log.ended(result, state.credential)
         if state.signals.pending is not None:
             log.warning("job %s: pilot got signal %d while finishing the job: the job's "
                         "result stands", job.panda_id, state.signals.pending)
@@ -342,6 +345,8 @@ class PayloadLauncher:
                     [str(wrapper)], state.credential, state.account, state.workdir, logs)
                 log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
                          process.pid)
+                self.node_log.switched(state.job.panda_id, state.credential, state.account,
+                                       self.switcher.name, state.workdir, wrapper, process.pid)
                 override = self._watch(state, process)
                 found = read_marker(marker)
                 tampered = _tampered_marker(marker, found, state.account)

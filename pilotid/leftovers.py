@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -53,7 +52,9 @@ def _set_subreaper(on: bool) -> bool:
     global _prctl
     if _prctl is None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # the process's own symbols, libc's among them: ctypes.util.find_library("c")
+            # would start ldconfig, in every pilotid process
+            libc = ctypes.CDLL(None, use_errno=True)
             _prctl = libc.prctl
         except (OSError, AttributeError):
             _prctl = False

@@ -41,6 +41,7 @@ from pilotid.settings import (
     string,
     umask,
 )
+from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 
 if TYPE_CHECKING:
     from pilotid.factory import Registry
@@ -93,6 +94,8 @@ class QueueSettings:
     jobs_without_dn: str = "refuse"
     proxy_refresh_threshold: int = 3 * 3600
     proxy_refresh_interval: int = 3600
+    syslog_facility: str = DEFAULT_FACILITY
+    syslog_address: Optional[str] = DEFAULT_ADDRESS
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def option(self, setting: Union[Setting, str]) -> Any:
@@ -302,6 +305,15 @@ def _settings_in_file(path: PathArg, name: str, mapping: Any,
 # --- the generic fields ------------------------------------------------------------------
 
 
+def _syslog_address(value: Any) -> str:
+    try:
+        parse_address(string.parse(value))
+    except ValueError as problem:  # InvalidValue included
+        raise InvalidValue(str(problem)) from None
+    return value
+
+
+
 def _names(value: Any) -> Tuple[str, ...]:
     names = list_of(string, "payload adapter names", non_empty=True)(value)
     for name in names:
@@ -374,6 +386,12 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
             "valid for ``timeout`` seconds, or this many if shorter.  See :doc:`launcher`."),
     Setting("proxy_refresh_interval", integer(1), 3600,
             "How often (seconds) the launcher checks the proxy of a running payload."),
+    Setting("syslog_facility", choice(*FACILITIES), DEFAULT_FACILITY,
+            "Facility of the node's syslog lines, one a switch, refusal and job end (sudo's "
+            "and gLExec's is ``authpriv``).  See the security notes (``docs/security.md``)."),
+    Setting("syslog_address", optional(ValueType(
+                "absolute socket path or ``host:port`` (UDP)", _syslog_address)),
+            DEFAULT_ADDRESS, "Where those lines go; null sends none."),
 )
 
 _GENERIC: Dict[str, Setting] = {setting.name: setting for setting in GENERIC_SETTINGS}

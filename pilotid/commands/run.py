@@ -72,10 +72,11 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _launcher(args: argparse.Namespace):
-    from pilotid.factory import build_launcher
+    from pilotid.factory import Registry, build_launcher
     from pilotid.queue import load_queue
 
-    return build_launcher(load_queue(args.queues, args.queue))
+    registry = Registry.default()  # once: listing the installed plugins is not free
+    return build_launcher(load_queue(args.queues, args.queue, registry), registry)
 
 
 def run_command(args: argparse.Namespace) -> int:

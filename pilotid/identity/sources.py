@@ -17,7 +17,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from zope.interface import implementer
 
@@ -29,7 +29,6 @@ from pilotid.errors import (
 )
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
-from pilotid.identity.myproxy import DEFAULT_LIFETIME, MyProxyClient, parse_servers
 from pilotid.identity.proxy import (
     ProxyInfo,
     check_lifetime,
@@ -43,6 +42,9 @@ from pilotid.identity.proxy import (
 from pilotid.interfaces import ICredentialSource
 from pilotid.queue import QueueSettings
 from pilotid.settings import Setting, absolute_path, integer, optional, string
+
+if TYPE_CHECKING:  # the MyProxy client brings TLS (pyOpenSSL): imported when a queue uses it
+    from pilotid.identity.myproxy import MyProxyClient
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +261,7 @@ class CredentialCache:
         return removed
 
 
-ClientFactory = Callable[[str, int], MyProxyClient]
+ClientFactory = Callable[[str, int], "MyProxyClient"]
 
 
 @implementer(ICredentialSource)
@@ -290,12 +292,16 @@ class MyProxySource:
         return (f"MyProxySource(queue={self.settings.name!r}, "
                 f"server={self.settings.option(MYPROXY_SERVER)!r}, cache={self.cache!r})")
 
-    def _default_client(self, server: str, port: int) -> MyProxyClient:
+    def _default_client(self, server: str, port: int) -> "MyProxyClient":
+        from pilotid.identity.myproxy import MyProxyClient
+
         return MyProxyClient(server, port, environ=self._environ)
 
     def fetch(self, request: CredentialRequest) -> Credential:
         """Retrieve (or reuse) the user's proxy and write it to a new 0600 file in
         ``request.directory``; return the checked ``Credential``."""
+        from pilotid.identity.myproxy import DEFAULT_LIFETIME, parse_servers
+
         spec = request.server or self.settings.option(MYPROXY_SERVER)
         if not spec:
             raise ConfigurationError(

@@ -69,6 +69,7 @@ GENERIC = {
     "env_deny": ["MY_TOKEN", "SECRET_*"], "timeout": 3600, "grace_period": 5,
     "accounting_file": "/var/log/pilotid.jsonl", "transformation_dirs": ["/opt/trf", "/cvmfs/trf"],
     "standin_transformations": True, "jobs_without_dn": "refuse",
+    "syslog_facility": "local3", "syslog_address": "127.0.0.1:5514",
     "proxy_refresh_threshold": 7200, "proxy_refresh_interval": 600,
 }
 GLEXEC_MYPROXY = {
@@ -102,6 +103,7 @@ def test_every_generic_field_is_read_into_its_python_type(registry):
         accounting_file=Path("/var/log/pilotid.jsonl"),
         transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")),
         standin_transformations=True, jobs_without_dn="refuse",
+        syslog_facility="local3", syslog_address="127.0.0.1:5514",
         proxy_refresh_threshold=7200, proxy_refresh_interval=600)
 
 
@@ -286,6 +288,9 @@ INVALID = [
     ("proxy_refresh_interval", {"proxy_refresh_interval": 0}, ["at least 1"]),
     ("accounting_file", {"accounting_file": "acct.jsonl"}, ["absolute path"]),
     ("transformation_dirs", {"transformation_dirs": ["trf"]}, ["item 0", "absolute path"]),
+    ("syslog_facility", {"syslog_facility": "authpriv.notice"}, ["'authpriv'", "'local7'"]),
+    ("syslog_address", {"syslog_address": "dev/log"}, ["socket path or host:port"]),
+    ("syslog_address", {"syslog_address": "localhost:514x"}, ["socket path or host:port"]),
     # unknown strategy names, listing the known ones
     ("switcher", {"switcher": "glexc"}, ["unknown switcher 'glexc'", "did you mean 'glexec'",
                                          "noop, sudo, sudo-mock"]),
