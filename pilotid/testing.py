@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
@@ -57,7 +56,8 @@ from pilotid.strategies.base import (
     SwitcherBase,
     WrapperMarker,
 )
-from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.strategies.noop import NoopSwitcher
+from pilotid.strategies.session import SwitchSession
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
@@ -101,16 +101,17 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
 
 
 @implementer(IIdentitySwitcher)
-class RecordingSwitcher:
-    """An identity switcher that does not switch: everything runs as the current user.
+class RecordingSwitcher(NoopSwitcher):
+    """The real ``NoopSwitcher`` that records every call: everything runs as the current user.
 
-    ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
-    credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
-    ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
-    signals its process groups; ``explain`` reads the status as ``explain_without_switch``
-    does; ``retry_delay`` never retries, ``refresh_proxy`` cannot push a proxy (False) and
-    ``node_checks`` reports nothing.  Every call is appended to ``calls`` as
-    ``(method name, arguments tuple)``.
+    Built on ``NoopSwitcher`` so that the two cannot disagree: ``probe`` answers
+    ``Account.current()``, ``open`` gives a ``SwitchSession`` with no switch, the payload
+    uses the credential's own file, ``launch`` starts ``argv`` in a session of its own with
+    ``start_environment``, ``terminate`` signals its process groups, ``explain`` is
+    ``NoopSwitcher``'s.  Where it differs: every call (``probe``, ``open``, ``handover``,
+    ``launch``, ``terminate``, ``explain``, ``retry_delay``, ``refresh_proxy``,
+    ``node_checks``) is appended to ``calls`` as ``(method name, arguments tuple)``, every
+    process ``launch`` started to ``processes``, and ``settings`` may be ``None``.
 
     Built like any strategy, ``RecordingSwitcher(settings)``; ``name`` overrides the
     registry name (``'recording'``) for registering it under another one.
@@ -119,72 +120,63 @@ class RecordingSwitcher:
     name = "recording"
 
     def __init__(self, settings: Any = None, name: Optional[str] = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         if name is not None:
             self.name = name
         self.calls: List[Tuple[str, Tuple[Any, ...]]] = []
-        self.processes: List[subprocess.Popen] = []
+        self.processes: List[Any] = []
 
     def probe(self, credential: Credential) -> Account:
-        """Return the current user's account: this switcher does not switch."""
+        """``NoopSwitcher.probe``, recorded."""
         self.calls.append(("probe", (credential,)))
-        return Account.current()
+        return super().probe(credential)
+
+    def open(self, credential: Credential, account: Account, workdir: Path) -> SwitchSession:
+        """``NoopSwitcher.open``, recorded."""
+        self.calls.append(("open", (credential, account, workdir)))
+        return super().open(credential, account, workdir)
 
     def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
-        """Let the payload use the credential's own file (it runs as the same user)."""
+        """``NoopSwitcher.handover`` (the credential's own file), recorded."""
         self.calls.append(("handover", (credential, account, workdir)))
-        return ProxyHandover(Path(credential.path))
+        return super().handover(credential, account, workdir)
 
     def launch(self, argv: Sequence[str], credential: Credential, account: Account,
-               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
-        """Start ``argv`` as the current user in ``workdir``; return the ``Popen``."""
+               workdir: Path, logs: PayloadLogs) -> Any:
+        """``NoopSwitcher.launch``, recorded; the process is kept in ``processes``."""
         self.calls.append(("launch", (argv, credential, account, workdir, logs)))
-        process = subprocess.Popen(
-            [str(arg) for arg in argv], cwd=str(workdir), stdin=subprocess.DEVNULL,
-            stdout=logs.stdout, stderr=logs.stderr, start_new_session=True)
+        process = super().launch(argv, credential, account, workdir, logs)
         self.processes.append(process)
         return process
 
     def terminate(self, process: Any, signum: int) -> None:
-        """Send ``signum`` to every process group of the session ``launch`` started (the
-        wrapper runs the payload in a group of its own), SIGKILL the payload's first
-        (``signal_groups``); groups the payload left behind are reached after the wrapper
-        has ended too."""
+        """``NoopSwitcher.terminate``, recorded."""
         self.calls.append(("terminate", (process, signum)))
-        signal_groups(process, payload_groups(process.pid, os.getuid()), signum,
-                      lambda groups: _killpg_all(groups, signum))
+        super().terminate(process, signum)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
-        """Read ``returncode`` and ``marker`` as a no-op switch does."""
+        """``NoopSwitcher.explain``, recorded."""
         self.calls.append(("explain", (returncode, marker)))
-        return explain_without_switch(returncode, marker)
+        return super().explain(returncode, marker)
 
     def retry_delay(self, outcome: Outcome, attempt: int) -> Optional[float]:
-        """Never launch again."""
+        """``NoopSwitcher.retry_delay`` (never), recorded."""
         self.calls.append(("retry_delay", (outcome, attempt)))
-        return None
+        return super().retry_delay(outcome, attempt)
 
     def refresh_proxy(self, credential: Credential, workdir: Path) -> bool:
-        """Return False: the payload keeps the proxy it was given."""
+        """``NoopSwitcher.refresh_proxy`` (False), recorded."""
         self.calls.append(("refresh_proxy", (credential, workdir)))
-        return False
+        return super().refresh_proxy(credential, workdir)
 
     def node_checks(self, credential: Optional[Credential]) -> List[Any]:
-        """Nothing to report: there is no switch."""
+        """``NoopSwitcher.node_checks``, recorded."""
         self.calls.append(("node_checks", (credential,)))
-        return []
+        return super().node_checks(credential)
 
     def called(self, method: str) -> List[Tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
         return [args for name, args in self.calls if name == method]
-
-
-def _killpg_all(groups: Iterable[int], signum: int) -> None:
-    for group in groups:
-        try:
-            os.killpg(group, signum)
-        except ProcessLookupError:
-            pass
 
 
 @implementer(ICredentialSource)

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 from zope.interface import implementer
 
 from pilotid.errors import (
-    AccountMappingError,
     ConfigurationError,
     ProxyFileError,
     SwitchError,
@@ -48,11 +47,14 @@ from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
     SwitcherBase,
+    log_position,
+    refuse_unsafe_mapping,
     signal_label,
     start_environment,
+    switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
-from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -85,7 +87,6 @@ def _first_existing(*candidates: str) -> str:
 
 #: The commands the site's sudoers rule must allow besides the wrapper (docs/switchers.rst).
 TRUE_COMMAND = _first_existing("/bin/true", "/usr/bin/true")
-KILL_COMMAND = _first_existing("/bin/kill", "/usr/bin/kill")
 
 
 def _usable_sudo(path: str, origin: str, fix: str) -> str:
@@ -201,14 +202,10 @@ class SudoSwitcher(SwitcherBase):
             raise ConfigurationError(
                 f"queue {self.settings.name}: the sudo switcher needs 'grid_mapfile' (the "
                 "file that maps a user's DN to a local account)")
-        account = accounts.map_account(credential.identity, Path(mapfile))
-        pilot = Account.current()
-        if account.uid == 0 or account.uid == pilot.uid:
-            raise AccountMappingError(
-                f"grid-mapfile {mapfile} maps {credential.identity} to {account.name} "
-                f"(uid {account.uid}), {'root' if account.uid == 0 else 'the pilot itself'}: "
-                "a user's payload never runs as that account; map the DN to a user account")
-        self.check_switch(pilot, account)
+        account = refuse_unsafe_mapping(
+            accounts.map_account(credential.identity, Path(mapfile)), credential.identity,
+            f"grid-mapfile {mapfile}")
+        self.check_switch(Account.current(), account)
         return account
 
     def check_switch(self, pilot: Account, account: Account) -> None:
@@ -290,7 +287,7 @@ class SudoSwitcher(SwitcherBase):
         pilot = Account.current()
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]
-        record = _Launch(command[0], pilot, account, *_log_position(logs.stderr))
+        record = _Launch(command[0], pilot, account, *log_position(logs.stderr))
         stdin = _proxy_input(proxy)
         try:
             process = subprocess.Popen(
@@ -354,6 +351,27 @@ class SudoSwitcher(SwitcherBase):
             # kill's own complaint: the groups are already empty (or partly so).
             log.debug("kill as %s: %s", launch.target.name, stderr.strip())
 
+    def kill_as_target(self, pids: Sequence[int], credential: "Credential", account: Account,
+                       workdir: Path) -> None:
+        """SIGKILL the payload's leftover ``pids`` as ``account``, with a second sudo.
+
+        ``sudo -n -u <account> -- kill -s KILL -- <pids>``, not a launch: the latest
+        launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
+        when sudo refuses it; kill's own complaint (a process gone already) is only logged.
+        """
+        command = [self.sudo_path(), "-n", "-u", account.name, "--", KILL_COMMAND,
+                   "-s", "KILL", "--", *map(str, pids)]
+        try:
+            done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
+                                  capture_output=True, env=start_environment(Account.current()),
+                                  timeout=SUDO_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SwitchUnavailableError(f"cannot run {command[0]}: {error}") from None
+        refused = sudo_messages(done.stderr.decode("utf-8", "replace"))
+        if done.returncode != 0 and refused:
+            raise SwitchNotPermittedError(
+                f"sudo refused to kill the payload's leftovers as {account.name}: {refused[-1]}")
+
     def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
         if signum in (signal.SIGKILL, signal.SIGSTOP):
             raise SwitchNotPermittedError(
@@ -403,28 +421,9 @@ class SudoSwitcher(SwitcherBase):
     @staticmethod
     def _sudo_said(launch: Optional[_Launch]) -> Optional[str]:
         """sudo's last message in the stderr log since ``launch``, if that log is a file."""
-        if launch is None or launch.stderr_path is None:
+        if launch is None:
             return None
-        try:
-            with open(launch.stderr_path, "rb") as log_file:
-                log_file.seek(launch.stderr_offset)
-                text = log_file.read(65536).decode("utf-8", "replace")
-        except OSError:
-            return None
-        messages = sudo_messages(text)
-        return messages[-1] if messages else None
-
-
-def _log_position(stream: object) -> "tuple[Optional[str], int]":
-    """The path of an open log file and where it ends now, or (None, 0) for other streams."""
-    name = getattr(stream, "name", None)
-    if not isinstance(name, str) or not os.path.isabs(name):
-        return None, 0
-    try:
-        stream.flush()  # type: ignore[attr-defined]
-        return name, os.fstat(stream.fileno()).st_size  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        return name, 0
+        return switch_program_said(launch.stderr_path, launch.stderr_offset, "sudo:")
 
 
 def _proxy_input(proxy: bytes) -> int:

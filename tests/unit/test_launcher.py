@@ -201,12 +201,15 @@ def _must_not_be_called(*args: Any, **kwargs: Any) -> None:
 
 def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaims_after(
         credential, workdir, monkeypatch):
-    """The probe names another uid: grant before launch, reclaim at the end, the pilot's
-    own credentials kept private; the wrapper (run as us) then contradicts the probe."""
+    """The session says it switches to another account: grant before launch, reclaim at the
+    end, the pilot's own credentials kept private; the wrapper (run as us) then contradicts
+    the probe."""
     steps = _Steps()
     steps.seen["workdir"] = workdir
 
     class OtherAccount(RecordingSwitcher):
+        switches_identity = True
+
         def probe(self, cred):
             super().probe(cred)
             return SOMEONE_ELSE
@@ -278,6 +281,8 @@ def test_marker_from_another_uid_than_the_probe_said_is_a_switch_failure(credent
         (workdir / "input.txt").chmod(0o600)
 
         class OtherAccount(RecordingSwitcher):
+            switches_identity = True
+
             def probe(self, cred):
                 return SOMEONE_ELSE
 

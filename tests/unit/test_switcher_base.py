@@ -10,6 +10,7 @@ from pilotid.errors import (
     PayloadFailedError,
     PayloadTerminatedError,
     SwitchError,
+    SwitchExecError,
     SwitchSystemError,
 )
 from pilotid.identity.accounts import Account
@@ -77,9 +78,11 @@ def test_signal_label_for_unknown_numbers():
     assert signal_label(999) == "signal 999"
 
 
-def test_base_leaves_the_no_marker_case_to_subclasses():
-    with pytest.raises(NotImplementedError):
-        SwitcherBase(QueueSettings("TEST")).explain(1, None)
+def test_base_says_the_wrapper_never_ran_when_no_marker_was_left():
+    outcome = SwitcherBase(QueueSettings("TEST")).explain(3, None)
+    assert outcome.kind == "switch_failed"
+    assert isinstance(outcome.error, SwitchExecError)
+    assert "status 3" in str(outcome.error) and "never ran" in str(outcome.error)
 
 
 def test_start_environment_carries_nothing_of_the_pilots(monkeypatch):
