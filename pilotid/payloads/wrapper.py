@@ -449,7 +449,8 @@ _pilotid_builtins() {{
 _pilotid_reap() {{
   # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
   # children now; those of this account are the payload's.  Their own children become
-  # the pilot's in turn when they die: go round until none is left.
+  # the pilot's in turn when they die: go round until none is left.  A switch program
+  # that execs the wrapper (setpriv) makes the wrapper itself such a child: never $$.
   [ -n "$_pilotid_reaper" ] && [ -n "$_pilotid_payload_pid" ] && [ "$_pilotid_reaped" = 0 ] ||
     builtin return 0
   _pilotid_reaped=1
@@ -464,7 +465,8 @@ _pilotid_reap() {{
         while builtin read -r key value _; do
           case $key in State:) state=$value ;; Uid:) uid=$value; builtin break ;; esac
         done 2>/dev/null <"/proc/$pid/status"
-        if [ "$uid" = "$EUID" ] && [ "$state" != Z ] && [ "$state" != X ]; then
+        if [ "$pid" != "$$" ] && [ "$uid" = "$EUID" ] && [ "$state" != Z ] &&
+          [ "$state" != X ]; then
           builtin kill -s KILL "$pid" 2>/dev/null && found=1
         fi
       done

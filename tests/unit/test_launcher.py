@@ -919,3 +919,42 @@ def test_probe_of_a_sudo_queue_without_sudo_fails_that_check_and_goes_on(credent
     assert (check.status, check.error_code) == (FAIL, 51)
     assert str(missing) in check.detail
     assert {c.name for c in checks} >= {"credential", "test switch", "umask"}
+
+
+class ExplainBug(RecordingSwitcher):
+    """A plugin's bug: ``explain`` raises something that is not a ``PilotidError``."""
+
+    def explain(self, returncode, marker):
+        raise RuntimeError("plugin bug")
+
+
+def test_unexpected_exception_becomes_an_internal_error_with_its_record(credential, workdir,
+                                                                         caplog):
+    result = make_launcher(credential, sh("echo out > out.txt"),
+                           switcher=ExplainBug()).run(JOB, workdir)
+    assert (result.outcome, result.error_code) == ("internal_error", 80)
+    assert "RuntimeError: plugin bug" in result.error
+    assert accounting(workdir)[0]["outcome"] == "internal_error"
+    assert "Traceback" in caplog.text
+    assert (workdir / "out.txt").exists()
+    assert_cleaned_up(workdir, credential)
+
+
+def test_unexpected_exception_while_reclaiming_turns_a_success_into_an_internal_error(
+        credential, workdir, monkeypatch):
+    class OtherAccount(RecordingSwitcher):
+        switches_identity = True
+
+    class Grant:
+        mode = "acl"
+
+    def reclaim(grant):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr("pilotid.launcher.grant_target_access", lambda *a, **k: Grant())
+    monkeypatch.setattr("pilotid.launcher.reclaim", reclaim)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, ["/bin/true"], switcher=OtherAccount()).run(JOB, workdir)
+    assert (result.outcome, result.error_code) == ("internal_error", 80)
+    assert "Too many open files" in result.error
+    assert accounting(workdir)[0]["error_code"] == 80
