@@ -19,11 +19,10 @@ the outcome ``internal_error`` with its traceback in the log.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
@@ -31,13 +30,10 @@ from pilotid import leftovers
 from pilotid.accounting import append_record
 from pilotid.errors import (
     AccountMappingError,
-    CredentialError,
-    InternalError,
     PayloadFailedError,
     PayloadTimeoutError,
     PilotidError,
     PilotInterruptedError,
-    RescheduleRequest,
     SwitchError,
     SwitchNotPermittedError,
     WorkdirError,
@@ -56,6 +52,7 @@ from pilotid.payloads.sandbox import (
 )
 from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
 from pilotid.queue import QueueSettings
+from pilotid.result import PayloadResult, internal_error, now, outcome_for_error
 from pilotid.signals import PilotSignal, PilotSignals
 from pilotid.strategies import base
 from pilotid.strategies.base import (
@@ -72,56 +69,9 @@ from pilotid.workfiles import open_payload_log
 if TYPE_CHECKING:
     from pilotid.factory import Strategies
 
+__all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error", "pilot_credentials"]
+
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-@dataclass(frozen=True)
-class PayloadResult:
-    """What happened to one job: the fields of ``pilotid run --json`` and of the accounting
-    record (which adds ``user_dn``)."""
-
-    panda_id: int
-    outcome: str
-    exit_code: Optional[int]
-    signal: Optional[int]
-    error_code: int
-    error: Optional[str]
-    account: Optional[Account]
-    switcher: str
-    sandbox_mode: Optional[str]
-    workdir: Path
-    stdout: Optional[Path]
-    stderr: Optional[Path]
-    started: datetime.datetime
-    ended: datetime.datetime
-    user_dn: Optional[str] = None
-
-    def as_dict(self) -> Dict[str, Any]:
-        """The result as JSON-ready data (without ``user_dn``, which only accounting keeps)."""
-        return {
-            "panda_id": self.panda_id,
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "error_code": self.error_code,
-            "error": self.error,
-            "account": self.account.as_dict() if self.account else None,
-            "switcher": self.switcher,
-            "sandbox_mode": self.sandbox_mode,
-            "workdir": str(self.workdir),
-            "stdout": str(self.stdout) if self.stdout else None,
-            "stderr": str(self.stderr) if self.stderr else None,
-            "started": self.started.isoformat(),
-            "ended": self.ended.isoformat(),
-        }
-
-    def accounting_record(self) -> Dict[str, Any]:
-        """The accounting record: the result plus the user's DN."""
-        return dict(self.as_dict(), user_dn=self.user_dn)
 
 
 #: Where the pilot's own credentials are named: they never become readable by the target.
@@ -137,31 +87,6 @@ def pilot_credentials(environ: Optional[Dict[str, str]] = None) -> List[Path]:
     return found
 
 
-def outcome_for_error(error: PilotidError) -> Outcome:
-    """The outcome of a job that failed before (or instead of) running its payload."""
-    if isinstance(error, RescheduleRequest):
-        kind = base.RESCHEDULED
-    elif isinstance(error, PilotInterruptedError):
-        kind = base.INTERRUPTED
-    elif isinstance(error, CredentialError):
-        kind = base.CREDENTIAL_FAILED
-    elif isinstance(error, (SwitchError, AccountMappingError)):
-        kind = base.SWITCH_FAILED
-    elif isinstance(error, InternalError):
-        kind = base.INTERNAL_ERROR
-    else:
-        kind = base.SETUP_FAILED
-    return Outcome(kind, error=error)
-
-
-def internal_error(error: BaseException, during: str) -> Outcome:
-    """The outcome of a job ended by an unexpected exception ``error`` (not a
-    ``PilotidError``) raised while ``during``."""
-    return Outcome(base.INTERNAL_ERROR, error=InternalError(
-        f"internal error while {during}: {type(error).__name__}: {error}; the pilot's log "
-        "has the traceback (report it to pilotid or to the plugin's authors)"))
-
-
 class _Run:
     """The state of one job while it runs; everything ``finish`` must undo."""
 
@@ -169,7 +94,7 @@ class _Run:
         self.job = job
         self.workdir = workdir
         self.token = secrets.token_hex(8)
-        self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.started = now()
         self.credential: Optional[Credential] = None
         self.account: Optional[Account] = None
         self.session: Any = None
@@ -466,7 +391,7 @@ class PayloadLauncher:
             error=str(outcome.error) if outcome.error else None, account=state.account,
             switcher=self.switcher.name, sandbox_mode=state.sandbox_mode,
             workdir=state.workdir, stdout=state.stdout, stderr=state.stderr,
-            started=state.started, ended=_now(),
+            started=state.started, ended=now(),
             user_dn=credential.identity if credential else state.job.prod_user_id)
 
 

@@ -13,10 +13,11 @@ import datetime
 import logging
 import os
 import pwd
+import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from pilotid.errors import (
     AccountMappingError,
@@ -33,6 +34,10 @@ from pilotid.errors import (
 from pilotid.identity.proxy import format_time_left
 from pilotid.strategies.processes import KILL_COMMAND
 from pilotid.strategies.session import SwitchSession
+from pilotid.strategies.switch_program import log_position as log_position
+from pilotid.strategies.switch_program import proxy_input as proxy_input
+from pilotid.strategies.switch_program import send_proxy as send_proxy
+from pilotid.strategies.switch_program import switch_program_said as switch_program_said
 from pilotid.watch import wait_for_exit
 
 if TYPE_CHECKING:
@@ -358,37 +363,14 @@ def check_launch_lifetime(credential: "Credential", needed: float, queue: str) -
             "delegate a longer-lived proxy")
 
 
-def switch_program_said(stderr_path: Optional[str], offset: int,
-                        prefix: Optional[str] = None) -> Optional[str]:
-    """The switch program's last message in its stderr log after ``offset``, or None.
+def stdin_handover(account: "Account", workdir: Path) -> ProxyHandover:
+    """The proxy on the wrapper's standard input, stored by the wrapper (as the target) as
+    ``x509up`` in a handover directory of the work directory.
 
-    For a switcher's ``explain_without_marker`` when the wrapper left no marker: what the
-    switch program wrote is the only account of why.  With ``prefix`` (``'sudo:'``), only
-    lines starting with it count, without it; else the last non-empty line.  Reads at most
-    64 KiB; a log that cannot be read gives None.
+    The directory's name carries the target's uid and a random token, so that it is never
+    one a previous job (or anybody else) left there; the launcher makes it after the grant
+    (``make_handover_directory``).  The switcher then gives the wrapper ``proxy_input``
+    (the credential's bytes) as standard input, and ``send_proxy`` where that is a pipe.
     """
-    if stderr_path is None:
-        return None
-    try:
-        with open(stderr_path, "rb") as log_file:
-            log_file.seek(offset)
-            text = log_file.read(65536).decode("utf-8", "replace")
-    except OSError:
-        return None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if prefix is not None:
-        lines = [line[len(prefix):].strip() for line in lines if line.startswith(prefix)]
-    return lines[-1] if lines else None
-
-
-def log_position(stream: Any) -> "tuple[Optional[str], int]":
-    """The path of an open log file and where it ends now, or (None, 0) for other streams:
-    where a launch's own messages start, for ``switch_program_said``."""
-    name = getattr(stream, "name", None)
-    if not isinstance(name, str) or not os.path.isabs(name):
-        return None, 0
-    try:
-        stream.flush()
-        return name, os.fstat(stream.fileno()).st_size
-    except (OSError, ValueError, AttributeError):
-        return name, 0
+    name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
+    return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)

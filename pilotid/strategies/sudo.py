@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import signal
 import stat
@@ -48,9 +47,12 @@ from pilotid.strategies.base import (
     ProxyHandover,
     SwitcherBase,
     log_position,
+    proxy_input,
     refuse_unsafe_mapping,
+    send_proxy,
     signal_label,
     start_environment,
+    stdin_handover,
     switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
@@ -260,15 +262,9 @@ class SudoSwitcher(SwitcherBase):
 
     def handover(self, credential: "Credential", account: Account,
                  workdir: Path) -> ProxyHandover:
-        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's.
-
-        The file is ``x509up`` in a handover directory that the launcher makes after the
-        grant (``make_handover_directory``); the directory's name carries the target's uid
-        and a random token, so that it is never one a previous job (or anybody else) left
-        in the work directory.  Nothing is made here.
-        """
-        name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
-        return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)
+        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's
+        (``stdin_handover``); nothing is made here."""
+        return stdin_handover(account, workdir)
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
@@ -288,7 +284,7 @@ class SudoSwitcher(SwitcherBase):
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]
         record = _Launch(command[0], pilot, account, *log_position(logs.stderr))
-        stdin = _proxy_input(proxy)
+        stdin = proxy_input(proxy)
         try:
             process = subprocess.Popen(
                 command, cwd=os.fspath(workdir), stdin=stdin, stdout=logs.stdout,
@@ -307,7 +303,7 @@ class SudoSwitcher(SwitcherBase):
         log.info("started %s as %s through sudo (pid %d)", " ".join(command[5:6]),
                  account.name, process.pid)
         if process.stdin is not None:
-            _send(process, proxy)
+            send_proxy(process, proxy)
         return process
 
     # -- terminate -------------------------------------------------------------------------
@@ -424,49 +420,3 @@ class SudoSwitcher(SwitcherBase):
         if launch is None:
             return None
         return switch_program_said(launch.stderr_path, launch.stderr_offset, "sudo:")
-
-
-def _proxy_input(proxy: bytes) -> int:
-    """The wrapper's standard input: a descriptor of an anonymous memory file (``memfd``)
-    holding ``proxy`` at offset 0, or ``subprocess.PIPE`` where the kernel makes none.
-
-    bash's ``read`` takes a pipe one byte at a time (it must not read past its delimiter),
-    about 5,000 system calls for a proxy, but a seekable file in blocks.  The memory file has
-    no name anybody could open; only the processes that inherit the descriptor have it.
-    """
-    try:
-        fd = os.memfd_create("pilotid-proxy", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):
-        return subprocess.PIPE
-    try:
-        view = memoryview(proxy)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except OSError:
-        os.close(fd)
-        return subprocess.PIPE
-    return fd
-
-
-def _send(process: subprocess.Popen, data: bytes) -> None:
-    """Write the proxy to the wrapper's stdin pipe and close it (where no memory file could
-    be made, ``_proxy_input``); a dead reader is not an error.
-
-    A proxy is a few kilobytes, well under a pipe's buffer, so this does not wait for the
-    wrapper.  If the wrapper (or sudo) is already gone, ``explain`` reports why.
-    """
-    stdin = process.stdin
-    if stdin is None:
-        return
-    try:
-        stdin.write(data)
-        stdin.flush()
-    except BrokenPipeError:
-        log.warning("the wrapper (pid %d) closed its standard input before it got the "
-                    "proxy; it has probably ended, see its stderr log", process.pid)
-    finally:
-        try:
-            stdin.close()
-        except OSError:
-            pass
