@@ -50,7 +50,7 @@ from pilotid.payloads.sandbox import (
     make_handover_directory,
     reclaim,
 )
-from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
+from pilotid.payloads.wrapper import WrapperSpec, read_marker, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.result import PayloadResult, internal_error, now, outcome_for_error
 from pilotid.signals import PilotSignal, PilotSignals
@@ -179,18 +179,21 @@ class PayloadLauncher:
         session = state.session = self.switcher.open(credential, account, state.workdir)
         marker, wrapper = state.scratch("marker"), state.scratch("wrapper", ".sh")
         mode = self._sandbox_mode(state.workdir) if session.switches_identity else "none"
-        write_wrapper(WrapperSpec(
+        spec = WrapperSpec(
             command=command, workdir=state.workdir, handover=session.handover, marker=marker,
             environment=tuple(sorted(os.environ.items())),
             umask=0 if mode == "world" else self.settings.umask,
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
             reaper_pid=(os.getpid() if session.switches_identity
-                        and leftovers.subreaper_supported() else None),
-        ), wrapper)
+                        and leftovers.subreaper_supported() else None))
+        write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
             state.grant = grant_target_access(state.workdir, account, mode,
                                               keep_private=pilot_credentials())
             mode = state.grant.mode
+            umask = state.grant.payload_umask(self.settings.umask)
+            if umask != spec.umask:  # the grant fell back to world mode by itself
+                rewrite_wrapper(replace(spec, umask=umask), wrapper)
         state.sandbox_mode = mode
         if session.handover.from_stdin:  # after the grant, which must not walk it
             state.handover_dir = make_handover_directory(session.handover.payload_proxy,

@@ -41,7 +41,7 @@ from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, acl_supported
+from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, SandboxGrant, acl_supported
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
@@ -214,13 +214,10 @@ def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaim
             super().probe(cred)
             return SOMEONE_ELSE
 
-    class Grant:
-        mode = "acl"
-
     def grant(path, account, mode, keep_private=()):
         steps.events.append("grant")
         steps.seen["grant"] = (path, account, mode, list(keep_private))
-        return Grant()
+        return SandboxGrant(path, account, "acl", os.geteuid())
 
     monkeypatch.setattr("pilotid.launcher.grant_target_access", grant)
     monkeypatch.setattr("pilotid.launcher.reclaim",
@@ -945,16 +942,59 @@ def test_unexpected_exception_while_reclaiming_turns_a_success_into_an_internal_
     class OtherAccount(RecordingSwitcher):
         switches_identity = True
 
-    class Grant:
-        mode = "acl"
-
     def reclaim(grant):
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr("pilotid.launcher.grant_target_access", lambda *a, **k: Grant())
+    monkeypatch.setattr("pilotid.launcher.grant_target_access",
+                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                            path, account, "acl", os.geteuid()))
     monkeypatch.setattr("pilotid.launcher.reclaim", reclaim)
     monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
     result = make_launcher(credential, ["/bin/true"], switcher=OtherAccount()).run(JOB, workdir)
     assert (result.outcome, result.error_code) == ("internal_error", 80)
     assert "Too many open files" in result.error
     assert accounting(workdir)[0]["error_code"] == 80
+
+
+def test_a_grant_that_falls_back_to_world_mode_by_itself_sets_the_payloads_umask(
+        credential, workdir, monkeypatch):
+    """ACLs looked supported, so the wrapper was written with the queue's umask; the grant
+    then fell back to world mode: the payload runs with the grant's umask, 000."""
+    class Switching(RecordingSwitcher):
+        switches_identity = True
+
+    def world_grant(path, account, mode, keep_private=()):
+        assert mode == "acl"
+        return SandboxGrant(path, account, "world", os.geteuid())
+
+    monkeypatch.setattr("pilotid.launcher.grant_target_access", world_grant)
+    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, sh("umask > umask.txt"), switcher=Switching(),
+                           umask=0o022).run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    assert result.sandbox_mode == "world"
+    assert (workdir / "umask.txt").read_text().strip() == "0000"
+
+
+class ExecsTheWrapper(RecordingSwitcher):
+    """A switch whose program execs the wrapper (as setpriv does): the wrapper is then
+    itself a child of the pilot running as the target."""
+
+    switches_identity = True
+
+    def launch(self, argv, cred, account, workdir, logs):
+        return super().launch(["/usr/bin/env", *argv], cred, account, workdir, logs)
+
+
+def test_a_wrapper_exec_d_by_its_switch_program_does_not_reap_itself(credential, workdir,
+                                                                      monkeypatch):
+    monkeypatch.setattr("pilotid.launcher.grant_target_access",
+                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                            path, account, "acl", os.geteuid()))
+    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, sh("echo done > done.txt"),
+                           switcher=ExecsTheWrapper()).run(JOB, workdir)
+    assert (result.outcome, result.exit_code, result.signal) == ("succeeded", 0, None), \
+        result.error
