@@ -11,8 +11,9 @@ Fakes (hand-written, declared with ``@implementer``, each checked by ``verifyCla
   (or raises one given error) and records the requests;
 - ``FakePayload``: an ``IPayload`` with a fixed command and outputs.
 
-Contract tests (``IdentitySwitcherContract``, ``CredentialSourceContract``,
-``PayloadContract``): plain classes whose ``test_*`` methods check what every
+Contract tests (``IdentitySwitcherContract`` and ``IdentitySwitcherLaunchContract``, from
+``pilotid.switcher_contract``; ``CredentialSourceContract``, ``PayloadContract``): plain
+classes whose ``test_*`` methods check what every
 implementation of an interface must do.  A pytest test class inherits one and says how to
 make the strategy under test::
 
@@ -58,9 +59,14 @@ from pilotid.strategies.base import (
 )
 from pilotid.strategies.noop import NoopSwitcher
 from pilotid.strategies.session import SwitchSession
+from pilotid.switcher_contract import IdentitySwitcherContract as IdentitySwitcherContract
+from pilotid.switcher_contract import (
+    IdentitySwitcherLaunchContract as IdentitySwitcherLaunchContract,
+)
 
 __all__ = [
-    "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
+    "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract",
+    "IdentitySwitcherLaunchContract", "PayloadContract",
     "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
     "make_proxy",
 ]
@@ -272,68 +278,6 @@ class _ProviderContract:
     def test_name_is_a_non_empty_string(self, tmp_path: Path) -> None:
         name = self._provider(tmp_path).name
         assert isinstance(name, str) and name, f"name must be a non-empty str, not {name!r}"
-
-
-class IdentitySwitcherContract(_ProviderContract):
-    """What every ``IIdentitySwitcher`` must do; inherit it in a pytest test class.
-
-    Hooks: ``make_provider()`` (required) returns the switcher under test;
-    ``make_marker(payload_status)`` returns the ``WrapperMarker`` a wrapper that ran as
-    the target would leave (by default with the current uid).
-    """
-
-    interface = IIdentitySwitcher
-
-    def make_provider(self) -> Any:
-        """Return the switcher under test."""
-        raise NotImplementedError("a switcher contract test must define make_provider()")
-
-    def make_marker(self, payload_status: Optional[int]) -> WrapperMarker:
-        """The marker of a wrapper that ran as the target and saw ``payload_status``."""
-        return WrapperMarker(os.getuid(), payload_status)
-
-    def test_explain_status_zero_with_marker_is_success(self) -> None:
-        outcome = self.make_provider().explain(0, self.make_marker(0))
-        assert isinstance(outcome, Outcome)
-        assert outcome.kind == SUCCEEDED and outcome.succeeded
-        assert outcome.exit_code == 0 and outcome.error is None and outcome.error_code == 0
-
-    def test_explain_reports_the_payloads_own_failure(self) -> None:
-        outcome = self.make_provider().explain(3, self.make_marker(3))
-        assert outcome.kind == PAYLOAD_FAILED
-        assert outcome.exit_code == 3
-        assert isinstance(outcome.error, PayloadFailedError)
-
-    def test_explain_negative_status_is_termination_by_that_signal(self) -> None:
-        outcome = self.make_provider().explain(-15, self.make_marker(None))
-        assert outcome.kind == TERMINATED
-        assert outcome.signal == 15
-        assert not outcome.succeeded and outcome.error_code != 0
-
-    def test_retry_delay_never_retries_a_payload_that_ran(self) -> None:
-        switcher = self.make_provider()
-        for status in (0, 1, 203):
-            outcome = switcher.explain(status, self.make_marker(status))
-            assert switcher.retry_delay(outcome, 1) is None
-
-    def test_retry_delay_is_none_or_seconds_and_bounded(self) -> None:
-        switcher = self.make_provider()
-        for returncode in (1, 126, 201, 202, 203):
-            outcome = switcher.explain(returncode, None)
-            delays = [switcher.retry_delay(outcome, attempt) for attempt in range(1, 101)]
-            assert all(d is None or (isinstance(d, (int, float)) and d >= 0) for d in delays)
-            assert delays[-1] is None, f"retry_delay never stops retrying {returncode}"
-
-    def test_node_checks_is_a_list(self) -> None:
-        assert isinstance(self.make_provider().node_checks(None), list)
-
-    def test_explain_without_marker_never_succeeds(self) -> None:
-        switcher = self.make_provider()
-        for returncode in (0, 1, 2, 126, 127, 201, 202, 203, 204, 255, -9):
-            outcome = switcher.explain(returncode, None)
-            assert isinstance(outcome, Outcome)
-            assert not outcome.succeeded, f"explain({returncode}, None) said succeeded"
-            assert outcome.error is not None and outcome.error_code != 0
 
 
 class CredentialSourceContract(_ProviderContract):

@@ -123,14 +123,15 @@ class Contract(IdentitySwitcherContract):
         return self.switcher_class()
 
 
-def test_switcher_contract_fails_a_switcher_that_succeeds_without_marker():
+def test_switcher_contract_fails_a_switcher_that_succeeds_without_marker(tmp_path):
     with pytest.raises(AssertionError, match=r"explain\(0, None\) said succeeded"):
-        Contract(OptimisticSwitcher).test_explain_without_marker_never_succeeds()
+        Contract(OptimisticSwitcher).test_explain_without_marker_never_succeeds(tmp_path)
 
 
-def test_switcher_contract_fails_a_switcher_that_hides_the_signal():
+def test_switcher_contract_fails_a_switcher_that_hides_the_signal(tmp_path):
     with pytest.raises(AssertionError):
-        Contract(SignalBlindSwitcher).test_explain_negative_status_is_termination_by_that_signal()
+        Contract(SignalBlindSwitcher).test_explain_negative_status_is_termination_by_that_signal(
+            tmp_path)
 
 
 def test_payload_contract_fails_a_string_argv(tmp_path):
