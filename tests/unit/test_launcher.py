@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional
 from unittest import mock
 
 import pytest
+from zope.interface.verify import verifyObject
 
 from pilotid import cli
 from pilotid.errors import (
@@ -39,6 +40,7 @@ from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
+from pilotid.interfaces import ISwitchSession
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.sandbox import PRIVATE_DIR_NAME, SandboxGrant, acl_supported
@@ -46,6 +48,7 @@ from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
 from pilotid.strategies.base import Outcome
+from pilotid.strategies.session import SessionDecorator
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from tests.conftest import ALICE_DN
 
@@ -998,3 +1001,28 @@ def test_a_wrapper_exec_d_by_its_switch_program_does_not_reap_itself(credential,
                            switcher=ExecsTheWrapper()).run(JOB, workdir)
     assert (result.outcome, result.exit_code, result.signal) == ("succeeded", 0, None), \
         result.error
+
+
+class EnvIsolation(SessionDecorator):
+    """An isolation as a later issue adds them: it prefixes the launch of any session."""
+
+    def launch(self, argv, logs):
+        return self.inner.launch(["/usr/bin/env", "PILOTID_ISOLATED=1", *argv], logs)
+
+
+class IsolatedNoop(RecordingSwitcher):
+    def open(self, credential, account, workdir):
+        return EnvIsolation(super().open(credential, account, workdir))
+
+
+def test_a_session_decorator_wraps_the_launch_of_any_switch(credential, workdir):
+    session = IsolatedNoop().open(credential, Account.current(), workdir)
+    assert verifyObject(ISwitchSession, session)
+    assert session.switches_identity is False and session.marker_owner is None
+    switcher = IsolatedNoop()
+    result = make_launcher(credential, sh("echo done > done.txt"),
+                           switcher=switcher).run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    ((argv, *_),) = switcher.called("launch")
+    assert argv[:2] == ["/usr/bin/env", "PILOTID_ISOLATED=1"]
+    assert (workdir / "done.txt").read_text() == "done\n"
