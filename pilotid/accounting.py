@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 from pilotid.workfiles import append_in_workdir, open_append
 
 if TYPE_CHECKING:
-    from pilotid.launcher import PayloadResult
+    from pilotid.result import PayloadResult
 
 log = logging.getLogger(__name__)
 

@@ -207,6 +207,19 @@ class PilotInterruptedError(PilotidError):
     fault = PILOT
 
 
+class InternalError(PilotidError):
+    """An unexpected exception inside pilotid or a strategy plugin ended the job.
+
+    This is pilotid's (or the plugin's) fault, never the user's: a bug, or a failure
+    nothing expected (a ``PermissionError``, ``Too many open files``).  The job still has
+    its result and accounting record, its processes were stopped and the work directory
+    given back; the pilot's log has the traceback to report.
+    """
+
+    code = 80
+    fault = PILOT
+
+
 def error_codes() -> Dict[int, Type[PilotidError]]:
     """Return every error class by its code; the docs' error table is checked against it."""
     found: Dict[int, Type[PilotidError]] = {}

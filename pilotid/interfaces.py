@@ -1,4 +1,4 @@
-"""The three contracts of pilotid: who the payload runs as, how, and what runs.
+"""The contracts of pilotid: who the payload runs as, how (and one job's switch), what runs.
 
 Strategies are plain classes declared with ``@implementer``; the factory builds one of each
 from a queue's settings (``factory(settings)``) and the launcher composes them.  Methods
@@ -31,12 +31,11 @@ class ICredentialSource(Interface):
 class IIdentitySwitcher(Interface):
     """How the payload becomes the end user: gLExec, sudo, or no switch at all.
 
-    Called by the launcher, in this order: ``probe``, ``handover``, ``launch``, then
-    ``refresh_proxy`` while a long payload runs, ``terminate`` if the pilot has to stop
-    the payload, ``explain`` once it has ended and, if the wrapper never ran,
-    ``retry_delay`` to decide whether to ``launch`` again.  ``pilotid probe`` calls
-    ``node_checks``.  ``pilotid.strategies.base.SwitcherBase`` gives the last three a
-    default that fits a switch with nothing to retry, refresh or report.
+    Called by the launcher, once per job, in this order: ``probe`` (who the payload will
+    run as), then ``open`` (an ``ISwitchSession`` that does the rest of the job's switching).
+    ``pilotid probe`` calls ``node_checks``.  ``pilotid.strategies.base.SwitcherBase`` builds
+    the session from the switcher's own launch, terminate and explain steps
+    (``pilotid.strategies.base.SwitchSession``).
     """
 
     name = Attribute("Registry name used in queue settings: 'glexec', 'sudo', 'noop', ...")
@@ -49,55 +48,13 @@ class IIdentitySwitcher(Interface):
         account unless this switcher does not switch at all.
         """
 
-    def handover(credential, account, workdir):
-        """Return the ``ProxyHandover`` telling the wrapper how the payload gets its proxy.
+    def open(credential, account, workdir):
+        """Return the ``ISwitchSession`` that runs one job's payload as ``account``.
 
-        Called after ``probe`` and before the wrapper is written; may write files into
-        ``workdir`` (a copy the target may read, for instance).  Raises ``SwitchError``.
-        """
-
-    def launch(argv, credential, account, workdir, logs):
-        """Start ``argv`` (the wrapper) as ``account`` in ``workdir``; return the process.
-
-        ``logs`` is a ``PayloadLogs`` whose open files receive the switch's and the
-        payload's stdout and stderr.  The returned object is a ``subprocess.Popen`` (or
-        behaves like one: ``pid``, ``poll``, ``wait``, ``returncode``).  Raises
-        ``SwitchUnavailableError`` when the switch program cannot be started.
-        """
-
-    def terminate(process, signum):
-        """Deliver ``signum`` to the payload started by ``launch`` as ``process``.
-
-        The pilot may not be allowed to signal the target's processes itself: the switcher
-        knows how (sudo relays, gLExec needs a second call as the target).
-        """
-
-    def explain(returncode, marker):
-        """Return the ``Outcome`` of a finished launch.
-
-        ``returncode`` is the status of the process ``launch`` returned (negative for a
-        death by signal, as ``subprocess`` reports it); ``marker`` is the ``WrapperMarker``
-        the wrapper left once it ran as the target, or ``None`` if it never ran.  The
-        outcome is the payload's own exit status, or which switch failure it was.
-        """
-
-    def retry_delay(outcome, attempt):
-        """Return the seconds to wait before launching again, or ``None`` not to retry.
-
-        Asked only after a launch whose wrapper never ran (no marker), with its ``Outcome``
-        and the number of launches made so far (1 after the first).  Only a failure that
-        may go away by itself (gLExec's 202, 203) is worth another launch; the switcher
-        bounds the attempts (queue settings ``switch_retries``, ``switch_retry_delay``).
-        """
-
-    def refresh_proxy(credential, workdir):
-        """Give the payload running in ``workdir`` the renewed ``credential``.
-
-        Called while the payload runs, when its proxy falls under the queue's
-        ``proxy_refresh_threshold`` and the credential source gave a longer-lived one.
-        Return True once the payload's proxy file holds the new proxy, False if this
-        switcher cannot replace it (the payload keeps the proxy it has, and the launcher
-        stops asking).  Raises ``SwitchError`` or ``CredentialError`` when the push fails.
+        Called after ``probe`` returned ``account`` and before the wrapper is written; may
+        write files into ``workdir`` (a copy of the proxy the target may read, for
+        instance).  The launcher calls the session's ``close`` on every way out.  Raises
+        ``SwitchError``.
         """
 
     def node_checks(credential):
@@ -109,6 +66,84 @@ class IIdentitySwitcher(Interface):
         or ``warn``.  The generic checks (credential, mapping, work directory) are
         ``pilotid probe``'s own; this adds only what is particular to the switch.
         """
+
+
+class ISwitchSession(Interface):
+    """One job's switch: everything between the probe and the job's end that needs it.
+
+    Made by ``IIdentitySwitcher.open`` for one credential, account and work directory.  The
+    launcher asks it, never the uids, whether a switch happens and whether the wrapper's
+    marker proves anything.  Called in this order: ``launch`` (again while ``retry_delay``
+    says so), ``refresh`` while a long payload runs, ``terminate`` when the pilot has to
+    stop it, ``explain`` once it ended, ``stop_leftovers`` after the last launch, ``close``
+    on every way out.
+
+    An isolation (a container around any switch) is a session decorator: it holds the
+    switcher's session, forwards every call to it, and in ``launch`` prefixes ``argv``
+    (``bwrap ... --`` before the wrapper) before handing it on; the switch then runs the
+    isolation program as the target, which runs the wrapper.  Environment changes go into
+    that prefix too (``env NAME=value``, or the isolation's own options): the switch
+    program starts from a fixed environment and the wrapper rebuilds the payload's own.
+    ``pilotid.strategies.base.SessionDecorator`` forwards everything, for such a class to
+    override ``launch`` alone.
+    """
+
+    switches_identity = Attribute(
+        "True where the payload runs under another identity than the pilot's: the work "
+        "directory is then granted to the target and the wrapper kills the target's orphans")
+    marker_owner = Attribute(
+        "The uid whose ownership of the wrapper's marker file proves the wrapper ran as the "
+        "target (so a marker owned by it that does not parse was changed by the payload), or "
+        "None where the file's owner proves nothing (no switch)")
+    handover = Attribute("The ``ProxyHandover``: how the payload gets its proxy")
+
+    def launch(argv, logs):
+        """Start ``argv`` (the wrapper) as the session's account in its work directory.
+
+        ``logs`` is a ``PayloadLogs`` whose open files receive the switch's and the
+        payload's output.  Returns a ``subprocess.Popen`` (or an object with ``pid``,
+        ``poll``, ``wait``, ``returncode``).  Raises ``SwitchUnavailableError`` when the
+        switch program cannot be started.
+        """
+
+    def terminate(process, signum):
+        """Deliver ``signum`` to the payload started by ``launch`` as ``process``.
+
+        The pilot may not be allowed to signal the target's processes itself: the session
+        knows how (sudo relays, gLExec needs a second call as the target).
+        """
+
+    def stop_leftovers(process):
+        """Kill and reap what the payload of ``process`` left running once it ended.
+
+        Through the switch where only the target may signal them; logs what it cannot
+        stop, never raises a ``PilotidError``.
+        """
+
+    def refresh(credential):
+        """Give the running payload the renewed ``credential``; True once it has it.
+
+        False where this switch cannot replace a running payload's proxy (the launcher then
+        stops asking).  Raises ``SwitchError`` or ``CredentialError`` when the push fails.
+        """
+
+    def explain(returncode, marker):
+        """Return the ``Outcome`` of a finished launch.
+
+        ``returncode`` is the status of the process ``launch`` returned (negative for a
+        death by signal); ``marker`` is the ``WrapperMarker`` the wrapper left once it ran
+        as the target, or ``None`` if it never ran.
+        """
+
+    def retry_delay(outcome, attempt):
+        """Return the seconds to wait before launching again, or ``None`` not to retry.
+
+        Asked only after a launch whose wrapper never ran (no marker), with its ``Outcome``
+        and the number of launches made so far (1 after the first).
+        """
+
+    def close():  # type: ignore[misc]  # an interface method has no self
+        """Release what the session holds; called once, on every way out of the job."""
 
 
 class IPayload(Interface):

@@ -22,12 +22,15 @@ import errno
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Callable, Iterator, List, Optional, Set
 
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
+#: Rounds of looking for and killing what a payload left running (``end_leftovers``).
+LEFTOVER_ATTEMPTS = 10
 _lock = threading.Lock()
 _users = 0
 _prctl: Any = None
@@ -160,3 +163,37 @@ def reap(pids: "list[int]") -> List[int]:
         if done == 0:
             running.append(pid)
     return running
+
+
+def end_leftovers(process: Any, belongs: Callable[[AdoptedProcess, Set[int]], bool],
+                  kill: Callable[[List[int]], None], owner: str) -> None:
+    """Kill and reap what the payload of ``process`` (the launch's handle) left running.
+
+    The wrapper has killed its account's orphans already; this finds what it could not (a
+    wrapper killed outright) and reaps the dead, which only their new parent, the pilot,
+    can do.  ``belongs(process, killed)`` tells the payload's processes among the pilot's
+    adopted children (``killed``: the pids killed here so far); ``kill`` sends SIGKILL to a
+    list of pids however the switch may; ``owner`` names their account in the log.
+    """
+    killed: Set[int] = set()
+
+    def payload_processes() -> List[AdoptedProcess]:
+        # (a zombie of the pilot's own account could be any subprocess's: only those
+        # ``belongs`` accepts are reaped)
+        return [p for p in adopted_processes(exclude=(process.pid,)) if belongs(p, killed)]
+
+    found = payload_processes()
+    for attempt in range(LEFTOVER_ATTEMPTS):
+        alive = [p.pid for p in found if not p.dead]
+        reap([p.pid for p in found if p.dead])
+        if not alive:
+            return
+        if attempt == 0:
+            log.warning("%d processes of %s outlived the payload (pids %s): killing them",
+                        len(alive), owner, " ".join(map(str, alive)))
+        killed.update(alive)
+        kill(alive)
+        time.sleep(0.05 * (attempt + 1))
+        found = payload_processes()
+    log.error("processes of %s are still running after the payload: %s", owner,
+              " ".join(str(p.pid) for p in found))

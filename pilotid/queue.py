@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from pilotid.errors import ConfigurationError, PluginError, UnknownQueueError
+from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 from pilotid.settings import (
     InvalidValue,
     Setting,
@@ -41,7 +42,6 @@ from pilotid.settings import (
     string,
     umask,
 )
-from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 
 if TYPE_CHECKING:
     from pilotid.factory import Registry

@@ -15,8 +15,9 @@ Fakes (hand-written, declared with ``@implementer``, each checked by ``verifyCla
 
 Each fake's docstring says where it differs from the real strategy.
 
-Contract tests (``IdentitySwitcherContract``, ``CredentialSourceContract``,
-``PayloadContract``): plain classes whose ``test_*`` methods check what every
+Contract tests (``IdentitySwitcherContract`` and ``IdentitySwitcherLaunchContract``, from
+``pilotid.switcher_contract``; ``CredentialSourceContract``, ``PayloadContract``): plain
+classes whose ``test_*`` methods check what every
 implementation of an interface must do.  A pytest test class inherits one and says how to
 make the strategy under test::
 
@@ -33,9 +34,8 @@ import dataclasses
 import os
 import signal
 import stat
-import subprocess
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
@@ -67,11 +67,16 @@ from pilotid.strategies.base import (
     SwitcherBase,
     WrapperMarker,
 )
-from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.strategies.noop import NoopSwitcher
+from pilotid.strategies.session import SwitchSession
+from pilotid.switcher_contract import IdentitySwitcherContract as IdentitySwitcherContract
+from pilotid.switcher_contract import (
+    IdentitySwitcherLaunchContract as IdentitySwitcherLaunchContract,
+)
 
 __all__ = [
-    "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract", "PayloadContract",
-    "SOMEBODY_ELSE_DN",
+    "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract",
+    "IdentitySwitcherLaunchContract", "PayloadContract", "SOMEBODY_ELSE_DN",
     "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
     "make_proxy",
 ]
@@ -112,16 +117,17 @@ def explain_without_switch(returncode: int, marker: Optional[WrapperMarker]) -> 
 
 
 @implementer(IIdentitySwitcher)
-class RecordingSwitcher:
-    """An identity switcher that does not switch: everything runs as the current user.
+class RecordingSwitcher(NoopSwitcher):
+    """The real ``NoopSwitcher`` that records every call: everything runs as the current user.
 
-    ``probe`` answers ``Account.current()``; ``handover`` points the payload at the
-    credential's own file; ``launch`` starts ``argv`` with ``subprocess.Popen`` in
-    ``workdir``, its output going to ``logs``, in a session of its own; ``terminate``
-    signals its process groups; ``explain`` reads the status as ``explain_without_switch``
-    does; ``retry_delay`` never retries, ``refresh_proxy`` cannot push a proxy (False) and
-    ``node_checks`` reports nothing.  Every call is appended to ``calls`` as
-    ``(method name, arguments tuple)``.
+    Built on ``NoopSwitcher`` so that the two cannot disagree: ``probe`` answers
+    ``Account.current()``, ``open`` gives a ``SwitchSession`` with no switch, the payload
+    uses the credential's own file, ``launch`` starts ``argv`` in a session of its own with
+    ``start_environment``, ``terminate`` signals its process groups, ``explain`` is
+    ``NoopSwitcher``'s.  Where it differs: every call (``probe``, ``open``, ``handover``,
+    ``launch``, ``terminate``, ``explain``, ``retry_delay``, ``refresh_proxy``,
+    ``node_checks``) is appended to ``calls`` as ``(method name, arguments tuple)``, every
+    process ``launch`` started to ``processes``, and ``settings`` may be ``None``.
 
     Built like any strategy, ``RecordingSwitcher(settings)``; ``name`` overrides the
     registry name (``'recording'``) for registering it under another one.
@@ -130,72 +136,63 @@ class RecordingSwitcher:
     name = "recording"
 
     def __init__(self, settings: Any = None, name: Optional[str] = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         if name is not None:
             self.name = name
         self.calls: List[Tuple[str, Tuple[Any, ...]]] = []
-        self.processes: List[subprocess.Popen] = []
+        self.processes: List[Any] = []
 
     def probe(self, credential: Credential) -> Account:
-        """Return the current user's account: this switcher does not switch."""
+        """``NoopSwitcher.probe``, recorded."""
         self.calls.append(("probe", (credential,)))
-        return Account.current()
+        return super().probe(credential)
+
+    def open(self, credential: Credential, account: Account, workdir: Path) -> SwitchSession:
+        """``NoopSwitcher.open``, recorded."""
+        self.calls.append(("open", (credential, account, workdir)))
+        return super().open(credential, account, workdir)
 
     def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
-        """Let the payload use the credential's own file (it runs as the same user)."""
+        """``NoopSwitcher.handover`` (the credential's own file), recorded."""
         self.calls.append(("handover", (credential, account, workdir)))
-        return ProxyHandover(Path(credential.path))
+        return super().handover(credential, account, workdir)
 
     def launch(self, argv: Sequence[str], credential: Credential, account: Account,
-               workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
-        """Start ``argv`` as the current user in ``workdir``; return the ``Popen``."""
+               workdir: Path, logs: PayloadLogs) -> Any:
+        """``NoopSwitcher.launch``, recorded; the process is kept in ``processes``."""
         self.calls.append(("launch", (argv, credential, account, workdir, logs)))
-        process = subprocess.Popen(
-            [str(arg) for arg in argv], cwd=str(workdir), stdin=subprocess.DEVNULL,
-            stdout=logs.stdout, stderr=logs.stderr, start_new_session=True)
+        process = super().launch(argv, credential, account, workdir, logs)
         self.processes.append(process)
         return process
 
     def terminate(self, process: Any, signum: int) -> None:
-        """Send ``signum`` to every process group of the session ``launch`` started (the
-        wrapper runs the payload in a group of its own), SIGKILL the payload's first
-        (``signal_groups``); groups the payload left behind are reached after the wrapper
-        has ended too."""
+        """``NoopSwitcher.terminate``, recorded."""
         self.calls.append(("terminate", (process, signum)))
-        signal_groups(process, payload_groups(process.pid, os.getuid()), signum,
-                      lambda groups: _killpg_all(groups, signum))
+        super().terminate(process, signum)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
-        """Read ``returncode`` and ``marker`` as a no-op switch does."""
+        """``NoopSwitcher.explain``, recorded."""
         self.calls.append(("explain", (returncode, marker)))
-        return explain_without_switch(returncode, marker)
+        return super().explain(returncode, marker)
 
     def retry_delay(self, outcome: Outcome, attempt: int) -> Optional[float]:
-        """Never launch again."""
+        """``NoopSwitcher.retry_delay`` (never), recorded."""
         self.calls.append(("retry_delay", (outcome, attempt)))
-        return None
+        return super().retry_delay(outcome, attempt)
 
     def refresh_proxy(self, credential: Credential, workdir: Path) -> bool:
-        """Return False: the payload keeps the proxy it was given."""
+        """``NoopSwitcher.refresh_proxy`` (False), recorded."""
         self.calls.append(("refresh_proxy", (credential, workdir)))
-        return False
+        return super().refresh_proxy(credential, workdir)
 
     def node_checks(self, credential: Optional[Credential]) -> List[Any]:
-        """Nothing to report: there is no switch."""
+        """``NoopSwitcher.node_checks``, recorded."""
         self.calls.append(("node_checks", (credential,)))
-        return []
+        return super().node_checks(credential)
 
     def called(self, method: str) -> List[Tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
         return [args for name, args in self.calls if name == method]
-
-
-def _killpg_all(groups: Iterable[int], signum: int) -> None:
-    for group in groups:
-        try:
-            os.killpg(group, signum)
-        except ProcessLookupError:
-            pass
 
 
 @implementer(ICredentialSource)
@@ -332,89 +329,6 @@ class _ProviderContract:
     def test_name_is_a_non_empty_string(self, tmp_path: Path) -> None:
         name = self._provider(tmp_path).name
         assert isinstance(name, str) and name, f"name must be a non-empty str, not {name!r}"
-
-
-class IdentitySwitcherContract(_ProviderContract):
-    """What every ``IIdentitySwitcher`` must do; inherit it in a pytest test class.
-
-    Hooks: ``make_provider()`` (required) returns the switcher under test;
-    ``make_marker(payload_status)`` returns the ``WrapperMarker`` a wrapper that ran as
-    the target would leave (by default with the current uid).
-    """
-
-    interface = IIdentitySwitcher
-
-    def make_provider(self) -> Any:
-        """Return the switcher under test."""
-        raise NotImplementedError("a switcher contract test must define make_provider()")
-
-    def make_marker(self, payload_status: Optional[int]) -> WrapperMarker:
-        """The marker of a wrapper that ran as the target and saw ``payload_status``."""
-        return WrapperMarker(os.getuid(), payload_status)
-
-    def test_explain_status_zero_with_marker_is_success(self) -> None:
-        outcome = self.make_provider().explain(0, self.make_marker(0))
-        assert isinstance(outcome, Outcome)
-        assert outcome.kind == SUCCEEDED and outcome.succeeded
-        assert outcome.exit_code == 0 and outcome.error is None and outcome.error_code == 0
-
-    def test_explain_reports_the_payloads_own_failure(self) -> None:
-        outcome = self.make_provider().explain(3, self.make_marker(3))
-        assert outcome.kind == PAYLOAD_FAILED
-        assert outcome.exit_code == 3
-        assert isinstance(outcome.error, PayloadFailedError)
-
-    def test_explain_negative_status_is_termination_by_that_signal(self) -> None:
-        outcome = self.make_provider().explain(-15, self.make_marker(None))
-        assert outcome.kind == TERMINATED
-        assert outcome.signal == 15
-        assert not outcome.succeeded and outcome.error_code != 0
-
-    def test_retry_delay_never_retries_a_payload_that_ran(self) -> None:
-        switcher = self.make_provider()
-        for status in (0, 1, 203):
-            outcome = switcher.explain(status, self.make_marker(status))
-            assert switcher.retry_delay(outcome, 1) is None
-
-    def test_retry_delay_is_none_or_seconds_and_bounded(self) -> None:
-        switcher = self.make_provider()
-        for returncode in (1, 126, 201, 202, 203):
-            outcome = switcher.explain(returncode, None)
-            delays = [switcher.retry_delay(outcome, attempt) for attempt in range(1, 101)]
-            assert all(d is None or (isinstance(d, (int, float)) and d >= 0) for d in delays)
-            assert delays[-1] is None, f"retry_delay never stops retrying {returncode}"
-
-    def test_node_checks_is_a_list(self) -> None:
-        assert isinstance(self.make_provider().node_checks(None), list)
-
-    def test_explain_without_marker_never_succeeds(self) -> None:
-        switcher = self.make_provider()
-        for returncode in (0, 1, 2, 126, 127, 201, 202, 203, 204, 255, -9):
-            outcome = switcher.explain(returncode, None)
-            assert isinstance(outcome, Outcome)
-            assert not outcome.succeeded, f"explain({returncode}, None) said succeeded"
-            assert outcome.error is not None and outcome.error_code != 0
-
-
-def _raised(expected: Tuple[Type[BaseException], ...], call: Callable[[], Any]
-            ) -> BaseException:
-    """The error ``call()`` raised, asserting it is one of ``expected``."""
-    names = " or ".join(kind.__name__ for kind in expected)
-    try:
-        answer = call()
-    except expected as error:
-        return error
-    except Exception as error:  # noqa: BLE001 - the contract reports any other kind
-        raise AssertionError(f"raised {type(error).__name__} ({error}); only {names} (or a "
-                             "subclass) is allowed") from error
-    raise AssertionError(f"returned {answer!r} instead of raising {names}")
-
-
-#: The owner named by ``CredentialSourceContract``'s default foreign request: nobody's.
-SOMEBODY_ELSE_DN = "/DC=org/DC=example/OU=People/CN=Somebody Else (pilotid.testing)"
-
-#: Ten years: longer than any proxy a source may hand out.
-_LONGER_THAN_ANY_PROXY = 10 * 365 * 24 * 3600
 
 
 class CredentialSourceContract(_ProviderContract):

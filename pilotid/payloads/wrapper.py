@@ -352,6 +352,34 @@ def write_wrapper(spec: WrapperSpec, path: Path) -> Path:
     return write_new(path, data, 0o700, WorkdirError, "the wrapper")
 
 
+def rewrite_wrapper(spec: WrapperSpec, path: Path) -> Path:
+    """Write the wrapper for ``spec`` over the pilot's own wrapper at ``path``, in place.
+
+    For a value known only after the grant (the umask of a grant that fell back to world
+    mode by itself, ``SandboxGrant.payload_umask``): the file keeps its inode, and so the
+    access the grant gave the target.  ``O_NOFOLLOW``, and a file that is not a regular
+    file of the pilot's is a ``WorkdirError``.
+    """
+    data = render_wrapper(spec).encode("ascii")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise WorkdirError(f"cannot rewrite the wrapper {path}: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise WorkdirError(f"the wrapper {path} is no longer the pilot's own file")
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as error:
+        raise WorkdirError(f"cannot rewrite the wrapper {path}: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    return path
+
+
 def read_marker(path: Path) -> Optional[WrapperMarker]:
     """Return what the wrapper recorded at ``path``, or ``None`` if it never ran.
 

@@ -8,21 +8,37 @@ shares (how a return code and a marker become an ``Outcome``), and no policy.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import logging
 import os
 import pwd
+import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Dict, List, Optional
+from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from pilotid.errors import (
+    AccountMappingError,
     ConfigurationError,
     PayloadFailedError,
     PayloadTerminatedError,
     PilotidError,
+    ProxyExpiredError,
+    RescheduleRequest,
     SandboxError,
     SwitchError,
+    SwitchExecError,
 )
+from pilotid.identity.proxy import format_time_left
+from pilotid.strategies.processes import KILL_COMMAND
+from pilotid.strategies.session import SwitchSession
+from pilotid.strategies.switch_program import log_position as log_position
+from pilotid.strategies.switch_program import proxy_input as proxy_input
+from pilotid.strategies.switch_program import send_proxy as send_proxy
+from pilotid.strategies.switch_program import switch_program_said as switch_program_said
+from pilotid.watch import wait_for_exit
 
 if TYPE_CHECKING:
     from pilotid.identity.accounts import Account
@@ -39,6 +55,9 @@ SWITCH_FAILED = "switch_failed"
 CREDENTIAL_FAILED = "credential_failed"
 RESCHEDULED = "rescheduled"
 SETUP_FAILED = "setup_failed"
+INTERNAL_ERROR = "internal_error"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -170,16 +189,53 @@ class SwitcherBase:
     ``returncode`` (which may be a switch's own code, as with gLExec's 204).  Success is
     never reported without a marker.  No policy lives here: no retries, no fallback.
 
+    ``open`` returns a ``SwitchSession`` that asks the subclass for each step of one job:
+    ``handover(credential, account, workdir)`` (a ``ProxyHandover``),
+    ``launch(argv, credential, account, workdir, logs)`` (a process),
+    ``terminate(process, signum)``, ``explain``, ``retry_delay``,
+    ``refresh_proxy(credential, workdir)`` and ``kill_as_target(pids, credential, account,
+    workdir)``.  The class attribute ``switches_identity`` (True here) says whether the
+    payload runs under another account than the pilot's.
+
     The defaults of ``retry_delay`` (never retry), ``refresh_proxy`` (cannot push a
-    renewed proxy) and ``node_checks`` (nothing particular to report) fit a switch that
-    has no transient failures, hands the payload a proxy it cannot replace, and runs no
-    program of its own; a switcher that can do better overrides them.
+    renewed proxy), ``node_checks`` (nothing particular to report), ``kill_as_target``
+    (``kill`` started through ``launch``) and ``explain_without_marker`` (the status and
+    what the switch program wrote) fit a switch that has no transient failures, hands the
+    payload a proxy it cannot replace, and runs no program of its own; a switcher that can
+    do better overrides them.
     """
 
     name = "base"
+    #: Whether the payload runs under another identity than the pilot's (``NoopSwitcher``:
+    #: False).  Read by the session, never guessed from uids.
+    switches_identity = True
 
     def __init__(self, settings: "QueueSettings") -> None:
         self.settings = settings
+
+    def open(self, credential: "Credential", account: "Account",
+             workdir: Path) -> SwitchSession:
+        """Return the ``SwitchSession`` of one job run as ``account`` in ``workdir``."""
+        return SwitchSession(self, credential, account, workdir)
+
+    def kill_as_target(self, pids: Sequence[int], credential: "Credential",
+                       account: "Account", workdir: Path) -> None:
+        """SIGKILL ``pids`` as ``account``, which only the target may signal.
+
+        This default runs ``KILL_COMMAND`` through ``launch`` (its output discarded) and
+        waits for it up to a minute; a switcher with a cheaper way (a second switch that
+        is not a launch) overrides it.  Raises ``PilotidError`` when the switch fails.
+        """
+        argv = [KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
+        with open(os.devnull, "wb") as out, open(os.devnull, "wb") as err:
+            killer = self.launch(argv, credential, account, workdir,  # type: ignore[attr-defined]
+                                 PayloadLogs(out, err))
+            if wait_for_exit(killer, 60) is None:
+                log.error("the kill of the payload's leftovers as %s hangs: killing it",
+                          account.name)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(killer.pid, signal.SIGKILL)
+                wait_for_exit(killer, 10)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the ``Outcome`` of a launch that ended with ``returncode`` (see the table)."""
@@ -204,9 +260,13 @@ class SwitcherBase:
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """The ``SwitchError`` for a launch that ended (not by a signal) with no marker.
 
-        The wrapper never ran as the target; each switcher knows why from its own codes.
+        The wrapper never ran as the target.  This default says so with the status; a
+        switcher that knows its program's codes, or reads its stderr
+        (``switch_program_said``), overrides it.
         """
-        raise NotImplementedError
+        return SwitchExecError(
+            f"the {self.name} switch program exited with status {returncode} and the wrapper "
+            "never ran as the target (no marker); see the stderr log in the work directory")
 
     def explain_marker(self, returncode: int, marker: WrapperMarker) -> Outcome:
         """The outcome once the wrapper ran as the target and left ``marker``."""
@@ -253,3 +313,64 @@ def start_environment(account: "Account") -> Dict[str, str]:
     env = {"PATH": _SAFE_PATH, "HOME": home, "USER": account.name, "LOGNAME": account.name}
     env.update({k: os.environ[k] for k in _KEPT_VARIABLES if k in os.environ})
     return env
+
+
+def refuse_unsafe_mapping(account: "Account", identity: str, where: str) -> "Account":
+    """Return ``account``, or raise ``AccountMappingError`` where it is root or the pilot.
+
+    A switcher calls it on the account its mapping gave for ``identity`` (``where`` names
+    the mapping, e.g. ``grid-mapfile /etc/grid-security/grid-mapfile``): a user's payload
+    never runs as root nor as the pilot's own account.
+    """
+    pilot_uid = os.geteuid()
+    if account.uid == 0 or account.uid == pilot_uid:
+        raise AccountMappingError(
+            f"{where} maps {identity} to {account.name} (uid {account.uid}), "
+            f"{'root' if account.uid == 0 else 'the pilot itself'}: a user's payload never "
+            "runs as that account; map the DN to a user account")
+    return account
+
+
+def reschedule_if_asked(settings: "QueueSettings", error: PilotidError,
+                        what: str) -> PilotidError:
+    """The reschedule rule, in one place: the error a refused switch ends the job with.
+
+    Where the queue's ``on_probe_failure`` is ``reschedule`` and ``error`` is a switch or
+    mapping failure (not already a ``RescheduleRequest``), a ``RescheduleRequest`` caused by
+    it, saying ``what`` failed; otherwise ``error`` itself.  Never a fallback to the pilot's
+    identity.
+    """
+    if (settings.on_probe_failure != "reschedule" or isinstance(error, RescheduleRequest)
+            or not isinstance(error, (SwitchError, AccountMappingError))):
+        return error
+    request = RescheduleRequest(f"{what}, job handed back for rescheduling: {error}")
+    request.__cause__ = error
+    return request
+
+
+def check_launch_lifetime(credential: "Credential", needed: float, queue: str) -> None:
+    """The proxy lifetime check, in one place: raise ``ProxyExpiredError`` unless
+    ``credential`` lasts ``needed`` more seconds (the queue's ``proxy_lifetime_needed()``,
+    what a launch of queue ``queue`` may take)."""
+    left = credential.time_left()
+    if left.total_seconds() < needed:
+        state = ("has expired" if left.total_seconds() <= 0
+                 else f"has {format_time_left(left)} left")
+        raise ProxyExpiredError(
+            f"the proxy of {credential.identity} {state}, but "
+            f"{format_time_left(datetime.timedelta(seconds=needed))} is needed to launch "
+            f"the payload (queue {queue}: timeout, proxy_refresh_threshold); "
+            "delegate a longer-lived proxy")
+
+
+def stdin_handover(account: "Account", workdir: Path) -> ProxyHandover:
+    """The proxy on the wrapper's standard input, stored by the wrapper (as the target) as
+    ``x509up`` in a handover directory of the work directory.
+
+    The directory's name carries the target's uid and a random token, so that it is never
+    one a previous job (or anybody else) left there; the launcher makes it after the grant
+    (``make_handover_directory``).  The switcher then gives the wrapper ``proxy_input``
+    (the credential's bytes) as standard input, and ``send_proxy`` where that is a pipe.
+    """
+    name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
+    return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)

@@ -54,7 +54,6 @@ from zope.interface import implementer
 from pilotid.errors import (
     PayloadFailedError,
     ProxyExpiredError,
-    RescheduleRequest,
     SwitchClientError,
     SwitchError,
     SwitchExecError,
@@ -77,10 +76,12 @@ from pilotid.strategies.base import (
     ProxyHandover,
     SwitcherBase,
     WrapperMarker,
+    check_launch_lifetime,
+    reschedule_if_asked,
     signal_label,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,6 @@ LOCATION_VARIABLES = ("GLEXEC_LOCATION", "OSG_GLEXEC_LOCATION")
 NOT_FOR_GLEXEC = ("LD_PRELOAD",)
 #: ``id`` in the C locale, so that its output parses whatever the site whitelists.
 PROBE_COMMAND = ("/usr/bin/env", "LC_ALL=C", "/usr/bin/id")
-KILL_COMMAND = "/bin/kill"
 NOOP_COMMAND = "/bin/true"
 #: Where gLExec writes the target's copy of the user's proxy, inside the work directory.
 TARGET_PROXY_NAME = ".glexec-target-proxy"
@@ -395,14 +395,9 @@ class GlexecSwitcher(SwitcherBase):
         return Path(os.path.abspath(workdir)) / TARGET_PROXY_NAME
 
     def check_lifetime(self, credential: Credential) -> None:
-        """Raise ``ProxyExpiredError`` unless the proxy is valid for ``proxy_lifetime`` more."""
-        left = credential.time_left()
-        needed = datetime.timedelta(seconds=self.proxy_lifetime)
-        if left < needed:
-            state = "has expired" if left.total_seconds() <= 0 else f"has only {left} left"
-            raise ProxyExpiredError(
-                f"the proxy of {credential.identity} {state}, but the job may need {needed}: "
-                "delegate a longer-lived proxy (or refresh it before calling gLExec)")
+        """Raise ``ProxyExpiredError`` unless the proxy is valid for ``proxy_lifetime`` more
+        (``check_launch_lifetime``, the launcher's own check)."""
+        check_launch_lifetime(credential, self.proxy_lifetime, self.settings.name)
 
     def proxy_needs_refresh(self, credential: Credential,
                             threshold: Optional[datetime.timedelta] = None) -> bool:
@@ -439,9 +434,10 @@ class GlexecSwitcher(SwitcherBase):
                     f"{account.name}: it runs in logging-only mode or maps users to the pilot; "
                     "refusing to run a user's payload as the pilot")
         except SwitchError as error:
-            if self.settings.on_probe_failure == "reschedule":
-                raise RescheduleRequest(f"gLExec probe failed, job handed back: {error}") from error
-            raise
+            handed_back = reschedule_if_asked(self.settings, error, "gLExec probe failed")
+            if handed_back is error:
+                raise
+            raise handed_back from error
         log.info("gLExec maps %s to %s (uid %d)", credential.identity, account.name, account.uid)
         self.probe_cache.put(key, account)
         return account
@@ -516,6 +512,17 @@ class GlexecSwitcher(SwitcherBase):
         else:
             log.info("sent SIG%s to process groups %s as %s through gLExec", name, shown,
                      launched.account.name)
+
+    def kill_as_target(self, pids: Sequence[int], credential: Credential, account: Account,
+                       workdir: Path) -> None:
+        """SIGKILL the payload's leftover ``pids`` as the target: ``kill`` through a second
+        gLExec call with ``credential``, not a launch.  Raises the ``SwitchError`` of
+        gLExec's status if gLExec refuses it."""
+        argv = [os.path.realpath(KILL_COMMAND), "-s", "KILL", "--", *map(str, pids)]
+        env = glexec_environment(self.environ, self.client_cert(credential))
+        status, _, stderr = self._call(argv, env, "killing the payload's leftovers")
+        if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
+            raise _switch_error(status, f"to kill the leftovers of {account.name}", stderr)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the outcome of a gLExec launch; see the exit-status table in the docs.

@@ -44,6 +44,7 @@ class NoopSwitcher(SwitcherBase):
     """
 
     name = "noop"
+    switches_identity = False
 
     def probe(self, credential: "Credential") -> Account:
         """Return the pilot's own account: with no switch, that is who the payload runs as."""

@@ -6,7 +6,8 @@ SIGKILL cannot be relayed.  ``payload_groups`` finds every group to signal, from
 process tree under the switch program (``/proc``, readable by the unprivileged pilot).
 A process that left the tree (``setsid`` and a double fork, re-parented to init) is not
 found: only a cgroup would keep it.  ``signal_groups`` sends a signal to those groups in
-the order that lets the wrapper clean up after a SIGKILL.
+the order that lets the wrapper clean up after a SIGKILL.  ``KILL_COMMAND`` is the program a
+switch runs as the target to send a signal the pilot may not send itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import signal
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from pilotid.watch import wait_for_exit
+
+#: The ``kill`` program a switch runs as the target to signal the payload's processes:
+#: the one place it is named (sudo's and gLExec's terminate, the leftovers, the fakes).
+KILL_COMMAND = "/bin/kill" if os.access("/bin/kill", os.X_OK) else "/usr/bin/kill"
 
 #: Seconds a wrapper gets, once its payload was killed with SIGKILL, to record that and
 #: remove its egg cache before it is killed too.

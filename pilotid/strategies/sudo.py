@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import signal
 import stat
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 from zope.interface import implementer
 
 from pilotid.errors import (
-    AccountMappingError,
     ProxyFileError,
     SwitchError,
     SwitchExecError,
@@ -48,11 +46,17 @@ from pilotid.strategies.base import (
     PayloadLogs,
     ProxyHandover,
     SwitcherBase,
+    log_position,
+    proxy_input,
+    refuse_unsafe_mapping,
+    send_proxy,
     signal_label,
     start_environment,
+    stdin_handover,
+    switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -95,7 +99,6 @@ def _first_existing(*candidates: str) -> str:
 
 #: The commands the site's sudoers rule must allow besides the wrapper (docs/switchers.rst).
 TRUE_COMMAND = _first_existing("/bin/true", "/usr/bin/true")
-KILL_COMMAND = _first_existing("/bin/kill", "/usr/bin/kill")
 
 
 def _usable_sudo(path: str, origin: str, fix: str) -> str:
@@ -209,14 +212,10 @@ class SudoSwitcher(SwitcherBase):
         (sudo refuses, with the sudoers rule the site is missing).
         """
         mapfile = self.settings.option(GRID_MAPFILE)
-        account = accounts.map_account(credential.identity, Path(mapfile))
-        pilot = Account.current()
-        if account.uid == 0 or account.uid == pilot.uid:
-            raise AccountMappingError(
-                f"grid-mapfile {mapfile} maps {credential.identity} to {account.name} "
-                f"(uid {account.uid}), {'root' if account.uid == 0 else 'the pilot itself'}: "
-                "a user's payload never runs as that account; map the DN to a user account")
-        self.check_switch(pilot, account)
+        account = refuse_unsafe_mapping(
+            accounts.map_account(credential.identity, Path(mapfile)), credential.identity,
+            f"grid-mapfile {mapfile}")
+        self.check_switch(Account.current(), account)
         return account
 
     def check_switch(self, pilot: Account, account: Account) -> None:
@@ -271,15 +270,9 @@ class SudoSwitcher(SwitcherBase):
 
     def handover(self, credential: "Credential", account: Account,
                  workdir: Path) -> ProxyHandover:
-        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's.
-
-        The file is ``x509up`` in a handover directory that the launcher makes after the
-        grant (``make_handover_directory``); the directory's name carries the target's uid
-        and a random token, so that it is never one a previous job (or anybody else) left
-        in the work directory.  Nothing is made here.
-        """
-        name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
-        return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)
+        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's
+        (``stdin_handover``); nothing is made here."""
+        return stdin_handover(account, workdir)
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
@@ -298,8 +291,8 @@ class SudoSwitcher(SwitcherBase):
         pilot = Account.current()
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]
-        record = _Launch(command[0], pilot, account, *_log_position(logs.stderr))
-        stdin = _proxy_input(proxy)
+        record = _Launch(command[0], pilot, account, *log_position(logs.stderr))
+        stdin = proxy_input(proxy)
         try:
             process = subprocess.Popen(
                 command, cwd=os.fspath(workdir), stdin=stdin, stdout=logs.stdout,
@@ -318,7 +311,7 @@ class SudoSwitcher(SwitcherBase):
         log.info("started %s as %s through sudo (pid %d)", " ".join(command[5:6]),
                  account.name, process.pid)
         if process.stdin is not None:
-            _send(process, proxy)
+            send_proxy(process, proxy)
         return process
 
     # -- terminate -------------------------------------------------------------------------
@@ -361,6 +354,27 @@ class SudoSwitcher(SwitcherBase):
         else:
             # kill's own complaint: the groups are already empty (or partly so).
             log.debug("kill as %s: %s", launch.target.name, stderr.strip())
+
+    def kill_as_target(self, pids: Sequence[int], credential: "Credential", account: Account,
+                       workdir: Path) -> None:
+        """SIGKILL the payload's leftover ``pids`` as ``account``, with a second sudo.
+
+        ``sudo -n -u <account> -- kill -s KILL -- <pids>``, not a launch: the latest
+        launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
+        when sudo refuses it; kill's own complaint (a process gone already) is only logged.
+        """
+        command = [self.sudo_path(), "-n", "-u", account.name, "--", KILL_COMMAND,
+                   "-s", "KILL", "--", *map(str, pids)]
+        try:
+            done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
+                                  capture_output=True, env=start_environment(Account.current()),
+                                  timeout=SUDO_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SwitchUnavailableError(f"cannot run {command[0]}: {error}") from None
+        refused = sudo_messages(done.stderr.decode("utf-8", "replace"))
+        if done.returncode != 0 and refused:
+            raise SwitchNotPermittedError(
+                f"sudo refused to kill the payload's leftovers as {account.name}: {refused[-1]}")
 
     def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
         if signum in (signal.SIGKILL, signal.SIGSTOP):
@@ -411,71 +425,6 @@ class SudoSwitcher(SwitcherBase):
     @staticmethod
     def _sudo_said(launch: Optional[_Launch]) -> Optional[str]:
         """sudo's last message in the stderr log since ``launch``, if that log is a file."""
-        if launch is None or launch.stderr_path is None:
+        if launch is None:
             return None
-        try:
-            with open(launch.stderr_path, "rb") as log_file:
-                log_file.seek(launch.stderr_offset)
-                text = log_file.read(65536).decode("utf-8", "replace")
-        except OSError:
-            return None
-        messages = sudo_messages(text)
-        return messages[-1] if messages else None
-
-
-def _log_position(stream: object) -> "tuple[Optional[str], int]":
-    """The path of an open log file and where it ends now, or (None, 0) for other streams."""
-    name = getattr(stream, "name", None)
-    if not isinstance(name, str) or not os.path.isabs(name):
-        return None, 0
-    try:
-        stream.flush()  # type: ignore[attr-defined]
-        return name, os.fstat(stream.fileno()).st_size  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        return name, 0
-
-
-def _proxy_input(proxy: bytes) -> int:
-    """The wrapper's standard input: a descriptor of an anonymous memory file (``memfd``)
-    holding ``proxy`` at offset 0, or ``subprocess.PIPE`` where the kernel makes none.
-
-    bash's ``read`` takes a pipe one byte at a time (it must not read past its delimiter),
-    about 5,000 system calls for a proxy, but a seekable file in blocks.  The memory file has
-    no name anybody could open; only the processes that inherit the descriptor have it.
-    """
-    try:
-        fd = os.memfd_create("pilotid-proxy", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):
-        return subprocess.PIPE
-    try:
-        view = memoryview(proxy)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-    except OSError:
-        os.close(fd)
-        return subprocess.PIPE
-    return fd
-
-
-def _send(process: subprocess.Popen, data: bytes) -> None:
-    """Write the proxy to the wrapper's stdin pipe and close it (where no memory file could
-    be made, ``_proxy_input``); a dead reader is not an error.
-
-    A proxy is a few kilobytes, well under a pipe's buffer, so this does not wait for the
-    wrapper.  If the wrapper (or sudo) is already gone, ``explain`` reports why.
-    """
-    stdin = process.stdin
-    if stdin is None:
-        return
-    try:
-        stdin.write(data)
-        stdin.flush()
-    except BrokenPipeError:
-        log.warning("the wrapper (pid %d) closed its standard input before it got the "
-                    "proxy; it has probably ended, see its stderr log", process.pid)
-    finally:
-        try:
-            stdin.close()
-        except OSError:
-            pass
+        return switch_program_said(launch.stderr_path, launch.stderr_offset, "sudo:")

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from pilotid.identity.credfile import write_private
 from pilotid.identity.myproxy import ClientCredential, encode_chain
 from pilotid.identity.testca import make_proxy
+from tests.faults.fault_plugin import EXPLAIN_BUG, LAUNCH_BUG, install_fault_plugin
 from tests.security.scene import JobRun, kill_all_with, own
 from tests.system import node
 from tests.unit.fake_myproxy import (
@@ -349,6 +350,30 @@ def test_switch_that_hangs(scene):
         kill_all_with(mark)
     expect(run, "timed_out", 72)
     scene.check_aftermath(run)
+
+
+# -- a plugin with a bug --------------------------------------------------------------------
+
+def test_plugin_switcher_raising_in_launch(scene):
+    install_fault_plugin(Path(scene.pilot_install[1]))
+    payload(scene, "echo ran > ran.txt")
+    run = scene.run(switcher=LAUNCH_BUG)
+    expect(run, "internal_error", 80)
+    assert "PermissionError" in run.result["error"], run.why()
+    assert run.result["sandbox_mode"] == "acl", run.why()  # granted, then given back
+    acl = subprocess.run(["getfacl", "-p", run.workdir], capture_output=True, text=True)
+    assert node.ALICE not in acl.stdout, acl.stdout
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_plugin_switcher_raising_in_explain(scene):
+    install_fault_plugin(Path(scene.pilot_install[1]))
+    mark = token()
+    payload(scene, f"nohup sleep 300.{mark} >/dev/null 2>&1 &\necho done > done.txt")
+    run = scene.run(scene.job(jobPars=mark), token=mark, switcher=EXPLAIN_BUG)
+    expect(run, "internal_error", 80)
+    assert "RuntimeError" in run.result["error"], run.why()
+    scene.check_aftermath(run, outputs=["done.txt"])
 
 
 # -- the payload --------------------------------------------------------------------------

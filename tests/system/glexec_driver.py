@@ -92,10 +92,10 @@ def main(spec):
         workdir = Path(spec["workdir"])
         account = switch.probe(credential)
         answer["account"] = account.as_dict()
-        answer["handover"] = str(switch.handover(credential, account, workdir).payload_proxy)
+        session = switch.open(credential, account, workdir)
+        answer["handover"] = str(session.handover.payload_proxy)
         with open(workdir / "stdout.log", "wb") as out, open(workdir / "stderr.log", "wb") as err:
-            process = switch.launch(spec["argv"], credential, account, workdir,
-                                    PayloadLogs(out, err))
+            process = session.launch(spec["argv"], PayloadLogs(out, err))
             answer["pid"] = process.pid
             if op == "terminate":
                 wait_for_marker(spec["marker"])
@@ -107,18 +107,19 @@ def main(spec):
                     except OSError as error:
                         answer[f"{name}_errno"] = errno.errorcode[error.errno]
                 started = time.monotonic()
-                switch.terminate(process, signal.SIGTERM)
+                session.terminate(process, signal.SIGTERM)
                 try:
                     process.wait(timeout=spec.get("grace", 10))
                 except Exception:  # noqa: BLE001 - the launcher's escalation, done here
                     answer["escalated"] = True
-                    switch.terminate(process, signal.SIGKILL)
+                    session.terminate(process, signal.SIGKILL)
                 answer["seconds_to_end"] = time.monotonic() - started
             process.wait(timeout=120)
         answer["returncode"] = process.returncode
         marker = read_marker(spec["marker"])
         answer["marker"] = None if marker is None else [marker.uid, marker.payload_status]
-        answer["outcome"] = outcome_json(switch.explain(process.returncode, marker))
+        answer["outcome"] = outcome_json(session.explain(process.returncode, marker))
+        session.close()
     except Exception as error:  # noqa: BLE001 - every failure goes back to the test as JSON
         answer["error"] = error_json(error)
     return answer

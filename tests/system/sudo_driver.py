@@ -61,7 +61,8 @@ def main(request):
         if request["action"] == "probe":
             return result
         workdir = Path(request["workdir"])
-        handover = switcher.handover(credential, account, workdir)
+        session = switcher.open(credential, account, workdir)
+        handover = session.handover
         result["payload_proxy"] = str(handover.payload_proxy)
         # the launcher's part: the work directory is open to the target already (the test's
         # own setfacl), the handover directory comes after that
@@ -71,17 +72,18 @@ def main(request):
         argv = [*request["wrapper"], str(marker_path), str(handover.payload_proxy),
                 request["mode"]]
         with open(workdir / "stdout.log", "ab") as out, open(workdir / "stderr.log", "ab") as err:
-            process = switcher.launch(argv, credential, account, workdir, PayloadLogs(out, err))
+            process = session.launch(argv, PayloadLogs(out, err))
             result["pid"] = process.pid
             if request["action"] == "terminate":
                 ready = workdir / "ready"
                 deadline = time.monotonic() + 30
                 while not ready.exists() and time.monotonic() < deadline:
                     time.sleep(0.05)
-                switcher.terminate(process, getattr(signal, request.get("signal", "SIGTERM")))
+                session.terminate(process, getattr(signal, request.get("signal", "SIGTERM")))
             returncode = process.wait(60)
         marker = read_marker(marker_path)
-        outcome = switcher.explain(returncode, marker)
+        outcome = session.explain(returncode, marker)
+        session.close()
         result.update(returncode=returncode, kind=outcome.kind, exit_code=outcome.exit_code,
                       signal=outcome.signal,
                       marker=None if marker is None else [marker.uid, marker.payload_status],

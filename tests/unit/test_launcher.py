@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional
 
 import mock
 import pytest
+from zope.interface.verify import verifyObject
 
 from pilotid import cli
 from pilotid.errors import (
@@ -40,14 +41,16 @@ from pilotid.identity.credfile import write_private
 from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
+from pilotid.interfaces import ISwitchSession
 from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
 from pilotid.strategies.base import Outcome
+from pilotid.strategies.session import SessionDecorator
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
-from pilotid.workdir import PRIVATE_DIR_NAME, acl_supported
+from pilotid.workdir import PRIVATE_DIR_NAME, SandboxGrant, acl_supported
 from tests.conftest import ALICE_DN
 
 JOB = JobSpec(panda_id=4242, transformation="fake-00-00-01", prod_user_id=ALICE_DN)
@@ -205,23 +208,23 @@ def _must_not_be_called(*args: Any, **kwargs: Any) -> None:
 
 def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaims_after(
         credential, workdir, monkeypatch):
-    """The probe names another uid: grant before launch, reclaim at the end, the pilot's
-    own credentials kept private; the wrapper (run as us) then contradicts the probe."""
+    """The session says it switches to another account: grant before launch, reclaim at the
+    end, the pilot's own credentials kept private; the wrapper (run as us) then contradicts
+    the probe."""
     steps = _Steps()
     steps.seen["workdir"] = workdir
 
     class OtherAccount(RecordingSwitcher):
+        switches_identity = True
+
         def probe(self, cred):
             super().probe(cred)
             return SOMEONE_ELSE
 
-    class Grant:
-        mode = "acl"
-
     def grant(path, account, mode, keep_private=()):
         steps.events.append("grant")
         steps.seen["grant"] = (path, account, mode, list(keep_private))
-        return Grant()
+        return SandboxGrant(path, account, "acl", os.geteuid())
 
     monkeypatch.setattr("pilotid.launcher.grant_target_access", grant)
     monkeypatch.setattr("pilotid.launcher.reclaim",
@@ -282,6 +285,8 @@ def test_marker_from_another_uid_than_the_probe_said_is_a_switch_failure(credent
         (workdir / "input.txt").chmod(0o600)
 
         class OtherAccount(RecordingSwitcher):
+            switches_identity = True
+
             def probe(self, cred):
                 return SOMEONE_ELSE
 
@@ -920,3 +925,110 @@ def test_probe_of_a_sudo_queue_without_sudo_fails_that_check_and_goes_on(credent
     assert (check.status, check.error_code) == (FAIL, 51)
     assert str(missing) in check.detail
     assert {c.name for c in checks} >= {"credential", "test switch", "umask"}
+
+
+class ExplainBug(RecordingSwitcher):
+    """A plugin's bug: ``explain`` raises something that is not a ``PilotidError``."""
+
+    def explain(self, returncode, marker):
+        raise RuntimeError("plugin bug")
+
+
+def test_unexpected_exception_becomes_an_internal_error_with_its_record(credential, workdir,
+                                                                         caplog):
+    result = make_launcher(credential, sh("echo out > out.txt"),
+                           switcher=ExplainBug()).run(JOB, workdir)
+    assert (result.outcome, result.error_code) == ("internal_error", 80)
+    assert "RuntimeError: plugin bug" in result.error
+    assert accounting(workdir)[0]["outcome"] == "internal_error"
+    assert "Traceback" in caplog.text
+    assert (workdir / "out.txt").exists()
+    assert_cleaned_up(workdir, credential)
+
+
+def test_unexpected_exception_while_reclaiming_turns_a_success_into_an_internal_error(
+        credential, workdir, monkeypatch):
+    class OtherAccount(RecordingSwitcher):
+        switches_identity = True
+
+    def reclaim(grant):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr("pilotid.launcher.grant_target_access",
+                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                            path, account, "acl", os.geteuid()))
+    monkeypatch.setattr("pilotid.launcher.reclaim", reclaim)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, ["/bin/true"], switcher=OtherAccount()).run(JOB, workdir)
+    assert (result.outcome, result.error_code) == ("internal_error", 80)
+    assert "Too many open files" in result.error
+    assert accounting(workdir)[0]["error_code"] == 80
+
+
+def test_a_grant_that_falls_back_to_world_mode_by_itself_sets_the_payloads_umask(
+        credential, workdir, monkeypatch):
+    """ACLs looked supported, so the wrapper was written with the queue's umask; the grant
+    then fell back to world mode: the payload runs with the grant's umask, 000."""
+    class Switching(RecordingSwitcher):
+        switches_identity = True
+
+    def world_grant(path, account, mode, keep_private=()):
+        assert mode == "acl"
+        return SandboxGrant(path, account, "world", os.geteuid())
+
+    monkeypatch.setattr("pilotid.launcher.grant_target_access", world_grant)
+    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, sh("umask > umask.txt"), switcher=Switching(),
+                           umask=0o022).run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    assert result.sandbox_mode == "world"
+    assert (workdir / "umask.txt").read_text().strip() == "0000"
+
+
+class ExecsTheWrapper(RecordingSwitcher):
+    """A switch whose program execs the wrapper (as setpriv does): the wrapper is then
+    itself a child of the pilot running as the target."""
+
+    switches_identity = True
+
+    def launch(self, argv, cred, account, workdir, logs):
+        return super().launch(["/usr/bin/env", *argv], cred, account, workdir, logs)
+
+
+def test_a_wrapper_exec_d_by_its_switch_program_does_not_reap_itself(credential, workdir,
+                                                                      monkeypatch):
+    monkeypatch.setattr("pilotid.launcher.grant_target_access",
+                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                            path, account, "acl", os.geteuid()))
+    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    result = make_launcher(credential, sh("echo done > done.txt"),
+                           switcher=ExecsTheWrapper()).run(JOB, workdir)
+    assert (result.outcome, result.exit_code, result.signal) == ("succeeded", 0, None), \
+        result.error
+
+
+class EnvIsolation(SessionDecorator):
+    """An isolation as a later issue adds them: it prefixes the launch of any session."""
+
+    def launch(self, argv, logs):
+        return self.inner.launch(["/usr/bin/env", "PILOTID_ISOLATED=1", *argv], logs)
+
+
+class IsolatedNoop(RecordingSwitcher):
+    def open(self, credential, account, workdir):
+        return EnvIsolation(super().open(credential, account, workdir))
+
+
+def test_a_session_decorator_wraps_the_launch_of_any_switch(credential, workdir):
+    session = IsolatedNoop().open(credential, Account.current(), workdir)
+    assert verifyObject(ISwitchSession, session)
+    assert session.switches_identity is False and session.marker_owner is None
+    switcher = IsolatedNoop()
+    result = make_launcher(credential, sh("echo done > done.txt"),
+                           switcher=switcher).run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    ((argv, *_),) = switcher.called("launch")
+    assert argv[:2] == ["/usr/bin/env", "PILOTID_ISOLATED=1"]
+    assert (workdir / "done.txt").read_text() == "done\n"

@@ -37,7 +37,7 @@ def test_probe_answers_the_pilots_own_account(switcher, tmp_path):
 
 def test_handover_gives_the_payload_the_pilots_copy(switcher, tmp_path):
     cred = credential(tmp_path)
-    handover = switcher.handover(cred, Account.current(), tmp_path)
+    handover = switcher.open(cred, Account.current(), tmp_path).handover
     assert handover.payload_proxy == cred.path
     assert not handover.from_stdin
 
@@ -50,8 +50,8 @@ def test_launch_runs_the_wrapper_in_the_workdir_in_a_new_session(switcher, tmp_p
     script.write_text('pwd; echo "sid=$(ps -o sid= -p $$)"; env | sort; cat; echo err >&2\n')
     logs = open_logs(tmp_path)
     me = Account.current()
-    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path), me,
-                              tmp_path, logs)
+    session = switcher.open(credential(tmp_path), me, tmp_path)
+    process = session.launch(["/bin/bash", str(script)], logs)
     assert process.wait(10) == 0
     close_logs(logs)
     out = (tmp_path / "payload.stdout").read_text()
@@ -65,8 +65,8 @@ def test_launch_runs_the_wrapper_in_the_workdir_in_a_new_session(switcher, tmp_p
 def test_launch_of_a_missing_wrapper_is_an_exec_error(switcher, tmp_path):
     logs = open_logs(tmp_path)
     with pytest.raises(SwitchExecError, match="cannot execute the wrapper"):
-        switcher.launch([str(tmp_path / "missing.sh")], credential(tmp_path),
-                        Account.current(), tmp_path, logs)
+        session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+        session.launch([str(tmp_path / "missing.sh")], logs)
     close_logs(logs)
 
 
@@ -78,11 +78,11 @@ def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
         "sleep 60 & echo $! > sleeper\n"
         "touch ready\nwait\n")
     logs = open_logs(tmp_path)
-    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
-                              Account.current(), tmp_path, logs)
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    process = session.launch(["/bin/bash", str(script)], logs)
     wait_for(tmp_path / "ready")
     sleeper = int((tmp_path / "sleeper").read_text())
-    switcher.terminate(process, signal.SIGTERM)
+    session.terminate(process, signal.SIGTERM)
     assert process.wait(10) == 143
     close_logs(logs)
     wait_for(tmp_path / "payload-term")
@@ -90,7 +90,7 @@ def test_terminate_reaches_every_process_of_the_payload(switcher, tmp_path):
     while alive(sleeper) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not alive(sleeper)
-    assert switcher.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
+    assert session.explain(process.returncode, WrapperMarker(os.getuid(), 143)).signal == 15
 
 
 def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
@@ -101,13 +101,13 @@ def test_sigkill_reaches_a_payload_in_its_own_process_group(switcher, tmp_path):
         "( trap '' TERM; exec sleep 60 ) & echo $! > payload\n"
         "set +m\ntouch ready\nwait\n")
     logs = open_logs(tmp_path)
-    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
-                              Account.current(), tmp_path, logs)
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    process = session.launch(["/bin/bash", str(script)], logs)
     wait_for(tmp_path / "ready")
     payload = int((tmp_path / "payload").read_text())
     try:
         assert os.getpgid(payload) == payload != process.pid
-        switcher.terminate(process, signal.SIGKILL)
+        session.terminate(process, signal.SIGKILL)
         assert process.wait(10) == 0  # the payload went first: the wrapper ended on its own
         deadline = time.monotonic() + 5
         while alive(payload) and time.monotonic() < deadline:
@@ -126,11 +126,11 @@ def test_sigkill_reaches_a_wrapper_that_does_not_end_after_its_payload(switcher,
     script.write_text("set -m\n( exec sleep 60 ) &\nset +m\ntouch ready\n"
                       "wait\nexec sleep 60\n")
     logs = open_logs(tmp_path)
-    process = switcher.launch(["/bin/bash", str(script)], credential(tmp_path),
-                              Account.current(), tmp_path, logs)
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    process = session.launch(["/bin/bash", str(script)], logs)
     wait_for(tmp_path / "ready")
     try:
-        switcher.terminate(process, signal.SIGKILL)
+        session.terminate(process, signal.SIGKILL)
         assert process.wait(10) == -signal.SIGKILL
     finally:
         close_logs(logs)
@@ -140,29 +140,30 @@ def test_sigkill_reaches_a_wrapper_that_does_not_end_after_its_payload(switcher,
 
 def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
     logs = open_logs(tmp_path)
-    process = switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
-                              tmp_path, logs)
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    process = session.launch(["/bin/true"], logs)
     process.wait(10)
     close_logs(logs)
-    switcher.terminate(process, signal.SIGTERM)
+    session.terminate(process, signal.SIGTERM)
 
 
-def test_no_marker_means_the_wrapper_could_not_run(switcher):
-    outcome = switcher.explain(127, None)
+def test_no_marker_means_the_wrapper_could_not_run(switcher, tmp_path):
+    outcome = switcher.open(credential(tmp_path), Account.current(), tmp_path).explain(127, None)
     assert outcome.kind == base.SWITCH_FAILED
     assert isinstance(outcome.error, SwitchExecError)
 
 
-def test_payload_status_passes_through(switcher):
-    assert switcher.explain(0, WrapperMarker(os.getuid(), 0)).succeeded
-    outcome = switcher.explain(3, WrapperMarker(os.getuid(), 3))
+def test_payload_status_passes_through(switcher, tmp_path):
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    assert session.explain(0, WrapperMarker(os.getuid(), 0)).succeeded
+    outcome = session.explain(3, WrapperMarker(os.getuid(), 3))
     assert (outcome.kind, outcome.exit_code) == (base.PAYLOAD_FAILED, 3)
 
 
 def test_launched_process_has_no_stdin(switcher, tmp_path):
     logs = open_logs(tmp_path)
-    process = switcher.launch(["/bin/cat"], credential(tmp_path), Account.current(),
-                              tmp_path, logs)
+    session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
+    process = session.launch(["/bin/cat"], logs)
     assert process.wait(10) == 0
     assert isinstance(process, subprocess.Popen)
     close_logs(logs)
@@ -171,6 +172,6 @@ def test_launched_process_has_no_stdin(switcher, tmp_path):
 def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
     logs = open_logs(tmp_path)
     with pytest.raises(WorkdirError, match="gone"):
-        switcher.launch(["/bin/true"], credential(tmp_path), Account.current(),
-                        tmp_path / "gone", logs)
+        session = switcher.open(credential(tmp_path), Account.current(), tmp_path / "gone")
+        session.launch(["/bin/true"], logs)
     close_logs(logs)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
 
 from pilotid.errors import (
+    AccountMappingError,
+    ConfigurationError,
     PayloadFailedError,
     PayloadTerminatedError,
+    RescheduleRequest,
     SwitchError,
+    SwitchExecError,
     SwitchSystemError,
 )
 from pilotid.identity.accounts import Account
@@ -77,9 +82,11 @@ def test_signal_label_for_unknown_numbers():
     assert signal_label(999) == "signal 999"
 
 
-def test_base_leaves_the_no_marker_case_to_subclasses():
-    with pytest.raises(NotImplementedError):
-        SwitcherBase(QueueSettings("TEST")).explain(1, None)
+def test_base_says_the_wrapper_never_ran_when_no_marker_was_left():
+    outcome = SwitcherBase(QueueSettings("TEST")).explain(3, None)
+    assert outcome.kind == "switch_failed"
+    assert isinstance(outcome.error, SwitchExecError)
+    assert "status 3" in str(outcome.error) and "never ran" in str(outcome.error)
 
 
 def test_start_environment_carries_nothing_of_the_pilots(monkeypatch):
@@ -93,3 +100,32 @@ def test_start_environment_carries_nothing_of_the_pilots(monkeypatch):
     assert env["USER"] == env["LOGNAME"] == me.name
     assert env["LANG"] == "C.UTF-8"
     assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+
+
+def test_a_mapping_to_root_or_to_the_pilot_is_refused():
+    for uid in (0, os.geteuid()):
+        with pytest.raises(AccountMappingError, match="never runs as that account"):
+            base.refuse_unsafe_mapping(Account("x", uid, uid), "/CN=x", "grid-mapfile m")
+    user = Account("user", 54321, 54321)
+    assert base.refuse_unsafe_mapping(user, "/CN=x", "grid-mapfile m") is user
+
+
+def test_reschedule_rule_hands_back_only_a_refused_switch_of_a_queue_that_asks():
+    refused = SwitchError("refused")
+    asking = QueueSettings("TEST", on_probe_failure="reschedule")
+    handed_back = base.reschedule_if_asked(asking, refused, "the sudo probe failed")
+    assert isinstance(handed_back, RescheduleRequest) and handed_back.__cause__ is refused
+    assert base.reschedule_if_asked(QueueSettings("TEST"), refused, "x") is refused
+    setup = ConfigurationError("bad queue")
+    assert base.reschedule_if_asked(asking, setup, "x") is setup
+
+
+def test_switch_program_said_reads_only_what_came_after_the_launch(tmp_path):
+    log = tmp_path / "stderr"
+    log.write_bytes(b"sudo: an old refusal\n")
+    offset = log.stat().st_size
+    with open(log, "ab") as err:
+        err.write(b"payload noise\nsudo: a password is required\n")
+    assert base.switch_program_said(str(log), offset, "sudo:") == "a password is required"
+    assert base.switch_program_said(str(log), offset) == "sudo: a password is required"
+    assert base.switch_program_said(None, 0) is None

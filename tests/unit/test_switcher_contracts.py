@@ -11,12 +11,21 @@ from pilotid.strategies import glexec as glexec_module
 from pilotid.strategies.glexec import GlexecSwitcher, ProbeCache, RetryPolicy
 from pilotid.strategies.noop import NoopSwitcher
 from pilotid.strategies.sudo import SudoSwitcher
-from pilotid.testing import IdentitySwitcherContract
+from pilotid.testing import (
+    IdentitySwitcherContract,
+    IdentitySwitcherLaunchContract,
+    RecordingSwitcher,
+)
 
 
-class TestNoopSwitcherContract(IdentitySwitcherContract):
+class TestNoopSwitcherContract(IdentitySwitcherLaunchContract):
     def make_provider(self):
         return NoopSwitcher(QueueSettings("ANALY_DEMO"))
+
+
+class TestRecordingSwitcherContract(IdentitySwitcherLaunchContract):
+    def make_provider(self):
+        return RecordingSwitcher(QueueSettings("ANALY_DEMO"))
 
 
 class TestSudoSwitcherContract(IdentitySwitcherContract):

@@ -30,6 +30,7 @@ from pilotid.identity.credfile import write_private
 from pilotid.identity.sources import LocalFileSource
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
+from pilotid.queue import QueueSettings
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
     SETUP_FAILED,
@@ -41,6 +42,7 @@ from pilotid.strategies.base import (
     ProxyHandover,
     WrapperMarker,
 )
+from pilotid.strategies.noop import NoopSwitcher
 from pilotid.testing import (
     CredentialSourceContract,
     FakePayload,
@@ -127,14 +129,15 @@ class Contract(IdentitySwitcherContract):
         return self.switcher_class()
 
 
-def test_switcher_contract_fails_a_switcher_that_succeeds_without_marker():
+def test_switcher_contract_fails_a_switcher_that_succeeds_without_marker(tmp_path):
     with pytest.raises(AssertionError, match=r"explain\(0, None\) said succeeded"):
-        Contract(OptimisticSwitcher).test_explain_without_marker_never_succeeds()
+        Contract(OptimisticSwitcher).test_explain_without_marker_never_succeeds(tmp_path)
 
 
-def test_switcher_contract_fails_a_switcher_that_hides_the_signal():
+def test_switcher_contract_fails_a_switcher_that_hides_the_signal(tmp_path):
     with pytest.raises(AssertionError):
-        Contract(SignalBlindSwitcher).test_explain_negative_status_is_termination_by_that_signal()
+        Contract(SignalBlindSwitcher).test_explain_negative_status_is_termination_by_that_signal(
+            tmp_path)
 
 
 def test_payload_contract_fails_a_string_argv(tmp_path):
@@ -295,10 +298,10 @@ def test_recording_switcher_terminates_what_it_launched(credential, tmp_path, lo
 
 @pytest.mark.parametrize("returncode, marker, kind, exit_code, error", [
     (0, WrapperMarker(0, 0), SUCCEEDED, 0, None),
-    (0, WrapperMarker(0, None), SUCCEEDED, 0, None),
+    (0, WrapperMarker(0, None), PAYLOAD_FAILED, None, PayloadFailedError),
     (7, WrapperMarker(0, 7), PAYLOAD_FAILED, 7, PayloadFailedError),
     (204, WrapperMarker(0, 202), PAYLOAD_FAILED, 202, PayloadFailedError),
-    (1, WrapperMarker(0, None), PAYLOAD_FAILED, 1, PayloadFailedError),
+    (1, WrapperMarker(0, None), PAYLOAD_FAILED, None, PayloadFailedError),
     (0, None, SWITCH_FAILED, None, SwitchExecError),
     (126, None, SWITCH_FAILED, None, SwitchExecError),
     (-9, None, TERMINATED, None, PayloadTerminatedError),
@@ -309,9 +312,13 @@ def test_recording_switcher_terminates_what_it_launched(credential, tmp_path, lo
 ])
 def test_recording_switcher_explains_like_a_no_op_switch(returncode, marker, kind, exit_code,
                                                          error):
+    """The fake is the real no-op switcher: the two cannot disagree."""
     outcome = RecordingSwitcher().explain(returncode, marker)
     assert (outcome.kind, outcome.exit_code) == (kind, exit_code)
     assert type(outcome.error) is error if error else outcome.error is None
+    real = NoopSwitcher(QueueSettings("TEST")).explain(returncode, marker)
+    assert (outcome.kind, outcome.exit_code, outcome.signal) == (real.kind, real.exit_code,
+                                                                 real.signal)
 
 
 def test_recording_switcher_may_be_named_for_registration():

@@ -1,0 +1,174 @@
+"""``SwitchSession``: one job's switch, built from a switcher's own steps.
+
+``SwitcherBase.open`` returns one.  The session holds what the job's switching needs from
+the probe to the end (credential, account, work directory, the proxy handover) and asks
+its switcher for each step: ``launch``, ``terminate``, ``explain``, ``retry_delay``,
+``refresh_proxy``, ``kill_as_target``.  What the launcher used to guess by comparing uids
+(is there a switch, does the marker's owner prove anything, how are leftovers found and
+killed) is the session's ``switches_identity``, ``marker_owner`` and ``stop_leftovers``.
+
+``SessionDecorator`` forwards every call to another session: an isolation (a container
+around any switch) subclasses it and changes ``launch`` alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Set
+
+from zope.interface import implementer
+
+from pilotid import leftovers
+from pilotid.errors import PilotidError
+from pilotid.interfaces import ISwitchSession
+
+if TYPE_CHECKING:
+    from pilotid.identity.accounts import Account
+    from pilotid.identity.credential import Credential
+    from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker
+
+log = logging.getLogger(__name__)
+
+
+@implementer(ISwitchSession)
+class SwitchSession:
+    """One job's switch through ``switcher`` (a ``SwitcherBase``) as ``account``.
+
+    Made by ``SwitcherBase.open``; the handover is asked of the switcher at once (it may
+    write into ``workdir``).  ``switches_identity`` is the switcher's class attribute of the
+    same name; where it is True the marker proves the switch when ``account`` owns it, the
+    payload's leftovers are the pilot's adopted children of ``account``'s uid, killed
+    through the switch (``SwitcherBase.kill_as_target``).  With no switch they are the
+    pilot's own children started with the job's ``X509_USER_PROXY``, killed directly.
+    """
+
+    def __init__(self, switcher: Any, credential: "Credential", account: "Account",
+                 workdir: Path) -> None:
+        self.switcher = switcher
+        self.credential = credential
+        self.account = account
+        self.workdir = Path(workdir)
+        self.switches_identity = bool(switcher.switches_identity)
+        self.marker_owner: Optional[int] = account.uid if self.switches_identity else None
+        self.handover = switcher.handover(credential, account, self.workdir)
+
+    def launch(self, argv: Sequence[str], logs: "PayloadLogs") -> Any:
+        """Start ``argv`` through the switcher (``SwitcherBase.launch``)."""
+        return self.switcher.launch(argv, self.credential, self.account, self.workdir, logs)
+
+    def terminate(self, process: Any, signum: int) -> None:
+        """Signal the payload through the switcher (``SwitcherBase.terminate``)."""
+        self.switcher.terminate(process, signum)
+
+    def stop_leftovers(self, process: Any) -> None:
+        """Kill and reap what the payload left running (``leftovers.end_leftovers``)."""
+        if self.switches_identity:
+            uid = self.account.uid
+            leftovers.end_leftovers(process, lambda p, killed: p.uid == uid,
+                                    self._kill_as_target, self.account.name)
+            return
+        pilot, proxy = os.geteuid(), str(self.handover.payload_proxy)
+
+        def belongs(p: leftovers.AdoptedProcess, killed: Set[int]) -> bool:
+            # with no switch, the payload's processes are told from the pilot's own by the
+            # X509_USER_PROXY they were started with
+            return p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
+                p.pid, "X509_USER_PROXY", proxy))
+
+        leftovers.end_leftovers(process, belongs, _kill_directly, self.account.name)
+
+    def _kill_as_target(self, pids: List[int]) -> None:
+        try:
+            self.switcher.kill_as_target(pids, self.credential, self.account, self.workdir)
+        except PilotidError as error:
+            log.error("cannot kill the payload's leftovers as %s: %s", self.account.name, error)
+
+    def refresh(self, credential: "Credential") -> bool:
+        """Push ``credential`` through the switcher (``SwitcherBase.refresh_proxy``); the
+        session uses it from then on once it was pushed."""
+        pushed = bool(self.switcher.refresh_proxy(credential, self.workdir))
+        if pushed:
+            self.credential = credential
+        return pushed
+
+    def explain(self, returncode: int, marker: "Optional[WrapperMarker]") -> "Outcome":
+        """The switcher's ``explain``."""
+        return self.switcher.explain(returncode, marker)
+
+    def retry_delay(self, outcome: "Outcome", attempt: int) -> Optional[float]:
+        """The switcher's ``retry_delay``."""
+        return self.switcher.retry_delay(outcome, attempt)
+
+    def close(self) -> None:
+        """Nothing to release: the launcher removes the handover's files with the job's."""
+
+
+def _kill_directly(pids: List[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@implementer(ISwitchSession)
+class SessionDecorator:
+    """A session that forwards every call to ``inner``; subclass it and override one step.
+
+    An isolation wraps a switcher's session this way, whatever the switcher::
+
+        class BubblewrapSession(SessionDecorator):
+            def launch(self, argv, logs):
+                return self.inner.launch(["/usr/bin/bwrap", *self.options, "--", *argv], logs)
+
+    The switch then runs the isolation program as the target, and it runs the wrapper.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def switches_identity(self) -> bool:
+        """The inner session's."""
+        return bool(self.inner.switches_identity)
+
+    @property
+    def marker_owner(self) -> Optional[int]:
+        """The inner session's."""
+        return self.inner.marker_owner
+
+    @property
+    def handover(self) -> Any:
+        """The inner session's ``ProxyHandover``."""
+        return self.inner.handover
+
+    def launch(self, argv: Sequence[str], logs: "PayloadLogs") -> Any:
+        """The inner session's launch of ``argv``."""
+        return self.inner.launch(argv, logs)
+
+    def terminate(self, process: Any, signum: int) -> None:
+        """The inner session's."""
+        self.inner.terminate(process, signum)
+
+    def stop_leftovers(self, process: Any) -> None:
+        """The inner session's."""
+        self.inner.stop_leftovers(process)
+
+    def refresh(self, credential: "Credential") -> bool:
+        """The inner session's."""
+        return bool(self.inner.refresh(credential))
+
+    def explain(self, returncode: int, marker: "Optional[WrapperMarker]") -> "Outcome":
+        """The inner session's."""
+        return self.inner.explain(returncode, marker)
+
+    def retry_delay(self, outcome: "Outcome", attempt: int) -> Optional[float]:
+        """The inner session's."""
+        return self.inner.retry_delay(outcome, attempt)
+
+    def close(self) -> None:
+        """The inner session's."""
+        self.inner.close()
