@@ -280,7 +280,8 @@ class PayloadLauncher:
         state.signals.check()  # a stop asked for during the set-up: do not start the payload
         state.stdout = state.workdir / f"pilotid-{state.job.panda_id}.stdout"
         state.stderr = state.workdir / f"pilotid-{state.job.panda_id}.stderr"
-        session, attempt = state.session, 1
+        session, attempt, account = state.session, 1, state.account
+        assert account is not None  # probed before the session was opened
         with state.logs() as logs:
             while True:
                 check_launch_lifetime(supervisor.credential,
@@ -288,7 +289,7 @@ class PayloadLauncher:
                 process = state.process = session.launch([str(wrapper)], logs)
                 log.info("job %s: launch %d started (pid %d)", state.job.panda_id, attempt,
                          process.pid)
-                self.node_log.switched(state.job.panda_id, supervisor.credential, state.account,
+                self.node_log.switched(state.job.panda_id, supervisor.credential, account,
                                        self.switcher.name, state.workdir, wrapper, process.pid)
                 override = supervisor.watch(process)
                 found = read_marker(marker)

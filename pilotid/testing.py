@@ -35,7 +35,7 @@ import os
 import signal
 import stat
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
@@ -329,6 +329,27 @@ class _ProviderContract:
     def test_name_is_a_non_empty_string(self, tmp_path: Path) -> None:
         name = self._provider(tmp_path).name
         assert isinstance(name, str) and name, f"name must be a non-empty str, not {name!r}"
+
+
+def _raised(expected: Tuple[Type[BaseException], ...], call: Callable[[], Any]
+            ) -> BaseException:
+    """The error ``call()`` raised, asserting it is one of ``expected``."""
+    names = " or ".join(kind.__name__ for kind in expected)
+    try:
+        answer = call()
+    except expected as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - the contract reports any other kind
+        raise AssertionError(f"raised {type(error).__name__} ({error}); only {names} (or a "
+                             "subclass) is allowed") from error
+    raise AssertionError(f"returned {answer!r} instead of raising {names}")
+
+
+#: The owner named by ``CredentialSourceContract``'s default foreign request: nobody's.
+SOMEBODY_ELSE_DN = "/DC=org/DC=example/OU=People/CN=Somebody Else (pilotid.testing)"
+
+#: Ten years: longer than any proxy a source may hand out.
+_LONGER_THAN_ANY_PROXY = 10 * 365 * 24 * 3600
 
 
 class CredentialSourceContract(_ProviderContract):
