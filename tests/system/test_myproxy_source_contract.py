@@ -42,7 +42,7 @@ class _MyProxyContract(CredentialSourceContract):
 
     def _settings(self) -> QueueSettings:
         return QueueSettings(name="ANALY_CONTRACT", credential_source="myproxy",
-                             myproxy_server=f"localhost:{self.lab.port}")
+                             options={"myproxy_server": f"localhost:{self.lab.port}"})
 
 
 class TestMyProxySourceByUsernameContract(_MyProxyContract):

@@ -46,7 +46,7 @@ class TestSudoSwitcherContractAsRoot(_OnTheNode):
     def make_provider(self):
         assert os.geteuid() == 0
         return SudoSwitcher(QueueSettings("ANALY_SUDO", switcher="sudo",
-                                          grid_mapfile=self.mapfile))
+                                          options={"grid_mapfile": self.mapfile}))
 
 
 class TestSetprivSwitcherContract(_OnTheNode):
