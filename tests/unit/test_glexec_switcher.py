@@ -31,7 +31,6 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
-from pilotid.strategies import glexec as glexec_module
 from pilotid.strategies.base import (
     PAYLOAD_FAILED,
     SUCCEEDED,
@@ -50,6 +49,8 @@ from pilotid.strategies.glexec import (
     locate_glexec,
     parse_id_output,
 )
+from pilotid.strategies.glexec import binary as glexec_binary
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE
 from tests.unit.glexec_fakes import FakeGlexec, credential
 
 ALICE = Account("pilotid-alice", 1002, 1002)
@@ -209,17 +210,17 @@ def test_osg_location_may_be_a_directory_or_the_binary(tmp_path):
 
 def test_queue_setting_comes_after_the_environment_and_before_the_default(tmp_path, monkeypatch):
     configured = executable(tmp_path / "queue" / "glexec")
-    monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", executable(tmp_path / "usr" / "glexec"))
+    monkeypatch.setattr(glexec_binary, "DEFAULT_GLEXEC", executable(tmp_path / "usr" / "glexec"))
     assert locate_glexec(configured, {"GLEXEC_LOCATION": str(tmp_path / "missing")}) == configured
 
 
 def test_default_is_usr_sbin_glexec():
-    assert glexec_module.DEFAULT_GLEXEC == Path("/usr/sbin/glexec")
+    assert glexec_binary.DEFAULT_GLEXEC == Path("/usr/sbin/glexec")
 
 
 def test_default_is_used_when_nothing_else_is_set(tmp_path, monkeypatch):
     default = executable(tmp_path / "usr" / "sbin" / "glexec")
-    monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", default)
+    monkeypatch.setattr(glexec_binary, "DEFAULT_GLEXEC", default)
     assert locate_glexec(None, {}) == default
 
 
@@ -231,7 +232,7 @@ def test_symlinks_to_the_binary_are_resolved(tmp_path):
 
 
 def test_missing_everywhere_is_unavailable_and_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", tmp_path / "none")
+    monkeypatch.setattr(glexec_binary, "DEFAULT_GLEXEC", tmp_path / "none")
     with pytest.raises(SwitchUnavailableError) as raised:
         locate_glexec(tmp_path / "queue", {"GLEXEC_LOCATION": str(tmp_path / "env")})
     message = str(raised.value)
@@ -306,14 +307,14 @@ def test_probe_is_cached_per_dn(fake, tmp_path):
 
 
 def test_default_cache_lives_as_long_as_the_pilot(fake, tmp_path):
-    glexec_module.PILOT_PROBE_CACHE.clear()
+    PILOT_PROBE_CACHE.clear()
     try:
         env = fake.environ()
         GlexecSwitcher(settings(), environ=env).probe(credential(tmp_path))
         GlexecSwitcher(settings(), environ=env).probe(credential(tmp_path))
         assert len(fake.calls()) == 1
     finally:
-        glexec_module.PILOT_PROBE_CACHE.clear()
+        PILOT_PROBE_CACHE.clear()
 
 
 @pytest.mark.parametrize("status, error", [(202, SwitchSystemError),
@@ -360,7 +361,7 @@ def test_failed_probe_asks_for_reschedule_when_the_queue_says_so(fake, tmp_path)
 
 
 def test_missing_glexec_with_reschedule_is_a_reschedule(tmp_path, monkeypatch):
-    monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", tmp_path / "none")
+    monkeypatch.setattr(glexec_binary, "DEFAULT_GLEXEC", tmp_path / "none")
     switch = GlexecSwitcher(settings(on_probe_failure="reschedule"), environ={},
                             probe_cache=ProbeCache())
     with pytest.raises(RescheduleRequest) as raised:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pilotid.probe import FAIL, OK, Check
 from pilotid.queue import QueueSettings
-from pilotid.strategies import glexec as glexec_module
 from pilotid.strategies.glexec import GlexecSwitcher, ProbeCache, RetryPolicy
+from pilotid.strategies.glexec import binary as glexec_binary
 from pilotid.strategies.noop import NoopSwitcher
 from pilotid.strategies.sudo import SudoSwitcher
 from pilotid.testing import (
@@ -55,7 +55,7 @@ def test_sudo_reports_its_program(tmp_path):
 
 
 def test_glexec_without_a_binary_is_one_failed_check(monkeypatch, tmp_path):
-    monkeypatch.setattr(glexec_module, "DEFAULT_GLEXEC", tmp_path / "no-glexec")
+    monkeypatch.setattr(glexec_binary, "DEFAULT_GLEXEC", tmp_path / "no-glexec")
     switcher = GlexecSwitcher(QueueSettings("ANALY_GLEXEC", switcher="glexec",
                                             options={"glexec_path": tmp_path / "missing"}),
                               environ={})

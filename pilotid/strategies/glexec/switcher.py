@@ -3,14 +3,12 @@
 gLExec (Nikhef; setuid root) authorises the identity in ``GLEXEC_CLIENT_CERT``, maps it to
 a local account (LCAS/LCMAPS), copies ``GLEXEC_SOURCE_PROXY`` to ``GLEXEC_TARGET_PROXY``
 owned by that account, wipes the environment and runs an absolute command as the account.
-Its exit status is the command's, except for its own failures (201 client, 202 system,
-203 authorisation, 126 cannot execute) and 204 (the command itself exited 201-204).
+Where the binary is and how it is called are ``binary``'s; what its exit statuses mean is
+``exitcodes``'; asking it for the mapped account is ``mapping``'s; what ``pilotid probe``
+shows is ``diagnosis``'.
 
 What this module adds on top of calling it:
 
-* the binary is located (``GLEXEC_LOCATION``, ``OSG_GLEXEC_LOCATION``, the queue's
-  ``glexec_path``, ``/usr/sbin/glexec``) with symlinks resolved, since gLExec refuses them;
-* it is called with an explicit environment without ``LD_PRELOAD``, stderr kept apart;
 * ``probe`` asks gLExec, with the user's own proxy, which account it maps to, retrying
   202 and 203 a bounded number of times; answers are cached per DN for the queue's
   ``probe_cache_lifetime`` (default: the pilot's lifetime); a failed probe fails the job
@@ -29,25 +27,12 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import pwd
-import re
 import signal
-import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import (
-    Callable,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Set,
-    Tuple,
-    Type,
-)
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from zope.interface import implementer
 
@@ -56,8 +41,6 @@ from pilotid.errors import (
     ProxyExpiredError,
     SwitchClientError,
     SwitchError,
-    SwitchExecError,
-    SwitchNotPermittedError,
     SwitchSystemError,
     SwitchUnavailableError,
 )
@@ -65,7 +48,7 @@ from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.default_proxy import proxy_path_from_environment
 from pilotid.interfaces import IIdentitySwitcher
-from pilotid.probe import FAIL, OK, WARN, Check
+from pilotid.probe import Check
 from pilotid.queue import QueueSettings
 from pilotid.settings import Setting, absolute_path, choice, integer, optional, seconds
 from pilotid.strategies.base import (
@@ -78,42 +61,23 @@ from pilotid.strategies.base import (
     WrapperMarker,
     check_launch_lifetime,
     reschedule_if_asked,
-    signal_label,
 )
+from pilotid.strategies.glexec.binary import call_glexec, glexec_environment, locate_glexec
+from pilotid.strategies.glexec.diagnosis import GlexecDiagnosis, diagnose_node, diagnosis_checks
+from pilotid.strategies.glexec.exitcodes import (
+    EXIT_ERRORS,
+    PAYLOAD_OVERLAP,
+    RETRIED_ERRORS,
+    _cert_hint,
+    _switch_error,
+    never_ran_error,
+)
+from pilotid.strategies.glexec.mapping import probe_mapping
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
 
 log = logging.getLogger(__name__)
 
-CLIENT_ERROR = 201
-SYSTEM_ERROR = 202
-AUTHZ_ERROR = 203
-PAYLOAD_OVERLAP = 204
-CANNOT_EXECUTE = 126
-
-#: gLExec's own failures, each its own pilotid error (only when the wrapper never ran).
-EXIT_ERRORS: Dict[int, Type[SwitchError]] = {
-    CLIENT_ERROR: SwitchClientError,
-    SYSTEM_ERROR: SwitchSystemError,
-    AUTHZ_ERROR: SwitchNotPermittedError,
-    CANNOT_EXECUTE: SwitchExecError,
-}
-_EXIT_MEANING = {
-    CLIENT_ERROR: "client error: proxy, permissions or command refused",
-    SYSTEM_ERROR: "system error: gLExec or LCAS/LCMAPS misconfigured on this node",
-    AUTHZ_ERROR: "authorisation error: the identity was denied or not mapped",
-    CANNOT_EXECUTE: "the command could not be executed as the target",
-}
-#: Only these failures may go away by themselves (LCMAPS, Argus), so only they are retried.
-RETRIED_ERRORS: Tuple[Type[SwitchError], ...] = (SwitchSystemError, SwitchNotPermittedError)
-
-DEFAULT_GLEXEC = Path("/usr/sbin/glexec")
-LOCATION_VARIABLES = ("GLEXEC_LOCATION", "OSG_GLEXEC_LOCATION")
-#: Removed from the environment gLExec is called with: a broken LD_PRELOAD makes the loader
-#: print to stderr in every process, which crashed the seed's pilot.
-NOT_FOR_GLEXEC = ("LD_PRELOAD",)
-#: ``id`` in the C locale, so that its output parses whatever the site whitelists.
-PROBE_COMMAND = ("/usr/bin/env", "LC_ALL=C", "/usr/bin/id")
 NOOP_COMMAND = "/bin/true"
 #: Where gLExec writes the target's copy of the user's proxy, inside the work directory.
 TARGET_PROXY_NAME = ".glexec-target-proxy"
@@ -136,7 +100,6 @@ SWITCH_RETRY_DELAY = Setting(
     "switch_retry_delay", seconds, 5,
     "Seconds before the first retry; each further retry waits twice as long (HTCondor's "
     "5 s, 10 s).")
-_ID_OUTPUT = re.compile(r"\buid=(\d+)(?:\(([^)]*)\))?\s+gid=(\d+)")
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -159,161 +122,12 @@ class RetryPolicy:
         return self.delay * self.factor ** (attempt - 1)
 
 
-
-
-@dataclass(frozen=True)
-class GlexecDiagnosis:
-    """What ``pilotid probe`` shows about gLExec on this node (see ``diagnose``)."""
-
-    binary: Optional[Path]
-    mode: Optional[int] = None
-    owner: Optional[str] = None
-    setuid_root: bool = False
-    problem: Optional[str] = None
-    pilot_account: Optional[Account] = None
-    pilot_error: Optional[str] = None
-    user_account: Optional[Account] = None
-    user_error: Optional[str] = None
-
-    def as_dict(self) -> dict:
-        """The diagnosis as JSON-ready values."""
-        return {
-            "binary": None if self.binary is None else str(self.binary),
-            "mode": None if self.mode is None else "%04o" % self.mode,
-            "owner": self.owner, "setuid_root": self.setuid_root, "problem": self.problem,
-            "pilot_account": self.pilot_account and self.pilot_account.as_dict(),
-            "pilot_error": self.pilot_error,
-            "user_account": self.user_account and self.user_account.as_dict(),
-            "user_error": self.user_error,
-        }
-
-
 @dataclass
 class _Launch:
     credential: Credential
     account: Account
     client_cert: Path
     workdir: Path
-
-
-# --- free functions (each testable on its own) ----------------------------------------------
-
-def _binary_in(location: str) -> Path:
-    path = Path(location)
-    return path / "sbin" / "glexec" if path.is_dir() else path
-
-
-def locate_glexec(configured: Optional[Path] = None,
-                  environ: Optional[Mapping[str, str]] = None) -> Path:
-    """Return the gLExec binary to call, symlinks resolved.
-
-    Looked for, in this order: ``$GLEXEC_LOCATION/sbin/glexec``,
-    ``$OSG_GLEXEC_LOCATION`` (a directory as above, or the binary itself, as OSG sets it),
-    ``configured`` (the queue's ``glexec_path``), ``/usr/sbin/glexec``.  The first that
-    exists is used; if the pilot may not execute it, that is an error rather than a reason
-    to try another.  Raises ``SwitchUnavailableError`` naming every place tried.
-    """
-    environ = os.environ if environ is None else environ
-    candidates = []
-    for variable in LOCATION_VARIABLES:
-        if environ.get(variable):
-            candidates.append((variable, _binary_in(environ[variable])))
-    if configured:
-        candidates.append(("glexec_path", Path(os.path.abspath(configured))))
-    candidates.append(("default", DEFAULT_GLEXEC))
-    tried = []
-    for origin, path in candidates:
-        resolved = Path(os.path.realpath(path))
-        if resolved.is_file():
-            if not os.access(resolved, os.X_OK):
-                raise SwitchUnavailableError(
-                    f"gLExec {resolved} (from {origin}) is not executable by the pilot "
-                    f"(uid {os.geteuid()}): ask the site to allow the pilot account to run it")
-            if resolved != path:
-                log.debug("gLExec %s resolves to %s", path, resolved)
-            return resolved
-        if origin != "default":
-            log.warning("gLExec not found at %s (from %s); trying the next place", path, origin)
-        tried.append(f"{path} ({origin})")
-    raise SwitchUnavailableError(
-        "gLExec not found (tried " + ", ".join(tried) + "): set glexec_path in the queue "
-        "settings or GLEXEC_LOCATION, or use another switcher for this queue")
-
-
-def glexec_environment(base: Mapping[str, str], client_cert: Path,
-                       source_proxy: Optional[Path] = None,
-                       target_proxy: Optional[Path] = None) -> Dict[str, str]:
-    """The environment to call gLExec with: ``base`` without ``LD_PRELOAD`` nor any
-    inherited ``GLEXEC_*``, plus ``GLEXEC_CLIENT_CERT`` and, to have the proxy copied,
-    ``GLEXEC_SOURCE_PROXY`` and ``GLEXEC_TARGET_PROXY``."""
-    env = {name: value for name, value in base.items()
-           if name not in NOT_FOR_GLEXEC and not name.startswith("GLEXEC_")}
-    env["GLEXEC_CLIENT_CERT"] = str(client_cert)
-    if source_proxy is not None:
-        env["GLEXEC_SOURCE_PROXY"] = str(source_proxy)
-        if target_proxy is not None:
-            env["GLEXEC_TARGET_PROXY"] = str(target_proxy)
-    return env
-
-
-def parse_id_output(text: str) -> Account:
-    """The ``Account`` in the output of ``id`` (``uid=1002(alice) gid=1002(alice) ...``).
-
-    Raises ``SwitchError`` when the output is not ``id``'s.
-    """
-    found = _ID_OUTPUT.search(text)
-    if not found:
-        raise SwitchError(f"cannot read the probe's answer {text.strip()[:200]!r}: expected the "
-                          "output of id (uid=N(name) gid=N(name) ...)")
-    uid, name, gid = int(found.group(1)), found.group(2), int(found.group(3))
-    if not name:
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            name = str(uid)
-    return Account(name, uid, gid)
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
-def _cert_hint(path: Path) -> str:
-    """Why gLExec may refuse ``path`` as GLEXEC_CLIENT_CERT, from what the pilot sees."""
-    try:
-        info = os.lstat(path)
-    except OSError as error:
-        return f"GLEXEC_CLIENT_CERT {path}: {error.strerror}"
-    problems = []
-    if stat.S_ISLNK(info.st_mode):
-        problems.append("is a symlink")
-    if info.st_uid != os.geteuid():
-        problems.append(f"is owned by uid {info.st_uid}, not by the pilot (uid {os.geteuid()})")
-    if info.st_mode & 0o7077:
-        mode = "%04o" % stat.S_IMODE(info.st_mode)
-        acl = _has_acl(path)
-        problems.append(f"has mode {mode}" + (" (an ACL shows in the group bits)" if acl else ""))
-    if not problems:
-        return ""
-    return (f"GLEXEC_CLIENT_CERT {path} " + ", ".join(problems)
-            + ": it must be the pilot's own file, mode 0600, without ACL")
-
-
-def _has_acl(path: Path) -> bool:
-    try:
-        return "system.posix_acl_access" in os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return False
-
-
-def _switch_error(status: int, what: str, stderr: str = "", hint: str = "") -> SwitchError:
-    """The pilotid error for gLExec's own failure ``status`` during ``what``."""
-    cls = EXIT_ERRORS.get(status, SwitchError)
-    meaning = _EXIT_MEANING.get(status, "unexpected exit status")
-    message = f"gLExec failed {what} ({status}, {meaning})"
-    detail = "; ".join(part for part in (_last_line(stderr), hint) if part)
-    return cls(message + (f": {detail}" if detail else ""))
 
 
 # --- the switcher ---------------------------------------------------------------------------
@@ -539,7 +353,7 @@ class GlexecSwitcher(SwitcherBase):
 
     def explain_without_marker(self, returncode: int) -> SwitchError:
         """The error for a launch whose wrapper never reported running as the target."""
-        return self._never_ran(returncode)
+        return never_ran_error(returncode)
 
     # -- beyond the interface --------------------------------------------------------------
 
@@ -585,34 +399,8 @@ class GlexecSwitcher(SwitcherBase):
     def node_checks(self, credential: Optional[Credential]) -> List[Check]:
         """``diagnose`` as the lines of ``pilotid probe``: the binary (mode, owner, setuid
         root), the switch with the pilot's own proxy and, given ``credential``, with it."""
-        found = self.diagnose(credential)
-        if found.binary is None:
-            return [Check("gLExec", FAIL, found.problem or "not found",
-                          SwitchUnavailableError.code)]
-        detail = (f"{found.binary}, mode {found.mode:04o}, owner {found.owner}, "
-                  f"glexec_mode {self.mode}")
-        checks = [Check("gLExec", FAIL if found.problem else OK,
-                        detail + (f": {found.problem}" if found.problem else ", setuid root"),
-                        SwitchUnavailableError.code if found.problem else 0)]
-        pilot_proxy = self.pilot_proxy()
-        if found.pilot_account is not None:
-            checks.append(Check("gLExec switch with the pilot's proxy", OK,
-                                f"{pilot_proxy} maps to {found.pilot_account.name} "
-                                f"(uid {found.pilot_account.uid})"))
-        else:
-            # only the test mode switches with it; in uid mode a pilot without one is fine
-            checks.append(Check("gLExec switch with the pilot's proxy",
-                                FAIL if self.mode == "test" else WARN,
-                                f"{pilot_proxy}: {found.pilot_error}"))
-        if credential is not None:
-            if found.user_account is not None:
-                checks.append(Check("gLExec switch with the user's proxy", OK,
-                                    f"{credential.identity} maps to {found.user_account.name} "
-                                    f"(uid {found.user_account.uid})"))
-            else:
-                checks.append(Check("gLExec switch with the user's proxy", FAIL,
-                                    f"{credential.identity}: {found.user_error}"))
-        return checks
+        return diagnosis_checks(self.diagnose(credential), self.mode, self.pilot_proxy(),
+                                credential)
 
     def diagnose(self, credential: Optional[Credential] = None) -> GlexecDiagnosis:
         """Describe gLExec here: binary, mode, owner; the pilot's own mapping (a switch with
@@ -624,29 +412,8 @@ class GlexecSwitcher(SwitcherBase):
             binary = self.binary
         except SwitchUnavailableError as error:
             return GlexecDiagnosis(binary=None, problem=str(error))
-        info = os.stat(binary)
-        try:
-            owner = pwd.getpwuid(info.st_uid).pw_name
-        except KeyError:
-            owner = str(info.st_uid)
-        setuid_root = bool(info.st_mode & stat.S_ISUID) and info.st_uid == 0
-        pilot_account = user_account = None
-        pilot_error = user_error = None
-        try:
-            pilot_account = self._probe_once(self.pilot_proxy())
-        except SwitchError as error:
-            pilot_error = str(error)
-        if credential is not None:
-            try:
-                user_account = self._probe_once(self.client_cert(credential))
-            except SwitchError as error:
-                user_error = str(error)
-        return GlexecDiagnosis(
-            binary=binary, mode=stat.S_IMODE(info.st_mode), owner=owner, setuid_root=setuid_root,
-            problem=None if setuid_root else "gLExec is not setuid root: it cannot switch "
-            "(a logging-only installation?)",
-            pilot_account=pilot_account, pilot_error=pilot_error,
-            user_account=user_account, user_error=user_error)
+        user_cert = None if credential is None else self.client_cert(credential)
+        return diagnose_node(binary, self._probe_once, self.pilot_proxy(), user_cert)
 
     # -- private ---------------------------------------------------------------------------
 
@@ -658,43 +425,10 @@ class GlexecSwitcher(SwitcherBase):
 
     def _call(self, argv: Sequence[str], env: Mapping[str, str],
               what: str) -> Tuple[int, str, str]:
-        """Run ``glexec <argv>`` from ``/``; return (status, stdout, stderr)."""
-        try:
-            process = subprocess.Popen(
-                [str(self.binary), *argv], env=dict(env), cwd="/", stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as error:
-            raise SwitchUnavailableError(
-                f"cannot start gLExec {self.binary}: {error.strerror}") from None
-        try:
-            out, err = process.communicate(timeout=self.call_timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                process.kill()
-            except PermissionError:
-                pass  # a lingering gLExec is root's: it is left to finish on its own
-            raise SwitchSystemError(
-                f"gLExec did not answer within {self.call_timeout:g} s while {what}: "
-                "its authorisation service (LCMAPS, Argus) may hang") from None
-        stdout = out.decode("utf-8", "replace")
-        stderr = err.decode("utf-8", "replace")
-        if stderr.strip():
-            log.debug("gLExec stderr while %s: %s", what, stderr.strip())
-        return process.returncode, stdout, stderr
+        return call_glexec(self.binary, argv, env, what, self.call_timeout)
 
     def _probe_once(self, cert: Path) -> Account:
-        env = glexec_environment(self.environ, cert)
-        argv = [os.path.realpath(PROBE_COMMAND[0]), *PROBE_COMMAND[1:]]
-        status, stdout, stderr = self._call(argv, env, "probing the target account")
-        if status == 0:
-            return parse_id_output(stdout)
-        if status < 0:
-            raise SwitchError(f"gLExec was killed by {signal_label(-status)} while probing")
-        if status in EXIT_ERRORS:
-            hint = _cert_hint(cert) if status == CLIENT_ERROR else ""
-            raise _switch_error(status, "to probe the target account", stderr, hint)
-        raise SwitchError(f"the gLExec probe ({' '.join(argv)}) exited {status}: "
-                          f"{_last_line(stderr) or 'no message'}")
+        return probe_mapping(self._call, self.environ, cert)
 
     def _probe_with_retries(self, cert: Path) -> Account:
         attempt = 1
@@ -709,23 +443,3 @@ class GlexecSwitcher(SwitcherBase):
                             attempt, error, delay)
                 self.sleep(delay)
                 attempt += 1
-
-    def _never_ran(self, returncode: int) -> SwitchError:
-        """The error for a launch whose wrapper never reported running as the target."""
-        if returncode in EXIT_ERRORS:
-            hint = {
-                CLIENT_ERROR: "check GLEXEC_CLIENT_CERT (the pilot's own file, 0600, no ACL), "
-                              "that the wrapper path is absolute and not a symlink, and that "
-                              "the target may enter the work directory",
-                SYSTEM_ERROR: "ask the site to check glexec.conf and LCAS/LCMAPS",
-                AUTHZ_ERROR: "the site does not authorise or map this user for this pilot",
-                CANNOT_EXECUTE: "the wrapper must be executable and reachable by the target "
-                                "(every parent of the work directory traversable) on a file "
-                                "system not mounted noexec",
-            }[returncode]
-            return _switch_error(returncode, "before the wrapper ran", hint=hint)
-        if returncode == PAYLOAD_OVERLAP:
-            return SwitchError("gLExec answered 204 (command exited 201-204) but the wrapper "
-                               "left no marker: it failed before running as the target")
-        return SwitchError(f"gLExec exited {returncode} but the wrapper never reported running "
-                           "as the target")
