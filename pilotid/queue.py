@@ -24,10 +24,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from pilotid.errors import ConfigurationError, PluginError, UnknownQueueError
 from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
+from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry, label
 from pilotid.settings import (
     InvalidValue,
     Setting,
@@ -42,9 +43,6 @@ from pilotid.settings import (
     string,
     umask,
 )
-
-if TYPE_CHECKING:
-    from pilotid.factory import Registry
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +126,7 @@ class QueueSettings:
 
     @classmethod
     def from_mapping(cls, name: str, mapping: Mapping[str, Any],
-                     registry: Optional["Registry"] = None) -> "QueueSettings":
+                     registry: Optional[Registry] = None) -> "QueueSettings":
         """Validate one queue's ``mapping`` (as read from JSON) and return its settings.
 
         ``registry`` says which strategy names exist and which settings each declares
@@ -170,8 +168,6 @@ class QueueSettings:
                 raw_options[GLEXEC_MODE_FIELD] = mode
         generic = cls(name=name, **values)
         if registry is None:
-            from pilotid.factory import Registry
-
             registry = Registry.default()
         _check_strategy_names(generic, mapping, registry)
         _check_required_fields(generic, mapping, registry)
@@ -180,7 +176,7 @@ class QueueSettings:
         return cls(name=name, **values, options=MappingProxyType(options))
 
 
-def load_queues(path: PathArg, registry: Optional["Registry"] = None) -> Dict[str, QueueSettings]:
+def load_queues(path: PathArg, registry: Optional[Registry] = None) -> Dict[str, QueueSettings]:
     """Load and validate every queue in the settings file at ``path``, in file order.
 
     Raises ``ConfigurationError`` naming the file for an unreadable file or invalid JSON
@@ -188,14 +184,12 @@ def load_queues(path: PathArg, registry: Optional["Registry"] = None) -> Dict[st
     """
     queues = _queue_table(path)
     if registry is None:
-        from pilotid.factory import Registry
-
         registry = Registry.default()
     return {name: _settings_in_file(path, name, mapping, registry)
             for name, mapping in queues.items()}
 
 
-def load_queue(path: PathArg, name: str, registry: Optional["Registry"] = None) -> QueueSettings:
+def load_queue(path: PathArg, name: str, registry: Optional[Registry] = None) -> QueueSettings:
     """Load and validate the queue ``name`` from the settings file at ``path``.
 
     Only that queue is validated, so that one broken queue in a shared file does not stop
@@ -295,7 +289,7 @@ def _queue_table(path: PathArg) -> Dict[str, Any]:
 
 
 def _settings_in_file(path: PathArg, name: str, mapping: Any,
-                      registry: Optional["Registry"]) -> QueueSettings:
+                      registry: Optional[Registry]) -> QueueSettings:
     try:
         return QueueSettings.from_mapping(name, mapping, registry)
     except ConfigurationError as error:
@@ -427,9 +421,7 @@ def _did_you_mean(word: str, known: Iterable[str]) -> str:
 
 
 def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
-                          registry: "Registry") -> None:
-    from pilotid.factory import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, label
-
+                          registry: Registry) -> None:
     switcher_key = GLEXEC_FIELD if GLEXEC_FIELD in mapping else "switcher"
     wanted = [(switcher_key, SWITCHER, settings.switcher),
               ("credential_source", CREDENTIAL_SOURCE, settings.credential_source)]
@@ -444,10 +436,8 @@ def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
 
 
 def _check_required_fields(settings: QueueSettings, mapping: Mapping[str, Any],
-                          registry: "Registry") -> None:
+                          registry: Registry) -> None:
     """A generic field a chosen strategy needs stated (``REQUIRED_FIELDS``) but left out."""
-    from pilotid.factory import label
-
     for kind, name in _chosen(settings):
         needed = getattr(registry.factory(kind, name), REQUIRED_FIELDS, None) or {}
         for key, why in needed.items():
@@ -472,16 +462,12 @@ def _check_jobs_without_dn(settings: QueueSettings, options: Mapping[str, Any]) 
 
 
 def _chosen(settings: QueueSettings) -> List[Tuple[str, str]]:
-    from pilotid.factory import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER
-
     return ([(SWITCHER, settings.switcher), (CREDENTIAL_SOURCE, settings.credential_source)]
             + [(PAYLOAD, name) for name in settings.payloads])
 
 
-def _accepted(settings: QueueSettings, registry: "Registry") -> Dict[str, Tuple[Setting, str]]:
+def _accepted(settings: QueueSettings, registry: Registry) -> Dict[str, Tuple[Setting, str]]:
     """The settings the queue's strategies declare: name -> (setting, who declares it)."""
-    from pilotid.factory import label
-
     accepted: Dict[str, Tuple[Setting, str]] = {}
     for kind, name in _chosen(settings):
         owner = f"the {name} {label(kind)}"
@@ -500,7 +486,7 @@ def _accepted(settings: QueueSettings, registry: "Registry") -> Dict[str, Tuple[
 
 
 def _strategy_options(settings: QueueSettings, raw: Mapping[str, Any],
-                      registry: "Registry") -> Dict[str, Any]:
+                      registry: Registry) -> Dict[str, Any]:
     accepted = _accepted(settings, registry)
     options: Dict[str, Any] = {}
     for key, value in raw.items():
@@ -519,9 +505,7 @@ def _strategy_options(settings: QueueSettings, raw: Mapping[str, Any],
 
 
 def _unknown_field(key: str, settings: QueueSettings, accepted: Mapping[str, Any],
-                   registry: "Registry") -> str:
-    from pilotid.factory import PAYLOAD, label
-
+                   registry: Registry) -> str:
     if key == "name":
         return "a queue's name is its key under 'queues', not a field; remove 'name'"
     owners = registry.owners_of(key)

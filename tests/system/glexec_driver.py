@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from pilotid.factory import Registry
 from pilotid.identity.credential import Credential
 from pilotid.queue import QueueSettings
+from pilotid.registry import Registry
 from pilotid.strategies.base import PayloadLogs, WrapperMarker
 from pilotid.strategies.glexec import GlexecSwitcher, ProbeCache, RetryPolicy
 

@@ -14,28 +14,26 @@ from pathlib import Path
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
-from pilotid import factory as factory_module
+from pilotid import registry as registry_module
 from pilotid.errors import (
     ConfigurationError,
     PluginError,
     TransformationNotFoundError,
 )
-from pilotid.factory import (
+from pilotid.factory import Strategies, build_launcher, build_strategies
+from pilotid.identity.credential import Credential
+from pilotid.interfaces import IIdentitySwitcher
+from pilotid.payloads.job import JobSpec
+from pilotid.queue import QueueSettings, load_queue
+from pilotid.registry import (
     BUILTINS,
     CREDENTIAL_SOURCE,
     KINDS,
     PAYLOAD,
     SWITCHER,
     Registry,
-    Strategies,
-    build_launcher,
-    build_strategies,
     entry_points_in,
 )
-from pilotid.identity.credential import Credential
-from pilotid.interfaces import IIdentitySwitcher
-from pilotid.payloads.job import JobSpec
-from pilotid.queue import QueueSettings, load_queue
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from tests.unit import sample_plugins
 
@@ -81,8 +79,8 @@ def test_builtins_are_known_by_name_with_sudo_mock_an_alias_of_sudo():
     assert registry.canonical(SWITCHER, "noop") == "noop"
 
 
-def test_importing_the_factory_and_listing_builtins_imports_no_strategy():
-    code = ("import sys; from pilotid.factory import Registry; r = Registry.with_builtins(); "
+def test_importing_the_registry_and_listing_builtins_imports_no_strategy():
+    code = ("import sys; from pilotid.registry import Registry; r = Registry.with_builtins(); "
             "r.names('switcher'); heavy = [m for m in sys.modules if m.startswith("
             "('cryptography', 'OpenSSL', 'pilotid.strategies.', 'pilotid.identity.', "
             "'pilotid.payloads.'))]; print(heavy)")
@@ -255,7 +253,7 @@ def fake_metadata(selectable: bool, entry_points):
 def test_entry_points_are_listed_on_either_metadata_api_and_deduplicated(monkeypatch, selectable):
     good = switcher_entry_point("good", f"{SAMPLES}:GoodSwitcher")
     other = switcher_entry_point("other", f"{SAMPLES}:MisnamedSwitcher")
-    monkeypatch.setattr(factory_module.metadata, "entry_points",
+    monkeypatch.setattr(registry_module.metadata, "entry_points",
                         fake_metadata(selectable, [good, other, good]))
     assert entry_points_in("pilotid.switchers") == (good, other)
     assert entry_points_in("pilotid.payloads") == ()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from pilotid.errors import ConfigurationError, UnknownQueueError
-from pilotid.factory import BUILTINS, Registry
 from pilotid.queue import (
     GENERIC_SETTINGS,
     QueueSettings,
@@ -18,6 +17,7 @@ from pilotid.queue import (
     load_queues,
     panda_glexec,
 )
+from pilotid.registry import BUILTINS, Registry
 from pilotid.strategies.sudo import GRID_MAPFILE, SUDO_PATH
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource
 

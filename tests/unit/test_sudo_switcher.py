@@ -139,7 +139,7 @@ def sudo_queue(tmp_path, sudo_path):
 
 def test_queue_sudo_path_is_the_sudo_program_the_built_switcher_runs(
         fake_sudo, tmp_path, mapped_to):
-    from pilotid.factory import SWITCHER, Registry
+    from pilotid.registry import SWITCHER, Registry
     switcher = Registry.with_builtins().build(SWITCHER, "sudo",
                                               sudo_queue(tmp_path, fake_sudo))
     assert switcher.sudo_path() == str(fake_sudo)
