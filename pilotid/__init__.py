@@ -22,7 +22,8 @@ _EXPORTS = {
     "pilotid.interfaces": ("ICredentialSource", "IIdentitySwitcher", "IPayload"),
     "pilotid.launcher": ("PayloadLauncher", "PayloadResult"),
     "pilotid.payloads.job": ("JobSpec", "PayloadCommand", "load_job"),
-    "pilotid.queue": ("QueueSettings", "load_queue", "load_queues"),
+    "pilotid.queue": ("QueueSettings",),
+    "pilotid.queuefile": ("load_queue", "load_queues"),
     "pilotid.registry": ("Registry",),
     "pilotid.strategies.base": ("Outcome", "ProxyHandover", "WrapperMarker"),
 }

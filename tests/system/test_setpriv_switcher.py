@@ -13,7 +13,7 @@ from pathlib import Path
 from pilotid.factory import build_launcher
 from pilotid.identity.testca import make_proxy
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import load_queue
+from pilotid.queuefile import load_queue
 from pilotid.registry import Registry
 from pilotid.testing import FakePayload
 from tests.conftest import ALICE_DN

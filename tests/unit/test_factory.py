@@ -24,7 +24,8 @@ from pilotid.factory import Strategies, build_launcher, build_strategies
 from pilotid.identity.credential import Credential
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import QueueSettings, load_queue
+from pilotid.queue import QueueSettings
+from pilotid.queuefile import load_queue
 from pilotid.registry import (
     BUILTINS,
     CREDENTIAL_SOURCE,

@@ -13,10 +13,9 @@ from pilotid.queue import (
     GENERIC_SETTINGS,
     QueueSettings,
     field_names,
-    load_queue,
-    load_queues,
     panda_glexec,
 )
+from pilotid.queuefile import load_queue, load_queues
 from pilotid.registry import BUILTINS, Registry
 from pilotid.strategies.sudo import GRID_MAPFILE, SUDO_PATH
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource
