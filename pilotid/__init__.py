@@ -25,7 +25,7 @@ _EXPORTS = {
     "pilotid.queue": ("QueueSettings",),
     "pilotid.queuefile": ("load_queue", "load_queues"),
     "pilotid.registry": ("Registry",),
-    "pilotid.strategies.base": ("Outcome", "ProxyHandover", "WrapperMarker"),
+    "pilotid.values": ("Outcome", "ProxyHandover", "WrapperMarker"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

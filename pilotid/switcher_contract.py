@@ -41,7 +41,7 @@ from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload, ISwitchSession
 from pilotid.launcher import PayloadLauncher
 from pilotid.payloads.job import JobSpec, PayloadCommand
-from pilotid.strategies.base import (
+from pilotid.values import (
     PAYLOAD_FAILED,
     SUCCEEDED,
     TERMINATED,

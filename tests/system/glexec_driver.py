@@ -16,8 +16,8 @@ from pathlib import Path
 from pilotid.identity.credential import Credential
 from pilotid.queue import QueueSettings
 from pilotid.registry import Registry
-from pilotid.strategies.base import PayloadLogs, WrapperMarker
 from pilotid.strategies.glexec import GlexecSwitcher, ProbeCache, RetryPolicy
+from pilotid.values import PayloadLogs, WrapperMarker
 
 
 class DriverProxy:

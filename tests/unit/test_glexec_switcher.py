@@ -32,15 +32,6 @@ from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
 from pilotid.strategies import glexec as glexec_module
-from pilotid.strategies.base import (
-    PAYLOAD_FAILED,
-    SUCCEEDED,
-    SWITCH_FAILED,
-    TERMINATED,
-    PayloadLogs,
-    ProxyHandover,
-    WrapperMarker,
-)
 from pilotid.strategies.glexec import (
     TARGET_PROXY_NAME,
     GlexecSwitcher,
@@ -49,6 +40,15 @@ from pilotid.strategies.glexec import (
     glexec_environment,
     locate_glexec,
     parse_id_output,
+)
+from pilotid.values import (
+    PAYLOAD_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
 )
 from tests.unit.glexec_fakes import FakeGlexec, credential
 

@@ -24,8 +24,8 @@ from pilotid.interfaces import ICredentialSource
 from pilotid.launcher import PayloadLauncher
 from pilotid.payloads.job import JobSpec
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import SWITCH_FAILED, Outcome
 from pilotid.testing import FakePayload, RecordingSwitcher, TestCA, make_proxy
+from pilotid.values import SWITCH_FAILED, Outcome
 
 DN = "/DC=org/DC=example/OU=People/CN=Launcher Test"
 

@@ -25,17 +25,17 @@ from hypothesis import strategies as st
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
 from pilotid.payloads import wrapper
 from pilotid.payloads.job import PayloadCommand
+from pilotid.payloads.marker import read_marker
 from pilotid.payloads.wrapper import (
     EGG_CACHE_PREFIX,
     WRAPPER_FAILURE_STATUS,
     WrapperSpec,
     bash_quote,
     filter_environment,
-    read_marker,
     render_wrapper,
     write_wrapper,
 )
-from pilotid.strategies.base import ProxyHandover, WrapperMarker
+from pilotid.values import ProxyHandover, WrapperMarker
 
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
