@@ -16,13 +16,14 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "pilotid.errors": ("PilotidError", "ConfigurationError", "CredentialError", "SwitchError"),
-    "pilotid.factory": ("Strategies", "build_launcher", "build_strategies"),
+    "pilotid.factory": ("build_launcher", "build_strategies"),
     "pilotid.identity.accounts": ("Account",),
     "pilotid.identity.credential": ("Credential", "CredentialRequest"),
     "pilotid.interfaces": ("ICredentialSource", "IIdentitySwitcher", "IPayload"),
     "pilotid.launcher": ("PayloadLauncher", "PayloadResult"),
     "pilotid.payloads.job": ("JobSpec", "PayloadCommand", "load_job"),
     "pilotid.queue": ("QueueSettings",),
+    "pilotid.queue_strategies": ("Strategies",),
     "pilotid.queuefile": ("load_queue", "load_queues"),
     "pilotid.registry": ("Registry",),
     "pilotid.values": ("Outcome", "ProxyHandover", "WrapperMarker"),

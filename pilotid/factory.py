@@ -2,48 +2,20 @@
 
 ``build_strategies(settings, registry)`` builds the credential source, the switcher and the
 payload adapters a queue names, from a ``pilotid.registry.Registry`` (the names and where
-each strategy comes from); ``build_launcher`` hands them to a ``PayloadLauncher``.
+each strategy comes from), as a ``Strategies`` (``pilotid.queue_strategies``, below the
+launcher that is built with it); ``build_launcher`` hands them to a ``PayloadLauncher``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional
 
-from pilotid.errors import TransformationNotFoundError
+from pilotid.launcher import PayloadLauncher
+from pilotid.queue_strategies import Strategies
 from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry
 
 if TYPE_CHECKING:
-    from pilotid.launcher import PayloadLauncher
-    from pilotid.payloads.job import JobSpec
     from pilotid.queue import QueueSettings
-
-
-@dataclass(frozen=True)
-class Strategies:
-    """The strategies one queue runs its jobs with, each already checked.
-
-    ``source`` provides ``ICredentialSource``, ``switcher`` ``IIdentitySwitcher`` and every
-    one of ``payloads`` ``IPayload``, in the queue's order.
-    """
-
-    source: Any
-    switcher: Any
-    payloads: Tuple[Any, ...]
-
-    def payload_for(self, job: "JobSpec") -> Any:
-        """The first payload adapter that accepts ``job``.
-
-        Raises ``TransformationNotFoundError`` naming the transformation and the adapters
-        tried when none does.
-        """
-        for payload in self.payloads:
-            if payload.accepts(job):
-                return payload
-        tried = ", ".join(payload.name for payload in self.payloads) or "none"
-        raise TransformationNotFoundError(
-            f"no payload adapter of this queue runs transformation {job.transformation!r} "
-            f"(tried: {tried}); add the adapter to the queue's payloads")
 
 
 def build_strategies(settings: "QueueSettings",
@@ -63,16 +35,13 @@ def build_strategies(settings: "QueueSettings",
 
 
 def build_launcher(settings: "QueueSettings",
-                   registry: Optional[Registry] = None) -> "PayloadLauncher":
+                   registry: Optional[Registry] = None) -> PayloadLauncher:
     """Compose the launcher for a queue: ``PayloadLauncher(settings, build_strategies(...))``.
 
-    ``pilotid.launcher.PayloadLauncher`` is imported here, when first needed; its
-    constructor takes exactly ``(settings: QueueSettings, strategies: Strategies)``.
-    Raises what ``build_strategies`` raises.
+    ``PayloadLauncher``'s constructor takes exactly ``(settings: QueueSettings,
+    strategies: Strategies)``.  Raises what ``build_strategies`` raises.
     """
-    from pilotid.launcher import PayloadLauncher
-
     return PayloadLauncher(settings, build_strategies(settings, registry))
 
 
-__all__ = ["Strategies", "build_launcher", "build_strategies"]
+__all__ = ["build_launcher", "build_strategies"]

@@ -64,7 +64,7 @@ from pilotid.workdir import (
 from pilotid.workfiles import open_payload_log
 
 if TYPE_CHECKING:
-    from pilotid.factory import Strategies
+    from pilotid.queue_strategies import Strategies
 
 __all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error", "pilot_credentials"]
 

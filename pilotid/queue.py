@@ -26,7 +26,6 @@ from types import MappingProxyType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from pilotid.errors import ConfigurationError, PluginError
-from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry, label
 from pilotid.settings import (
     InvalidValue,
@@ -42,6 +41,7 @@ from pilotid.settings import (
     string,
     umask,
 )
+from pilotid.syslog_target import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 
 log = logging.getLogger(__name__)
 

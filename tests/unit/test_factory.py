@@ -7,24 +7,25 @@ import importlib.util
 import json
 import subprocess
 import sys
-import types
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
+from pilotid import factory as factory_module
 from pilotid import registry as registry_module
 from pilotid.errors import (
     ConfigurationError,
     PluginError,
     TransformationNotFoundError,
 )
-from pilotid.factory import Strategies, build_launcher, build_strategies
+from pilotid.factory import build_launcher, build_strategies
 from pilotid.identity.credential import Credential
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.payloads.job import JobSpec
 from pilotid.queue import QueueSettings
+from pilotid.queue_strategies import Strategies
 from pilotid.queuefile import load_queue
 from pilotid.registry import (
     BUILTINS,
@@ -400,9 +401,7 @@ def test_build_launcher_hands_settings_and_built_strategies_to_the_payload_launc
         def __init__(self, settings, strategies):
             self.settings, self.strategies = settings, strategies
 
-    fake_module = types.ModuleType("pilotid.launcher")
-    fake_module.PayloadLauncher = PayloadLauncher  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pilotid.launcher", fake_module)
+    monkeypatch.setattr(factory_module, "PayloadLauncher", PayloadLauncher)
     settings = queue()
     launcher = build_launcher(settings, fake_registry())
     assert isinstance(launcher, PayloadLauncher)

@@ -34,7 +34,6 @@ from pilotid.errors import (
     SwitchUnavailableError,
     exit_status,
 )
-from pilotid.factory import Strategies
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
@@ -46,6 +45,7 @@ from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
+from pilotid.queue_strategies import Strategies
 from pilotid.strategies.session import SessionDecorator
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from pilotid.values import Outcome
