@@ -44,7 +44,7 @@ from pathlib import Path
 from pilotid.factory import build_launcher
 from pilotid.identity.accounts import Account
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import load_queue
+from pilotid.queuefile import load_queue
 from pilotid.workdir import grant_target_access, reclaim
 
 FILE_MODES = (0o644,) * 18 + (0o600, 0o755)  # 90% readable, 5% private, 5% executable

@@ -45,8 +45,8 @@ def _rows(settings: Iterable) -> List[tuple]:
 
 def queue_tables() -> str:
     """The reStructuredText of the generic fields and of each built-in strategy's own."""
-    from pilotid.factory import BUILTINS, Registry, label
     from pilotid.queue import GENERIC_SETTINGS
+    from pilotid.registry import BUILTINS, Registry, label
 
     registry = Registry.with_builtins()
     lines = ["Generic fields", "--------------", "",

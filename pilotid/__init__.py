@@ -16,14 +16,17 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "pilotid.errors": ("PilotidError", "ConfigurationError", "CredentialError", "SwitchError"),
-    "pilotid.factory": ("Registry", "Strategies", "build_launcher", "build_strategies"),
+    "pilotid.factory": ("build_launcher", "build_strategies"),
     "pilotid.identity.accounts": ("Account",),
     "pilotid.identity.credential": ("Credential", "CredentialRequest"),
     "pilotid.interfaces": ("ICredentialSource", "IIdentitySwitcher", "IPayload"),
     "pilotid.launcher": ("PayloadLauncher", "PayloadResult"),
     "pilotid.payloads.job": ("JobSpec", "PayloadCommand", "load_job"),
-    "pilotid.queue": ("QueueSettings", "load_queue", "load_queues"),
-    "pilotid.strategies.base": ("Outcome", "ProxyHandover", "WrapperMarker"),
+    "pilotid.queue": ("QueueSettings",),
+    "pilotid.queue_strategies": ("Strategies",),
+    "pilotid.queuefile": ("load_queue", "load_queues"),
+    "pilotid.registry": ("Registry",),
+    "pilotid.values": ("Outcome", "ProxyHandover", "WrapperMarker"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

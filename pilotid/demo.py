@@ -25,7 +25,7 @@ from pilotid.factory import build_launcher
 from pilotid.identity.credfile import write_private
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import load_queue
+from pilotid.queuefile import load_queue
 
 log = logging.getLogger(__name__)
 

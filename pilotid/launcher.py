@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from pilotid import leftovers
+from pilotid import leftovers, values
 from pilotid.accounting import append_record
 from pilotid.errors import (
     AccountMappingError,
@@ -44,20 +44,14 @@ from pilotid.identity.default_proxy import default_proxy_path
 from pilotid.identity.owner import owner_dn
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.wrapper import WrapperSpec, read_marker, rewrite_wrapper, write_wrapper
+from pilotid.payloads.marker import read_marker
+from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.result import PayloadResult, internal_error, now, outcome_for_error
 from pilotid.signals import PilotSignal, PilotSignals
-from pilotid.strategies import base
-from pilotid.strategies.base import (
-    Outcome,
-    PayloadLogs,
-    WrapperMarker,
-    check_launch_lifetime,
-    reschedule_if_asked,
-    switch_failed,
-)
+from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked, switch_failed
 from pilotid.supervision import Supervisor
+from pilotid.values import Outcome, PayloadLogs, WrapperMarker
 from pilotid.workdir import (
     PRIVATE_DIR_NAME,
     HandoverDirectory,
@@ -70,7 +64,7 @@ from pilotid.workdir import (
 from pilotid.workfiles import open_payload_log
 
 if TYPE_CHECKING:
-    from pilotid.factory import Strategies
+    from pilotid.queue_strategies import Strategies
 
 __all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error", "pilot_credentials"]
 
@@ -296,7 +290,7 @@ class PayloadLauncher:
                 tampered = _tampered_marker(marker, found, session.marker_owner, state.account)
                 if tampered is not None:  # the wrapper ran: never launch again
                     log.warning("job %s: %s", state.job.panda_id, tampered)
-                    return Outcome(base.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
+                    return Outcome(values.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
                 outcome = self._outcome(state, process, found, override)
                 if found is not None or override is not None:
                     return outcome
@@ -310,7 +304,7 @@ class PayloadLauncher:
                             state.job.panda_id, attempt, outcome.error, delay)
                 interrupted = supervisor.pause(delay)
                 if interrupted is not None:
-                    return Outcome(base.INTERRUPTED, error=interrupted)
+                    return Outcome(values.INTERRUPTED, error=interrupted)
                 attempt += 1
 
     def _refused_at_launch(self, outcome: Outcome) -> Outcome:
@@ -333,13 +327,14 @@ class PayloadLauncher:
                 f"(uid {state.account.uid}) as the switcher's probe said"))
         if process.returncode is None:  # it survived SIGKILL: see Supervisor.stop
             assert override is not None
-            return Outcome(base.TIMED_OUT if isinstance(override, PayloadTimeoutError)
-                           else base.INTERRUPTED, error=type(override)(
+            return Outcome(values.TIMED_OUT if isinstance(override, PayloadTimeoutError)
+                           else values.INTERRUPTED, error=type(override)(
                                f"{override}; but the payload (pid {process.pid}) could not be "
                                "stopped and may still run"))
         outcome = state.session.explain(process.returncode, found)
         if override is not None:
-            kind = base.TIMED_OUT if isinstance(override, PayloadTimeoutError) else base.INTERRUPTED
+            timed_out = isinstance(override, PayloadTimeoutError)
+            kind = values.TIMED_OUT if timed_out else values.INTERRUPTED
             outcome = replace(outcome, kind=kind, error=override)
         return outcome
 

@@ -23,33 +23,26 @@ import logging
 import os
 import pwd
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+
+from pilotid.syslog_target import DEFAULT_ADDRESS, DEFAULT_FACILITY, parse_address
 
 if TYPE_CHECKING:
     from logging.handlers import SysLogHandler
 
     from pilotid.identity.accounts import Account
     from pilotid.identity.credential import Credential
-    from pilotid.launcher import PayloadResult
     from pilotid.queue import QueueSettings
+    from pilotid.result import PayloadResult
 
 log = logging.getLogger(__name__)
 
 #: The program name the lines carry (``pilotid[pid]:``), as ``sudo:`` does.
 IDENT = "pilotid"
-#: Where the lines go unless the queue says otherwise: the node's syslog socket.
-DEFAULT_ADDRESS = "/dev/log"
-DEFAULT_FACILITY = "authpriv"
-#: The facilities a queue may name (those of ``SysLogHandler.facility_names`` a site uses).
-FACILITIES = ("auth", "authpriv", "daemon", "user", "local0", "local1", "local2", "local3",
-              "local4", "local5", "local6", "local7")
 #: Outcomes that end with a refused switch rather than a job that ran.
 REFUSED_OUTCOMES = ("switch_failed", "rescheduled")
 #: Longest value a line carries (an error message can be long; a datagram should not be).
 MAX_VALUE = 400
-
-Address = Union[str, Tuple[str, int]]
-
 
 def escape(value: Any) -> str:
     """``value`` as text fit for one field of one line.
@@ -78,16 +71,6 @@ def escape(value: Any) -> str:
 def format_line(pilot: str, fields: Sequence[Tuple[str, Any]]) -> str:
     """The message after the ``pilotid[pid]:`` tag: ``pilot : KEY=value ; KEY=value``."""
     return f"{escape(pilot)} : " + " ; ".join(f"{key}={escape(value)}" for key, value in fields)
-
-
-def parse_address(text: str) -> Address:
-    """``/path`` for a local socket, ``host:port`` for UDP; ``ValueError`` otherwise."""
-    if text.startswith("/"):
-        return text
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"must be an absolute socket path or host:port, not {text!r}")
-    return (host.strip("[]"), int(port))
 
 
 def pilot_name() -> str:

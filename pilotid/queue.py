@@ -12,22 +12,21 @@ settings its chosen strategies declare (``own_settings``, see ``pilotid.settings
 keys (naming the strategy a key belongs to), types, values, strategy names (against a
 ``Registry``) and contradictions.  Each failure is a ``ConfigurationError`` naming the
 queue and the field (and the file, when loaded from one).  ``docs/queues.rst`` is the
-reference, generated from the declarations by ``docs/generate_queues.py``.
+reference, generated from the declarations by ``docs/generate_queues.py``.  Reading the
+settings file is ``pilotid.queuefile``'s (``load_queues``, ``load_queue``).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from pilotid.errors import ConfigurationError, PluginError, UnknownQueueError
-from pilotid.nodelog import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
+from pilotid.errors import ConfigurationError, PluginError
+from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry, label
 from pilotid.settings import (
     InvalidValue,
     Setting,
@@ -42,13 +41,9 @@ from pilotid.settings import (
     string,
     umask,
 )
-
-if TYPE_CHECKING:
-    from pilotid.factory import Registry
+from pilotid.syslog_target import DEFAULT_ADDRESS, DEFAULT_FACILITY, FACILITIES, parse_address
 
 log = logging.getLogger(__name__)
-
-PathArg = Union[str, "os.PathLike[str]"]
 
 #: PanDA's schedconfig field, accepted in place of ``switcher`` (see ``panda_glexec``).
 GLEXEC_FIELD = "glexec"
@@ -128,7 +123,7 @@ class QueueSettings:
 
     @classmethod
     def from_mapping(cls, name: str, mapping: Mapping[str, Any],
-                     registry: Optional["Registry"] = None) -> "QueueSettings":
+                     registry: Optional[Registry] = None) -> "QueueSettings":
         """Validate one queue's ``mapping`` (as read from JSON) and return its settings.
 
         ``registry`` says which strategy names exist and which settings each declares
@@ -170,45 +165,12 @@ class QueueSettings:
                 raw_options[GLEXEC_MODE_FIELD] = mode
         generic = cls(name=name, **values)
         if registry is None:
-            from pilotid.factory import Registry
-
             registry = Registry.default()
         _check_strategy_names(generic, mapping, registry)
         _check_required_fields(generic, mapping, registry)
         options = _strategy_options(generic, raw_options, registry)
         _check_jobs_without_dn(generic, options)
         return cls(name=name, **values, options=MappingProxyType(options))
-
-
-def load_queues(path: PathArg, registry: Optional["Registry"] = None) -> Dict[str, QueueSettings]:
-    """Load and validate every queue in the settings file at ``path``, in file order.
-
-    Raises ``ConfigurationError`` naming the file for an unreadable file or invalid JSON
-    (with its line), and naming the file, queue and field for an invalid queue.
-    """
-    queues = _queue_table(path)
-    if registry is None:
-        from pilotid.factory import Registry
-
-        registry = Registry.default()
-    return {name: _settings_in_file(path, name, mapping, registry)
-            for name, mapping in queues.items()}
-
-
-def load_queue(path: PathArg, name: str, registry: Optional["Registry"] = None) -> QueueSettings:
-    """Load and validate the queue ``name`` from the settings file at ``path``.
-
-    Only that queue is validated, so that one broken queue in a shared file does not stop
-    the others.  Raises ``UnknownQueueError`` naming the queue, the file and the queues it
-    has; otherwise as ``load_queues``.
-    """
-    queues = _queue_table(path)
-    if name not in queues:
-        known = ", ".join(queues) or "none"
-        raise UnknownQueueError(
-            f"queue {name!r} is not in {path}{_did_you_mean(name, queues)}; it has: {known}; "
-            "check the queue name or add the queue to the file")
-    return _settings_in_file(path, name, queues[name], registry)
 
 
 def panda_glexec(value: Any) -> Tuple[str, Optional[str]]:
@@ -235,71 +197,6 @@ def panda_glexec(value: Any) -> Tuple[str, Optional[str]]:
             return "noop", None
     raise InvalidValue(f"{show(value)} is not a PanDA glexec value; use 'uid' (or 'True'), "
                    "'test', or 'False' (or '' or null) for no switch")
-
-
-# --- reading the file --------------------------------------------------------------------
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _reject_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    result: Dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-def _read_document(path: PathArg) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"queue settings file {path} is not UTF-8 text ({error.reason} at byte "
-            f"{error.start})") from None
-    except OSError as error:
-        raise ConfigurationError(
-            f"cannot read queue settings file {path}: {error.strerror or error}") from None
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(
-            f"queue settings file {path}, line {error.lineno} column {error.colno}: "
-            f"invalid JSON: {error.msg}") from None
-    except _DuplicateKey as error:
-        raise ConfigurationError(
-            f"queue settings file {path}: key {error.args[0]!r} is given twice in the same "
-            "object; keep one") from None
-
-
-def _queue_table(path: PathArg) -> Dict[str, Any]:
-    document = _read_document(path)
-    if not isinstance(document, dict) or "queues" not in document:
-        raise ConfigurationError(
-            f"queue settings file {path}: the top level must be an object with a 'queues' "
-            'object, as in {"queues": {"MY_QUEUE": {"switcher": "noop"}}}')
-    for key in document:
-        if key != "queues":
-            raise ConfigurationError(
-                f"queue settings file {path}: unknown top-level key {key!r}"
-                f"{_did_you_mean(key, ['queues'])}; only 'queues' is allowed there")
-    queues = document["queues"]
-    if not isinstance(queues, dict):
-        raise ConfigurationError(
-            f"queue settings file {path}: 'queues' must be an object of queue names to "
-            f"settings, not {show(queues)}")
-    return queues
-
-
-def _settings_in_file(path: PathArg, name: str, mapping: Any,
-                      registry: Optional["Registry"]) -> QueueSettings:
-    try:
-        return QueueSettings.from_mapping(name, mapping, registry)
-    except ConfigurationError as error:
-        raise type(error)(f"{path}: {error}") from None
 
 
 # --- the generic fields ------------------------------------------------------------------
@@ -421,15 +318,15 @@ def _error(queue: str, key: str, problem: str) -> ConfigurationError:
     return ConfigurationError(f"queue {queue!r}, field {key!r}: {problem}")
 
 
-def _did_you_mean(word: str, known: Iterable[str]) -> str:
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """A hint for a message: `` (did you mean 'X'?)`` naming the closest of ``known`` to
+    ``word``, or '' when none is close."""
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
-                          registry: "Registry") -> None:
-    from pilotid.factory import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, label
-
+                          registry: Registry) -> None:
     switcher_key = GLEXEC_FIELD if GLEXEC_FIELD in mapping else "switcher"
     wanted = [(switcher_key, SWITCHER, settings.switcher),
               ("credential_source", CREDENTIAL_SOURCE, settings.credential_source)]
@@ -438,16 +335,14 @@ def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
         known = registry.names(kind)
         if name not in known:
             raise _error(settings.name, key,
-                         f"unknown {label(kind)} {name!r}{_did_you_mean(name, known)}; "
+                         f"unknown {label(kind)} {name!r}{did_you_mean(name, known)}; "
                          f"the known {label(kind)}s are {', '.join(known) or 'none'} "
                          "(a plugin's must be installed to be known)")
 
 
 def _check_required_fields(settings: QueueSettings, mapping: Mapping[str, Any],
-                          registry: "Registry") -> None:
+                          registry: Registry) -> None:
     """A generic field a chosen strategy needs stated (``REQUIRED_FIELDS``) but left out."""
-    from pilotid.factory import label
-
     for kind, name in _chosen(settings):
         needed = getattr(registry.factory(kind, name), REQUIRED_FIELDS, None) or {}
         for key, why in needed.items():
@@ -472,16 +367,12 @@ def _check_jobs_without_dn(settings: QueueSettings, options: Mapping[str, Any]) 
 
 
 def _chosen(settings: QueueSettings) -> List[Tuple[str, str]]:
-    from pilotid.factory import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER
-
     return ([(SWITCHER, settings.switcher), (CREDENTIAL_SOURCE, settings.credential_source)]
             + [(PAYLOAD, name) for name in settings.payloads])
 
 
-def _accepted(settings: QueueSettings, registry: "Registry") -> Dict[str, Tuple[Setting, str]]:
+def _accepted(settings: QueueSettings, registry: Registry) -> Dict[str, Tuple[Setting, str]]:
     """The settings the queue's strategies declare: name -> (setting, who declares it)."""
-    from pilotid.factory import label
-
     accepted: Dict[str, Tuple[Setting, str]] = {}
     for kind, name in _chosen(settings):
         owner = f"the {name} {label(kind)}"
@@ -500,7 +391,7 @@ def _accepted(settings: QueueSettings, registry: "Registry") -> Dict[str, Tuple[
 
 
 def _strategy_options(settings: QueueSettings, raw: Mapping[str, Any],
-                      registry: "Registry") -> Dict[str, Any]:
+                      registry: Registry) -> Dict[str, Any]:
     accepted = _accepted(settings, registry)
     options: Dict[str, Any] = {}
     for key, value in raw.items():
@@ -519,9 +410,7 @@ def _strategy_options(settings: QueueSettings, raw: Mapping[str, Any],
 
 
 def _unknown_field(key: str, settings: QueueSettings, accepted: Mapping[str, Any],
-                   registry: "Registry") -> str:
-    from pilotid.factory import PAYLOAD, label
-
+                   registry: Registry) -> str:
     if key == "name":
         return "a queue's name is its key under 'queues', not a field; remove 'name'"
     owners = registry.owners_of(key)
@@ -536,7 +425,7 @@ def _unknown_field(key: str, settings: QueueSettings, accepted: Mapping[str, Any
         return (f"belongs to {whose}, which this queue does not use ({used}); remove it, or "
                 f"choose that {label(kind)}")
     known = sorted(field_names()) + sorted(accepted)
-    hint = _did_you_mean(key, known)
+    hint = did_you_mean(key, known)
     if hint:
         return f"unknown field{hint}"
     return f"unknown field; this queue's fields are {', '.join(known)}"

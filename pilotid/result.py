@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from pilotid import values
 from pilotid.errors import (
     AccountMappingError,
     CredentialError,
@@ -22,8 +23,7 @@ from pilotid.errors import (
     SwitchError,
 )
 from pilotid.identity.accounts import Account
-from pilotid.strategies import base
-from pilotid.strategies.base import Outcome
+from pilotid.values import Outcome
 
 
 def now() -> datetime.datetime:
@@ -79,23 +79,23 @@ class PayloadResult:
 def outcome_for_error(error: PilotidError) -> Outcome:
     """The outcome of a job that failed before (or instead of) running its payload."""
     if isinstance(error, RescheduleRequest):
-        kind = base.RESCHEDULED
+        kind = values.RESCHEDULED
     elif isinstance(error, PilotInterruptedError):
-        kind = base.INTERRUPTED
+        kind = values.INTERRUPTED
     elif isinstance(error, CredentialError):
-        kind = base.CREDENTIAL_FAILED
+        kind = values.CREDENTIAL_FAILED
     elif isinstance(error, (SwitchError, AccountMappingError)):
-        kind = base.SWITCH_FAILED
+        kind = values.SWITCH_FAILED
     elif isinstance(error, InternalError):
-        kind = base.INTERNAL_ERROR
+        kind = values.INTERNAL_ERROR
     else:
-        kind = base.SETUP_FAILED
+        kind = values.SETUP_FAILED
     return Outcome(kind, error=error)
 
 
 def internal_error(error: BaseException, during: str) -> Outcome:
     """The outcome of a job ended by an unexpected exception ``error`` (not a
     ``PilotidError``) raised while ``during``."""
-    return Outcome(base.INTERNAL_ERROR, error=InternalError(
+    return Outcome(values.INTERNAL_ERROR, error=InternalError(
         f"internal error while {during}: {type(error).__name__}: {error}; the pilot's log "
         "has the traceback (report it to pilotid or to the plugin's authors)"))

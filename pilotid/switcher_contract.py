@@ -32,7 +32,6 @@ from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
 
 from pilotid.errors import PayloadFailedError, PilotidError
-from pilotid.factory import Strategies
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
@@ -41,7 +40,8 @@ from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload, ISwitchSession
 from pilotid.launcher import PayloadLauncher
 from pilotid.payloads.job import JobSpec, PayloadCommand
-from pilotid.strategies.base import (
+from pilotid.queue_strategies import Strategies
+from pilotid.values import (
     PAYLOAD_FAILED,
     SUCCEEDED,
     TERMINATED,

@@ -56,7 +56,14 @@ from pilotid.identity.sources import LocalFileSource
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
-from pilotid.strategies.base import (
+from pilotid.strategies.base import SwitcherBase
+from pilotid.strategies.noop import NoopSwitcher
+from pilotid.strategies.session import SwitchSession
+from pilotid.switcher_contract import IdentitySwitcherContract as IdentitySwitcherContract
+from pilotid.switcher_contract import (
+    IdentitySwitcherLaunchContract as IdentitySwitcherLaunchContract,
+)
+from pilotid.values import (
     PAYLOAD_FAILED,
     SUCCEEDED,
     SWITCH_FAILED,
@@ -64,14 +71,7 @@ from pilotid.strategies.base import (
     Outcome,
     PayloadLogs,
     ProxyHandover,
-    SwitcherBase,
     WrapperMarker,
-)
-from pilotid.strategies.noop import NoopSwitcher
-from pilotid.strategies.session import SwitchSession
-from pilotid.switcher_contract import IdentitySwitcherContract as IdentitySwitcherContract
-from pilotid.switcher_contract import (
-    IdentitySwitcherLaunchContract as IdentitySwitcherLaunchContract,
 )
 
 __all__ = [

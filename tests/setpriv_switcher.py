@@ -32,8 +32,6 @@ from pilotid.identity.accounts import Account, map_account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.settings import Setting, absolute_path
 from pilotid.strategies.base import (
-    PayloadLogs,
-    ProxyHandover,
     SwitcherBase,
     log_position,
     proxy_input,
@@ -45,6 +43,7 @@ from pilotid.strategies.base import (
 )
 from pilotid.strategies.processes import payload_groups, signal_groups
 from pilotid.strategies.sudo import GRID_MAPFILE
+from pilotid.values import PayloadLogs, ProxyHandover
 
 #: The switch program, a queue setting of this switcher's own.
 SETPRIV_PATH = Setting("setpriv_path", absolute_path, "/usr/bin/setpriv",

@@ -72,8 +72,9 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _launcher(args: argparse.Namespace):
-    from pilotid.factory import Registry, build_launcher
-    from pilotid.queue import load_queue
+    from pilotid.factory import build_launcher
+    from pilotid.queuefile import load_queue
+    from pilotid.registry import Registry
 
     registry = Registry.default()  # once: listing the installed plugins is not free
     return build_launcher(load_queue(args.queues, args.queue, registry), registry)

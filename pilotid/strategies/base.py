@@ -1,9 +1,9 @@
-"""What every identity switcher shares: the values around a launch, and ``SwitcherBase``.
+"""What every identity switcher shares: ``SwitcherBase``, and the outcomes it explains.
 
-``ProxyHandover`` tells the wrapper how the payload gets its proxy, ``PayloadLogs`` where the
-output goes, ``WrapperMarker`` what the wrapper reported once it ran as the target, and
-``Outcome`` what the launch came to.  ``SwitcherBase`` holds the behaviour every switcher
-shares (how a return code and a marker become an ``Outcome``), and no policy.
+``SwitcherBase`` holds the behaviour every switcher shares (how a return code and a marker
+become an ``Outcome``), and no policy.  The values around a launch (``ProxyHandover``,
+``PayloadLogs``, ``WrapperMarker``, ``Outcome`` and the outcome names) are
+``pilotid.values``'s: the wrapper and the launcher use them too.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import os
 import pwd
 import secrets
 import signal
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from pilotid.errors import (
     AccountMappingError,
@@ -38,6 +37,17 @@ from pilotid.strategies.switch_program import log_position as log_position
 from pilotid.strategies.switch_program import proxy_input as proxy_input
 from pilotid.strategies.switch_program import send_proxy as send_proxy
 from pilotid.strategies.switch_program import switch_program_said as switch_program_said
+from pilotid.values import (
+    PAYLOAD_FAILED,
+    SETUP_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
 from pilotid.watch import wait_for_exit
 
 if TYPE_CHECKING:
@@ -46,85 +56,7 @@ if TYPE_CHECKING:
     from pilotid.probe import Check
     from pilotid.queue import QueueSettings
 
-SUCCEEDED = "succeeded"
-PAYLOAD_FAILED = "payload_failed"
-TERMINATED = "terminated"
-TIMED_OUT = "timed_out"
-INTERRUPTED = "interrupted"
-SWITCH_FAILED = "switch_failed"
-CREDENTIAL_FAILED = "credential_failed"
-RESCHEDULED = "rescheduled"
-SETUP_FAILED = "setup_failed"
-INTERNAL_ERROR = "internal_error"
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProxyHandover:
-    """How the user's proxy reaches the payload.
-
-    ``payload_proxy`` is what ``X509_USER_PROXY`` points at inside the payload.  Where the
-    switch cannot hand the target a file of its own (sudo: an unprivileged pilot cannot
-    ``chown``), ``from_stdin`` is True: the switcher writes the proxy to the wrapper's
-    standard input and the wrapper, already running as the target, stores it as a new
-    0600 file at ``payload_proxy``.  Its directory must be a new one directly in the work
-    directory: the launcher makes it, after the grant, open to the target alone and with no
-    default ACL (``pilotid.workdir.make_handover_directory``), so that no copy
-    readable by anyone else, the pilot included, ever exists.
-    """
-
-    payload_proxy: Path
-    from_stdin: bool = False
-
-
-@dataclass(frozen=True)
-class PayloadLogs:
-    """The open files that receive the switch's and the payload's output."""
-
-    stdout: IO[bytes]
-    stderr: IO[bytes]
-
-
-@dataclass(frozen=True)
-class WrapperMarker:
-    """What the wrapper recorded: that it ran, as whom, and the payload's own exit status.
-
-    ``payload_status`` is ``None`` while the payload has not finished (or if the wrapper
-    was killed before it could write it); for a death by signal s it is 128+s and
-    ``signal`` is s.  ``error`` names the wrapper's own step that failed (one of
-    ``pilotid.payloads.wrapper.WRAPPER_ERRORS``), ``None`` if none did.
-    """
-
-    uid: int
-    payload_status: Optional[int] = None
-    signal: Optional[int] = None
-    error: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a launch came to: ``kind`` is one of the outcome names of the JSON result.
-
-    ``exit_code`` is the payload's own exit status (``None`` if it never ran or was
-    killed), ``signal`` the signal that killed it, ``error`` the pilotid error that
-    describes any failure (``None`` on success).
-    """
-
-    kind: str
-    exit_code: Optional[int] = None
-    signal: Optional[int] = None
-    error: Optional[PilotidError] = None
-
-    @property
-    def error_code(self) -> int:
-        """The pilot error code: 0 on success, else the error's code."""
-        return 0 if self.error is None else self.error.code
-
-    @property
-    def succeeded(self) -> bool:
-        """True where the payload ran as the target and exited 0."""
-        return self.kind == SUCCEEDED
 
 
 #: The highest signal number a wrapper's ``128 + n`` status can stand for.

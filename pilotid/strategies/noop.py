@@ -18,14 +18,9 @@ from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import OK, Check
-from pilotid.strategies.base import (
-    PayloadLogs,
-    ProxyHandover,
-    SwitcherBase,
-    signal_label,
-    start_environment,
-)
+from pilotid.strategies.base import SwitcherBase, signal_label, start_environment
 from pilotid.strategies.processes import payload_groups, signal_groups
+from pilotid.values import PayloadLogs, ProxyHandover
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential

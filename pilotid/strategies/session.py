@@ -28,7 +28,7 @@ from pilotid.interfaces import ISwitchSession
 if TYPE_CHECKING:
     from pilotid.identity.accounts import Account
     from pilotid.identity.credential import Credential
-    from pilotid.strategies.base import Outcome, PayloadLogs, WrapperMarker
+    from pilotid.values import Outcome, PayloadLogs, WrapperMarker
 
 log = logging.getLogger(__name__)
 

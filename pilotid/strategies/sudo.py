@@ -43,8 +43,6 @@ from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, Check
 from pilotid.settings import REQUIRED, Setting, absolute_path, optional
 from pilotid.strategies.base import (
-    PayloadLogs,
-    ProxyHandover,
     SwitcherBase,
     log_position,
     proxy_input,
@@ -57,6 +55,7 @@ from pilotid.strategies.base import (
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.values import PayloadLogs, ProxyHandover
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential

@@ -19,7 +19,7 @@ from pilotid.factory import build_launcher
 from pilotid.identity.myproxy import MyProxyClient
 from pilotid.identity.sources import MyProxySource
 from pilotid.payloads.job import load_job
-from pilotid.queue import load_queue
+from pilotid.queuefile import load_queue
 
 
 def main(argv) -> int:

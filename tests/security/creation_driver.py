@@ -51,7 +51,7 @@ def main() -> int:
     from pilotid.factory import build_launcher
     from pilotid.identity.sources import CredentialCache
     from pilotid.payloads.job import JobSpec
-    from pilotid.queue import load_queue
+    from pilotid.queuefile import load_queue
 
     launcher = build_launcher(load_queue(config["queues"], config["queue"]))
     result = launcher.run(JobSpec.from_description(config["job"]), Path(config["workdir"]))

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from pilotid.factory import Registry
 from pilotid.identity.credential import Credential
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import PayloadLogs, WrapperMarker
+from pilotid.registry import Registry
 from pilotid.strategies.glexec import GlexecSwitcher, ProbeCache, RetryPolicy
+from pilotid.values import PayloadLogs, WrapperMarker
 
 
 class DriverProxy:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from pilotid.identity.accounts import Account
 from pilotid.payloads.job import PayloadCommand
-from pilotid.payloads.wrapper import WrapperSpec, read_marker, write_wrapper
-from pilotid.strategies.base import ProxyHandover
+from pilotid.payloads.marker import read_marker
+from pilotid.payloads.wrapper import WrapperSpec, write_wrapper
+from pilotid.values import ProxyHandover
 from pilotid.workdir import (
     acl_supported,
     grant_target_access,

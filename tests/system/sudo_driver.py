@@ -18,8 +18,8 @@ from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import PayloadLogs, WrapperMarker
 from pilotid.strategies.sudo import SudoSwitcher
+from pilotid.values import PayloadLogs, WrapperMarker
 from pilotid.workdir import SandboxGrant, make_handover_directory
 
 

@@ -10,10 +10,11 @@ import json
 import os
 from pathlib import Path
 
-from pilotid.factory import Registry, build_launcher
+from pilotid.factory import build_launcher
 from pilotid.identity.testca import make_proxy
 from pilotid.payloads.job import JobSpec
-from pilotid.queue import load_queue
+from pilotid.queuefile import load_queue
+from pilotid.registry import Registry
 from pilotid.testing import FakePayload
 from tests.conftest import ALICE_DN
 from tests.security.scene import kill_all_with, wait_until_gone

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import WrapperMarker
 from pilotid.strategies.sudo import SudoSwitcher
 from pilotid.switcher_contract import CONTRACT_DN
 from pilotid.testing import IdentitySwitcherLaunchContract
+from pilotid.values import WrapperMarker
 from tests.setpriv_switcher import SetprivSwitcher
 from tests.system import node
 

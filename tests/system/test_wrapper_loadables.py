@@ -15,14 +15,9 @@ from typing import Sequence
 import pytest
 
 from pilotid.payloads.job import PayloadCommand
-from pilotid.payloads.wrapper import (
-    LOADABLE_BUILTINS,
-    WrapperSpec,
-    bash_loadables,
-    read_marker,
-    write_wrapper,
-)
-from pilotid.strategies.base import ProxyHandover
+from pilotid.payloads.marker import read_marker
+from pilotid.payloads.wrapper import LOADABLE_BUILTINS, WrapperSpec, bash_loadables, write_wrapper
+from pilotid.values import ProxyHandover
 from tests.system import node
 
 

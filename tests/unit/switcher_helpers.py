@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pilotid.identity.credential import Credential
-from pilotid.strategies.base import PayloadLogs
+from pilotid.values import PayloadLogs
 
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
 PROXY_BYTES = b"-----BEGIN CERTIFICATE-----\nnot really a proxy\n-----END CERTIFICATE-----\n"

@@ -31,15 +31,6 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import (
-    PAYLOAD_FAILED,
-    SUCCEEDED,
-    SWITCH_FAILED,
-    TERMINATED,
-    PayloadLogs,
-    ProxyHandover,
-    WrapperMarker,
-)
 from pilotid.strategies.glexec import (
     TARGET_PROXY_NAME,
     GlexecSwitcher,
@@ -51,6 +42,15 @@ from pilotid.strategies.glexec import (
 )
 from pilotid.strategies.glexec import binary as glexec_binary
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE
+from pilotid.values import (
+    PAYLOAD_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
 from tests.unit.glexec_fakes import FakeGlexec, credential
 
 ALICE = Account("pilotid-alice", 1002, 1002)

@@ -25,7 +25,7 @@ import mock
 import pytest
 from zope.interface.verify import verifyObject
 
-from pilotid import cli
+from pilotid import cli, values
 from pilotid.errors import (
     AccountMappingError,
     ProxyExpiredError,
@@ -34,7 +34,6 @@ from pilotid.errors import (
     SwitchUnavailableError,
     exit_status,
 )
-from pilotid.factory import Strategies
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
@@ -46,10 +45,10 @@ from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
 from pilotid.payloads.job import JobSpec
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
-from pilotid.strategies import base
-from pilotid.strategies.base import Outcome
+from pilotid.queue_strategies import Strategies
 from pilotid.strategies.session import SessionDecorator
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
+from pilotid.values import Outcome
 from pilotid.workdir import PRIVATE_DIR_NAME, SandboxGrant, acl_supported
 from tests.conftest import ALICE_DN
 
@@ -249,7 +248,7 @@ class StdinHandover(RecordingSwitcher):
 
     def handover(self, cred, account, workdir):
         super().handover(cred, account, workdir)
-        return base.ProxyHandover(workdir / ".pilotid-proxy-unit" / "x509up", from_stdin=True)
+        return values.ProxyHandover(workdir / ".pilotid-proxy-unit" / "x509up", from_stdin=True)
 
     def launch(self, argv, cred, account, workdir, logs):
         process = subprocess.Popen([str(a) for a in argv], cwd=str(workdir),
@@ -509,7 +508,7 @@ class RefusedAtLaunch(RecordingSwitcher):
 
     def explain(self, returncode, marker):
         super().explain(returncode, marker)
-        return Outcome(base.SWITCH_FAILED, error=SwitchNotPermittedError(
+        return Outcome(values.SWITCH_FAILED, error=SwitchNotPermittedError(
             "sudo: a password is required"))
 
 

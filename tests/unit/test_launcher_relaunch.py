@@ -16,7 +16,6 @@ import pytest
 from zope.interface import implementer
 
 from pilotid.errors import ProxyExpiredError, SwitchNotPermittedError, SwitchSystemError
-from pilotid.factory import Strategies
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
@@ -24,8 +23,9 @@ from pilotid.interfaces import ICredentialSource
 from pilotid.launcher import PayloadLauncher
 from pilotid.payloads.job import JobSpec
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import SWITCH_FAILED, Outcome
+from pilotid.queue_strategies import Strategies
 from pilotid.testing import FakePayload, RecordingSwitcher, TestCA, make_proxy
+from pilotid.values import SWITCH_FAILED, Outcome
 
 DN = "/DC=org/DC=example/OU=People/CN=Launcher Test"
 

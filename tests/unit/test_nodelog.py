@@ -22,7 +22,8 @@ from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
-from pilotid.nodelog import NodeLog, escape, format_line, parse_address
+from pilotid.nodelog import NodeLog, escape, format_line
+from pilotid.syslog_target import parse_address
 from tests.conftest import ALICE_DN
 from tests.unit.test_launcher import JOB, RefusingSwitcher, make_launcher, sh
 from tests.unit.test_voms import make_ac, proxy_cert, voms_extension

@@ -10,13 +10,13 @@ import time
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
+from pilotid import values
 from pilotid.errors import SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
-from pilotid.strategies import base
-from pilotid.strategies.base import WrapperMarker
 from pilotid.strategies.noop import NoopSwitcher
+from pilotid.values import WrapperMarker
 from tests.unit.switcher_helpers import alive, close_logs, credential, open_logs, wait_for
 
 
@@ -149,7 +149,7 @@ def test_terminate_after_the_end_is_harmless(switcher, tmp_path):
 
 def test_no_marker_means_the_wrapper_could_not_run(switcher, tmp_path):
     outcome = switcher.open(credential(tmp_path), Account.current(), tmp_path).explain(127, None)
-    assert outcome.kind == base.SWITCH_FAILED
+    assert outcome.kind == values.SWITCH_FAILED
     assert isinstance(outcome.error, SwitchExecError)
 
 
@@ -157,7 +157,7 @@ def test_payload_status_passes_through(switcher, tmp_path):
     session = switcher.open(credential(tmp_path), Account.current(), tmp_path)
     assert session.explain(0, WrapperMarker(os.getuid(), 0)).succeeded
     outcome = session.explain(3, WrapperMarker(os.getuid(), 3))
-    assert (outcome.kind, outcome.exit_code) == (base.PAYLOAD_FAILED, 3)
+    assert (outcome.kind, outcome.exit_code) == (values.PAYLOAD_FAILED, 3)
 
 
 def test_launched_process_has_no_stdin(switcher, tmp_path):

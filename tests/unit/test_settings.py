@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pilotid.errors import ConfigurationError, PluginError
-from pilotid.factory import Registry
 from pilotid.queue import QueueSettings
+from pilotid.registry import Registry
 from pilotid.settings import (
     REQUIRED,
     InvalidValue,

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
+from pilotid import values
 from pilotid.errors import (
     AccountMappingError,
     ConfigurationError,
@@ -27,10 +28,10 @@ from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.queue import QueueSettings
-from pilotid.strategies import base, sudo
-from pilotid.strategies.base import WrapperMarker
+from pilotid.strategies import sudo
 from pilotid.strategies.probecache import ProbeCache
 from pilotid.strategies.sudo import SudoSwitcher, payload_groups, sudo_messages
+from pilotid.values import WrapperMarker
 from tests.unit.switcher_helpers import (
     PROXY_BYTES,
     alive,
@@ -139,7 +140,7 @@ def sudo_queue(tmp_path, sudo_path):
 
 def test_queue_sudo_path_is_the_sudo_program_the_built_switcher_runs(
         fake_sudo, tmp_path, mapped_to):
-    from pilotid.factory import SWITCHER, Registry
+    from pilotid.registry import SWITCHER, Registry
     switcher = Registry.with_builtins().build(SWITCHER, "sudo",
                                               sudo_queue(tmp_path, fake_sudo))
     assert switcher.sudo_path() == str(fake_sudo)
@@ -362,7 +363,7 @@ def test_sudo_refusal_at_launch_is_not_permitted(switcher, workdir, tmp_path):
     returncode = process.wait(10)
     close_logs(logs)
     outcome = switcher.explain(returncode, None)
-    assert outcome.kind == base.SWITCH_FAILED
+    assert outcome.kind == values.SWITCH_FAILED
     assert isinstance(outcome.error, SwitchNotPermittedError)
     assert "a password is required" in str(outcome.error)
     assert "NOPASSWD" in str(outcome.error)
@@ -393,15 +394,15 @@ def test_wrapper_exiting_1_before_its_marker_is_not_a_sudo_refusal(switcher, wor
 ])
 def test_explain_without_any_launch_log(switcher, returncode, error):
     outcome = switcher.explain(returncode, None)
-    assert outcome.kind == base.SWITCH_FAILED and type(outcome.error) is error
+    assert outcome.kind == values.SWITCH_FAILED and type(outcome.error) is error
 
 
 def test_explain_with_a_marker_is_the_payloads_status(switcher):
     assert switcher.explain(0, WrapperMarker(54321, 0)).succeeded
     failed = switcher.explain(1, WrapperMarker(54321, 1))
-    assert (failed.kind, failed.exit_code) == (base.PAYLOAD_FAILED, 1)
+    assert (failed.kind, failed.exit_code) == (values.PAYLOAD_FAILED, 1)
     killed = switcher.explain(-9, None)
-    assert (killed.kind, killed.signal) == (base.TERMINATED, 9)
+    assert (killed.kind, killed.signal) == (values.TERMINATED, 9)
 
 
 def _start_trapping_payload(switcher, workdir, tmp_path):

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from pilotid import values
 from pilotid.errors import (
     AccountMappingError,
     ConfigurationError,
@@ -20,7 +21,8 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.queue import QueueSettings
 from pilotid.strategies import base
-from pilotid.strategies.base import SwitcherBase, WrapperMarker, signal_label, start_environment
+from pilotid.strategies.base import SwitcherBase, signal_label, start_environment
+from pilotid.values import WrapperMarker
 
 
 class TableSwitcher(SwitcherBase):
@@ -36,19 +38,19 @@ def switcher():
 
 
 @pytest.mark.parametrize("returncode, marker, kind, exit_code, signum, error", [
-    (0, WrapperMarker(1002, 0), base.SUCCEEDED, 0, None, None),
-    (7, WrapperMarker(1002, 7), base.PAYLOAD_FAILED, 7, None, PayloadFailedError),
-    (204, WrapperMarker(1002, 202), base.PAYLOAD_FAILED, 202, None, PayloadFailedError),
-    (143, WrapperMarker(1002, 143), base.TERMINATED, None, 15, PayloadTerminatedError),
-    (137, WrapperMarker(1002, 137), base.TERMINATED, None, 9, PayloadTerminatedError),
-    (255, WrapperMarker(1002, 255), base.PAYLOAD_FAILED, 255, None, PayloadFailedError),
-    (-15, WrapperMarker(1002, None), base.TERMINATED, None, 15, PayloadTerminatedError),
-    (-9, WrapperMarker(1002, 0), base.TERMINATED, None, 9, PayloadTerminatedError),
-    (-15, None, base.TERMINATED, None, 15, PayloadTerminatedError),
-    (3, WrapperMarker(1002, None), base.PAYLOAD_FAILED, None, None, PayloadFailedError),
-    (0, WrapperMarker(1002, None), base.PAYLOAD_FAILED, None, None, PayloadFailedError),
-    (0, None, base.SWITCH_FAILED, None, None, SwitchSystemError),
-    (1, None, base.SWITCH_FAILED, None, None, SwitchSystemError),
+    (0, WrapperMarker(1002, 0), values.SUCCEEDED, 0, None, None),
+    (7, WrapperMarker(1002, 7), values.PAYLOAD_FAILED, 7, None, PayloadFailedError),
+    (204, WrapperMarker(1002, 202), values.PAYLOAD_FAILED, 202, None, PayloadFailedError),
+    (143, WrapperMarker(1002, 143), values.TERMINATED, None, 15, PayloadTerminatedError),
+    (137, WrapperMarker(1002, 137), values.TERMINATED, None, 9, PayloadTerminatedError),
+    (255, WrapperMarker(1002, 255), values.PAYLOAD_FAILED, 255, None, PayloadFailedError),
+    (-15, WrapperMarker(1002, None), values.TERMINATED, None, 15, PayloadTerminatedError),
+    (-9, WrapperMarker(1002, 0), values.TERMINATED, None, 9, PayloadTerminatedError),
+    (-15, None, values.TERMINATED, None, 15, PayloadTerminatedError),
+    (3, WrapperMarker(1002, None), values.PAYLOAD_FAILED, None, None, PayloadFailedError),
+    (0, WrapperMarker(1002, None), values.PAYLOAD_FAILED, None, None, PayloadFailedError),
+    (0, None, values.SWITCH_FAILED, None, None, SwitchSystemError),
+    (1, None, values.SWITCH_FAILED, None, None, SwitchSystemError),
 ])
 def test_explain_follows_the_shared_table(switcher, returncode, marker, kind, exit_code,
                                           signum, error):

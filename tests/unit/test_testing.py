@@ -31,17 +31,6 @@ from pilotid.identity.sources import LocalFileSource
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
 from pilotid.payloads.job import JobSpec, PayloadCommand
 from pilotid.queue import QueueSettings
-from pilotid.strategies.base import (
-    PAYLOAD_FAILED,
-    SETUP_FAILED,
-    SUCCEEDED,
-    SWITCH_FAILED,
-    TERMINATED,
-    Outcome,
-    PayloadLogs,
-    ProxyHandover,
-    WrapperMarker,
-)
 from pilotid.strategies.noop import NoopSwitcher
 from pilotid.testing import (
     CredentialSourceContract,
@@ -52,6 +41,17 @@ from pilotid.testing import (
     StaticCredentialSource,
     TestCA,
     make_proxy,
+)
+from pilotid.values import (
+    PAYLOAD_FAILED,
+    SETUP_FAILED,
+    SUCCEEDED,
+    SWITCH_FAILED,
+    TERMINATED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
 )
 
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"

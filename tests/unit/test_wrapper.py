@@ -25,17 +25,17 @@ from hypothesis import strategies as st
 from pilotid.errors import ConfigurationError, JobDescriptionError, WorkdirError
 from pilotid.payloads import wrapper
 from pilotid.payloads.job import PayloadCommand
+from pilotid.payloads.marker import read_marker
 from pilotid.payloads.wrapper import (
     EGG_CACHE_PREFIX,
     WRAPPER_FAILURE_STATUS,
     WrapperSpec,
     bash_quote,
     filter_environment,
-    read_marker,
     render_wrapper,
     write_wrapper,
 )
-from pilotid.strategies.base import ProxyHandover, WrapperMarker
+from pilotid.values import ProxyHandover, WrapperMarker
 
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -294,45 +294,6 @@ def test_wrapper_is_not_written_through_a_symlink(run):
     with pytest.raises(WorkdirError):
         write_wrapper(run.spec(), link)
     assert not target.exists()
-
-
-# --- read_marker --------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, expected", [
-    ("uid=1001\n", WrapperMarker(1001)),
-    ("uid=1001\nstatus=0\n", WrapperMarker(1001, 0)),
-    ("uid=1001\nstatus=143\nsignal=15\n", WrapperMarker(1001, 143, signal=15)),
-    ("uid=0\nerror=egg-cache\n", WrapperMarker(0, error="egg-cache")),
-    ("uid=7\nerror=interrupted\nsignal=1\n", WrapperMarker(7, signal=1, error="interrupted")),
-])
-def test_marker_is_read(tmp_path, text, expected):
-    (tmp_path / "m").write_text(text)
-    assert read_marker(tmp_path / "m") == expected
-
-
-def test_absent_marker_means_the_wrapper_never_ran(tmp_path, caplog):
-    assert read_marker(tmp_path / "none") is None
-    assert caplog.text == ""
-
-
-@pytest.mark.parametrize("text", [
-    "", "uid=\n", "uid=abc\n", "status=0\nuid=1\n", "uid=1\nstatus=0", "uid=1\nstatus=0\n"
-    "status=1\n", "uid=1\nwhat=1\n", "uid=1\nerror=whatever\n", "uid=-1\n", "garbage\n",
-    "uid=1\n" + "x" * 5000 + "\n",
-])
-def test_malformed_marker_is_ignored_with_a_warning(tmp_path, caplog, text):
-    (tmp_path / "m").write_text(text)
-    assert read_marker(tmp_path / "m") is None
-    assert "malformed" in caplog.text
-
-
-def test_marker_behind_a_symlink_or_a_fifo_is_ignored(tmp_path, caplog):
-    (tmp_path / "real").write_text("uid=1\nstatus=0\n")
-    (tmp_path / "link").symlink_to(tmp_path / "real")
-    os.mkfifo(tmp_path / "fifo")
-    assert read_marker(tmp_path / "link") is None
-    assert read_marker(tmp_path / "fifo") is None
-    assert "ignoring" in caplog.text
 
 
 # --- running the wrapper ------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from pilotid.payloads import wrapper
 from pilotid.payloads.job import PayloadCommand
 from pilotid.payloads.wrapper import WrapperSpec, render_wrapper
-from pilotid.strategies.base import ProxyHandover
+from pilotid.values import ProxyHandover
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "wrapper"
 LOADABLES = ("/usr/lib/bash/mkdir", "/usr/lib/bash/rm")

@@ -52,13 +52,7 @@ from pilotid.probe import Check
 from pilotid.queue import QueueSettings
 from pilotid.settings import Setting, absolute_path, choice, integer, optional, seconds
 from pilotid.strategies.base import (
-    PAYLOAD_FAILED,
-    SWITCH_FAILED,
-    Outcome,
-    PayloadLogs,
-    ProxyHandover,
     SwitcherBase,
-    WrapperMarker,
     check_launch_lifetime,
     reschedule_if_asked,
 )
@@ -75,6 +69,14 @@ from pilotid.strategies.glexec.exitcodes import (
 from pilotid.strategies.glexec.mapping import probe_mapping
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.values import (
+    PAYLOAD_FAILED,
+    SWITCH_FAILED,
+    Outcome,
+    PayloadLogs,
+    ProxyHandover,
+    WrapperMarker,
+)
 
 log = logging.getLogger(__name__)
 
