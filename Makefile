@@ -35,7 +35,7 @@ else
 endif
 
 venv: $(PY)
-	$(PY) -m pip install -q -e '.[test]' ./tests/plugin_dist
+	$(PY) -m pip install -q -e '.[test,docs]' ./tests/plugin_dist  # docs: the suite builds them (sphinx -W)
 
 $(PY):
 	$(BASE_PYTHON) -m venv $(VENV)
