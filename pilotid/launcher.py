@@ -66,6 +66,7 @@ from pilotid.workdir import (
     grant_target_access,
     make_handover_directory,
     reclaim,
+    refuse_unsafe_workdir,
 )
 from pilotid.workfiles import open_payload_log
 
@@ -256,6 +257,7 @@ class PayloadLauncher:
         if not os.access(workdir, os.W_OK | os.X_OK):
             raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
                                f"(uid {os.geteuid()})")
+        refuse_unsafe_workdir(workdir, pilot_credentials())
         private = workdir / PRIVATE_DIR_NAME
         with contextlib.suppress(FileExistsError):
             private.mkdir(mode=0o700)

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from pilotid.errors import PilotidError
+from pilotid.errors import PilotidError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.payloads.job import JobSpec
-from pilotid.workdir import acl_supported
+from pilotid.workdir import acl_supported, refuse_unsafe_workdir
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -105,7 +105,10 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
             if credential is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(credential.path)
-    if workdir.is_dir():
+    placement = _placement_check(workdir)
+    if placement is not None:
+        checks.append(placement)
+    elif workdir.is_dir():
         supported = acl_supported(workdir)
         checks.append(Check("ACL support", OK if supported else WARN,
                             f"{workdir}: " + ("POSIX ACLs supported" if supported else
@@ -135,6 +138,17 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
                         f"pilot's umask {current:04o}, payload's umask {settings.umask:04o} "
                         "(set by the wrapper)"))
     return checks
+
+
+def _placement_check(workdir: Path) -> Optional[Check]:
+    """A FAIL line where ``workdir`` is a place no job may run in (``refuse_unsafe_workdir``)."""
+    from pilotid.launcher import pilot_credentials
+
+    try:
+        refuse_unsafe_workdir(workdir, pilot_credentials())
+    except WorkdirError as error:
+        return Check("work directory", FAIL, str(error), error.code)
+    return None
 
 
 def _switch_checks(switcher, credential: Optional[Credential]) -> List[Check]:
