@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
-from pilotid.workdir.grant import grant_target_access
+from pilotid.workdir.grant import acl_unsupported, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.placement import refuse_unsafe_workdir
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
-    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported",
+    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported", "acl_unsupported",
     "grant_target_access", "make_handover_directory", "reclaim", "refuse_unsafe_workdir",
 ]

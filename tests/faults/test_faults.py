@@ -531,10 +531,22 @@ def test_node_workdir_full_while_writing_the_proxy(scene, small_fs):
     scene.check_aftermath(run, expect_payload_logs=False, workdir_accounting=False)
 
 
-def test_node_filesystem_without_acls(scene, small_fs):
+def test_node_filesystem_without_acls_fails_an_acl_queue(scene, small_fs):
+    """Issue 13, item 1: an ``acl`` queue fell back to world mode with a warning only."""
+    workdir = small_fs("ramfs")
+    payload(scene, "id -un > whoami.txt")
+    run = scene.run(workdir=workdir)
+    expect(run, "setup_failed", 61)
+    assert str(workdir) in run.result["error"] and "acl-or-world" in run.result["error"]
+    assert not (workdir / "whoami.txt").exists()
+    assert workdir.stat().st_mode & 0o777 == 0o700  # never opened
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_node_filesystem_without_acls_in_a_queue_accepting_world_mode(scene, small_fs):
     workdir = small_fs("ramfs")
     payload(scene, "id -un > whoami.txt; umask > umask.txt")
-    run = scene.run(workdir=workdir)
+    run = scene.run(workdir=workdir, sandbox="acl-or-world")
     expect(run, "succeeded", 0, exit_code=0)
     assert run.result["sandbox_mode"] == "world"
     assert (workdir / "whoami.txt").read_text().strip() == node.ALICE
