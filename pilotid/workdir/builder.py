@@ -334,7 +334,9 @@ class _Builder:
         self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
                                        default))
         if self.mode == WORLD:
-            self._chmod(handle, mode | 0o077, relpath)
+            # sticky: another account may create here, never rename or remove what the
+            # pilot or the target made (the wrapper, the payload's outputs)
+            self._chmod(handle, mode | 0o077 | stat.S_ISVTX, relpath)
             return
         if access is None:
             blob = self._dir_blobs.get(info.st_mode)

@@ -13,7 +13,8 @@ directory; ``reclaim`` undoes exactly what it changed.  Two modes:
     of the work directory the target cannot traverse gets ``u:<target>:x`` (never
     ``o+x``); one that is not the pilot's own is a ``SandboxError``.
 ``world`` (the seed's mode, for file systems without POSIX ACLs)
-    Directories get ``go+rwx``, unreadable files ``go+rX``, and the launcher runs the
+    Directories get ``go+rwx`` and the sticky bit (another account may create there, never
+    rename or remove what is not its own), unreadable files ``go+rX``, and the launcher runs the
     wrapper with umask 000 (``SandboxGrant.payload_umask``).  Logged as a warning.
 ``acl-or-world``
     ``acl`` where the file system has POSIX ACLs, else ``world`` (logged as a warning).
