@@ -9,6 +9,7 @@ import stat
 from typing import Callable, List, Optional, Union
 
 from pilotid.errors import SandboxError
+from pilotid.escaping import printable
 from pilotid.workdir.acl import (
     _ACCESS,
     _DEFAULT,
@@ -44,7 +45,7 @@ def reclaim(grant: SandboxGrant) -> None:
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
     for change in pending.values():
         log.debug("%s (changed by the grant) is no longer in %s: not restored",
-                  change.path, grant.workdir)
+                  printable(change.path), grant.workdir)
     for parent in grant.parents:
         try:
             _restore_parent(parent, grant.account.uid)
@@ -53,10 +54,10 @@ def reclaim(grant: SandboxGrant) -> None:
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
                     "(it changed their modes); first: %s", len(unreadable), grant.workdir,
-                    ", ".join(unreadable[:5]))
+                    ", ".join(printable(path) for path in unreadable[:5]))
     if failures:
         raise SandboxError(f"could not give back {len(failures)} paths of {grant.workdir} "
-                           f"after the payload; first: {failures[0]}")
+                           f"after the payload; first: {printable(failures[0])}")
     log.info("reclaimed %s from %s", grant.workdir, grant.account.name)
 
 
