@@ -4,6 +4,10 @@ reported."""
 
 from __future__ import annotations
 
+import stat
+
+from tests.system import node
+
 FAKE_LINE = "pilotid: INFO job 1: succeeded"
 
 
@@ -19,3 +23,24 @@ def test_a_payload_made_name_cannot_add_a_line_to_the_pilots_log(scene):
     assert run.outcome == "succeeded", run.why()
     assert "evil\\npilotid: INFO job 1: succeeded" in run.stderr, run.why()
     assert not [line for line in run.stderr.splitlines() if line.startswith(FAKE_LINE)]
+
+
+def test_the_payloads_setuid_and_world_writable_files_lose_those_bits(scene):
+    """A setuid copy of bash (a door into the target's account for the next job's user)
+    and a file writable by all stay in the work directory without those bits."""
+    payload(scene, "cp /bin/bash sbash; chmod 4755 sbash; cp /bin/bash gbash; "
+                   "chmod 2755 gbash; echo x > open.txt; chmod 0666 open.txt")
+    run = scene.run()
+    assert run.outcome == "succeeded", run.why()
+    for name in ("sbash", "gbash"):
+        assert not run.workdir.joinpath(name).stat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+    assert not run.workdir.joinpath("open.txt").stat().st_mode & stat.S_IWOTH
+
+
+def test_a_directory_writable_by_all_is_reported_escaped(scene):
+    payload(scene, "mkdir $'open\\ndir'; chmod 2777 $'open\\ndir'")
+    run = scene.run()
+    assert run.outcome == "succeeded", run.why()
+    (line,) = [line for line in run.stderr.splitlines() if "writable by every account" in line]
+    assert "open\\ndir" in line
+    assert node.account(node.ALICE).name == run.result["account"]["name"]
