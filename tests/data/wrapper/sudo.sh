@@ -72,6 +72,7 @@ _pilotid_cleanup() {
   if [ -n "$_pilotid_workdir" ]; then
     builtin command -p find -P "$_pilotid_workdir" -xdev -user "$EUID" ! -type l ! -type d \
       \( -perm /6000 -o -perm -0002 \) -exec chmod u-s,g-s,o-w -- {} + 2>/dev/null
+    _pilotid_workdir=  # once: the cleanup also runs on exit
   fi
   if [ -n "$_pilotid_egg" ]; then
     _pilotid_builtins on
