@@ -179,6 +179,14 @@ class SandboxError(PilotidError):
     fault = SITE
 
 
+class AclUnsupportedError(SandboxError):
+    """The queue asks for POSIX ACLs (``sandbox: "acl"``) and the work directory's file
+    system has none. The site's fault: put the work directory on a file system with ACLs,
+    or accept world mode for the queue (``sandbox: "acl-or-world"``)."""
+
+    code = 61
+
+
 class PayloadFailedError(PilotidError):
     """The payload ran as the target and exited non-zero. The payload's fault."""
 

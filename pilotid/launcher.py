@@ -57,9 +57,11 @@ from pilotid.workdir import (
     HandoverDirectory,
     SandboxGrant,
     acl_supported,
+    acl_unsupported,
     grant_target_access,
     make_handover_directory,
     reclaim,
+    refuse_unsafe_workdir,
 )
 from pilotid.workfiles import open_payload_log
 
@@ -187,7 +189,8 @@ class PayloadLauncher:
                         and leftovers.subreaper_supported() else None))
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
-            state.grant = grant_target_access(state.workdir, account, mode,
+            asked = "acl-or-world" if self.settings.sandbox == "acl-or-world" else mode
+            state.grant = grant_target_access(state.workdir, account, asked,
                                               keep_private=pilot_credentials())
             mode = state.grant.mode
             umask = state.grant.payload_umask(self.settings.umask)
@@ -250,6 +253,7 @@ class PayloadLauncher:
         if not os.access(workdir, os.W_OK | os.X_OK):
             raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
                                f"(uid {os.geteuid()})")
+        refuse_unsafe_workdir(workdir, pilot_credentials())
         private = workdir / PRIVATE_DIR_NAME
         with contextlib.suppress(FileExistsError):
             private.mkdir(mode=0o700)
@@ -260,12 +264,15 @@ class PayloadLauncher:
         return private
 
     def _sandbox_mode(self, workdir: Path) -> str:
-        """The queue's sandbox mode, or 'world' (logged) where ACLs are not supported."""
-        if self.settings.sandbox == "acl" and not acl_supported(workdir):
-            log.warning("%s does not support POSIX ACLs: falling back to world-writable "
-                        "directories and umask 000", workdir)
-            return "world"
-        return self.settings.sandbox
+        """The grant's mode for the queue's ``sandbox``: ``acl`` on a file system without
+        ACLs is an ``AclUnsupportedError``; ``acl-or-world`` is ``world`` there (logged)."""
+        if self.settings.sandbox == "world" or acl_supported(workdir):
+            return "world" if self.settings.sandbox == "world" else "acl"
+        if self.settings.sandbox == "acl":
+            raise acl_unsupported(workdir)
+        log.warning("%s does not support POSIX ACLs: world-writable directories and umask "
+                    "000, as the queue accepts (sandbox: acl-or-world)", workdir)
+        return "world"
 
     def _launch(self, state: _Run, supervisor: Supervisor, wrapper: Path,
                 marker: Path) -> Outcome:

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from pilotid.errors import PilotidError
+from pilotid.errors import PilotidError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.payloads.job import JobSpec
-from pilotid.workdir import acl_supported
+from pilotid.workdir import acl_supported, acl_unsupported, refuse_unsafe_workdir
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -105,11 +105,11 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
             if credential is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(credential.path)
-    if workdir.is_dir():
-        supported = acl_supported(workdir)
-        checks.append(Check("ACL support", OK if supported else WARN,
-                            f"{workdir}: " + ("POSIX ACLs supported" if supported else
-                                              "no POSIX ACLs: world-writable fallback")))
+    placement = _placement_check(workdir)
+    if placement is not None:
+        checks.append(placement)
+    elif workdir.is_dir():
+        checks.append(_sandbox_check(workdir, settings.sandbox))
     else:
         checks.append(Check("work directory", FAIL, f"{workdir} does not exist"))
     base = settings.egg_cache_base
@@ -135,6 +135,31 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
                         f"pilot's umask {current:04o}, payload's umask {settings.umask:04o} "
                         "(set by the wrapper)"))
     return checks
+
+
+def _sandbox_check(workdir: Path, sandbox: str) -> Check:
+    """Which sandbox mode ``workdir``'s file system allows, against the queue's
+    ``sandbox``: an ``acl`` queue without ACLs fails (as its jobs would)."""
+    if acl_supported(workdir):
+        mode = "world (the queue's sandbox)" if sandbox == "world" else "acl"
+        return Check("ACL support", WARN if sandbox == "world" else OK,
+                     f"{workdir}: POSIX ACLs supported; jobs run in {mode} mode")
+    if sandbox == "acl":
+        error = acl_unsupported(workdir)
+        return Check("ACL support", FAIL, str(error), error.code)
+    return Check("ACL support", WARN, f"{workdir}: no POSIX ACLs; jobs run in world mode "
+                 f"(sandbox: {sandbox}), which every local account can reach")
+
+
+def _placement_check(workdir: Path) -> Optional[Check]:
+    """A FAIL line where ``workdir`` is a place no job may run in (``refuse_unsafe_workdir``)."""
+    from pilotid.launcher import pilot_credentials
+
+    try:
+        refuse_unsafe_workdir(workdir, pilot_credentials())
+    except WorkdirError as error:
+        return Check("work directory", FAIL, str(error), error.code)
+    return None
 
 
 def _switch_checks(switcher, credential: Optional[Credential]) -> List[Check]:

@@ -53,7 +53,7 @@ REQUIRED_FIELDS = "required_fields"
 #: What PanDA's ``glexec`` field sets besides the switcher: the gLExec switcher's setting.
 GLEXEC_MODE_FIELD = "glexec_mode"
 ON_PROBE_FAILURE = ("fail", "reschedule")
-SANDBOX_MODES = ("acl", "world")
+SANDBOX_MODES = ("acl", "acl-or-world", "world")
 #: What a queue does with a job whose prodUserID names no DN (see docs/credentials.rst).
 JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
 
@@ -238,9 +238,11 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
             "When the switch's probe fails: fail the job, or hand it back to be rescheduled "
             "(outcome ``rescheduled``).  Never falls back to running as the pilot."),
     Setting("sandbox", choice(*SANDBOX_MODES), "acl",
-            "How the work directory is opened to the target account: POSIX ACLs (world-"
-            "writable only where ACLs are not supported, and said so), or the seed's "
-            "world-writable mode from the start."),
+            "How the work directory is opened to the target account: ``acl``, POSIX ACLs "
+            "only (a work directory on a file system without ACLs fails the job, code 61); "
+            "``acl-or-world``, ACLs where supported, else the seed's world-writable mode "
+            "(logged); ``world``, the world-writable mode from the start.  World mode "
+            "trusts every local account on the node: accept it explicitly, or not at all."),
     Setting("umask", umask, "0022",
             "The payload's umask, three or four octal digits in a string (``\"027\"``); a "
             "JSON number is refused: ``22`` would be decimal."),

@@ -43,8 +43,10 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     run.add_argument("--job", required=True, type=Path,
                      help="the job record: JSON or the URL-encoded getJob answer; - reads "
                           "standard input")
-    run.add_argument("--workdir", type=Path, default=None,
-                     help="work directory (default: the current directory)")
+    run.add_argument("--workdir", type=Path, required=True,
+                     help="work directory: a fresh directory of the pilot's own, made for "
+                          "this job (never /, the pilot's home, /tmp itself, nor one "
+                          "holding credentials)")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.set_defaults(handler=run_command)
 
@@ -60,8 +62,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                        help="test the switch with this user's proxy (slash-form DN)")
     owner.add_argument("--job", type=Path, default=None, metavar="FILE",
                        help="test the switch with the proxy of this job's owner (JSON)")
-    probe.add_argument("--workdir", type=Path, default=None,
-                       help="work directory to check (default: the current directory)")
+    probe.add_argument("--workdir", type=Path, required=True,
+                       help="work directory (or work root) to check")
     probe.add_argument("--json", action="store_true", help="print the checks as JSON")
     probe.set_defaults(handler=probe_command)
 
@@ -88,7 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     quiet = getattr(args, "quiet", False) and not args.json
     with _summary_carries_the_error(quiet):
-        result = launcher.run(job, args.workdir or Path.cwd())
+        result = launcher.run(job, args.workdir)
     if args.json:
         print(json.dumps(result.as_dict(), sort_keys=True))
     else:
@@ -141,7 +143,7 @@ def probe_command(args: argparse.Namespace) -> int:
 
     launcher = _launcher(args)
     job = load_job(args.job) if args.job else None
-    checks = probe_node(launcher, args.workdir or Path.cwd(), job=job, user_dn=args.user_dn)
+    checks = probe_node(launcher, args.workdir, job=job, user_dn=args.user_dn)
     if args.json:
         print(json.dumps([c.as_dict() for c in checks], sort_keys=True))
     else:

@@ -5,19 +5,21 @@ exactly, ``make_handover_directory`` makes the target's private place for its pr
 and ``acl_supported`` says which of the two modes a file system allows.  One idea a module:
 ``acl`` (the ACL codec and the access check), ``walk`` (the descriptor walk, GNU ``find``
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
-``grant``, ``reclaim``, ``handover``.  These are the names the rest of pilotid uses.
+``grant``, ``reclaim``, ``handover``, ``placement`` (where a work directory may not
+be: ``refuse_unsafe_workdir``).  These are the names the rest of pilotid uses.
 """
 
 from __future__ import annotations
 
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
-from pilotid.workdir.grant import grant_target_access
+from pilotid.workdir.grant import acl_unsupported, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
+from pilotid.workdir.placement import refuse_unsafe_workdir
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
-    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported",
-    "grant_target_access", "make_handover_directory", "reclaim",
+    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported", "acl_unsupported",
+    "grant_target_access", "make_handover_directory", "reclaim", "refuse_unsafe_workdir",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Collection, Dict, Optional, Tuple, Union
 
 from pilotid.errors import SandboxError, WorkdirError
+from pilotid.escaping import printable
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def _write(path: Union[int, str], name: str, blob: bytes, shown: Union[Path, str
         where = shown if workdir is None else os.path.join(workdir, shown)
         if error.errno in _NOT_SUPPORTED:
             raise _AclNotSupported(str(where)) from None
-        raise SandboxError(f"cannot set an ACL on {where}: {error.strerror}") from None
+        raise SandboxError(f"cannot set an ACL on {printable(where)}: {error.strerror}") from None
 
 
 def _may(info: os.stat_result, acl: Optional[_Acl], uid: int, groups: "Collection[int]",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union
 
 from pilotid.errors import SandboxError
+from pilotid.escaping import printable
 from pilotid.identity.accounts import Account
 from pilotid.workdir.acl import (
     _ACCESS,
@@ -250,7 +251,7 @@ class _Builder:
         except OSError as error:
             if error.errno == errno.ELOOP:
                 return None  # a symlink now: never followed
-            log.debug("%s not walked: %s", relpath, error.strerror)
+            log.debug("%s not walked: %s", printable(relpath), error.strerror)
             try:  # the pilot cannot list it: still opened to the target, not walked
                 fd = os.open(name, _PATH_FLAGS, dir_fd=dirfd)
             except OSError:
@@ -274,13 +275,13 @@ class _Builder:
     def _is_mine(self, relpath: str, info: os.stat_result) -> bool:
         """May the grant change this object: the pilot's, and not one of its credentials?"""
         if info.st_uid != self.pilot_uid:
-            log.debug("%s belongs to uid %d: left as it is", relpath, info.st_uid)
+            log.debug("%s belongs to uid %d: left as it is", printable(relpath), info.st_uid)
             return False
         if (info.st_dev, info.st_ino) in self.keep:
             log.warning("%s in the work directory is one of the pilot's own credentials: "
                         "not opened to %s, but the payload may rename or replace it "
                         "there; keep it outside the work directory",
-                        relpath, self.account.name)
+                        printable(relpath), self.account.name)
             return False
         return True
 
@@ -306,7 +307,8 @@ class _Builder:
             except PermissionError:
                 # the pilot may list it but not search it (r without x): like a directory
                 # it cannot list, opened to the target (``_enter``) but not walked
-                log.debug("%s not walked: the pilot may list it but not search it", relpath)
+                log.debug("%s not walked: the pilot may list it but not search it",
+                          printable(relpath))
                 return []
             mode = info.st_mode
             if mode in (by_group if info.st_gid in groups else by_others):
@@ -319,7 +321,7 @@ class _Builder:
                 if info.st_uid == pilot:
                     self._open_file(prefix + name, name, dirfd)
                 else:
-                    log.debug("%s%s belongs to uid %d: left as it is", prefix, name,
+                    log.debug("%s belongs to uid %d: left as it is", printable(prefix + name),
                               info.st_uid)
         return subdirs
 
@@ -334,7 +336,9 @@ class _Builder:
         self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
                                        default))
         if self.mode == WORLD:
-            self._chmod(handle, mode | 0o077, relpath)
+            # sticky: another account may create here, never rename or remove what the
+            # pilot or the target made (the wrapper, the payload's outputs)
+            self._chmod(handle, mode | 0o077 | stat.S_ISVTX, relpath)
             return
         if access is None:
             blob = self._dir_blobs.get(info.st_mode)
@@ -412,7 +416,7 @@ class _Builder:
         try:
             os.chmod(handle, mode)
         except OSError as error:
-            raise SandboxError(f"cannot chmod {os.path.join(self.workdir, relpath)} to "
+            raise SandboxError(f"cannot chmod {printable(os.path.join(self.workdir, relpath))} to "
                                f"{mode:04o}: {error.strerror}") from None
 
 

@@ -12,6 +12,10 @@ ACL = "acl"
 WORLD = "world"
 MODES = (ACL, WORLD)
 """The sandbox modes: least privilege with POSIX ACLs, or the seed's world-writable mode."""
+ACL_OR_WORLD = "acl-or-world"
+"""Not a mode of its own: ``acl`` where the file system has POSIX ACLs, else ``world``."""
+ASKED_MODES = (ACL, ACL_OR_WORLD, WORLD)
+"""What a queue may ask for (its ``sandbox`` setting); a grant's ``mode`` is one of MODES."""
 
 
 @dataclass(frozen=True)

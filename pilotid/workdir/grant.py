@@ -13,8 +13,13 @@ directory; ``reclaim`` undoes exactly what it changed.  Two modes:
     of the work directory the target cannot traverse gets ``u:<target>:x`` (never
     ``o+x``); one that is not the pilot's own is a ``SandboxError``.
 ``world`` (the seed's mode, for file systems without POSIX ACLs)
-    Directories get ``go+rwx``, unreadable files ``go+rX``, and the launcher runs the
+    Directories get ``go+rwx`` and the sticky bit (another account may create there, never
+    rename or remove what is not its own), unreadable files ``go+rX``, and the launcher runs the
     wrapper with umask 000 (``SandboxGrant.payload_umask``).  Logged as a warning.
+``acl-or-world``
+    ``acl`` where the file system has POSIX ACLs, else ``world`` (logged as a warning).
+    ``acl`` itself never falls back: a file system without ACLs is an
+    ``AclUnsupportedError``, since world mode trusts every other account on the node.
 
 Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot keeps its
 own copies of credentials; it is kept 0700 without ACL; and the files the caller names
@@ -35,11 +40,11 @@ import stat
 from pathlib import Path
 from typing import Iterable, Set, Tuple
 
-from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
+from pilotid.errors import AclUnsupportedError, ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.workdir.acl import _ACCESS, _DEFAULT, _AclNotSupported, _read_raw, acl_supported
 from pilotid.workdir.builder import _Builder
-from pilotid.workdir.changes import ACL, MODES, WORLD, SandboxGrant
+from pilotid.workdir.changes import ACL, ACL_OR_WORLD, ASKED_MODES, WORLD, SandboxGrant
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME, _fd_path
 
@@ -50,29 +55,39 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
                         keep_private: Iterable[Path] = ()) -> SandboxGrant:
     """Let ``account`` work in ``workdir`` and the pilot read what it leaves; see the module.
 
-    ``mode`` is ``'acl'`` or ``'world'``; ``'acl'`` falls back to ``'world'`` (with a
-    warning) where the file system refuses ACLs: check the returned grant's ``mode``.
+    ``mode`` is ``'acl'``, ``'acl-or-world'`` or ``'world'``; only ``'acl-or-world'`` falls
+    back to ``'world'`` (with a warning) where the file system refuses ACLs: check the
+    returned grant's ``mode``.
     ``keep_private`` names files never opened to the target, wherever they are in the tree:
     the pilot's own credentials (the launcher passes its ``X509_USER_PROXY`` and the like).
     One found in the work directory is logged as a warning: the target may still rename or
     replace it there, so it belongs outside.
     Raises ``WorkdirError`` when ``workdir`` does not exist, is not a directory, or is not
-    the pilot's and writable by it; ``SandboxError`` when a change fails (nothing stays
+    the pilot's and writable by it; ``AclUnsupportedError`` when ``mode`` is ``'acl'`` and
+    the file system refuses ACLs; ``SandboxError`` when a change fails (nothing stays
     changed then); ``ConfigurationError`` for an unknown mode.
     """
-    if mode not in MODES:
-        raise ConfigurationError(f"sandbox mode {mode!r} is unknown: use 'acl' or 'world'")
+    if mode not in ASKED_MODES:
+        raise ConfigurationError(f"sandbox mode {mode!r} is unknown: use 'acl', "
+                                 "'acl-or-world' or 'world'")
     workdir = _checked_workdir(workdir)
     pilot_uid = os.geteuid()
+    asked = mode
     if mode == ACL and not acl_supported(workdir):
-        log.warning("%s does not support POSIX ACLs: opening it to %s the seed's way "
-                    "(directories go+rwx, payload umask 000)", workdir, account.name)
-        mode = WORLD
+        raise acl_unsupported(workdir)
+    if mode == ACL_OR_WORLD:
+        mode = ACL if acl_supported(workdir) else WORLD
+        if mode == WORLD:
+            log.warning("%s does not support POSIX ACLs: opening it to %s the seed's way "
+                        "(directories go+rwx, payload umask 000), as the queue accepts "
+                        "(sandbox: acl-or-world)", workdir, account.name)
     _secure_private_dir(workdir, pilot_uid)
     keep = _identities(keep_private)
     try:
         builder = _build(_Builder(workdir, account, mode, pilot_uid, keep))
-    except _AclNotSupported:
+    except _AclNotSupported as refused:
+        if asked != ACL_OR_WORLD:
+            raise acl_unsupported(Path(str(refused))) from None
         log.warning("%s refused an ACL: opening it to %s the seed's way instead "
                     "(directories go+rwx, payload umask 000)", workdir, account.name)
         builder = _build(_Builder(workdir, account, WORLD, pilot_uid, keep))
@@ -80,6 +95,14 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
     log.info("opened %s to %s (%s mode): %d objects changed, %d parent directories",
              workdir, account.name, grant.mode, len(grant.changes), len(grant.parents))
     return grant
+
+
+def acl_unsupported(where: Path) -> AclUnsupportedError:
+    """The error of an ``acl`` queue whose work directory (or ``where`` in it) has no ACLs."""
+    return AclUnsupportedError(
+        f"{where} is on a file system without POSIX ACLs and the queue's sandbox is 'acl': "
+        "put the work directory on a file system with ACLs, or set the queue's sandbox to "
+        "'acl-or-world' to accept world mode (every local account can then reach the job)")
 
 
 def _build(builder: "_Builder") -> "_Builder":

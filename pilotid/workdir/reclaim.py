@@ -9,6 +9,7 @@ import stat
 from typing import Callable, List, Optional, Union
 
 from pilotid.errors import SandboxError
+from pilotid.escaping import printable
 from pilotid.workdir.acl import (
     _ACCESS,
     _DEFAULT,
@@ -27,6 +28,9 @@ from pilotid.workdir.walk import _DIR_FLAGS, _PATH_FLAGS, _depth_first, _entries
 
 log = logging.getLogger(__name__)
 
+#: Modes of a file the payload must not leave: a door into its account, or open to all.
+_LOOSE_FILE = stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH
+
 
 def reclaim(grant: SandboxGrant) -> None:
     """Undo ``grant``: every object it changed gets its mode and ACLs back exactly, the
@@ -35,8 +39,11 @@ def reclaim(grant: SandboxGrant) -> None:
     Objects the payload created belong to the target and cannot be changed by the pilot;
     in ACL mode their inherited entry for the pilot lets it read and delete them.  Any
     that the pilot still cannot read (the payload chmod'ed them, which cuts the ACL mask)
-    are logged as a warning.  Raises ``SandboxError`` naming what could not be restored,
-    after restoring everything else.
+    are logged as a warning, and so are objects of the payload's still setuid, setgid or
+    writable by every account (the wrapper takes those bits from the files as the target;
+    a directory writable by all is left, in world mode the pilot's way to clean up).
+    Raises ``SandboxError`` naming what could not be restored, after restoring everything
+    else.
     """
     reclaimer = _Reclaimer(grant)
     if grant.workdir.is_dir():
@@ -44,7 +51,7 @@ def reclaim(grant: SandboxGrant) -> None:
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
     for change in pending.values():
         log.debug("%s (changed by the grant) is no longer in %s: not restored",
-                  change.path, grant.workdir)
+                  printable(change.path), grant.workdir)
     for parent in grant.parents:
         try:
             _restore_parent(parent, grant.account.uid)
@@ -53,10 +60,15 @@ def reclaim(grant: SandboxGrant) -> None:
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
                     "(it changed their modes); first: %s", len(unreadable), grant.workdir,
-                    ", ".join(unreadable[:5]))
+                    ", ".join(printable(path) for path in unreadable[:5]))
+    if reclaimer.loose:
+        log.warning("%d objects the payload left in %s are setuid, setgid or writable by "
+                    "every account, and are its user's, which pilotid cannot change; first: "
+                    "%s", len(reclaimer.loose), grant.workdir,
+                    ", ".join(printable(path) for path in reclaimer.loose[:5]))
     if failures:
         raise SandboxError(f"could not give back {len(failures)} paths of {grant.workdir} "
-                           f"after the payload; first: {failures[0]}")
+                           f"after the payload; first: {printable(failures[0])}")
     log.info("reclaimed %s from %s", grant.workdir, grant.account.name)
 
 
@@ -73,6 +85,7 @@ class _Reclaimer:
         self.pending = {(c.device, c.inode): c for c in grant.changes}
         self.failures: List[str] = []
         self.unreadable: List[str] = []
+        self.loose: List[str] = []  # the payload's, setuid, setgid or writable by all
 
     def walk(self) -> None:
         top = self._enter(".", str(self.grant.workdir), None)
@@ -131,6 +144,8 @@ class _Reclaimer:
             elif kind != stat.S_IFREG:
                 continue
             elif info.st_uid != pilot:
+                if info.st_mode & _LOOSE_FILE:
+                    self.loose.append(prefix + name)
                 if not os.access(name, os.R_OK, dir_fd=dirfd):
                     self.unreadable.append(prefix + name)
             elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
@@ -174,6 +189,8 @@ class _Reclaimer:
         the pilot made since; note one of the payload's that the pilot cannot use."""
         try:
             if info.st_uid != self.grant.pilot_uid:
+                if self.grant.mode == ACL and info.st_mode & stat.S_IWOTH:
+                    self.loose.append(relpath)  # in world mode, the pilot's way to clean up
                 if not _pilot_can_use(handle, info):
                     self.unreadable.append(relpath)
                 return

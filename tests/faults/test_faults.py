@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -531,16 +532,51 @@ def test_node_workdir_full_while_writing_the_proxy(scene, small_fs):
     scene.check_aftermath(run, expect_payload_logs=False, workdir_accounting=False)
 
 
-def test_node_filesystem_without_acls(scene, small_fs):
+def test_node_filesystem_without_acls_fails_an_acl_queue(scene, small_fs):
+    """Issue 13, item 1: an ``acl`` queue fell back to world mode with a warning only."""
+    workdir = small_fs("ramfs")
+    payload(scene, "id -un > whoami.txt")
+    run = scene.run(workdir=workdir)
+    expect(run, "setup_failed", 61)
+    assert str(workdir) in run.result["error"] and "acl-or-world" in run.result["error"]
+    assert not (workdir / "whoami.txt").exists()
+    assert workdir.stat().st_mode & 0o777 == 0o700  # never opened
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_node_filesystem_without_acls_in_a_queue_accepting_world_mode(scene, small_fs):
     workdir = small_fs("ramfs")
     payload(scene, "id -un > whoami.txt; umask > umask.txt")
-    run = scene.run(workdir=workdir)
+    run = scene.run(workdir=workdir, sandbox="acl-or-world")
     expect(run, "succeeded", 0, exit_code=0)
     assert run.result["sandbox_mode"] == "world"
     assert (workdir / "whoami.txt").read_text().strip() == node.ALICE
     assert (workdir / "umask.txt").read_text().strip() == "0000"
     assert workdir.stat().st_mode & 0o777 == 0o700  # taken back
     scene.check_aftermath(run, outputs=["whoami.txt"])
+
+
+def test_world_mode_another_account_cannot_replace_the_wrapper(scene, small_fs):
+    """Issue 13, item 1: world mode made the work directory 0777 without the sticky bit, and
+    another local account renamed the wrapper away and planted its own in its place."""
+    workdir = small_fs("ramfs")
+    payload(scene, "echo started > started.txt\n"
+                   "for _ in $(seq 300); do [ -e go.txt ] && break; sleep 0.1; done")
+    job = scene.job()
+    started = time.monotonic()
+    process, workdir, _ = scene.start(job, workdir, sandbox="acl-or-world")
+    try:
+        wait_for(workdir / "started.txt")
+        (wrapper,) = workdir.glob(".pilotid-wrapper-*.sh")
+        moved = node.run_as(node.BOB, ["mv", str(wrapper), str(workdir / "taken.sh")])
+        sticky = bool(workdir.stat().st_mode & stat.S_ISVTX)
+    finally:
+        node.run_as(node.PILOT, ["touch", str(workdir / "go.txt")])
+    run = scene.finish(process, job, workdir, started, timeout=60)
+    assert moved.returncode != 0 and b"Operation not permitted" in moved.stderr
+    assert sticky
+    expect(run, "succeeded", 0, exit_code=0)
+    scene.check_aftermath(run, outputs=["started.txt"])
 
 
 def test_node_tmp_not_writable_by_the_target(scene):

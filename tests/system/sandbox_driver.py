@@ -56,8 +56,8 @@ def main() -> int:
     target = Account.by_name(config["target"])
     token = secrets.token_hex(6)
     mode = config.get("mode", "acl")
-    if mode == "acl" and not acl_supported(work):
-        mode = "world"
+    if mode == "acl-or-world":
+        mode = "acl" if acl_supported(work) else "world"
     wrapper = work / f".pilotid-wrapper-{token}.sh"
     marker = work / f".pilotid-marker-{token}"
     spec = WrapperSpec(

@@ -400,15 +400,18 @@ def test_buildjob_runs_as_bob_and_leaves_a_library_the_pilot_can_take(site):
     assert_nothing_left(before, node.BOB)
 
 
-def test_pilots_proxy_inside_the_work_directory_stays_unreadable(site):
+def test_pilots_proxy_inside_the_work_directory_is_refused_before_anything_changes(site):
+    """Issue 13, item 10: a work directory holding the pilot's own proxy is never opened."""
     work = site.workdir({"in.root": b"events\n"})
     own_proxy = site.own_file(work / "x509up_pilot", site.pilot_proxy.read_bytes(), 0o600)
-    job = site.job(jobPars=f"-i \"['in.root']\" --try-read {own_proxy}")
+    job = site.job(jobPars="-i \"['in.root']\"")
     run = site.run("ANALY_SUDO", job, work, X509_USER_PROXY=str(own_proxy))
-    assert run.result["outcome"] == "succeeded", run.stderr
-    assert f"try-read {own_proxy}: denied" in run.log()
-    assert "one of the pilot's own credentials" in run.stderr
+    assert (run.result["outcome"], run.result["error_code"]) == ("setup_failed", 22), run.stderr
+    assert "holds the pilot's own credential" in run.result["error"]
     assert stat.S_IMODE(own_proxy.stat().st_mode) == 0o600
+    assert stat.S_IMODE(work.stat().st_mode) & 0o077 == 0
+    acl = subprocess.run(["getfacl", "-cp", str(work)], capture_output=True, check=True)
+    assert not re.search(rb"^user:[^:]", acl.stdout, re.MULTILINE), acl.stdout
 
 
 def test_egg_cache_is_gone_after_a_payload_failure(site):

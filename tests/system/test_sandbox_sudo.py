@@ -255,7 +255,7 @@ def noacl_dir(shared_tmp):
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def test_without_acls_the_sandbox_falls_back_to_world_mode_and_umask_000(pilot_install,
+def test_without_acls_acl_or_world_falls_back_to_world_mode_and_umask_000(pilot_install,
                                                                           shared_tmp, noacl_dir):
     work = noacl_dir / "work"
     work.mkdir()
@@ -277,7 +277,7 @@ def test_without_acls_the_sandbox_falls_back_to_world_mode_and_umask_000(pilot_i
               "fi > try-private.txt && umask > umask.txt")
     python, site = pilot_install
     shutil.copy(Path(__file__).with_name("sandbox_driver.py"), shared_tmp / "d.py")
-    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM, "mode": "acl",
+    config = {"workdir": str(work), "target": node.ALICE, "pem": PEM, "mode": "acl-or-world",
               "argv": ["/bin/bash", "-c", script]}
     done = node.run_as(node.PILOT, [python, str(shared_tmp / "d.py"), json.dumps(config)],
                        env={"PYTHONPATH": site})

@@ -9,7 +9,7 @@ from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
 from pilotid.payloads.job import JobSpec
-from pilotid.probe import OK, WARN, Check, probe_node
+from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource, TestCA, make_proxy
 
@@ -82,3 +82,28 @@ def test_egg_cache_base_is_not_judged_by_the_pilots_rights_when_the_switch_faile
     egg = [c for c in checks if c.name == "egg cache base"]
     assert [c.status for c in egg] == [WARN]
     assert "not checked" in egg[0].detail
+
+
+def sandbox_check(tmp_path, monkeypatch, supported, sandbox):
+    monkeypatch.setattr("pilotid.probe.acl_supported", lambda path: supported)
+    (workdir := tmp_path / "work").mkdir()
+    source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
+    checks = probe_node(launcher(source, RecordingSwitcher(), sandbox=sandbox), workdir, {})
+    (found,) = [c for c in checks if c.name == "ACL support"]
+    return found
+
+
+def test_probe_fails_an_acl_queue_whose_work_root_has_no_acls(tmp_path, monkeypatch):
+    found = sandbox_check(tmp_path, monkeypatch, False, "acl")
+    assert (found.status, found.error_code) == (FAIL, 61)
+    assert "acl-or-world" in found.detail
+
+
+def test_probe_says_world_mode_where_the_queue_accepts_it_without_acls(tmp_path, monkeypatch):
+    found = sandbox_check(tmp_path, monkeypatch, False, "acl-or-world")
+    assert found.status == WARN and "world mode" in found.detail
+
+
+def test_probe_says_acl_mode_where_the_work_root_has_acls(tmp_path, monkeypatch):
+    found = sandbox_check(tmp_path, monkeypatch, True, "acl-or-world")
+    assert found.status == OK and "acl mode" in found.detail

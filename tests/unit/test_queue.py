@@ -235,7 +235,7 @@ INVALID = [
     ("myproxy_port", {**MYPROXY, "myproxy_port": 65536}, ["from 1 to 65535"]),
     ("myproxy_port", {**MYPROXY, "myproxy_port": "7512"}, ["whole number"]),
     ("myproxy_port", {**MYPROXY, "myproxy_port": True}, ["whole number"]),
-    ("sandbox", {"sandbox": "none"}, ["'acl', 'world'"]),
+    ("sandbox", {"sandbox": "none"}, ["'acl', 'acl-or-world', 'world'"]),
     ("umask", {"umask": "0888"}, ["octal", "0777"]),
     ("umask", {"umask": "22"}, ["octal"]),
     ("umask", {"umask": "01777"}, ["octal"]),

@@ -243,8 +243,8 @@ def test_world_mode_opens_directories_and_unreadable_files_and_reclaim_restores(
     grant = grant_target_access(workdir, TARGET, "world")
     assert grant.mode == "world"
     assert grant.payload_umask(0o022) == 0
-    assert stat.S_IMODE(workdir.stat().st_mode) == 0o777
-    assert stat.S_IMODE((workdir / "sub").stat().st_mode) == 0o777
+    assert stat.S_IMODE(workdir.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((workdir / "sub").stat().st_mode) == 0o1777
     assert stat.S_IMODE((workdir / "input.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((workdir / "tool.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((workdir / PRIVATE_DIR_NAME).stat().st_mode) == 0o700

@@ -1,0 +1,78 @@
+"""Where a work directory may not be: the places a grant would open to the target.
+
+``refuse_unsafe_workdir`` is asked before anything is changed (by ``pilotid run`` and by
+``pilotid probe``).  The grant opens the whole work directory to the job's user, so a work
+directory that is the file system's root, the pilot's home, a shared temporary directory
+itself (``/tmp``, ``/var/tmp``, ``/dev/shm``), or a directory holding credentials (the
+pilot's own proxy, ``x509up_*`` files, a ``.globus`` directory) would hand that user what
+is there.  A subdirectory of the pilot's home is allowed (the grant then needs ``x`` on the
+home for the target: see :doc:`sandbox`); the home itself is not.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+from typing import Iterable, Optional
+
+from pilotid.errors import WorkdirError
+
+#: Shared temporary directories: every account may create entries there.
+SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108
+
+#: Names whose presence at the top of a directory says it holds credentials.
+CREDENTIAL_NAMES = (".globus",)
+CREDENTIAL_PREFIXES = ("x509up_",)
+
+_HOW = "give --workdir a fresh directory of the pilot's own, made for this job"
+
+
+def refuse_unsafe_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
+                          home: Optional[Path] = None) -> None:
+    """Raise ``WorkdirError`` (naming what is wrong and how to fix it) where ``workdir``
+    (resolved) is ``/``, the pilot's home (``home``, default: the effective user's home in
+    the password database), a shared temporary directory itself, or holds credentials:
+    a ``.globus`` or ``x509up_*`` entry at its top, or one of ``pilot_credentials``
+    anywhere below it.  A ``workdir`` that cannot be resolved is left to the later checks.
+    """
+    try:
+        resolved = Path(workdir).resolve(strict=True)
+    except OSError:
+        return
+    home = _pilot_home() if home is None else home
+    if resolved == Path("/"):
+        raise WorkdirError(f"work directory {workdir} is the file system's root: {_HOW}")
+    if home is not None and resolved == _resolved(home):
+        raise WorkdirError(f"work directory {workdir} is the pilot's home, which would be "
+                           f"opened to the job's user: {_HOW}")
+    if resolved in {_resolved(shared) for shared in SHARED_TEMPORARY}:
+        raise WorkdirError(f"work directory {workdir} is the shared temporary directory "
+                           f"{resolved} itself: {_HOW} (a subdirectory of it will do)")
+    for credential in pilot_credentials:
+        path = _resolved(credential)
+        if path is not None and resolved in path.parents:
+            raise WorkdirError(f"work directory {workdir} holds the pilot's own credential "
+                               f"{credential}: {_HOW}, or keep the credential elsewhere")
+    try:
+        names = os.listdir(resolved)
+    except OSError:
+        return  # the pilot cannot list it: the launcher's own checks say so
+    for name in sorted(names):
+        if name in CREDENTIAL_NAMES or name.startswith(CREDENTIAL_PREFIXES):
+            raise WorkdirError(f"work directory {workdir} holds credentials ({name!r}): "
+                               f"{_HOW}, or move them out")
+
+
+def _pilot_home() -> Optional[Path]:
+    try:
+        return Path(pwd.getpwuid(os.geteuid()).pw_dir)
+    except KeyError:
+        return None
+
+
+def _resolved(path: Path) -> Optional[Path]:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return None
