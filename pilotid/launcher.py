@@ -24,7 +24,7 @@ import os
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from pilotid import leftovers, values
 from pilotid.accounting import append_record
@@ -40,7 +40,7 @@ from pilotid.errors import (
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
-from pilotid.identity.default_proxy import default_proxy_path
+from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.identity.owner import owner_dn
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.job import JobSpec
@@ -68,22 +68,9 @@ from pilotid.workfiles import open_payload_log
 if TYPE_CHECKING:
     from pilotid.queue_strategies import Strategies
 
-__all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error", "pilot_credentials"]
+__all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error"]
 
 log = logging.getLogger(__name__)
-
-
-#: Where the pilot's own credentials are named: they never become readable by the target.
-PILOT_CREDENTIAL_VARIABLES = ("X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY")
-
-
-def pilot_credentials(environ: Optional[Dict[str, str]] = None) -> List[Path]:
-    """The pilot's own credential files: what ``PILOT_CREDENTIAL_VARIABLES`` name in
-    ``environ`` (default ``os.environ``), and the default proxy ``/tmp/x509up_u<uid>``."""
-    environ = dict(os.environ) if environ is None else environ
-    found = [Path(environ[name]) for name in PILOT_CREDENTIAL_VARIABLES if environ.get(name)]
-    found.append(default_proxy_path())
-    return found
 
 
 class _Run:

@@ -24,6 +24,7 @@ from typing import List, Optional
 from pilotid.errors import PilotidError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
+from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.payloads.job import JobSpec
 from pilotid.workdir import acl_supported, acl_unsupported, refuse_unsafe_workdir
 
@@ -153,8 +154,6 @@ def _sandbox_check(workdir: Path, sandbox: str) -> Check:
 
 def _placement_check(workdir: Path) -> Optional[Check]:
     """A FAIL line where ``workdir`` is a place no job may run in (``refuse_unsafe_workdir``)."""
-    from pilotid.launcher import pilot_credentials
-
     try:
         refuse_unsafe_workdir(workdir, pilot_credentials())
     except WorkdirError as error:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional
 
 #: The directory and prefix of the default proxy: Globus' ``DEFAULT_SECURE_TMP_DIR`` and
 #: ``X509_USER_PROXY_FILE``.
@@ -34,3 +34,16 @@ def proxy_path_from_environment(environ: Optional[Mapping[str, str]] = None) -> 
     environ = os.environ if environ is None else environ
     named = environ.get("X509_USER_PROXY", "")
     return Path(named) if named else default_proxy_path()
+
+
+#: Where the pilot's own credentials are named: they never become readable by the target.
+PILOT_CREDENTIAL_VARIABLES = ("X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY")
+
+
+def pilot_credentials(environ: Optional[Mapping[str, str]] = None) -> List[Path]:
+    """The pilot's own credential files: what ``PILOT_CREDENTIAL_VARIABLES`` name in
+    ``environ`` (default ``os.environ``), and the default proxy ``/tmp/x509up_u<uid>``."""
+    environ = os.environ if environ is None else environ
+    found = [Path(environ[name]) for name in PILOT_CREDENTIAL_VARIABLES if environ.get(name)]
+    found.append(default_proxy_path())
+    return found

@@ -37,11 +37,11 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
-from pilotid.identity.default_proxy import default_proxy_path
+from pilotid.identity.default_proxy import default_proxy_path, pilot_credentials
 from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ISwitchSession
-from pilotid.launcher import PayloadLauncher, PayloadResult, pilot_credentials
+from pilotid.launcher import PayloadLauncher, PayloadResult
 from pilotid.payloads.job import JobSpec
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
