@@ -2,13 +2,15 @@
 
 A registry maps names, as queue settings use them, to *factories*: callables
 ``factory(settings: QueueSettings) -> provider`` (a strategy class is one: it is built as
-``cls(settings)``).  There are three kinds: switchers (``IIdentitySwitcher``), credential
-sources (``ICredentialSource``) and payload adapters (``IPayload``).
+``cls(settings)``).  There are four kinds: switchers (``IIdentitySwitcher``), credential
+sources (``ICredentialSource``), payload adapters (``IPayload``) and isolations
+(``IIsolation``).
 
 Nothing registers itself at import time.  ``Registry.with_builtins()`` knows pilotid's own
 strategies by import path (``BUILTINS``) and imports one only when a queue asks for it;
 ``Registry.default()`` adds the strategies other distributions declare in the entry-point
-groups ``pilotid.switchers``, ``pilotid.credential_sources`` and ``pilotid.payloads``.
+groups ``pilotid.switchers``, ``pilotid.credential_sources``, ``pilotid.payloads`` and
+``pilotid.isolations``.
 Whatever is loaded is checked against its interface (``verifyClass`` for a class, then
 ``verifyObject`` on what the factory builds); a broken plugin is a ``PluginError`` naming
 where it came from.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -38,7 +40,7 @@ from pilotid.errors import (
     PluginError,
     TransformationNotFoundError,
 )
-from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IIsolation, IPayload
 from pilotid.settings import OWN_SETTINGS, Setting, declared_settings
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 SWITCHER = "switcher"
 CREDENTIAL_SOURCE = "credential_source"
 PAYLOAD = "payload"
+ISOLATION = "isolation"
 
 Factory = Callable[["QueueSettings"], Any]
 
@@ -64,11 +67,12 @@ class Kind:
     label: str
 
 
-#: The three kinds of strategy, by the name ``Registry.names`` and ``Registry.build`` take.
+#: The four kinds of strategy, by the name ``Registry.names`` and ``Registry.build`` take.
 KINDS: Dict[str, Kind] = {
     SWITCHER: Kind(IIdentitySwitcher, "pilotid.switchers", "switcher"),
     CREDENTIAL_SOURCE: Kind(ICredentialSource, "pilotid.credential_sources", "credential source"),
     PAYLOAD: Kind(IPayload, "pilotid.payloads", "payload adapter"),
+    ISOLATION: Kind(IIsolation, "pilotid.isolations", "isolation"),
 }
 
 #: pilotid's own strategies: (kind, name, "module:attribute"), imported on first use.
@@ -83,6 +87,8 @@ BUILTINS: Tuple[Tuple[str, str, str], ...] = (
     (PAYLOAD, "buildGen", "pilotid.payloads.buildjob:BuildGenPayload"),
     (PAYLOAD, "runGen", "pilotid.payloads.rungen:RunGenPayload"),
     (PAYLOAD, "production", "pilotid.payloads.production:ProductionPayload"),
+    (ISOLATION, "none", "pilotid.strategies.isolation:NoIsolation"),
+    (ISOLATION, "bwrap", "pilotid.strategies.bubblewrap:BubblewrapIsolation"),
 )
 
 #: Other names accepted for built-ins: (kind, alias, name).
@@ -421,13 +427,15 @@ def _describe(factory: Any) -> str:
 class Strategies:
     """The strategies one queue runs its jobs with, each already checked.
 
-    ``source`` provides ``ICredentialSource``, ``switcher`` ``IIdentitySwitcher`` and every
-    one of ``payloads`` ``IPayload``, in the queue's order.
+    ``source`` provides ``ICredentialSource``, ``switcher`` ``IIdentitySwitcher``, every
+    one of ``payloads`` ``IPayload``, in the queue's order, and ``isolation``
+    ``IIsolation`` (``NoIsolation`` unless given).
     """
 
     source: Any
     switcher: Any
     payloads: Tuple[Any, ...]
+    isolation: Any = field(default_factory=lambda: _no_isolation())
 
     def payload_for(self, job: "JobSpec") -> Any:
         """The first payload adapter that accepts ``job``.
@@ -457,7 +465,18 @@ def build_strategies(settings: "QueueSettings",
     source = registry.build(CREDENTIAL_SOURCE, settings.credential_source, settings)
     switcher = registry.build(SWITCHER, settings.switcher, settings)
     payloads: List[Any] = [registry.build(PAYLOAD, name, settings) for name in settings.payloads]
-    return Strategies(source=source, switcher=switcher, payloads=tuple(payloads))
+    # "none" needs no registering: a registry made for a test knows it without being told
+    isolation = (_no_isolation() if settings.isolation == "none"
+                 and "none" not in registry.names(ISOLATION)
+                 else registry.build(ISOLATION, settings.isolation, settings))
+    return Strategies(source=source, switcher=switcher, payloads=tuple(payloads),
+                      isolation=isolation)
+
+
+def _no_isolation() -> Any:
+    from pilotid.strategies.isolation import NoIsolation
+
+    return NoIsolation()
 
 
 def build_launcher(settings: "QueueSettings",
@@ -474,8 +493,8 @@ def build_launcher(settings: "QueueSettings",
 
 
 __all__ = [
-    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "KINDS", "OWN_SETTINGS", "PAYLOAD",
-    "SWITCHER",
+    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "ISOLATION", "KINDS", "OWN_SETTINGS",
+    "PAYLOAD", "SWITCHER",
     "Factory", "Kind", "Registry", "Strategies", "build_launcher", "build_strategies",
     "entry_points_in", "label",
 ]
