@@ -21,11 +21,13 @@ import logging
 import os
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 from zope.interface import implementer
 
+from pilotid import leftovers
 from pilotid.errors import (
     ConfigurationError,
     IsolationBindError,
@@ -65,6 +67,9 @@ SENTINEL_SCRIPT = 'set -C && : > "$0" && exec "$@"'
 #: The stand-in transformations (``standin_transformations``), bound where a queue uses them.
 #: Found from the package, not imported: strategies and payloads do not import each other.
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "payloads" / "transformations"
+
+#: How long the namespace's init may take to go once the switch returned (seconds).
+NAMESPACE_END_WAIT = 2.0
 
 #: The fresh ``/tmp`` the container gets; the queue's egg cache base must be inside it.
 CONTAINER_TMP = Path("/tmp")  # noqa: S108 - a tmpfs of the container's own
@@ -275,6 +280,26 @@ class BubblewrapSession(SessionDecorator):
             return 0.0
         return self.inner.retry_delay(outcome, attempt)
 
+    def stop_leftovers(self, process: Any) -> None:
+        """Let the job's PID namespace end, then the inner session's ``stop_leftovers``.
+
+        bwrap's outer process returns as soon as the namespace's init has reported the
+        wrapper's status, while the kernel may still be tearing that init down.  Orphaned,
+        it becomes the pilot's child (a subreaper): left alone, the inner session would take
+        it for the payload's leftover and kill it through the switch (one more ``sudo``),
+        or, with no switch, leave its zombie unreaped.  So it is awaited and reaped here.
+        """
+        if self.isolation.pid_namespace and not self.bypassed:
+            deadline = time.monotonic() + NAMESPACE_END_WAIT
+            while True:
+                inits = [p for p in leftovers.adopted_processes(exclude=(process.pid,))
+                         if _command_name(p.pid) == "bwrap"]
+                leftovers.reap([p.pid for p in inits if p.dead])
+                if all(p.dead for p in inits) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.002)
+        self.inner.stop_leftovers(process)
+
     def close(self) -> None:
         """Remove the sentinel, then the inner session's ``close``."""
         self._remove_sentinel()
@@ -296,3 +321,11 @@ class BubblewrapSession(SessionDecorator):
                 return stream.read(8192).decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+def _command_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return ""

@@ -207,3 +207,9 @@ def test_missing_bind_source_fails_the_job_with_its_own_code(site):
     run, _ = site.escape("ANALY_NOOP_BWRAP_NO_CVMFS")
     assert (run.status, run.result["outcome"]) == (61, "switch_failed"), run.stderr
 
+
+
+def test_the_kernel_ends_the_job_not_the_pilots_leftover_kill(noop_run, sudo_run):
+    """The namespace's init is awaited, never taken for the payload's leftover."""
+    for run in (noop_run[0], sudo_run[0]):
+        assert "outlived the payload" not in run.stderr, run.stderr
