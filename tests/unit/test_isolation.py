@@ -31,6 +31,7 @@ from pilotid.strategies.bubblewrap import (
     runtime_error,
 )
 from pilotid.strategies.isolation import NoIsolation
+from pilotid.testing import IsolationContract
 
 NAMESPACES_OFF = ("bwrap: No permissions to creating new namespace, likely because the "
                   "kernel does not allow non-privileged user namespaces.\n")
@@ -81,6 +82,20 @@ def logs(tmp_path):
     stderr = tmp_path / "stderr"
     stderr.write_bytes(b"")
     return base.PayloadLogs(io.BytesIO(), open(stderr, "ab")), stderr
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+class TestNoIsolationContract(IsolationContract):
+    def make_provider(self):
+        return NoIsolation(queue(isolation="none"))
+
+
+class TestBubblewrapContract(IsolationContract):
+    """Starts a real test container (bubblewrap is installed wherever the tests run)."""
+
+    def make_provider(self):
+        return BubblewrapIsolation(queue())
 
 
 # --- the kind ---------------------------------------------------------------------------------
