@@ -54,11 +54,19 @@ class BwrapSite(Site):
                                               "bwrap_path": "/nonexistent/bwrap"}
         queues["ANALY_NOOP_BWRAP_MISSING_PREFERRED"] = {
             **queues["ANALY_NOOP_BWRAP_MISSING"], "isolation_policy": "preferred"}
+        queues["ANALY_NOOP_BWRAP_STUBBORN"] = {
+            **queues["ANALY_NOOP_BWRAP"], "transformation_dirs": [str(self.stubborn_trf)],
+            "timeout": 1, "grace_period": 1}
         queues["ANALY_NOOP_BWRAP_NO_CVMFS"] = {**queues["ANALY_NOOP_BWRAP"],
                                                "bwrap_binds": ["/nonexistent/cvmfs"]}
         self.queues.write_text(json.dumps({"queues": queues}, indent=1))
         (self.trf / "runAthena").write_text(ESCAPING_PAYLOAD)
         (self.trf / "runAthena").chmod(0o755)
+        (self.stubborn_trf / "runAthena").write_text(
+            "#!/bin/bash\ntrap '' TERM\n"
+            "( setsid /bin/bash -c '/bin/sleep 300; :' \"$1\" </dev/null >/dev/null 2>&1 & )\n"
+            "/bin/sleep 60\n")
+        (self.stubborn_trf / "runAthena").chmod(0o755)
 
     def escape(self, queue: str) -> "tuple":
         """Run the escaping payload on ``queue``; return the run and its mark."""
@@ -213,3 +221,13 @@ def test_the_kernel_ends_the_job_not_the_pilots_leftover_kill(noop_run, sudo_run
     """The namespace's init is awaited, never taken for the payload's leftover."""
     for run in (noop_run[0], sudo_run[0]):
         assert "outlived the payload" not in run.stderr, run.stderr
+
+
+def test_a_payload_past_its_time_limit_is_ended_with_everything_it_started(site):
+    """SIGTERM ignored, a daemon started: the time limit still ends the job as timed out,
+    and nothing of it is left (bubblewrap's outer process dies of the SIGTERM and the
+    container with it: no grace period under bwrap, docs/isolation.rst)."""
+    mark = f"stubborn{secrets.token_hex(6)}"
+    run = site.run("ANALY_NOOP_BWRAP_STUBBORN", site.job(jobPars=mark), site.workdir())
+    assert (run.status, run.result["outcome"]) == (72, "timed_out"), run.stderr
+    assert_none_marked(mark)
