@@ -231,3 +231,12 @@ def test_a_payload_past_its_time_limit_is_ended_with_everything_it_started(site)
     run = site.run("ANALY_NOOP_BWRAP_STUBBORN", site.job(jobPars=mark), site.workdir())
     assert (run.status, run.result["outcome"]) == (72, "timed_out"), run.stderr
     assert_none_marked(mark)
+
+
+def test_probe_starts_a_test_container_and_reports_its_mode(site):
+    done = node.run_as(node.PILOT, [site.python, "-m", "pilotid", "probe", "--queues",
+                                    str(site.queues), "--queue", "ANALY_NOOP_BWRAP",
+                                    "--workdir", str(site.workdir()), "--json"],
+                       env=site.env(), cwd=Path("/"))
+    (check,) = [c for c in json.loads(done.stdout) if c["name"] == "isolation"]
+    assert check["status"] == "ok" and "unprivileged mode" in check["detail"], check

@@ -225,6 +225,12 @@ def test_a_missing_bind_source_is_its_own_error(tmp_path):
         isolation.wrap(RecordedSession(), tmp_path)
 
 
+def test_the_node_check_reports_the_mode_the_test_container_got():
+    """A real test container: the user namespace maps the caller's uid to itself."""
+    [check] = BubblewrapIsolation(queue()).node_checks()
+    assert check.status == "ok" and "unprivileged mode" in check.detail, check
+
+
 def test_the_node_check_fails_where_required_and_bwrap_is_missing():
     [check] = BubblewrapIsolation(queue(bwrap_path="/nonexistent/bwrap")).node_checks()
     assert (check.status, check.error_code) == ("fail", 58)
