@@ -64,6 +64,12 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 #: then the wrapper.  Values come as positional parameters, never into the script's text.
 SENTINEL_SCRIPT = 'set -C && : > "$0" && exec "$@"'
 
+#: coreutils' env, which sets signal dispositions before it execs (``command``).
+ENV = "/usr/bin/env"
+
+#: The signals the wrapper forwards to the payload (TERM, INT, HUP).
+FORWARDED_SIGNALS = "TERM,INT,HUP"
+
 #: The stand-in transformations (``standin_transformations``), bound where a queue uses them.
 #: Found from the package, not imported: strategies and payloads do not import each other.
 STANDIN_DIR = Path(__file__).resolve().parents[1] / "payloads" / "transformations"
@@ -161,9 +167,19 @@ class BubblewrapIsolation:
         return binds
 
     def command(self, argv: Sequence[str], workdir: Path, sentinel: Path) -> List[str]:
-        """The argv the switch runs: bwrap, its options, the sentinel's script, ``argv``."""
-        return [self.program, *self.options(workdir), "--", "/bin/sh", "-c", SENTINEL_SCRIPT,
-                str(sentinel), *(os.fspath(a) for a in argv)]
+        """The argv the switch runs: bwrap (ignoring the signals the wrapper forwards), its
+        options, then in the container those signals restored, the sentinel's script and
+        ``argv``.
+
+        bwrap's outer process dies of a SIGTERM and would take the container with it
+        (``--die-with-parent``) before the wrapper could pass the signal on: the time
+        limit's grace period would be lost.  Ignored by bwrap (and inherited by its init),
+        restored for the wrapper, the signal reaches the payload as without isolation;
+        SIGKILL still ends everything at once.
+        """
+        return [ENV, f"--ignore-signal={FORWARDED_SIGNALS}", self.program,
+                *self.options(workdir), "--", ENV, f"--default-signal={FORWARDED_SIGNALS}",
+                "/bin/sh", "-c", SENTINEL_SCRIPT, str(sentinel), *(os.fspath(a) for a in argv)]
 
     def check_program(self) -> None:
         """Raise ``IsolationUnavailableError`` unless ``bwrap_path`` is an executable file."""

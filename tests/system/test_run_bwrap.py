@@ -45,6 +45,9 @@ class BwrapSite(Site):
     def __init__(self, *args: object) -> None:
         super().__init__(*args)  # type: ignore[arg-type]
         queues = json.loads(self.queues.read_text())["queues"]
+        # a payload that takes SIGTERM as its cue to save its work, then exits
+        self.graceful_trf = self.base / "trf-graceful"
+        self.graceful_trf.mkdir(mode=0o755)
         trf = {"transformation_dirs": [str(self.trf)], "standin_transformations": False}
         bwrap = {"isolation": "bwrap", **trf}
         queues["ANALY_NOOP_BWRAP"] = {**queues["ANALY_NOOP"], **bwrap}
@@ -57,6 +60,12 @@ class BwrapSite(Site):
         queues["ANALY_NOOP_BWRAP_STUBBORN"] = {
             **queues["ANALY_NOOP_BWRAP"], "transformation_dirs": [str(self.stubborn_trf)],
             "timeout": 1, "grace_period": 1}
+        queues["ANALY_SUDO_BWRAP_GRACEFUL"] = {
+            **queues["ANALY_SUDO_BWRAP"], "transformation_dirs": [str(self.graceful_trf)],
+            "timeout": 1, "grace_period": 10}
+        queues["ANALY_NOOP_BWRAP_GRACEFUL"] = {
+            **queues["ANALY_NOOP_BWRAP"], "transformation_dirs": [str(self.graceful_trf)],
+            "timeout": 1, "grace_period": 10}
         queues["ANALY_NOOP_BWRAP_NO_CVMFS"] = {**queues["ANALY_NOOP_BWRAP"],
                                                "bwrap_binds": ["/nonexistent/cvmfs"]}
         self.queues.write_text(json.dumps({"queues": queues}, indent=1))
@@ -67,6 +76,10 @@ class BwrapSite(Site):
             "( setsid /bin/bash -c '/bin/sleep 300; :' \"$1\" </dev/null >/dev/null 2>&1 & )\n"
             "/bin/sleep 60\n")
         (self.stubborn_trf / "runAthena").chmod(0o755)
+        (self.graceful_trf / "runAthena").write_text(
+            "#!/bin/bash\ntrap 'echo saved > saved.txt; exit 0' TERM\n"
+            "/bin/sleep 60 & wait\n")
+        (self.graceful_trf / "runAthena").chmod(0o755)
 
     def escape(self, queue: str) -> "tuple":
         """Run the escaping payload on ``queue``; return the run and its mark."""
@@ -225,8 +238,7 @@ def test_the_kernel_ends_the_job_not_the_pilots_leftover_kill(noop_run, sudo_run
 
 def test_a_payload_past_its_time_limit_is_ended_with_everything_it_started(site):
     """SIGTERM ignored, a daemon started: the time limit still ends the job as timed out,
-    and nothing of it is left (bubblewrap's outer process dies of the SIGTERM and the
-    container with it: no grace period under bwrap, docs/isolation.rst)."""
+    and nothing of it is left: the SIGKILL after the grace period ends the container."""
     mark = f"stubborn{secrets.token_hex(6)}"
     run = site.run("ANALY_NOOP_BWRAP_STUBBORN", site.job(jobPars=mark), site.workdir())
     assert (run.status, run.result["outcome"]) == (72, "timed_out"), run.stderr
@@ -240,3 +252,14 @@ def test_probe_starts_a_test_container_and_reports_its_mode(site):
                        env=site.env(), cwd=Path("/"))
     (check,) = [c for c in json.loads(done.stdout) if c["name"] == "isolation"]
     assert check["status"] == "ok" and "unprivileged mode" in check["detail"], check
+
+
+@pytest.mark.parametrize("queue", ["ANALY_NOOP_BWRAP_GRACEFUL", "ANALY_SUDO_BWRAP_GRACEFUL"])
+def test_a_payload_past_its_time_limit_gets_its_sigterm_and_grace_period(site, queue):
+    """bwrap ignores the SIGTERM, the wrapper passes it on: the payload saves its work."""
+    work = site.workdir()
+    before = target_processes()
+    run = site.run(queue, site.job(jobPars=""), work)
+    assert (run.status, run.result["outcome"]) == (72, "timed_out"), run.stderr
+    assert (work / "saved.txt").read_text() == "saved\n"
+    assert_nothing_left(before)

@@ -175,9 +175,16 @@ def test_home_and_root_are_not_bound():
 
 def test_the_command_starts_the_sentinel_then_the_wrapper():
     command = BubblewrapIsolation(queue()).command(["/w/wrapper.sh"], Path("/w"), Path("/w/s"))
-    assert command[0] == "/usr/bin/bwrap"
-    assert command[command.index("--") + 1:] == ["/bin/sh", "-c", 'set -C && : > "$0" && '
+    assert command[command.index("--") + 3:] == ["/bin/sh", "-c", 'set -C && : > "$0" && '
                                                  'exec "$@"', "/w/s", "/w/wrapper.sh"]
+
+
+def test_bwrap_ignores_the_forwarded_signals_and_the_wrapper_gets_them_back():
+    """So that a SIGTERM does not end the container before the wrapper passes it on."""
+    command = BubblewrapIsolation(queue()).command(["/w/wrapper.sh"], Path("/w"), Path("/w/s"))
+    assert command[:3] == ["/usr/bin/env", "--ignore-signal=TERM,INT,HUP", "/usr/bin/bwrap"]
+    inside = command[command.index("--") + 1:]
+    assert inside[:2] == ["/usr/bin/env", "--default-signal=TERM,INT,HUP"]
 
 
 # --- modes and runtime failures ---------------------------------------------------------------
@@ -248,7 +255,7 @@ def test_the_session_launches_the_wrapper_through_bwrap(tmp_path):
     session, inner = bwrap_session(tmp_path)
     verifyObject(ISwitchSession, session)
     session.launch(["/w/wrapper.sh"], logs(tmp_path)[0])
-    assert inner.launched[0][0] == "/bin/true" and inner.launched[0][-1] == "/w/wrapper.sh"
+    assert inner.launched[0][2] == "/bin/true" and inner.launched[0][-1] == "/w/wrapper.sh"
 
 
 def test_no_sentinel_no_marker_and_bwraps_message_is_a_runtime_failure(tmp_path):
