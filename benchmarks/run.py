@@ -26,6 +26,10 @@ sandbox grant
     directory; 90% mode 0644, 5% 0755, 5% 0600: mostly already readable) against
     ``setfacl -R -m u:pilotid-alice:rwX`` and ``chmod -R go+rwx`` on the same tree, put
     back between runs (untimed).  ``reclaim`` of each grant is timed too, for information.
+isolation
+    the same ``/bin/true`` launch through ``noop`` + ``bwrap`` and ``sudo`` + ``bwrap``,
+    against the launch without isolation and against bare ``bwrap`` with the isolation's
+    own options: what the isolation adds, in units of a bare ``bwrap`` start.
 concurrency
     ``--concurrency`` ``pilotid run`` processes started at once through the sudo switcher
     (all must succeed) against as many bare ``sudo ... /bin/bash -c true`` at once.
@@ -63,6 +67,8 @@ sys.path.insert(0, str(REPO))
 from pilotid.identity.credfile import write_private  # noqa: E402
 from pilotid.identity.testca import TestCA, make_proxy  # noqa: E402
 from pilotid.payloads.wrapper import bash_loadables  # noqa: E402
+from pilotid.queue import load_queue  # noqa: E402
+from pilotid.strategies.bubblewrap import BubblewrapIsolation  # noqa: E402
 from tests.system import node  # noqa: E402
 
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
@@ -141,10 +147,14 @@ def prepare(base: Path) -> dict:
     (trf / "runAthena").chmod(0o755)
     queue = {"credential_source": "file", "proxy_file": str(proxy),
              "grid_mapfile": str(mapfile), "transformation_dirs": [str(trf)]}
+    # the grid-mapfile is the sudo switcher's setting: a noop queue refuses it
+    noop_queue = {key: value for key, value in queue.items() if key != "grid_mapfile"}
     queues = pilot_dir / "queues.json"
     queues.write_text(json.dumps({"queues": {
         "BENCH_SUDO": dict(queue, switcher="sudo"),
-        "BENCH_NOOP": dict(queue, switcher="noop")}}))
+        "BENCH_NOOP": dict(noop_queue, switcher="noop"),
+        "BENCH_SUDO_BWRAP": dict(queue, switcher="sudo", isolation="bwrap"),
+        "BENCH_NOOP_BWRAP": dict(noop_queue, switcher="noop", isolation="bwrap")}}))
     job = {"PandaID": 6000001, "transformation": "runAthena-00-00-11", "jobPars": "",
            "prodUserID": ALICE_DN, "prodSourceLabel": "user"}
     (pilot_dir / "job.json").write_text(json.dumps(job))
@@ -248,6 +258,29 @@ def switch_rows(side: PilotSide, python: str, config: dict, rounds: int,
     table.add(f"switch: no-op switcher vs the programs its design runs, bare (bash with "
               f"{loads}, the payload as a child)", f"{medians['noop']:.1f} ms",
               f"{medians['noop-floor']:.1f} ms", medians["noop"] / medians["noop-floor"])
+
+
+def isolation_rows(side: PilotSide, config: dict, rounds: int, table: Table) -> None:
+    """Launches through noop+bwrap and sudo+bwrap against the same launch without isolation
+    and against bare bwrap with the isolation's own options (the scratch directory in place
+    of the work directory), alternating in one run."""
+    isolation = BubblewrapIsolation(load_queue(config["queues"], "BENCH_NOOP_BWRAP"))
+    bare = [isolation.program, *isolation.options(Path(config["scratch"])), "--", "/bin/true"]
+    medians = alternate(rounds, {
+        "noop+bwrap": timed_launch(side, "BENCH_NOOP_BWRAP"),
+        "noop": timed_launch(side, "BENCH_NOOP"),
+        "bare-bwrap": timed_command(side, bare),
+        "sudo+bwrap": timed_launch(side, "BENCH_SUDO_BWRAP"),
+        "sudo": timed_launch(side, "BENCH_SUDO"),
+    })
+    alone = medians["bare-bwrap"]
+    for switch in ("noop", "sudo"):
+        isolated, plain = medians[f"{switch}+bwrap"], medians[switch]
+        table.add(f"isolation: /bin/true through {switch}+bwrap vs through {switch}",
+                  f"{isolated:.1f} ms", f"{plain:.1f} ms", isolated / plain)
+        table.add(f"isolation, what bwrap adds to a {switch} launch, in units of a bare "
+                  "`bwrap` start with the same options", f"+{isolated - plain:.1f} ms",
+                  f"{alone:.1f} ms", (isolated - plain) / alone, 1.5)
 
 
 def cli_argv(python: str, config: dict, queue: str, workdir: str) -> List[str]:
@@ -403,14 +436,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--files", type=int, default=100_000,
                         help="staged-in files for the grant benchmark")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--only", choices=("switch", "cli", "grant", "concurrency", "myproxy"),
+    parser.add_argument("--only", choices=("switch", "isolation", "cli", "grant",
+                                           "concurrency", "myproxy"),
                         action="append", help="run only these parts (repeatable)")
     args = parser.parse_args(argv)
     reason = node.missing_prerequisite()
     if reason:
         parser.error(reason)
     rounds = max(15, args.rounds)
-    parts = args.only or ["switch", "cli", "grant", "concurrency", "myproxy"]
+    parts = args.only or ["switch", "isolation", "cli", "grant", "concurrency", "myproxy"]
     base = node.make_shared_dir("pilotid-bench-")
     table = Table()
     side = None
@@ -424,6 +458,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         side = PilotSide(python, site, config)
         if "switch" in parts:
             switch_rows(side, python, config, rounds, table)
+        if "isolation" in parts:
+            isolation_rows(side, config, rounds, table)
         if "cli" in parts:
             cli_rows(side, python, config, rounds, table)
         if "grant" in parts:

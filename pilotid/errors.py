@@ -172,6 +172,33 @@ class RescheduleRequest(SwitchError):
     code = 56
 
 
+class IsolationError(SwitchError):
+    """The isolation runtime (bubblewrap) failed before it started the wrapper: it refused
+    its options or died.  The site's fault, never the payload's."""
+
+    code = 57
+
+
+class IsolationUnavailableError(IsolationError):
+    """The isolation runtime is missing or cannot be executed (``bwrap_path``)."""
+
+    code = 58
+
+
+class IsolationNamespaceError(IsolationError):
+    """The kernel refused the isolation's namespaces: unprivileged user namespaces are off
+    (``user.max_user_namespaces``, ``kernel.unprivileged_userns_clone``, AppArmor)."""
+
+    code = 59
+
+
+class IsolationBindError(IsolationError):
+    """A directory the isolation must bind into the container (``bwrap_binds``, a
+    transformation directory, the work directory) is missing on this node."""
+
+    code = 62
+
+
 class SandboxError(PilotidError):
     """The work directory could not be opened up to the target account. The site's fault."""
 

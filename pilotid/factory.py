@@ -1,9 +1,10 @@
 """The factory: compose a queue's strategies, and the launcher that runs its jobs with them.
 
-``build_strategies(settings, registry)`` builds the credential source, the switcher and the
-payload adapters a queue names, from a ``pilotid.registry.Registry`` (the names and where
-each strategy comes from), as a ``Strategies`` (``pilotid.queue_strategies``, below the
-launcher that is built with it); ``build_launcher`` hands them to a ``PayloadLauncher``.
+``build_strategies(settings, registry)`` builds the credential source, the switcher, the
+payload adapters and the isolation a queue names, from a ``pilotid.registry.Registry`` (the
+names and where each strategy comes from), as a ``Strategies``
+(``pilotid.queue_strategies``, below the launcher that is built with it);
+``build_launcher`` hands them to a ``PayloadLauncher``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from pilotid.launcher import PayloadLauncher
 from pilotid.queue_strategies import Strategies
-from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry
+from pilotid.registry import CREDENTIAL_SOURCE, ISOLATION, PAYLOAD, SWITCHER, Registry
+from pilotid.strategies.isolation import NoIsolation
 
 if TYPE_CHECKING:
     from pilotid.queue import QueueSettings
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 
 def build_strategies(settings: "QueueSettings",
                      registry: Optional[Registry] = None) -> Strategies:
-    """Build and check the credential source, switcher and payload adapters ``settings`` name.
+    """Build and check the credential source, switcher, payload adapters and isolation
+    ``settings`` name.
 
     ``registry`` defaults to ``Registry.default()``.  Raises ``ConfigurationError`` for a
     name the registry does not know and ``PluginError`` for a strategy that cannot be
@@ -31,7 +34,12 @@ def build_strategies(settings: "QueueSettings",
     source = registry.build(CREDENTIAL_SOURCE, settings.credential_source, settings)
     switcher = registry.build(SWITCHER, settings.switcher, settings)
     payloads: List[Any] = [registry.build(PAYLOAD, name, settings) for name in settings.payloads]
-    return Strategies(source=source, switcher=switcher, payloads=tuple(payloads))
+    # "none" needs no registering: a registry made for a test knows it without being told
+    isolation = (NoIsolation() if settings.isolation == "none"
+                 and "none" not in registry.names(ISOLATION)
+                 else registry.build(ISOLATION, settings.isolation, settings))
+    return Strategies(source=source, switcher=switcher, payloads=tuple(payloads),
+                      isolation=isolation)
 
 
 def build_launcher(settings: "QueueSettings",

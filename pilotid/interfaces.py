@@ -146,6 +146,30 @@ class ISwitchSession(Interface):
         """Release what the session holds; called once, on every way out of the job."""
 
 
+class IIsolation(Interface):
+    """Where the payload runs: namespaces of its own around any switch (bubblewrap), or none.
+
+    Built from a queue's ``isolation`` setting; the launcher asks it to wrap each job's
+    switch session, whatever the switcher.  The switch then runs the isolation's program
+    as the target, and that program runs the wrapper.
+    """
+
+    name = Attribute("Registry name used in queue settings: 'none', 'bwrap', ...")
+
+    def wrap(session, workdir):
+        """Return the ``ISwitchSession`` to launch the job in ``workdir`` through.
+
+        ``session`` is the switcher's (``IIdentitySwitcher.open``); the result is it, or a
+        ``SessionDecorator`` around it whose ``launch`` starts the isolation's program.  A
+        runtime that cannot run raises an ``IsolationError`` where the queue's
+        ``isolation_policy`` says so, or is logged (WARNING) and ``session`` returned.
+        """
+
+    def node_checks():  # type: ignore[misc]  # an interface method has no self
+        """Return the probe's ``Check`` list: does the runtime start a test container here,
+        in which mode (from ``/proc/self/uid_map`` inside), and what failed."""
+
+
 class IPayload(Interface):
     """What runs: one kind of transformation (``buildJob``, ``runAthena``, ...).
 

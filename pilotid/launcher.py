@@ -115,7 +115,7 @@ class PayloadLauncher:
     strategies instead.
 
     ``strategies`` holds the credential source, the identity switcher and the payload
-    adapters (see ``pilotid.factory.Strategies``).
+    adapters (see ``pilotid.queue_strategies.Strategies``).
     """
 
     def __init__(self, settings: QueueSettings, strategies: "Strategies") -> None:
@@ -123,6 +123,7 @@ class PayloadLauncher:
         self.strategies = strategies
         self.source = strategies.source
         self.switcher = strategies.switcher
+        self.isolation = strategies.isolation
         self.node_log = NodeLog.from_settings(settings)
 
     def run(self, job: JobSpec, workdir: Path) -> PayloadResult:
@@ -164,7 +165,8 @@ class PayloadLauncher:
         account = state.account = self._probe(credential)
         log.info("job %s: will run as %s (uid %d)", state.job.panda_id, account.name,
                  account.uid)
-        session = state.session = self.switcher.open(credential, account, state.workdir)
+        session = state.session = self.isolation.wrap(
+            self.switcher.open(credential, account, state.workdir), state.workdir)
         marker, wrapper = state.scratch("marker"), state.scratch("wrapper", ".sh")
         mode = self._sandbox_mode(state.workdir) if session.switches_identity else "none"
         spec = WrapperSpec(

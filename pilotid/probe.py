@@ -8,7 +8,8 @@ A source that needs to know whose proxy (MyProxy) gets the owner from a job desc
 the payload will run as (the egg cache base, ``TMPDIR``) is checked for that account, and
 only where the test switch named it.
 What is particular to a switch (its program, its own test switches) comes from the
-switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``.
+switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``; what is particular to
+the isolation (its test container and the mode it got) from ``IIsolation.node_checks``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
             checks.append(Check(name, FAIL, str(error), error.code))
         try:
             checks.extend(_switch_checks(launcher.switcher, credential))
+            checks.extend(_isolation_checks(launcher.isolation))
         finally:
             if credential is not None:
                 with contextlib.suppress(FileNotFoundError):
@@ -168,6 +170,14 @@ def _switch_checks(switcher, credential: Optional[Credential]) -> List[Check]:
         return list(switcher.node_checks(credential))
     except PilotidError as error:
         return [Check("switch", FAIL, f"{switcher.name}: {error}", error.code)]
+
+
+def _isolation_checks(isolation) -> List[Check]:
+    """The isolation's ``node_checks`` (its test container); one that raises is a failure."""
+    try:
+        return list(isolation.node_checks())
+    except PilotidError as error:
+        return [Check("isolation", FAIL, f"{isolation.name}: {error}", error.code)]
 
 
 def _hours(seconds: int) -> str:

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from pilotid.errors import ConfigurationError, PluginError
-from pilotid.registry import CREDENTIAL_SOURCE, PAYLOAD, SWITCHER, Registry, label
+from pilotid.registry import CREDENTIAL_SOURCE, ISOLATION, PAYLOAD, SWITCHER, Registry, label
 from pilotid.settings import (
     InvalidValue,
     Setting,
@@ -54,6 +54,8 @@ REQUIRED_FIELDS = "required_fields"
 GLEXEC_MODE_FIELD = "glexec_mode"
 ON_PROBE_FAILURE = ("fail", "reschedule")
 SANDBOX_MODES = ("acl", "acl-or-world", "world")
+#: What a job does when its isolation cannot run (see docs/isolation.rst).
+ISOLATION_POLICIES = ("required", "preferred", "optional")
 #: What a queue does with a job whose prodUserID names no DN (see docs/credentials.rst).
 JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
 
@@ -91,6 +93,8 @@ class QueueSettings:
     proxy_refresh_interval: int = 3600
     syslog_facility: str = DEFAULT_FACILITY
     syslog_address: Optional[str] = DEFAULT_ADDRESS
+    isolation: str = "none"
+    isolation_policy: str = "required"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def option(self, setting: Union[Setting, str]) -> Any:
@@ -291,6 +295,13 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
     Setting("syslog_address", optional(ValueType(
                 "absolute socket path or ``host:port`` (UDP)", _syslog_address)),
             DEFAULT_ADDRESS, "Where those lines go; null sends none."),
+    Setting("isolation", ValueType("string (registry name)", string), "none",
+            "What the payload runs in around the switch: ``none``, ``bwrap`` (bubblewrap "
+            "namespaces), or a plugin isolation's name; see docs/isolation.rst."),
+    Setting("isolation_policy", choice(*ISOLATION_POLICIES), "required",
+            "When the isolation cannot run: ``required`` fails the job (site's fault), "
+            "``preferred`` runs it without when the test container fails before the job, "
+            "``optional`` also when the runtime fails at launch; both with a WARNING."),
 )
 
 _GENERIC: Dict[str, Setting] = {setting.name: setting for setting in GENERIC_SETTINGS}
@@ -333,6 +344,8 @@ def _check_strategy_names(settings: QueueSettings, mapping: Mapping[str, Any],
     wanted = [(switcher_key, SWITCHER, settings.switcher),
               ("credential_source", CREDENTIAL_SOURCE, settings.credential_source)]
     wanted += [("payloads", PAYLOAD, name) for name in settings.payloads]
+    if settings.isolation != "none":  # known to every registry (build_strategies)
+        wanted.append(("isolation", ISOLATION, settings.isolation))
     for key, kind, name in wanted:
         known = registry.names(kind)
         if name not in known:
@@ -370,7 +383,8 @@ def _check_jobs_without_dn(settings: QueueSettings, options: Mapping[str, Any]) 
 
 def _chosen(settings: QueueSettings) -> List[Tuple[str, str]]:
     return ([(SWITCHER, settings.switcher), (CREDENTIAL_SOURCE, settings.credential_source)]
-            + [(PAYLOAD, name) for name in settings.payloads])
+            + [(PAYLOAD, name) for name in settings.payloads]
+            + ([(ISOLATION, settings.isolation)] if settings.isolation != "none" else []))
 
 
 def _accepted(settings: QueueSettings, registry: Registry) -> Dict[str, Tuple[Setting, str]]:

@@ -7,10 +7,11 @@ importing the factory that composes the launcher.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Tuple
 
 from pilotid.errors import TransformationNotFoundError
+from pilotid.strategies.isolation import NoIsolation
 
 if TYPE_CHECKING:
     from pilotid.payloads.job import JobSpec
@@ -20,13 +21,15 @@ if TYPE_CHECKING:
 class Strategies:
     """The strategies one queue runs its jobs with, each already checked.
 
-    ``source`` provides ``ICredentialSource``, ``switcher`` ``IIdentitySwitcher`` and every
-    one of ``payloads`` ``IPayload``, in the queue's order.
+    ``source`` provides ``ICredentialSource``, ``switcher`` ``IIdentitySwitcher``, every
+    one of ``payloads`` ``IPayload``, in the queue's order, and ``isolation``
+    ``IIsolation`` (``NoIsolation`` unless given).
     """
 
     source: Any
     switcher: Any
     payloads: Tuple[Any, ...]
+    isolation: Any = field(default_factory=NoIsolation)
 
     def payload_for(self, job: "JobSpec") -> Any:
         """The first payload adapter that accepts ``job``.

@@ -2,13 +2,15 @@
 
 A registry maps names, as queue settings use them, to *factories*: callables
 ``factory(settings: QueueSettings) -> provider`` (a strategy class is one: it is built as
-``cls(settings)``).  There are three kinds: switchers (``IIdentitySwitcher``), credential
-sources (``ICredentialSource``) and payload adapters (``IPayload``).
+``cls(settings)``).  There are four kinds: switchers (``IIdentitySwitcher``), credential
+sources (``ICredentialSource``), payload adapters (``IPayload``) and isolations
+(``IIsolation``).
 
 Nothing registers itself at import time.  ``Registry.with_builtins()`` knows pilotid's own
 strategies by import path (``BUILTINS``) and imports one only when a queue asks for it;
 ``Registry.default()`` adds the strategies other distributions declare in the entry-point
-groups ``pilotid.switchers``, ``pilotid.credential_sources`` and ``pilotid.payloads``.
+groups ``pilotid.switchers``, ``pilotid.credential_sources``, ``pilotid.payloads`` and
+``pilotid.isolations``.
 Whatever is loaded is checked against its interface (``verifyClass`` for a class, then
 ``verifyObject`` on what the factory builds); a broken plugin is a ``PluginError`` naming
 where it came from.
@@ -37,7 +39,7 @@ from zope.interface.interface import InterfaceClass
 from zope.interface.verify import verifyClass, verifyObject
 
 from pilotid.errors import ConfigurationError, PilotidError, PluginError
-from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IIsolation, IPayload
 from pilotid.settings import OWN_SETTINGS, Setting, declared_settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 SWITCHER = "switcher"
 CREDENTIAL_SOURCE = "credential_source"
 PAYLOAD = "payload"
+ISOLATION = "isolation"
 
 #: Builds a provider from a queue's settings (a ``QueueSettings``, passed on unread).
 Factory = Callable[[Any], Any]
@@ -59,11 +62,12 @@ class Kind:
     label: str
 
 
-#: The three kinds of strategy, by the name ``Registry.names`` and ``Registry.build`` take.
+#: The four kinds of strategy, by the name ``Registry.names`` and ``Registry.build`` take.
 KINDS: Dict[str, Kind] = {
     SWITCHER: Kind(IIdentitySwitcher, "pilotid.switchers", "switcher"),
     CREDENTIAL_SOURCE: Kind(ICredentialSource, "pilotid.credential_sources", "credential source"),
     PAYLOAD: Kind(IPayload, "pilotid.payloads", "payload adapter"),
+    ISOLATION: Kind(IIsolation, "pilotid.isolations", "isolation"),
 }
 
 #: pilotid's own strategies: (kind, name, "module:attribute"), imported on first use.
@@ -78,6 +82,8 @@ BUILTINS: Tuple[Tuple[str, str, str], ...] = (
     (PAYLOAD, "buildGen", "pilotid.payloads.buildjob:BuildGenPayload"),
     (PAYLOAD, "runGen", "pilotid.payloads.rungen:RunGenPayload"),
     (PAYLOAD, "production", "pilotid.payloads.production:ProductionPayload"),
+    (ISOLATION, "none", "pilotid.strategies.isolation:NoIsolation"),
+    (ISOLATION, "bwrap", "pilotid.strategies.bubblewrap:BubblewrapIsolation"),
 )
 
 #: Other names accepted for built-ins: (kind, alias, name).
@@ -412,7 +418,8 @@ def _describe(factory: Any) -> str:
     return f"{module}:{qualname}" if module and qualname else repr(factory)
 
 __all__ = [
-    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "KINDS", "OWN_SETTINGS", "PAYLOAD",
+    "BUILTINS", "BUILTIN_ALIASES", "CREDENTIAL_SOURCE", "ISOLATION", "KINDS", "OWN_SETTINGS",
+    "PAYLOAD",
     "SWITCHER",
     "Factory", "Kind", "Registry", "entry_points_in", "label",
 ]

@@ -16,7 +16,8 @@ Fakes (hand-written, declared with ``@implementer``, each checked by ``verifyCla
 Each fake's docstring says where it differs from the real strategy.
 
 Contract tests (``IdentitySwitcherContract`` and ``IdentitySwitcherLaunchContract``, from
-``pilotid.switcher_contract``; ``CredentialSourceContract``, ``PayloadContract``): plain
+``pilotid.switcher_contract``; ``IsolationContract`` with its ``RecordedSession``, from
+``pilotid.isolation_contract``; ``CredentialSourceContract``, ``PayloadContract``): plain
 classes whose ``test_*`` methods check what every
 implementation of an interface must do.  A pytest test class inherits one and says how to
 make the strategy under test::
@@ -55,6 +56,8 @@ from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.sources import LocalFileSource
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.interfaces import ICredentialSource, IIdentitySwitcher, IPayload
+from pilotid.isolation_contract import IsolationContract as IsolationContract
+from pilotid.isolation_contract import RecordedSession as RecordedSession
 from pilotid.payloads.job import JobSpec, PayloadCommand
 from pilotid.strategies.base import SwitcherBase
 from pilotid.strategies.noop import NoopSwitcher
@@ -76,7 +79,8 @@ from pilotid.values import (
 
 __all__ = [
     "CredentialSourceContract", "FakePayload", "IdentitySwitcherContract",
-    "IdentitySwitcherLaunchContract", "PayloadContract", "SOMEBODY_ELSE_DN",
+    "IdentitySwitcherLaunchContract", "IsolationContract", "PayloadContract",
+    "RecordedSession", "SOMEBODY_ELSE_DN",
     "RecordingSwitcher", "StaticCredentialSource", "TestCA", "explain_without_switch",
     "make_proxy",
 ]

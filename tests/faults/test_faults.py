@@ -14,11 +14,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pwd
 import re
 import secrets
 import signal
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -334,6 +336,60 @@ def test_switch_sudo_not_permitted(scene):
                     proxy_file=str(scene.proxies["carol"]))
     expect(run, "switch_failed", 52)
     scene.check_aftermath(run, expect_payload_logs=False)
+
+
+# -- isolation (bubblewrap): the runtime's failures are the site's, never the payload's ------
+
+USERNS_OFF = Path(__file__).resolve().parent / "userns_off.py"
+
+
+def isolation_fault(scene, code: int, popen_as=None, **queue) -> None:
+    """One job through ``isolation: bwrap`` that the runtime cannot start: the payload never
+    ran, the job fails with ``code``, and ``pilotid probe`` fails its test container so."""
+    payload(scene, "echo ran > ran.txt")
+    queues = scene.queues(isolation="bwrap", **queue)
+    run = scene.run(queues=queues)
+    expect(run, "switch_failed", code)
+    assert not (run.workdir / "ran.txt").exists(), run.why()
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def probe_isolation_check(scene, queues: Path) -> dict:
+    _, checks = pilotid_probe(scene, queues)
+    (check,) = [c for c in checks if c["name"] == "isolation"]
+    return check
+
+
+def test_isolation_bwrap_missing(scene):
+    missing = str(scene.home / "no-such-bwrap")
+    isolation_fault(scene, 58, bwrap_path=missing)
+    check = probe_isolation_check(scene, scene.queues(isolation="bwrap", bwrap_path=missing))
+    assert (check["status"], check["error_code"]) == ("fail", 58), check
+
+
+def test_isolation_bind_source_missing(scene):
+    missing = str(scene.home / "no-such-cvmfs")
+    isolation_fault(scene, 62, bwrap_binds=[missing])
+    check = probe_isolation_check(scene, scene.queues(isolation="bwrap", bwrap_binds=[missing]))
+    assert (check["status"], check["error_code"]) == ("fail", 62), check
+
+
+def test_isolation_user_namespaces_switched_off(scene, monkeypatch):
+    """The pilot runs in a user namespace of the test's own where
+    ``user.max_user_namespaces`` is 0 (tests/faults/userns_off.py): bwrap's namespaces are
+    refused by the kernel, as on a node that switched them off."""
+    original = node.popen_as
+
+    def in_namespace_without_more(name, argv, env=None, **kwargs):
+        pilot = pwd.getpwnam(name)
+        inner = ["setpriv", "--reuid", str(pilot.pw_uid), "--regid", str(pilot.pw_gid),
+                 "--init-groups", "--", *argv]
+        own_env = {**(env or {}), "HOME": pilot.pw_dir, "USER": name, "LOGNAME": name}
+        return original("root", [sys.executable, str(USERNS_OFF), *inner], env=own_env,
+                        **kwargs)
+
+    monkeypatch.setattr(node, "popen_as", in_namespace_without_more)
+    isolation_fault(scene, 59)
 
 
 def test_switch_that_hangs(scene):

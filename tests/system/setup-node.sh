@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(sudo acl util-linux openssl python3-venv globus-proxy-utils voms-clients
           myproxy-server myproxy myproxy-admin libmyproxy-voms gcc libc6-dev bash-builtins
-          strace shellcheck)  # the last for `make lint`, which CI runs after the tests
+          strace bubblewrap shellcheck)  # bubblewrap: isolation bwrap; the last for `make lint`, which CI runs after the tests
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

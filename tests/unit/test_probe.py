@@ -11,6 +11,7 @@ from pilotid.identity.proxy import parse_proxy
 from pilotid.payloads.job import JobSpec
 from pilotid.probe import FAIL, OK, WARN, Check, probe_node
 from pilotid.queue import QueueSettings
+from pilotid.strategies.isolation import NoIsolation
 from pilotid.testing import RecordingSwitcher, StaticCredentialSource, TestCA, make_proxy
 
 DN = "/DC=org/DC=example/OU=People/CN=Probe Test"
@@ -24,7 +25,7 @@ class CheckingSwitcher(RecordingSwitcher):
 
 def launcher(source, switcher, **fields):
     return SimpleNamespace(settings=QueueSettings("ANALY_PROBE", **fields), source=source,
-                           switcher=switcher)
+                           switcher=switcher, isolation=NoIsolation())
 
 
 def proxy_credential(tmp_path, hours):

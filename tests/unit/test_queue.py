@@ -62,6 +62,11 @@ SUDO_FILE = {
     "switcher": "sudo", "credential_source": "file", "grid_mapfile": "/etc/grid-security/gm",
     "sudo_path": "/opt/sudo/bin/sudo", "probe_cache_lifetime": 0, "proxy_file": "/p/x509up",
 }
+NOOP_BWRAP = {
+    "switcher": "noop", "isolation": "bwrap", "isolation_policy": "preferred",
+    "bwrap_path": "/usr/bin/bwrap", "bwrap_binds": ["/cvmfs"], "bwrap_pid_namespace": True,
+    "bwrap_network": False,
+}
 
 
 def builtin_settings(registry):
@@ -70,7 +75,7 @@ def builtin_settings(registry):
 
 
 def test_the_examples_cover_every_generic_field_and_every_builtin_setting(registry):
-    covered = set(GENERIC) | set(GLEXEC_MYPROXY) | set(SUDO_FILE)
+    covered = set(GENERIC) | set(GLEXEC_MYPROXY) | set(SUDO_FILE) | set(NOOP_BWRAP)
     assert covered == (set(field_names()) - {"glexec"}) | builtin_settings(registry)
 
 
