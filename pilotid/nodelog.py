@@ -183,7 +183,7 @@ def identity_fields(credential: Optional["Credential"],
 
 
 def _user_issuer(credential: "Credential") -> Optional[str]:
-    from pilotid.identity.proxy import slash_dn
+    from pilotid.identity.dn import slash_dn
 
     for certificate in credential.proxy.certificates:
         if slash_dn(certificate.subject) == credential.identity:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 from pilotid.errors import AccountMappingError, ConfigurationError
-from pilotid.identity.proxy import normalise_dn
+from pilotid.identity.dn import normalise_dn
 
 log = logging.getLogger(__name__)
 

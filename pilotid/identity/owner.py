@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 from pilotid.errors import CredentialError
-from pilotid.identity.proxy import is_dn
+from pilotid.identity.dn import is_dn
 
 #: What production jobs send for "no user" (compared case-insensitively).
 NO_USER = ("", "null", "none", "no_one", "noone", "nobody")

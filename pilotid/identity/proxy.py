@@ -6,15 +6,14 @@ into a ``ProxyInfo``; ``load_proxy`` reads a file and refuses one that is unusab
 problem with its own error: ``ProxyFileError`` (cannot be read, not a proxy file),
 ``ProxyKeyError`` (no key, or not the first certificate's), ``ProxyExpiredError``.
 
-Names are shown in OpenSSL's slash form, as ``grid-proxy-info`` shows them, and proxy types
-with ``grid-proxy-info``'s wording.
+Names are shown in OpenSSL's slash form (``pilotid.identity.dn``), as ``grid-proxy-info``
+shows them, and proxy types with ``grid-proxy-info``'s wording.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
-import functools
 import logging
 import os
 import re
@@ -23,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from pilotid.errors import ProxyExpiredError, ProxyFileError, ProxyKeyError
+from pilotid.identity.dn import slash_dn
+from pilotid.identity.proxycertinfo import policy_language
 
 log = logging.getLogger(__name__)
 
@@ -56,98 +56,8 @@ LIMITED_POLICY_OID = "1.3.6.1.4.1.3536.1.1.1.9"     # Globus limited-proxy polic
 RENEW_HINT = "make a new one with grid-proxy-init or voms-proxy-init (-valid H:M)"
 MAX_PROXY_SIZE = 1 << 20  # a proxy with a long chain and VOMS attributes is a few kB
 
-# OpenSSL's short names, as X509_NAME_oneline (and so grid-proxy-info) prints them.
-_SHORT_NAMES = {
-    "2.5.4.3": "CN", "2.5.4.4": "SN", "2.5.4.5": "serialNumber", "2.5.4.6": "C",
-    "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.9": "street", "2.5.4.10": "O", "2.5.4.11": "OU",
-    "2.5.4.12": "title", "2.5.4.13": "description", "2.5.4.15": "businessCategory",
-    "2.5.4.17": "postalCode", "2.5.4.41": "name", "2.5.4.42": "GN", "2.5.4.43": "initials",
-    "2.5.4.44": "generationQualifier", "2.5.4.46": "dnQualifier", "2.5.4.65": "pseudonym",
-    "0.9.2342.19200300.100.1.1": "UID", "0.9.2342.19200300.100.1.25": "DC",
-    "1.2.840.113549.1.9.1": "emailAddress",
-    "1.3.6.1.4.1.311.60.2.1.1": "jurisdictionL", "1.3.6.1.4.1.311.60.2.1.2": "jurisdictionST",
-    "1.3.6.1.4.1.311.60.2.1.3": "jurisdictionC",
-}
-
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _LEGACY_CNS = {"proxy": LEGACY_PROXY, "limited proxy": LEGACY_LIMITED_PROXY}
-
-
-def _escape_value(raw: bytes) -> str:
-    """Escape like OpenSSL 3's X509_NAME_oneline: \\xHH outside printable ASCII, \\/ and \\+."""
-    out = []
-    for byte in raw:
-        if byte < 0x20 or byte > 0x7E:
-            out.append("\\x%02X" % byte)
-        elif byte in b"/+":
-            out.append("\\" + chr(byte))
-        else:
-            out.append(chr(byte))
-    return "".join(out)
-
-
-def slash_dn(name: x509.Name) -> str:
-    """Return ``name`` in OpenSSL's slash form: ``/DC=org/DC=example/CN=Alice Analyst``.
-
-    The same text ``grid-proxy-info`` and ``openssl x509 -subject -nameopt compat`` print:
-    OpenSSL short names (dotted OIDs for unknown ones), the value's bytes as encoded in the
-    certificate, ``\\xHH`` for bytes outside printable ASCII, ``\\/`` and ``\\+`` for a slash
-    or plus inside a value, ``+`` between the parts of a multi-valued RDN.
-    """
-    return _slash_dn(name.public_bytes())
-
-
-@functools.lru_cache(maxsize=256)
-def _slash_dn(der: bytes) -> str:
-    """``slash_dn`` of a DER-encoded name: the same few names (user, CAs) come back for
-    every job and every certificate of a chain, and asn1crypto's parse is not cheap."""
-    parsed = asn1_x509.Name.load(der)
-    parts = []
-    for rdn in parsed.chosen:
-        entries = []
-        for attribute in rdn:
-            oid = attribute["type"].dotted
-            value = _escape_value(attribute["value"].contents)
-            entries.append(f"{_SHORT_NAMES.get(oid, oid)}={value}")
-        parts.append("/" + "+".join(entries))
-    return "".join(parts)
-
-
-def normalise_dn(dn: str) -> str:
-    """Return ``dn`` (slash form) with every character outside printable ASCII as ``\\xHH``.
-
-    A DN typed or received as text (``José``) then compares equal to the form
-    ``slash_dn`` gives (``Jos\\xC3\\xA9``); a DN already in that form is returned unchanged.
-    """
-    raw = dn.encode("utf-8", "surrogateescape")
-    return "".join(chr(b) if 0x20 <= b <= 0x7E else "\\x%02X" % b for b in raw)
-
-
-#: The CNs a proxy adds to its issuer's subject: legacy (``proxy``, ``limited proxy``) and
-#: RFC 3820 (a number).  PanDA's server strips the same ones to find the user's DN.
-_PROXY_CN = re.compile(r"/CN=(?:proxy|limited proxy|[0-9]+)$")
-
-
-def without_proxy_cns(dn: str) -> Tuple[str, ...]:
-    """``dn`` then each form with one more trailing proxy CN removed, longest first.
-
-    ``/DC=org/CN=Jane Doe/CN=113797372/CN=proxy`` gives itself,
-    ``/DC=org/CN=Jane Doe/CN=113797372`` and ``/DC=org/CN=Jane Doe``: the user's DN is one
-    of them.  A DN is compared against them one by one, never only against the shortest, so
-    that a user whose own DN ends in a number is still matched as it is.
-    """
-    forms = [dn]
-    while True:
-        shorter = _PROXY_CN.sub("", forms[-1])
-        if shorter == forms[-1] or not shorter:
-            return tuple(forms)
-        forms.append(shorter)
-
-
-def is_dn(text: str) -> bool:
-    """True where ``text`` is an X.509 DN in slash form (``/DC=org/CN=...``), not an
-    e-mail address, a nickname or PanDA's ``no_one``."""
-    return bool(re.match(r"/[A-Za-z][A-Za-z0-9.]*=", text.strip()))
 
 
 def format_time_left(delta: datetime.timedelta) -> str:
@@ -261,55 +171,6 @@ def _pem_blocks(data: bytes, where: str) -> List[Tuple[str, bytes, int]]:
         blocks.append((label, data[begin.start():position], line))
 
 
-def _der_items(data: bytes) -> List[Tuple[int, bytes]]:
-    """The (tag, content) items of DER ``data`` (a minimal reader for ProxyCertInfo)."""
-    items = []
-    i = 0
-    while i < len(data):
-        if i + 2 > len(data):
-            raise ValueError("short DER item")
-        tag, length = data[i], data[i + 1]
-        i += 2
-        if length & 0x80:
-            count = length & 0x7F
-            if count == 0 or count > 4 or i + count > len(data):
-                raise ValueError("bad DER length")
-            length = int.from_bytes(data[i:i + count], "big")
-            i += count
-        if i + length > len(data):
-            raise ValueError("DER item overruns its container")
-        items.append((tag, data[i:i + length]))
-        i += length
-    return items
-
-
-def _decode_oid(content: bytes) -> str:
-    if not content:
-        raise ValueError("empty OID")
-    numbers: List[int] = []
-    value = 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            numbers.append(value)
-            value = 0
-    first = min(numbers[0] // 40, 2)
-    return ".".join(str(n) for n in [first, numbers[0] - 40 * first] + numbers[1:])
-
-
-def _policy_language(der: bytes) -> str:
-    """The policy language OID of a ProxyCertInfo value (RFC 3820 or GSI-3 draft order)."""
-    (tag, body), = _der_items(der)
-    if tag != 0x30:
-        raise ValueError("ProxyCertInfo is not a SEQUENCE")
-    for tag, content in _der_items(body):
-        if tag == 0x30:  # ProxyPolicy; the path length is an INTEGER (RFC) or [1] (draft)
-            inner = _der_items(content)
-            if inner and inner[0][0] == 0x06:
-                return _decode_oid(inner[0][1])
-    raise ValueError("ProxyCertInfo has no ProxyPolicy")
-
-
 def _proxy_type(cert: x509.Certificate, where: str, index: int) -> str:
     """The type of ``cert``, from its ProxyCertInfo extension or its last RDN."""
     try:
@@ -322,7 +183,7 @@ def _proxy_type(cert: x509.Certificate, where: str, index: int) -> str:
         if oid not in (PROXY_CERT_INFO_OID, DRAFT_PROXY_CERT_INFO_OID):
             continue
         try:
-            language = _policy_language(ext.value.public_bytes())
+            language = policy_language(ext.value.public_bytes())
         except (ValueError, AttributeError):
             raise ProxyFileError(
                 f"{where}: certificate {index} has a ProxyCertInfo extension that cannot be "

@@ -29,15 +29,13 @@ from pilotid.errors import (
 )
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
+from pilotid.identity.dn import normalise_dn, slash_dn, without_proxy_cns
 from pilotid.identity.proxy import (
     ProxyInfo,
     check_lifetime,
     format_time_left,
     load_proxy,
-    normalise_dn,
     parse_proxy,
-    slash_dn,
-    without_proxy_cns,
 )
 from pilotid.interfaces import ICredentialSource
 from pilotid.queue import QueueSettings

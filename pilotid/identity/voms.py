@@ -241,7 +241,7 @@ def _directory_name(names: Optional[asn1_x509.GeneralNames], what: str) -> str:
 def _slash_dn(name: asn1_x509.Name) -> str:
     """An asn1crypto ``Name`` in OpenSSL's slash form (``/DC=org/CN=...``), as OpenSSL prints.
 
-    Private on purpose: ``pilotid.identity.proxy.slash_dn`` formats ``cryptography`` names; this
+    Private on purpose: ``pilotid.identity.dn.slash_dn`` formats ``cryptography`` names; this
     one is for the names inside an attribute certificate, which ``cryptography`` cannot parse.
     Like OpenSSL's one-line form, bytes outside printable ASCII are written ``\\xHH``.
     """

@@ -25,7 +25,8 @@ from pilotid.errors import ProxyExpiredError
 from pilotid.identity import proxy as p
 from pilotid.identity.credential import CredentialRequest
 from pilotid.identity.default_proxy import default_proxy_path
-from pilotid.identity.proxy import load_proxy, slash_dn
+from pilotid.identity.dn import slash_dn
+from pilotid.identity.proxy import load_proxy
 from pilotid.identity.sources import LocalFileSource
 from pilotid.queue import QueueSettings
 from tests.conftest import ALICE_DN, BOB_DN

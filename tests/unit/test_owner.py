@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pilotid.errors import ConfigurationError, CredentialError
+from pilotid.identity.dn import is_dn, without_proxy_cns
 from pilotid.identity.owner import owner_dn
-from pilotid.identity.proxy import is_dn, parse_proxy, without_proxy_cns
+from pilotid.identity.proxy import parse_proxy
 from pilotid.identity.sources import _owner_matches
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.queue import QueueSettings

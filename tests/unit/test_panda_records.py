@@ -16,7 +16,7 @@ import pytest
 
 from pilotid.factory import build_launcher, build_strategies
 from pilotid.identity.credfile import write_private
-from pilotid.identity.proxy import is_dn, without_proxy_cns
+from pilotid.identity.dn import is_dn, without_proxy_cns
 from pilotid.identity.testca import TestCA, make_proxy
 from pilotid.payloads.job import JobSpec, load_job
 from pilotid.payloads.transformation import PILOT_DIRECTIVE, transformation_basename

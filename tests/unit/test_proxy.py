@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from pilotid.errors import ProxyExpiredError, ProxyFileError, ProxyKeyError
 from pilotid.identity import proxy as proxy_module
 from pilotid.identity import testca
+from pilotid.identity.dn import normalise_dn, slash_dn
 from pilotid.identity.proxy import (
     END_ENTITY,
     LEGACY_LIMITED_PROXY,
@@ -28,9 +29,7 @@ from pilotid.identity.proxy import (
     ProxyInfo,
     format_time_left,
     load_proxy,
-    normalise_dn,
     parse_proxy,
-    slash_dn,
 )
 from pilotid.identity.testca import Identity, make_proxy
 from tests.conftest import ALICE_DN, BOB_DN
@@ -47,7 +46,7 @@ def _as_identity(pem: bytes) -> Identity:
     cert = x509.load_pem_x509_certificate(pem)
     key_block = [b for b in _blocks(pem) if b"PRIVATE KEY" in b][0]
     key = serialization.load_pem_private_key(key_block, password=None)
-    return Identity(proxy_module.slash_dn(cert.subject), cert, key)
+    return Identity(slash_dn(cert.subject), cert, key)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ importable from this package, as they were from the single module before it.
 
 from __future__ import annotations
 
+from pilotid.identity.dn import slash_dn
 from pilotid.identity.myproxy.channel import (
     DEFAULT_PORT,
     ServerAddress,
@@ -45,7 +46,6 @@ from pilotid.identity.myproxy.wire import (
     read_reply,
     redact_request,
 )
-from pilotid.identity.proxy import slash_dn
 
 __all__ = [
     "Command", "ResponseType", "Passphrase", "Reply", "ByteSource", "BufferSource",

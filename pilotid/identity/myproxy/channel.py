@@ -27,8 +27,8 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
 from pilotid.errors import CredentialError, CredentialServerError
+from pilotid.identity.dn import normalise_dn, slash_dn
 from pilotid.identity.myproxy.wire import ByteSource
-from pilotid.identity.proxy import normalise_dn, slash_dn
 
 if TYPE_CHECKING:
     from pilotid.identity.myproxy.credentials import ClientCredential

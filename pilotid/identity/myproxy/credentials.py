@@ -32,8 +32,8 @@ from pilotid.errors import (
 )
 from pilotid.identity.credfile import write_private
 from pilotid.identity.default_proxy import default_proxy_path
+from pilotid.identity.dn import slash_dn
 from pilotid.identity.myproxy.wire import DECODE_ERRORS, Passphrase, decoded
-from pilotid.identity.proxy import slash_dn
 
 DEFAULT_KEY_BITS = 2048
 

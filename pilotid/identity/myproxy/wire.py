@@ -27,7 +27,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from pilotid.errors import CredentialError, CredentialServerError
-from pilotid.identity.proxy import slash_dn
+from pilotid.identity.dn import slash_dn
 
 log = logging.getLogger(__name__)
 
