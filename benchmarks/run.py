@@ -67,7 +67,7 @@ sys.path.insert(0, str(REPO))
 from pilotid.identity.credfile import write_private  # noqa: E402
 from pilotid.identity.testca import TestCA, make_proxy  # noqa: E402
 from pilotid.payloads.wrapper import bash_loadables  # noqa: E402
-from pilotid.queue import load_queue  # noqa: E402
+from pilotid.queuefile import load_queue  # noqa: E402
 from pilotid.strategies.bubblewrap import BubblewrapIsolation  # noqa: E402
 from tests.system import node  # noqa: E402
 
