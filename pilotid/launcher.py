@@ -175,7 +175,8 @@ class PayloadLauncher:
             umask=0 if mode == "world" else self.settings.umask,
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
             reaper_pid=(os.getpid() if session.switches_identity
-                        and leftovers.subreaper_supported() else None))
+                        and leftovers.subreaper_supported() else None),
+            strip_leftover_modes=session.switches_identity)
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
             asked = "acl-or-world" if self.settings.sandbox == "acl-or-world" else mode

@@ -142,6 +142,12 @@ class WrapperSpec:
     pilot's child once its parent has gone, and the wrapper, after the payload, kills
     every child of that PID running as its own account (see ``LEFTOVER_ROUNDS``).
     ``None``: no switch (the wrapper runs as the pilot), nothing of the kind.
+
+    ``strip_leftover_modes``: True where the wrapper runs as another account than the
+    pilot's.  Its cleanup then takes setuid, setgid and world-write from the files the
+    payload left in the work directory (one ``find``; only the target may chmod them).
+    Without a switch they are the pilot's own files, no door into another account:
+    reclaim reports what is world-writable, and no job pays for a walk of its tree.
     """
 
     command: PayloadCommand
@@ -153,6 +159,7 @@ class WrapperSpec:
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - fixed base by design, never $TMPDIR
     extra_deny: Tuple[str, ...] = ()
     reaper_pid: Optional[int] = None
+    strip_leftover_modes: bool = False
 
 
 def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
@@ -324,6 +331,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
         "MAXSIGNAL": str(128 + _max_signal()),
     }
     sections = {"proxy_from_stdin"} if spec.handover.from_stdin else set()
+    if spec.strip_leftover_modes:
+        sections.add("strip_modes")
     if setup:
         sections.add("setup")
     return _fill(_template(), sections, values)

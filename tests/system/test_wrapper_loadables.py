@@ -34,13 +34,15 @@ def scene(shared_tmp):
 
 
 def run_wrapper(scene, setup: Sequence[str] = ()) -> "tuple[subprocess.CompletedProcess, str]":
-    """Write the wrapper for /bin/true and run it as Alice under strace; (result, trace)."""
+    """Write the wrapper for /bin/true and run it as Alice under strace, as a switch to her
+    would (the leftover modes stripped); (result, trace)."""
     base, work, eggs = scene
     wrapper, trace = base / "wrapper.sh", base / "trace"
     write_wrapper(WrapperSpec(
         command=PayloadCommand(argv=("/bin/true",), setup=tuple(setup)), workdir=work,
         handover=ProxyHandover(work / "proxy"), marker=work / "marker",
-        environment=(("PATH", "/usr/bin:/bin"),), egg_cache_base=eggs), wrapper)
+        environment=(("PATH", "/usr/bin:/bin"),), egg_cache_base=eggs,
+        strip_leftover_modes=True), wrapper)
     alice = node.account(node.ALICE)
     os.chown(wrapper, alice.uid, alice.gid)
     done = subprocess.run(

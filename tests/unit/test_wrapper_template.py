@@ -48,7 +48,7 @@ SPECS: Dict[str, WrapperSpec] = {
         umask=0o077,
         egg_cache_base=Path("/var/tmp"),
         extra_deny=("SECRET_*",),
-        reaper_pid=4242,
+        reaper_pid=4242, strip_leftover_modes=True,
     ),
     # gLExec-like: the proxy a file, a reaper, no setup, the queue's umask.
     "glexec": WrapperSpec(
@@ -59,7 +59,7 @@ SPECS: Dict[str, WrapperSpec] = {
         marker=Path("/pool/job-7/.marker"),
         environment=(("HOME", "/home/pilot"), ("TMPDIR", "/pool/tmp")),
         umask=0o022,
-        reaper_pid=77,
+        reaper_pid=77, strip_leftover_modes=True,
     ),
 }
 
@@ -97,6 +97,13 @@ def test_no_template_line_or_placeholder_reaches_the_script(name: str) -> None:
     script = render_wrapper(SPECS[name])
     assert not [line for line in script.splitlines() if line.startswith("#@")]
     assert not wrapper._PLACEHOLDER.search(script)
+
+
+def test_only_a_switched_wrapper_walks_the_work_directory_for_leftover_modes() -> None:
+    """Stripping setuid and world-write needs the target's rights and a walk of the tree:
+    done where the wrapper runs as another account, never paid for by a job without one."""
+    assert "find -P" in render_wrapper(SPECS["sudo"])
+    assert "find -P" not in render_wrapper(SPECS["bare"])
 
 
 def test_the_template_is_package_data_of_pilotid_payloads() -> None:

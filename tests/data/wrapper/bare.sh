@@ -66,14 +66,6 @@ _pilotid_cleanup() {
     _pilotid_note error setup
   fi
   _pilotid_reap
-  # What the payload leaves must be no door into this account for whoever comes next (a
-  # setuid copy of a shell) nor writable by every account: its own files lose those bits.
-  # Run as the target, the only one who may chmod them; symlinks are never followed.
-  if [ -n "$_pilotid_workdir" ]; then
-    builtin command -p find -P "$_pilotid_workdir" -xdev -user "$EUID" ! -type l ! -type d \
-      \( -perm /6000 -o -perm -0002 \) -exec chmod u-s,g-s,o-w -- {} + 2>/dev/null
-    _pilotid_workdir=  # once: the cleanup also runs on exit
-  fi
   if [ -n "$_pilotid_egg" ]; then
     _pilotid_builtins on
     # chmod only where the payload left something rm cannot remove: one program, not two
