@@ -105,6 +105,8 @@ class NodeLog:
     def switched(self, panda_id: int, credential: "Credential", account: "Account",
                  switcher: str, workdir: Any, command: Any, pid: int) -> None:
         """Log the launch of ``command`` as ``account`` through ``switcher`` (child ``pid``)."""
+        if self.address is None:  # the queue asked for no lines: nothing to build either
+            return
         fields = [("EVENT", "switch"), ("QUEUE", self.queue), ("PANDAID", panda_id),
                   ("SWITCHER", switcher), *identity_fields(credential, credential.identity),
                   ("USER", account.name), ("UID", account.uid), ("GID", account.gid),
@@ -113,6 +115,8 @@ class NodeLog:
 
     def ended(self, result: "PayloadResult", credential: Optional["Credential"]) -> None:
         """Log how the job of ``result`` ended: ``EVENT=refused`` or ``EVENT=end``."""
+        if self.address is None:
+            return
         refused = result.outcome in REFUSED_OUTCOMES
         account = result.account
         fields = [("EVENT", "refused" if refused else "end"), ("QUEUE", self.queue),

@@ -11,10 +11,11 @@ home for the target: see :doc:`sandbox`); the home itself is not.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import FrozenSet, Iterable, Optional
 
 from pilotid.errors import WorkdirError
 
@@ -46,7 +47,7 @@ def refuse_unsafe_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
     if home is not None and resolved == _resolved(home):
         raise WorkdirError(f"work directory {workdir} is the pilot's home, which would be "
                            f"opened to the job's user: {_HOW}")
-    if resolved in {_resolved(shared) for shared in SHARED_TEMPORARY}:
+    if resolved in _shared_temporary():
         raise WorkdirError(f"work directory {workdir} is the shared temporary directory "
                            f"{resolved} itself: {_HOW} (a subdirectory of it will do)")
     for credential in pilot_credentials:
@@ -69,6 +70,12 @@ def _pilot_home() -> Optional[Path]:
         return Path(pwd.getpwuid(os.geteuid()).pw_dir)
     except KeyError:
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_temporary() -> FrozenSet[Optional[Path]]:
+    """``SHARED_TEMPORARY`` resolved, once per process: a node's /tmp does not move."""
+    return frozenset(_resolved(Path(shared)) for shared in SHARED_TEMPORARY)
 
 
 def _resolved(path: Path) -> Optional[Path]:
