@@ -15,7 +15,9 @@ Hooks: ``make_provider()`` (required) returns the switcher; ``make_credential(di
 a ``Credential`` (a 0600 proxy file in ``directory``) the switcher maps (default: a proxy
 of a throwaway CA's user); ``make_workdir(tmp_path)`` a work directory of the pilot's the
 target may be given (default ``tmp_path/'work'``); ``make_account()`` the account the
-offline tests open a session for (default: the current user); ``make_marker(status)``.
+offline tests open a session for (default: the current user); ``make_marker(status)``;
+``run_scenario(name, tmp_path)`` where a job scenario of the launch contract runs (default:
+in the test process; tests/system/contract_driver.py runs them as an unprivileged pilot).
 """
 
 from __future__ import annotations
@@ -211,6 +213,31 @@ def _gone(token: str, seconds: float = 5.0) -> List[int]:
 class IdentitySwitcherLaunchContract(IdentitySwitcherContract):
     """The whole contract, with jobs run through the switch: on a node where it works."""
 
+    def run_scenario(self, name: str, tmp_path: Path) -> None:
+        """Run the job scenario ``scenario_<name>`` (it raises ``AssertionError`` on failure).
+
+        By default in this process; override to run it where the switch works, for a
+        switcher whose pilot is an unprivileged account (run ``scenario_<name>`` of a
+        contract built in a process of that account, and raise ``AssertionError`` with
+        what failed there).
+        """
+        getattr(self, f"scenario_{name}")(tmp_path)
+
+    def test_probe_answers_an_account(self, tmp_path: Path) -> None:
+        self.run_scenario("probe_answers_an_account", tmp_path)
+
+    def test_a_job_runs_through_the_switch_as_the_probed_account(self, tmp_path: Path) -> None:
+        self.run_scenario("a_job_runs_through_the_switch_as_the_probed_account", tmp_path)
+
+    def test_terminate_stops_a_payload_at_the_time_limit(self, tmp_path: Path) -> None:
+        self.run_scenario("terminate_stops_a_payload_at_the_time_limit", tmp_path)
+
+    def test_stop_leftovers_ends_what_the_payload_left_running(self, tmp_path: Path) -> None:
+        self.run_scenario("stop_leftovers_ends_what_the_payload_left_running", tmp_path)
+
+    def test_refresh_answers_whether_the_payload_got_the_proxy(self, tmp_path: Path) -> None:
+        self.run_scenario("refresh_answers_whether_the_payload_got_the_proxy", tmp_path)
+
     def _run(self, tmp_path: Path, script: str, **settings: Any) -> Tuple[Any, Path, Any]:
         switcher = self.make_provider()
         queue = dataclasses.replace(switcher.settings, grace_period=1, **settings)
@@ -223,12 +250,11 @@ class IdentitySwitcherLaunchContract(IdentitySwitcherContract):
                       prod_user_id=credential.identity)
         return launcher.run(job, workdir), workdir, switcher.probe(credential)
 
-    def test_probe_answers_an_account(self, tmp_path: Path) -> None:
+    def scenario_probe_answers_an_account(self, tmp_path: Path) -> None:
         credential = self.make_credential(tmp_path / "credentials")
         assert isinstance(self.make_provider().probe(credential), Account)
 
-    def test_a_job_runs_through_the_switch_as_the_probed_account(self,
-                                                                 tmp_path: Path) -> None:
+    def scenario_a_job_runs_through_the_switch_as_the_probed_account(self, tmp_path: Path) -> None:
         result, workdir, account = self._run(
             tmp_path, 'id -u > uid.txt; head -c 27 "$X509_USER_PROXY" > proxy.txt')
         assert result.outcome == SUCCEEDED, result.error
@@ -236,7 +262,7 @@ class IdentitySwitcherLaunchContract(IdentitySwitcherContract):
         assert (workdir / "proxy.txt").read_text() == "-----BEGIN CERTIFICATE-----"
         assert result.account == account
 
-    def test_terminate_stops_a_payload_at_the_time_limit(self, tmp_path: Path) -> None:
+    def scenario_terminate_stops_a_payload_at_the_time_limit(self, tmp_path: Path) -> None:
         token = f"{secrets.randbelow(10**9) + 10**9}"
         try:
             result, _, _ = self._run(tmp_path, f"exec sleep 300.{token}", timeout=2)
@@ -245,8 +271,7 @@ class IdentitySwitcherLaunchContract(IdentitySwitcherContract):
         finally:
             _kill(token)
 
-    def test_stop_leftovers_ends_what_the_payload_left_running(self,
-                                                              tmp_path: Path) -> None:
+    def scenario_stop_leftovers_ends_what_the_payload_left_running(self, tmp_path: Path) -> None:
         token = f"{secrets.randbelow(10**9) + 10**9}"
         script = (f"nohup sleep 300.{token} >/dev/null 2>&1 & "
                   f"setsid sleep 301.{token} >/dev/null 2>&1 < /dev/null & echo done > done")
@@ -258,7 +283,7 @@ class IdentitySwitcherLaunchContract(IdentitySwitcherContract):
         finally:
             _kill(token)
 
-    def test_refresh_answers_whether_the_payload_got_the_proxy(self, tmp_path: Path) -> None:
+    def scenario_refresh_answers_whether_the_payload_got_the_proxy(self, tmp_path: Path) -> None:
         switcher = self.make_provider()
         credential = self.make_credential(tmp_path / "credentials")
         workdir = self.make_workdir(tmp_path)
