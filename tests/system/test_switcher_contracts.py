@@ -1,8 +1,8 @@
 """The whole switcher contract (``IdentitySwitcherLaunchContract``) on the real node, as
 root: sudo to a real account, and the worked example's setpriv, whose switch program execs
-the wrapper.  (gLExec's stand-in takes only its whitelisted pilot account as caller: its
-switcher is run through the contract's offline part in tests/unit, and end to end by
-tests/system/test_run_glexec.py.)"""
+the wrapper.  (gLExec's stand-in and the sudoers rule take only the pilot account as
+caller: tests/system/test_switcher_contracts_as_pilot.py runs the same contract for gLExec
+and sudo with the job scenarios in a process of ``pilotid-pilot``.)"""
 
 from __future__ import annotations
 
