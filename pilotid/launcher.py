@@ -36,7 +36,6 @@ from pilotid.errors import (
     PilotInterruptedError,
     SwitchError,
     SwitchNotPermittedError,
-    WorkdirError,
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
@@ -44,7 +43,7 @@ from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.identity.owner import owner_dn
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.marker import read_marker
+from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.result import PayloadResult, internal_error, now, outcome_for_error
@@ -53,15 +52,13 @@ from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked, 
 from pilotid.supervision import Supervisor
 from pilotid.values import Outcome, PayloadLogs, WrapperMarker
 from pilotid.workdir import (
-    PRIVATE_DIR_NAME,
     HandoverDirectory,
     SandboxGrant,
-    acl_supported,
-    acl_unsupported,
+    choose_sandbox_mode,
     grant_target_access,
     make_handover_directory,
+    prepare_workdir,
     reclaim,
-    refuse_unsafe_workdir,
 )
 from pilotid.workfiles import open_payload_log
 
@@ -157,7 +154,7 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: _Run) -> Outcome:
-        state.private = self._prepare_workdir(state.workdir)
+        state.private = prepare_workdir(state.workdir, pilot_credentials())
         command = self.strategies.payload_for(state.job).command(state.job, state.workdir)
         credential = state.credential = self._fetch(state)
         log.info("job %s: credential of %s from %s", state.job.panda_id, credential.identity,
@@ -168,7 +165,8 @@ class PayloadLauncher:
         session = state.session = self.isolation.wrap(
             self.switcher.open(credential, account, state.workdir), state.workdir)
         marker, wrapper = state.scratch("marker"), state.scratch("wrapper", ".sh")
-        mode = self._sandbox_mode(state.workdir) if session.switches_identity else "none"
+        mode = (choose_sandbox_mode(state.workdir, self.settings.sandbox)
+                if session.switches_identity else "none")
         spec = WrapperSpec(
             command=command, workdir=state.workdir, handover=session.handover, marker=marker,
             environment=tuple(sorted(os.environ.items())),
@@ -236,34 +234,6 @@ class PayloadLauncher:
             credname=state.job.credname,
             server=state.job.myproxy)
 
-    def _prepare_workdir(self, workdir: Path) -> Path:
-        """Check the work directory and make its private 0700 directory; return that."""
-        if not workdir.is_dir():
-            raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
-        if not os.access(workdir, os.W_OK | os.X_OK):
-            raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
-                               f"(uid {os.geteuid()})")
-        refuse_unsafe_workdir(workdir, pilot_credentials())
-        private = workdir / PRIVATE_DIR_NAME
-        with contextlib.suppress(FileExistsError):
-            private.mkdir(mode=0o700)
-        info = private.lstat()
-        if private.is_symlink() or info.st_uid != os.geteuid():
-            raise WorkdirError(f"{private} is not a directory of the pilot's own: remove it")
-        os.chmod(private, 0o700)
-        return private
-
-    def _sandbox_mode(self, workdir: Path) -> str:
-        """The grant's mode for the queue's ``sandbox``: ``acl`` on a file system without
-        ACLs is an ``AclUnsupportedError``; ``acl-or-world`` is ``world`` there (logged)."""
-        if self.settings.sandbox == "world" or acl_supported(workdir):
-            return "world" if self.settings.sandbox == "world" else "acl"
-        if self.settings.sandbox == "acl":
-            raise acl_unsupported(workdir)
-        log.warning("%s does not support POSIX ACLs: world-writable directories and umask "
-                    "000, as the queue accepts (sandbox: acl-or-world)", workdir)
-        return "world"
-
     def _launch(self, state: _Run, supervisor: Supervisor, wrapper: Path,
                 marker: Path) -> Outcome:
         """Launch the wrapper, again while the session says a failure before it ran may go
@@ -284,7 +254,7 @@ class PayloadLauncher:
                                        self.switcher.name, state.workdir, wrapper, process.pid)
                 override = supervisor.watch(process)
                 found = read_marker(marker)
-                tampered = _tampered_marker(marker, found, session.marker_owner, state.account)
+                tampered = tampered_marker(marker, found, session.marker_owner, state.account)
                 if tampered is not None:  # the wrapper ran: never launch again
                     log.warning("job %s: %s", state.job.panda_id, tampered)
                     return Outcome(values.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
@@ -403,27 +373,3 @@ def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
-
-def _tampered_marker(marker: Path, found: Optional[WrapperMarker], owner: Optional[int],
-                     account: Optional[Account]) -> Optional[str]:
-    """Why the wrapper's marker cannot be what the wrapper wrote, or None.
-
-    The wrapper creates the marker as the target; the payload, running as the target
-    too, can rewrite it.  A marker file owned by the target (which no one but the
-    target, or root, can create) shows the switch happened, whatever it says: if it does
-    not parse, or names another uid, the payload changed it, and the failure is the
-    payload's, never the site's.  ``owner`` is the session's ``marker_owner``: None where
-    the file's owner proves nothing (no switch, the pilot owns it).
-    """
-    if owner is None or account is None:
-        return None
-    try:
-        found_owner = os.lstat(marker).st_uid
-    except OSError:
-        return None
-    if found_owner != owner or (found is not None and found.uid == owner):
-        return None
-    what = "does not parse" if found is None else f"names uid {found.uid}"
-    return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
-            f"{found_owner}) but the marker {what}: the payload changed it, so its outcome is "
-            "unknown")
