@@ -509,3 +509,23 @@ def test_probe_without_sudo_is_unavailable(mapped_to, tmp_path):
                             sudo=str(tmp_path / "no-sudo"))
     with pytest.raises(SwitchUnavailableError):
         switcher.probe(credential(tmp_path))
+
+
+def test_two_sessions_of_one_switcher_keep_their_own_launch(switcher, workdir, tmp_path,
+                                                            fake_sudo):
+    """Each session explains its own latest launch (issue 11): a refusal in the first is
+    told as sudo's refusal even after the second session launched a wrapper that exited 1."""
+    refused = Account("refused", 54322, 54322)
+    cred = credential(tmp_path)
+    first_dir, second_dir = workdir / "first", workdir / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = switcher.open(cred, refused, first_dir)
+    second = switcher.open(cred, SOMEONE, second_dir)
+    first_logs, second_logs = open_logs(first_dir), open_logs(second_dir)
+    first_status = first.launch(["/bin/true"], first_logs).wait(10)
+    second_status = second.launch(["/bin/false"], second_logs).wait(10)
+    close_logs(first_logs)
+    close_logs(second_logs)
+    assert isinstance(first.explain(first_status, None).error, SwitchNotPermittedError)
+    assert isinstance(second.explain(second_status, None).error, SwitchExecError)
