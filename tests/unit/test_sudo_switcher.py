@@ -270,10 +270,10 @@ def test_a_refusal_at_launch_after_a_kept_check_is_told_and_forgets_it(
     assert switcher.probe(cred) == revoked  # kept: sudo not asked
     assert sudo_calls(fake_sudo) == []
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/true"], cred, revoked, workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(cred, revoked, workdir)
+    returncode = session.launch(["/bin/true"], logs).wait(10)
     close_logs(logs)
-    assert isinstance(switcher.explain(returncode, None).error, SwitchNotPermittedError)
+    assert isinstance(session.explain(returncode, None).error, SwitchNotPermittedError)
     with pytest.raises(SwitchNotPermittedError):
         switcher.probe(cred)
 
@@ -358,11 +358,10 @@ def test_launch_survives_a_wrapper_that_never_reads_its_proxy(switcher, workdir,
 
 def test_sudo_refusal_at_launch_is_not_permitted(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/true"], credential(tmp_path),
-                              Account("refused", 54322, 54322), workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), Account("refused", 54322, 54322), workdir)
+    returncode = session.launch(["/bin/true"], logs).wait(10)
     close_logs(logs)
-    outcome = switcher.explain(returncode, None)
+    outcome = session.explain(returncode, None)
     assert outcome.kind == values.SWITCH_FAILED
     assert isinstance(outcome.error, SwitchNotPermittedError)
     assert "a password is required" in str(outcome.error)
@@ -371,21 +370,20 @@ def test_sudo_refusal_at_launch_is_not_permitted(switcher, workdir, tmp_path):
 
 def test_command_sudo_cannot_find_is_an_exec_error(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch([str(workdir / "no-wrapper.sh")], credential(tmp_path), SOMEONE,
-                              workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), SOMEONE, workdir)
+    returncode = session.launch([str(workdir / "no-wrapper.sh")], logs).wait(10)
     close_logs(logs)
-    outcome = switcher.explain(returncode, None)
+    outcome = session.explain(returncode, None)
     assert isinstance(outcome.error, SwitchExecError)
     assert "command not found" in str(outcome.error)
 
 
 def test_wrapper_exiting_1_before_its_marker_is_not_a_sudo_refusal(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/false"], credential(tmp_path), SOMEONE, workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), SOMEONE, workdir)
+    returncode = session.launch(["/bin/false"], logs).wait(10)
     close_logs(logs)
-    assert isinstance(switcher.explain(returncode, None).error, SwitchExecError)
+    assert isinstance(session.explain(returncode, None).error, SwitchExecError)
 
 
 @pytest.mark.parametrize("returncode, error", [
