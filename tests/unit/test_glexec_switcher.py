@@ -620,3 +620,26 @@ def test_refresh_pushes_a_proxy_shorter_than_a_launch_needs_but_not_an_expired_o
     assert switch.refresh_proxy(credential(tmp_path, hours=1), tmp_path)
     with pytest.raises(ProxyExpiredError):
         switch.refresh_proxy(credential(tmp_path, hours=-1, name="expired"), tmp_path)
+
+
+def test_two_sessions_of_one_switcher_keep_their_own_launches(fake, tmp_path):
+    """A session signals only what it launched (issue 11): its launches are its own, not
+    the switcher's, which any session of it used to reach."""
+    switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = switch.open(credential(tmp_path), ALICE, first_dir)
+    second = switch.open(credential(tmp_path), ALICE, second_dir)
+    process = first.launch(["/bin/sleep", "30"], logs_in(first_dir))
+    try:
+        fake.wait_for_calls(1)
+        with pytest.raises(SwitchError, match="not started"):
+            second.terminate(process, signal.SIGTERM)
+        assert len(fake.calls()) == 1
+        first.terminate(process, signal.SIGTERM)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
