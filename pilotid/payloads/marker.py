@@ -2,7 +2,8 @@
 
 The wrapper (``pilotid.payloads.wrapper``) creates the marker as soon as it runs as the
 target and appends to it as the payload ends; the pilot reads it back with ``read_marker``
-into a ``pilotid.values.WrapperMarker``, and so tells a switch failure from a payload
+into a ``pilotid.values.WrapperMarker`` (``tampered_marker`` says when the payload
+rewrote it), and so tells a switch failure from a payload
 failure without guessing from the exit status.
 
 The marker, one ``key=value`` per line::
@@ -29,6 +30,7 @@ import stat
 from pathlib import Path
 from typing import Dict, Optional
 
+from pilotid.identity.accounts import Account
 from pilotid.values import WrapperMarker
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,32 @@ def read_marker(path: Path) -> Optional[WrapperMarker]:
     if marker is None:
         log.warning("wrapper marker %s is malformed: ignoring it", path)
     return marker
+
+
+def tampered_marker(marker: Path, found: Optional[WrapperMarker], owner: Optional[int],
+                    account: Optional[Account]) -> Optional[str]:
+    """Why the wrapper's marker cannot be what the wrapper wrote, or None.
+
+    The wrapper creates the marker as the target; the payload, running as the target
+    too, can rewrite it.  A marker file owned by the target (which no one but the
+    target, or root, can create) shows the switch happened, whatever it says: if it does
+    not parse, or names another uid, the payload changed it, and the failure is the
+    payload's, never the site's.  ``found`` is what ``read_marker`` made of it; ``owner``
+    is the session's ``marker_owner``: None where the file's owner proves nothing (no
+    switch, the pilot owns it).
+    """
+    if owner is None or account is None:
+        return None
+    try:
+        found_owner = os.lstat(marker).st_uid
+    except OSError:
+        return None
+    if found_owner != owner or (found is not None and found.uid == owner):
+        return None
+    what = "does not parse" if found is None else f"names uid {found.uid}"
+    return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
+            f"{found_owner}) but the marker {what}: the payload changed it, so its outcome is "
+            "unknown")
 
 
 def _parse_marker(data: bytes) -> Optional[WrapperMarker]:

@@ -51,11 +51,13 @@ from pilotid.strategies.base import (
     signal_label,
     start_environment,
     stdin_handover,
+    switch_failed,
     switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
-from pilotid.values import PayloadLogs, ProxyHandover
+from pilotid.strategies.session import SwitchSession
+from pilotid.values import Outcome, PayloadLogs, ProxyHandover, WrapperMarker
 
 if TYPE_CHECKING:
     from pilotid.identity.credential import Credential
@@ -152,9 +154,10 @@ class SudoSwitcher(SwitcherBase):
     ``sudo`` overrides where the sudo program is (default: the queue's ``sudo_path``, else
     looked up in ``SUDO_SEARCH_PATH``).  ``probe_cache`` keeps the switches sudo allowed
     (default: shared by the pilot process) for the queue's ``probe_cache_lifetime``.  One
-    instance serves one launch at a time, as the launcher uses it: ``explain`` reads sudo's
-    own message from the stderr log of the latest ``launch``, only to tell "sudo refused"
-    from "the wrapper could not be executed" and to quote it.
+    switcher serves any number of sessions (``open``: a ``SudoSession``); each session's
+    ``explain`` reads sudo's own message from the stderr log of that session's latest
+    launch, only to tell "sudo refused" from "the wrapper could not be executed" and to
+    quote it.  The switcher's own ``explain`` knows no launch ("no stderr log known").
     """
 
     name = "sudo"
@@ -165,9 +168,14 @@ class SudoSwitcher(SwitcherBase):
         super().__init__(settings)
         self.sudo = sudo
         self.probe_cache = PILOT_PROBE_CACHE if probe_cache is None else probe_cache
+        # One record per launched process (never shared: a process is one session's).
         self._launches: "weakref.WeakKeyDictionary[subprocess.Popen, _Launch]" = \
             weakref.WeakKeyDictionary()
-        self._latest: Optional[_Launch] = None
+
+    def open(self, credential: "Credential", account: Account,
+             workdir: Path) -> "SudoSession":
+        """Return the ``SudoSession`` of one job run as ``account`` in ``workdir``."""
+        return SudoSession(self, credential, account, workdir)
 
     # -- locating sudo -------------------------------------------------------------------
 
@@ -306,7 +314,6 @@ class SudoSwitcher(SwitcherBase):
             if stdin != subprocess.PIPE:
                 os.close(stdin)
         self._launches[process] = record
-        self._latest = record
         log.info("started %s as %s through sudo (pid %d)", " ".join(command[5:6]),
                  account.name, process.pid)
         if process.stdin is not None:
@@ -400,7 +407,19 @@ class SudoSwitcher(SwitcherBase):
         126, 127 or any other status          SwitchExecError
         ====================================  ============================
         """
-        launch = self._latest
+        return self._without_marker(returncode, None)
+
+    def explain_launch(self, process: Optional[subprocess.Popen], returncode: int,
+                       marker: Optional[WrapperMarker]) -> Outcome:
+        """``explain`` for ``process``, a launch of this switcher (a session's latest; None:
+        no launch known): where there is no marker, sudo's message in that launch's stderr
+        log tells a refusal from a wrapper that could not run."""
+        if returncode < 0 or marker is not None:
+            return self.explain(returncode, marker)
+        launch = self._launches.get(process) if process is not None else None
+        return switch_failed(self._without_marker(returncode, launch))
+
+    def _without_marker(self, returncode: int, launch: Optional[_Launch]) -> SwitchError:
         said = self._sudo_said(launch)
         if returncode == 1:
             if said and _is_refusal(said):
@@ -427,3 +446,24 @@ class SudoSwitcher(SwitcherBase):
         if launch is None:
             return None
         return switch_program_said(launch.stderr_path, launch.stderr_offset, "sudo:")
+
+
+class SudoSession(SwitchSession):
+    """One job's switch through a ``SudoSwitcher``: it remembers its own latest launch, whose
+    stderr log its ``explain`` reads, so that two sessions of one switcher never explain each
+    other's launches."""
+
+    def __init__(self, switcher: SudoSwitcher, credential: "Credential", account: Account,
+                 workdir: Path) -> None:
+        super().__init__(switcher, credential, account, workdir)
+        self.latest: Optional[subprocess.Popen] = None
+
+    def launch(self, argv: Sequence[str], logs: PayloadLogs) -> subprocess.Popen:
+        """Start ``argv`` through sudo (``SudoSwitcher.launch``); remember it as the latest."""
+        process = super().launch(argv, logs)
+        self.latest = process
+        return process
+
+    def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
+        """The outcome of this session's latest launch (``SudoSwitcher.explain_launch``)."""
+        return self.switcher.explain_launch(self.latest, returncode, marker)

@@ -5,21 +5,23 @@ exactly, ``make_handover_directory`` makes the target's private place for its pr
 and ``acl_supported`` says which of the two modes a file system allows.  One idea a module:
 ``acl`` (the ACL codec and the access check), ``walk`` (the descriptor walk, GNU ``find``
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
-``grant``, ``reclaim``, ``handover``, ``placement`` (where a work directory may not
-be: ``refuse_unsafe_workdir``).  These are the names the rest of pilotid uses.
+``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
+work directory may not be: ``refuse_unsafe_workdir``; readying it: ``prepare_workdir``).
+These are the names the rest of pilotid uses.
 """
 
 from __future__ import annotations
 
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
-from pilotid.workdir.grant import acl_unsupported, grant_target_access
+from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
-from pilotid.workdir.placement import refuse_unsafe_workdir
+from pilotid.workdir.placement import prepare_workdir, refuse_unsafe_workdir
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
     "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported", "acl_unsupported",
-    "grant_target_access", "make_handover_directory", "reclaim", "refuse_unsafe_workdir",
+    "choose_sandbox_mode", "grant_target_access", "make_handover_directory", "prepare_workdir",
+    "reclaim", "refuse_unsafe_workdir",
 ]

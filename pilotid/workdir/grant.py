@@ -97,6 +97,20 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
     return grant
 
 
+def choose_sandbox_mode(workdir: Path, sandbox: str) -> str:
+    """The grant's mode for a queue's ``sandbox`` on ``workdir``'s file system, before any
+    change: ``acl`` where ACLs work, ``world`` where the queue asked for it; ``acl`` on a
+    file system without ACLs is an ``AclUnsupportedError``; ``acl-or-world`` is ``world``
+    there (logged)."""
+    if sandbox == WORLD or acl_supported(workdir):
+        return WORLD if sandbox == WORLD else ACL
+    if sandbox == ACL:
+        raise acl_unsupported(workdir)
+    log.warning("%s does not support POSIX ACLs: world-writable directories and umask "
+                "000, as the queue accepts (sandbox: acl-or-world)", workdir)
+    return WORLD
+
+
 def acl_unsupported(where: Path) -> AclUnsupportedError:
     """The error of an ``acl`` queue whose work directory (or ``where`` in it) has no ACLs."""
     return AclUnsupportedError(

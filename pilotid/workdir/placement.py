@@ -1,4 +1,8 @@
-"""Where a work directory may not be: the places a grant would open to the target.
+"""Where a work directory may not be, and making it ready for a job.
+
+``prepare_workdir`` is the launcher's first step: the work directory exists, the pilot can
+write there, it is not a place a grant must not open (``refuse_unsafe_workdir``), and its
+private 0700 directory (``PRIVATE_DIR_NAME``) is the pilot's own.
 
 ``refuse_unsafe_workdir`` is asked before anything is changed (by ``pilotid run`` and by
 ``pilotid probe``).  The grant opens the whole work directory to the job's user, so a work
@@ -11,6 +15,7 @@ home for the target: see :doc:`sandbox`); the home itself is not.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import FrozenSet, Iterable, Optional
 
 from pilotid.errors import WorkdirError
+from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 #: Shared temporary directories: every account may create entries there.
 SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108
@@ -63,6 +69,29 @@ def refuse_unsafe_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
         if name in CREDENTIAL_NAMES or name.startswith(CREDENTIAL_PREFIXES):
             raise WorkdirError(f"work directory {workdir} holds credentials ({name!r}): "
                                f"{_HOW}, or move them out")
+
+
+def prepare_workdir(workdir: Path, pilot_credentials: Iterable[Path] = ()) -> Path:
+    """Check ``workdir`` for a job and make its private 0700 directory; return that.
+
+    ``WorkdirError`` where ``workdir`` is not a directory, the pilot cannot write and
+    traverse it, ``refuse_unsafe_workdir`` refuses it (``pilot_credentials`` as there), or
+    its private directory exists and is not a directory of the pilot's own.
+    """
+    if not workdir.is_dir():
+        raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
+                           f"(uid {os.geteuid()})")
+    refuse_unsafe_workdir(workdir, pilot_credentials)
+    private = workdir / PRIVATE_DIR_NAME
+    with contextlib.suppress(FileExistsError):
+        private.mkdir(mode=0o700)
+    info = private.lstat()
+    if private.is_symlink() or info.st_uid != os.geteuid():
+        raise WorkdirError(f"{private} is not a directory of the pilot's own: remove it")
+    os.chmod(private, 0o700)
+    return private
 
 
 def _pilot_home() -> Optional[Path]:

@@ -469,10 +469,10 @@ def test_launch_checks_the_proxy_lifetime(fake, tmp_path):
 
 def test_terminate_runs_kill_through_glexec_on_the_payloads_group(fake, tmp_path):
     switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1")
-    process = switch.launch(["/bin/sleep", "30"], credential(tmp_path), ALICE, tmp_path,
-                            logs_in(tmp_path))
+    session = switch.open(credential(tmp_path), ALICE, tmp_path)
+    process = session.launch(["/bin/sleep", "30"], logs_in(tmp_path))
     fake.wait_for_calls(1)
-    switch.terminate(process, signal.SIGTERM)
+    session.terminate(process, signal.SIGTERM)
     assert process.wait(timeout=30) == -signal.SIGTERM
     kill = fake.calls()[-1]
     assert kill["argv"][1:] == [os.path.realpath("/bin/kill"), "-s", "TERM", "--",
@@ -484,12 +484,12 @@ def test_terminate_runs_kill_through_glexec_on_the_payloads_group(fake, tmp_path
 
 def test_terminate_reports_a_refused_kill(fake, tmp_path):
     switch = switcher(fake, "203", FAKE_GLEXEC_EXEC="0")
-    process = switch.launch(["/bin/sleep", "30"], credential(tmp_path), ALICE, tmp_path,
-                            logs_in(tmp_path))
+    session = switch.open(credential(tmp_path), ALICE, tmp_path)
+    process = session.launch(["/bin/sleep", "30"], logs_in(tmp_path))
     fake.wait_for_calls(1)
     try:
         with pytest.raises(SwitchNotPermittedError, match="signal"):
-            switch.terminate(process, signal.SIGKILL)
+            session.terminate(process, signal.SIGKILL)
     finally:
         process.kill()
         process.wait()
@@ -506,13 +506,14 @@ def _group_making_wrapper(workdir: Path, after: str) -> Path:
 
 
 def _launch_until_ready(switch: GlexecSwitcher, script: Path, tmp_path: Path):
-    process = switch.launch([str(script)], credential(tmp_path), Account.current(),
-                            script.parent, logs_in(tmp_path))
+    """The session, the wrapper's process and its payload's pid, once the payload runs."""
+    session = switch.open(credential(tmp_path), Account.current(), script.parent)
+    process = session.launch([str(script)], logs_in(tmp_path))
     deadline = time.monotonic() + 30
     while not (script.parent / "ready").exists():
         assert time.monotonic() < deadline and process.poll() is None, "wrapper not ready"
         time.sleep(0.01)
-    return process, int((script.parent / "payload.pid").read_text())
+    return session, process, int((script.parent / "payload.pid").read_text())
 
 
 def test_sigkill_goes_to_the_payloads_group_first_so_the_wrapper_can_finish(
@@ -523,9 +524,9 @@ def test_sigkill_goes_to_the_payloads_group_first_so_the_wrapper_can_finish(
     workdir = tmp_path / "work"
     workdir.mkdir()
     switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1,2")
-    process, payload = _launch_until_ready(switch, _group_making_wrapper(workdir, "exit 7"),
-                                           tmp_path)
-    switch.terminate(process, signal.SIGKILL)
+    session, process, payload = _launch_until_ready(
+        switch, _group_making_wrapper(workdir, "exit 7"), tmp_path)
+    session.terminate(process, signal.SIGKILL)
     assert process.wait(timeout=30) == 7, "the wrapper was killed instead of ending itself"
     kills = [call["argv"][1:] for call in fake.calls()[1:]]
     assert kills == [[os.path.realpath("/bin/kill"), "-s", "KILL", "--", f"-{payload}"]]
@@ -537,10 +538,10 @@ def test_sigkill_reaches_glexecs_group_when_the_wrapper_does_not_end(fake, tmp_p
     workdir = tmp_path / "work"
     workdir.mkdir()
     switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1,2")
-    process, payload = _launch_until_ready(
+    session, process, payload = _launch_until_ready(
         switch, _group_making_wrapper(workdir, "exec sleep 60"), tmp_path)
     try:
-        switch.terminate(process, signal.SIGKILL)
+        session.terminate(process, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
     finally:
         if process.poll() is None:
@@ -550,11 +551,10 @@ def test_sigkill_reaches_glexecs_group_when_the_wrapper_does_not_end(fake, tmp_p
 
 
 def test_terminate_after_the_end_does_nothing(fake, tmp_path):
-    switch = switcher(fake)
-    process = switch.launch(["/bin/true"], credential(tmp_path), ALICE, tmp_path,
-                            logs_in(tmp_path))
+    session = switcher(fake).open(credential(tmp_path), ALICE, tmp_path)
+    process = session.launch(["/bin/true"], logs_in(tmp_path))
     process.wait(timeout=30)
-    switch.terminate(process, signal.SIGTERM)
+    session.terminate(process, signal.SIGTERM)
     assert len(fake.calls()) == 1
 
 
@@ -601,13 +601,13 @@ def test_refresh_returns_true_and_later_kills_use_the_renewed_proxy(fake, tmp_pa
     switch = switcher(fake, FAKE_GLEXEC_EXEC="0")
     workdir = tmp_path / "work"
     workdir.mkdir()
-    process = switch.launch(["/bin/sleep", "30"], credential(tmp_path), ALICE, workdir,
-                            logs_in(tmp_path))
+    session = switch.open(credential(tmp_path), ALICE, workdir)
+    process = session.launch(["/bin/sleep", "30"], logs_in(tmp_path))
     try:
         fake.wait_for_calls(1)
         renewed = credential(tmp_path, name="x509up_renewed", hours=24)
-        assert switch.refresh_proxy(renewed, workdir) is True
-        switch.terminate(process, signal.SIGTERM)
+        assert session.refresh(renewed) is True
+        session.terminate(process, signal.SIGTERM)
         assert fake.calls()[-1]["env"]["GLEXEC_CLIENT_CERT"] == os.path.realpath(renewed.path)
     finally:
         process.kill()
@@ -620,3 +620,26 @@ def test_refresh_pushes_a_proxy_shorter_than_a_launch_needs_but_not_an_expired_o
     assert switch.refresh_proxy(credential(tmp_path, hours=1), tmp_path)
     with pytest.raises(ProxyExpiredError):
         switch.refresh_proxy(credential(tmp_path, hours=-1, name="expired"), tmp_path)
+
+
+def test_two_sessions_of_one_switcher_keep_their_own_launches(fake, tmp_path):
+    """A session signals only what it launched (issue 11): its launches are its own, not
+    the switcher's, which any session of it used to reach."""
+    switch = switcher(fake, FAKE_GLEXEC_EXEC="0,1")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = switch.open(credential(tmp_path), ALICE, first_dir)
+    second = switch.open(credential(tmp_path), ALICE, second_dir)
+    process = first.launch(["/bin/sleep", "30"], logs_in(first_dir))
+    try:
+        fake.wait_for_calls(1)
+        with pytest.raises(SwitchError, match="not started"):
+            second.terminate(process, signal.SIGTERM)
+        assert len(fake.calls()) == 1
+        first.terminate(process, signal.SIGTERM)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

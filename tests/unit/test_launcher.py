@@ -226,9 +226,9 @@ def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaim
         return SandboxGrant(path, account, "acl", os.geteuid())
 
     monkeypatch.setattr("pilotid.launcher.grant_target_access", grant)
-    monkeypatch.setattr("pilotid.launcher.reclaim",
+    monkeypatch.setattr("pilotid.launcher.jobrun.reclaim",
                         lambda g: steps.events.append("reclaim"))
-    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)
     monkeypatch.setenv("X509_USER_PROXY", "/pilot/own/x509up")
     source, switcher, payload = recording_fakes(steps, credential, ["/bin/true"],
                                                 switcher_class=OtherAccount)
@@ -956,8 +956,8 @@ def test_unexpected_exception_while_reclaiming_turns_a_success_into_an_internal_
     monkeypatch.setattr("pilotid.launcher.grant_target_access",
                         lambda path, account, mode, keep_private=(): SandboxGrant(
                             path, account, "acl", os.geteuid()))
-    monkeypatch.setattr("pilotid.launcher.reclaim", reclaim)
-    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    monkeypatch.setattr("pilotid.launcher.jobrun.reclaim", reclaim)
+    monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)
     result = make_launcher(credential, ["/bin/true"], switcher=OtherAccount()).run(JOB, workdir)
     assert (result.outcome, result.error_code) == ("internal_error", 80)
     assert "Too many open files" in result.error
@@ -976,8 +976,8 @@ def test_a_grant_that_falls_back_to_world_mode_by_itself_sets_the_payloads_umask
         return SandboxGrant(path, account, "world", os.geteuid())
 
     monkeypatch.setattr("pilotid.launcher.grant_target_access", world_grant)
-    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
-    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    monkeypatch.setattr("pilotid.launcher.jobrun.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)
     result = make_launcher(credential, sh("umask > umask.txt"), switcher=Switching(),
                            umask=0o022).run(JOB, workdir)
     assert result.outcome == "succeeded", result.error
@@ -1000,8 +1000,8 @@ def test_a_wrapper_exec_d_by_its_switch_program_does_not_reap_itself(credential,
     monkeypatch.setattr("pilotid.launcher.grant_target_access",
                         lambda path, account, mode, keep_private=(): SandboxGrant(
                             path, account, "acl", os.geteuid()))
-    monkeypatch.setattr("pilotid.launcher.reclaim", lambda grant: None)
-    monkeypatch.setattr("pilotid.launcher.acl_supported", lambda path: True)
+    monkeypatch.setattr("pilotid.launcher.jobrun.reclaim", lambda grant: None)
+    monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)
     result = make_launcher(credential, sh("echo done > done.txt"),
                            switcher=ExecsTheWrapper()).run(JOB, workdir)
     assert (result.outcome, result.exit_code, result.signal) == ("succeeded", 0, None), \

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from pilotid.payloads.marker import read_marker
+from pilotid.identity.accounts import Account
+from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.values import WrapperMarker
 
 
@@ -45,3 +46,25 @@ def test_marker_behind_a_symlink_or_a_fifo_is_ignored(tmp_path, caplog):
     assert read_marker(tmp_path / "link") is None
     assert read_marker(tmp_path / "fifo") is None
     assert "ignoring" in caplog.text
+
+
+def _target() -> Account:
+    return Account("target", os.geteuid(), os.getegid())
+
+
+def test_marker_owned_by_the_target_naming_another_uid_was_tampered(tmp_path):
+    (tmp_path / "m").write_text("uid=4242\n")
+    found = read_marker(tmp_path / "m")
+    why = tampered_marker(tmp_path / "m", found, os.geteuid(), _target())
+    assert why is not None and "names uid 4242" in why
+
+
+def test_marker_naming_its_owner_is_not_tampered(tmp_path):
+    (tmp_path / "m").write_text(f"uid={os.geteuid()}\n")
+    found = read_marker(tmp_path / "m")
+    assert tampered_marker(tmp_path / "m", found, os.geteuid(), _target()) is None
+
+
+def test_marker_owner_proves_nothing_without_a_switch(tmp_path):
+    (tmp_path / "m").write_text("garbage")
+    assert tampered_marker(tmp_path / "m", None, None, _target()) is None

@@ -270,10 +270,10 @@ def test_a_refusal_at_launch_after_a_kept_check_is_told_and_forgets_it(
     assert switcher.probe(cred) == revoked  # kept: sudo not asked
     assert sudo_calls(fake_sudo) == []
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/true"], cred, revoked, workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(cred, revoked, workdir)
+    returncode = session.launch(["/bin/true"], logs).wait(10)
     close_logs(logs)
-    assert isinstance(switcher.explain(returncode, None).error, SwitchNotPermittedError)
+    assert isinstance(session.explain(returncode, None).error, SwitchNotPermittedError)
     with pytest.raises(SwitchNotPermittedError):
         switcher.probe(cred)
 
@@ -358,11 +358,10 @@ def test_launch_survives_a_wrapper_that_never_reads_its_proxy(switcher, workdir,
 
 def test_sudo_refusal_at_launch_is_not_permitted(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/true"], credential(tmp_path),
-                              Account("refused", 54322, 54322), workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), Account("refused", 54322, 54322), workdir)
+    returncode = session.launch(["/bin/true"], logs).wait(10)
     close_logs(logs)
-    outcome = switcher.explain(returncode, None)
+    outcome = session.explain(returncode, None)
     assert outcome.kind == values.SWITCH_FAILED
     assert isinstance(outcome.error, SwitchNotPermittedError)
     assert "a password is required" in str(outcome.error)
@@ -371,21 +370,20 @@ def test_sudo_refusal_at_launch_is_not_permitted(switcher, workdir, tmp_path):
 
 def test_command_sudo_cannot_find_is_an_exec_error(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch([str(workdir / "no-wrapper.sh")], credential(tmp_path), SOMEONE,
-                              workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), SOMEONE, workdir)
+    returncode = session.launch([str(workdir / "no-wrapper.sh")], logs).wait(10)
     close_logs(logs)
-    outcome = switcher.explain(returncode, None)
+    outcome = session.explain(returncode, None)
     assert isinstance(outcome.error, SwitchExecError)
     assert "command not found" in str(outcome.error)
 
 
 def test_wrapper_exiting_1_before_its_marker_is_not_a_sudo_refusal(switcher, workdir, tmp_path):
     logs = open_logs(workdir)
-    process = switcher.launch(["/bin/false"], credential(tmp_path), SOMEONE, workdir, logs)
-    returncode = process.wait(10)
+    session = switcher.open(credential(tmp_path), SOMEONE, workdir)
+    returncode = session.launch(["/bin/false"], logs).wait(10)
     close_logs(logs)
-    assert isinstance(switcher.explain(returncode, None).error, SwitchExecError)
+    assert isinstance(session.explain(returncode, None).error, SwitchExecError)
 
 
 @pytest.mark.parametrize("returncode, error", [
@@ -509,3 +507,23 @@ def test_probe_without_sudo_is_unavailable(mapped_to, tmp_path):
                             sudo=str(tmp_path / "no-sudo"))
     with pytest.raises(SwitchUnavailableError):
         switcher.probe(credential(tmp_path))
+
+
+def test_two_sessions_of_one_switcher_keep_their_own_launch(switcher, workdir, tmp_path,
+                                                            fake_sudo):
+    """Each session explains its own latest launch (issue 11): a refusal in the first is
+    told as sudo's refusal even after the second session launched a wrapper that exited 1."""
+    refused = Account("refused", 54322, 54322)
+    cred = credential(tmp_path)
+    first_dir, second_dir = workdir / "first", workdir / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = switcher.open(cred, refused, first_dir)
+    second = switcher.open(cred, SOMEONE, second_dir)
+    first_logs, second_logs = open_logs(first_dir), open_logs(second_dir)
+    first_status = first.launch(["/bin/true"], first_logs).wait(10)
+    second_status = second.launch(["/bin/false"], second_logs).wait(10)
+    close_logs(first_logs)
+    close_logs(second_logs)
+    assert isinstance(first.explain(first_status, None).error, SwitchNotPermittedError)
+    assert isinstance(second.explain(second_status, None).error, SwitchExecError)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from pilotid import cli
 from pilotid.errors import WorkdirError
-from pilotid.workdir import refuse_unsafe_workdir
+from pilotid.workdir import PRIVATE_DIR_NAME, prepare_workdir, refuse_unsafe_workdir
 from tests.unit.test_launcher import proxy_pem, site, write_job  # noqa: F401 - fixtures
 
 __all__ = ["proxy_pem", "site"]
@@ -90,3 +91,21 @@ def test_probe_fails_for_the_root_directory(site, capsys):  # noqa: F811
     failed = [c for c in checks if c["status"] == "fail"]
     assert status == 22
     assert [c["name"] for c in failed] == ["work directory"]
+
+
+def test_prepare_workdir_makes_the_private_directory_0700(tmp_path):
+    private = prepare_workdir(tmp_path)
+    assert private == tmp_path / PRIVATE_DIR_NAME
+    assert os.stat(private).st_mode & 0o777 == 0o700
+
+
+def test_prepare_workdir_refuses_a_missing_directory(tmp_path):
+    with pytest.raises(WorkdirError, match="does not exist"):
+        prepare_workdir(tmp_path / "absent")
+
+
+def test_prepare_workdir_refuses_a_private_symlink(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / PRIVATE_DIR_NAME).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(WorkdirError, match="not a directory of the pilot's own"):
+        prepare_workdir(tmp_path)

@@ -69,6 +69,7 @@ from pilotid.strategies.glexec.exitcodes import (
 from pilotid.strategies.glexec.mapping import probe_mapping
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.strategies.session import SwitchSession
 from pilotid.values import (
     PAYLOAD_FAILED,
     SWITCH_FAILED,
@@ -151,6 +152,10 @@ class GlexecSwitcher(SwitcherBase):
     ``proxy_lifetime_needed()``) and ``call_timeout`` (seconds a probe, kill or refresh
     call may take).
 
+    Each job's session (``open``: a ``GlexecSession``) keeps its own launches, which its
+    ``terminate`` signals and its ``refresh`` updates; the switcher keeps none, so two
+    sessions of one switcher never reach each other's payloads.
+
     Retries: ``probe`` retries 202 and 203 itself.  A launch that ends in 202 or 203
     before the wrapper ran is retried by the launcher: it asks ``retry_delay(outcome,
     attempt)`` and launches again after that many seconds, or gives up on None.
@@ -183,7 +188,6 @@ class GlexecSwitcher(SwitcherBase):
         self.proxy_lifetime = proxy_lifetime
         self.call_timeout = call_timeout
         self._binary: Optional[Path] = None
-        self._launched: Dict[int, _Launch] = {}
 
     # -- where, with what ------------------------------------------------------------------
 
@@ -284,27 +288,39 @@ class GlexecSwitcher(SwitcherBase):
         except OSError as error:
             raise SwitchUnavailableError(
                 f"cannot start gLExec {self.binary}: {error.strerror}") from None
-        self._launched[process.pid] = _Launch(credential, account, cert,
-                                              Path(os.path.abspath(workdir)))
         return process
 
+    def open(self, credential: Credential, account: Account,
+             workdir: Path) -> "GlexecSession":
+        """Return the ``GlexecSession`` of one job run as ``account`` in ``workdir``."""
+        return GlexecSession(self, credential, account, workdir)
+
+    def launch_record(self, credential: Credential, account: Account,
+                      workdir: Path) -> _Launch:
+        """What a session keeps of a launch as ``account`` with ``credential`` in
+        ``workdir``, for ``terminate_launch``."""
+        return _Launch(credential, account, self.client_cert(credential),
+                       Path(os.path.abspath(workdir)))
+
     def terminate(self, process: subprocess.Popen, signum: int) -> None:
+        """``SwitchError``: outside a session no launch is known (a ``GlexecSession``
+        signals its own launches with ``terminate_launch``)."""
+        raise SwitchError(f"process {process.pid} was not started by a session of this "
+                          "gLExec switcher")
+
+    def terminate_launch(self, process: subprocess.Popen, launched: _Launch,
+                         signum: int) -> None:
         """Send ``signum`` to the payload's process groups by running ``kill`` through gLExec.
 
-        The lingering gLExec runs as root and ignores the pilot, and the payload runs as the
+        ``launched`` is the session's record of ``process`` (``launch_record``).  The
+        lingering gLExec runs as root and ignores the pilot, and the payload runs as the
         target: only the target may signal it.  The groups are gLExec's own (the wrapper's)
         and every group a process of the target under gLExec leads (the wrapper runs the
         payload in a group of its own), so that SIGKILL reaches the payload and not only the
         wrapper; SIGKILL goes to the payload's groups first, so that the wrapper can still
-        clean up (``signal_groups``).  Does nothing once ``process`` has ended.  Raises the
-        ``SwitchError`` of gLExec's status if gLExec refuses the kill.
+        clean up (``signal_groups``).  Raises the ``SwitchError`` of gLExec's status if gLExec
+        refuses the kill.
         """
-        if process.poll() is not None:
-            self._launched.pop(process.pid, None)
-            return
-        launched = self._launched.get(process.pid)
-        if launched is None:
-            raise SwitchError(f"process {process.pid} was not started by this gLExec switcher")
         if launched.credential.time_left().total_seconds() <= 0:
             log.warning("the proxy of %s has expired: gLExec may refuse to signal the payload",
                         launched.credential.identity)
@@ -374,8 +390,8 @@ class GlexecSwitcher(SwitcherBase):
 
         For long payloads: the launcher renews the proxy from its credential source when
         it falls under the queue's ``proxy_refresh_threshold``, then calls this.  Returns
-        True; later ``terminate`` calls for the payload in ``workdir`` use the renewed
-        proxy.  Raises the ``SwitchError`` of gLExec's status, or ``ProxyExpiredError``
+        True; the session (``GlexecSession.refresh``) then signals its payload with the
+        renewed proxy.  Raises the ``SwitchError`` of gLExec's status, or ``ProxyExpiredError``
         for a proxy that has already expired (a shorter one than ``proxy_lifetime`` is
         pushed: it is still better than the one it replaces).
         """
@@ -390,10 +406,6 @@ class GlexecSwitcher(SwitcherBase):
         if status != 0:
             raise _switch_error(status, "to refresh the target's proxy", stderr,
                                 _cert_hint(cert))
-        where = Path(os.path.abspath(workdir))
-        for launched in self._launched.values():
-            if launched.workdir == where:
-                launched.credential, launched.client_cert = credential, cert
         log.info("gLExec copied the renewed proxy of %s to %s", credential.identity,
                  self.target_proxy_path(workdir))
         return True
@@ -445,3 +457,43 @@ class GlexecSwitcher(SwitcherBase):
                             attempt, error, delay)
                 self.sleep(delay)
                 attempt += 1
+
+
+class GlexecSession(SwitchSession):
+    """One job's switch through a ``GlexecSwitcher``: it keeps its own launches (by pid,
+    ``GlexecSwitcher.launch_record``), which only it signals and which its ``refresh``
+    moves to the renewed proxy."""
+
+    def __init__(self, switcher: GlexecSwitcher, credential: Credential, account: Account,
+                 workdir: Path) -> None:
+        super().__init__(switcher, credential, account, workdir)
+        self.launched: Dict[int, _Launch] = {}
+
+    def launch(self, argv: Sequence[str], logs: PayloadLogs) -> subprocess.Popen:
+        """Start ``argv`` through gLExec (``GlexecSwitcher.launch``); keep its record."""
+        process = super().launch(argv, logs)
+        self.launched[process.pid] = self.switcher.launch_record(
+            self.credential, self.account, self.workdir)
+        return process
+
+    def terminate(self, process: subprocess.Popen, signum: int) -> None:
+        """Signal the payload of ``process``, one of this session's launches
+        (``GlexecSwitcher.terminate_launch``); nothing once it has ended, ``SwitchError``
+        for a process this session did not start."""
+        if process.poll() is not None:
+            self.launched.pop(process.pid, None)
+            return
+        launched = self.launched.get(process.pid)
+        if launched is None:
+            raise SwitchError(f"process {process.pid} was not started by this gLExec session")
+        self.switcher.terminate_launch(process, launched, signum)
+
+    def refresh(self, credential: Credential) -> bool:
+        """Push ``credential`` through gLExec (``GlexecSwitcher.refresh_proxy``); this
+        session's launches are signalled with it from then on."""
+        pushed = super().refresh(credential)
+        if pushed:
+            cert = self.switcher.client_cert(credential)
+            for launched in self.launched.values():
+                launched.credential, launched.client_cert = credential, cert
+        return pushed

@@ -11,6 +11,7 @@ does the marker prove it, how are the payload's processes signalled and its left
 killed) is the switch session's (``ISwitchSession``).  What it relies on lives apart:
 watching the payload (``pilotid.supervision``), what the payload left running
 (``pilotid.leftovers``), the pilot's own signals during the job (``pilotid.signals``),
+what one job set up and its undoing (``JobRun``, in ``pilotid.launcher.jobrun``),
 appending to its files in the work directory (``pilotid.workfiles``), and the accounting
 record (``pilotid.accounting``).  An unexpected exception (not a ``PilotidError``) becomes
 the outcome ``internal_error`` with its traceback in the log.
@@ -18,13 +19,11 @@ the outcome ``internal_error`` with its traceback in the log.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilotid import leftovers, values
 from pilotid.accounting import append_record
@@ -36,34 +35,28 @@ from pilotid.errors import (
     PilotInterruptedError,
     SwitchError,
     SwitchNotPermittedError,
-    WorkdirError,
 )
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.identity.owner import owner_dn
+from pilotid.launcher.jobrun import JobRun
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.marker import read_marker
+from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
-from pilotid.result import PayloadResult, internal_error, now, outcome_for_error
-from pilotid.signals import PilotSignal, PilotSignals
+from pilotid.result import PayloadResult, internal_error, outcome_for_error
+from pilotid.signals import PilotSignal
 from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked, switch_failed
 from pilotid.supervision import Supervisor
-from pilotid.values import Outcome, PayloadLogs, WrapperMarker
+from pilotid.values import Outcome, WrapperMarker
 from pilotid.workdir import (
-    PRIVATE_DIR_NAME,
-    HandoverDirectory,
-    SandboxGrant,
-    acl_supported,
-    acl_unsupported,
+    choose_sandbox_mode,
     grant_target_access,
     make_handover_directory,
-    reclaim,
-    refuse_unsafe_workdir,
+    prepare_workdir,
 )
-from pilotid.workfiles import open_payload_log
 
 if TYPE_CHECKING:
     from pilotid.queue_strategies import Strategies
@@ -71,43 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["PayloadLauncher", "PayloadResult", "outcome_for_error"]
 
 log = logging.getLogger(__name__)
-
-
-class _Run:
-    """The state of one job while it runs; everything ``finish`` must undo."""
-
-    def __init__(self, job: JobSpec, workdir: Path) -> None:
-        self.job = job
-        self.workdir = workdir
-        self.token = secrets.token_hex(8)
-        self.started = now()
-        self.credential: Optional[Credential] = None
-        self.account: Optional[Account] = None
-        self.session: Any = None
-        self.supervisor: Optional[Supervisor] = None
-        self.grant: Optional[SandboxGrant] = None
-        self.sandbox_mode: Optional[str] = None
-        self.handover_dir: Optional[HandoverDirectory] = None
-        self.stdout: Optional[Path] = None
-        self.stderr: Optional[Path] = None
-        self.private: Optional[Path] = None
-        self.process: Any = None  # the last launch's switch process
-        self.cleanup: List[Path] = []
-        self.signals = PilotSignals()
-
-    def scratch(self, stem: str, suffix: str = "") -> Path:
-        """A path in the work directory unique to this run."""
-        path = self.workdir / f".pilotid-{stem}-{self.job.panda_id}-{self.token}{suffix}"
-        self.cleanup.append(path)
-        return path
-
-    @contextlib.contextmanager
-    def logs(self) -> Iterator[PayloadLogs]:
-        """The payload's two logs, open to append to, for one launch through the switch."""
-        assert self.stdout is not None and self.stderr is not None
-        with open_payload_log(self.stdout, self.token) as out, \
-                open_payload_log(self.stderr, self.token) as err:
-            yield PayloadLogs(out, err)
 
 
 class PayloadLauncher:
@@ -130,7 +86,7 @@ class PayloadLauncher:
         """Run ``job`` in ``workdir`` as its user; return what happened (never raises: a
         failure becomes the result's outcome and error code, an unexpected exception the
         outcome ``internal_error``)."""
-        state = _Run(job, Path(os.path.abspath(workdir)))
+        state = JobRun(job, Path(os.path.abspath(workdir)))
         log.info("job %s: starting in %s (queue %s, switcher %s)", job.panda_id, state.workdir,
                  self.settings.name, self.switcher.name)
         with state.signals.caught():
@@ -142,10 +98,10 @@ class PayloadLauncher:
             except Exception as error:  # every job reported, whatever went wrong
                 log.exception("job %s: internal error", job.panda_id)
                 outcome = internal_error(error, "running the job")
-            unexpected = self._finish(state)
+            unexpected = state.finish()
             if unexpected is not None and outcome.error is None:
                 outcome = internal_error(unexpected, "cleaning up after the job")
-            result = self._result(state, outcome)
+            result = state.result(outcome, self.switcher.name)
             append_record(result, state.token, self.settings.accounting_file,
                           in_workdir=state.private is not None)
             self.node_log.ended(result, state.credential)
@@ -156,8 +112,8 @@ class PayloadLauncher:
                  result.exit_code, result.error_code)
         return result
 
-    def _run(self, state: _Run) -> Outcome:
-        state.private = self._prepare_workdir(state.workdir)
+    def _run(self, state: JobRun) -> Outcome:
+        state.private = prepare_workdir(state.workdir, pilot_credentials())
         command = self.strategies.payload_for(state.job).command(state.job, state.workdir)
         credential = state.credential = self._fetch(state)
         log.info("job %s: credential of %s from %s", state.job.panda_id, credential.identity,
@@ -168,7 +124,8 @@ class PayloadLauncher:
         session = state.session = self.isolation.wrap(
             self.switcher.open(credential, account, state.workdir), state.workdir)
         marker, wrapper = state.scratch("marker"), state.scratch("wrapper", ".sh")
-        mode = self._sandbox_mode(state.workdir) if session.switches_identity else "none"
+        mode = (choose_sandbox_mode(state.workdir, self.settings.sandbox)
+                if session.switches_identity else "none")
         spec = WrapperSpec(
             command=command, workdir=state.workdir, handover=session.handover, marker=marker,
             environment=tuple(sorted(os.environ.items())),
@@ -199,7 +156,7 @@ class PayloadLauncher:
             finally:
                 self._end_payload(state)
 
-    def _fetch(self, state: _Run) -> Credential:
+    def _fetch(self, state: JobRun) -> Credential:
         """The job's credential from the source, also kept in ``state.credential`` at once
         (so that ``_finish`` removes it whatever comes next).  The only step of the set-up
         that may wait long (a credential server that does not answer): a signal to the
@@ -227,7 +184,7 @@ class PayloadLauncher:
                 raise
             raise handed_back from error
 
-    def _request(self, state: _Run) -> CredentialRequest:
+    def _request(self, state: JobRun) -> CredentialRequest:
         """The job's credential request: valid at least ``proxy_lifetime_needed`` more."""
         assert state.private is not None
         return CredentialRequest(
@@ -236,35 +193,7 @@ class PayloadLauncher:
             credname=state.job.credname,
             server=state.job.myproxy)
 
-    def _prepare_workdir(self, workdir: Path) -> Path:
-        """Check the work directory and make its private 0700 directory; return that."""
-        if not workdir.is_dir():
-            raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
-        if not os.access(workdir, os.W_OK | os.X_OK):
-            raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
-                               f"(uid {os.geteuid()})")
-        refuse_unsafe_workdir(workdir, pilot_credentials())
-        private = workdir / PRIVATE_DIR_NAME
-        with contextlib.suppress(FileExistsError):
-            private.mkdir(mode=0o700)
-        info = private.lstat()
-        if private.is_symlink() or info.st_uid != os.geteuid():
-            raise WorkdirError(f"{private} is not a directory of the pilot's own: remove it")
-        os.chmod(private, 0o700)
-        return private
-
-    def _sandbox_mode(self, workdir: Path) -> str:
-        """The grant's mode for the queue's ``sandbox``: ``acl`` on a file system without
-        ACLs is an ``AclUnsupportedError``; ``acl-or-world`` is ``world`` there (logged)."""
-        if self.settings.sandbox == "world" or acl_supported(workdir):
-            return "world" if self.settings.sandbox == "world" else "acl"
-        if self.settings.sandbox == "acl":
-            raise acl_unsupported(workdir)
-        log.warning("%s does not support POSIX ACLs: world-writable directories and umask "
-                    "000, as the queue accepts (sandbox: acl-or-world)", workdir)
-        return "world"
-
-    def _launch(self, state: _Run, supervisor: Supervisor, wrapper: Path,
+    def _launch(self, state: JobRun, supervisor: Supervisor, wrapper: Path,
                 marker: Path) -> Outcome:
         """Launch the wrapper, again while the session says a failure before it ran may go
         away (``retry_delay``); watch it; return the outcome of the last launch."""
@@ -284,7 +213,7 @@ class PayloadLauncher:
                                        self.switcher.name, state.workdir, wrapper, process.pid)
                 override = supervisor.watch(process)
                 found = read_marker(marker)
-                tampered = _tampered_marker(marker, found, session.marker_owner, state.account)
+                tampered = tampered_marker(marker, found, session.marker_owner, state.account)
                 if tampered is not None:  # the wrapper ran: never launch again
                     log.warning("job %s: %s", state.job.panda_id, tampered)
                     return Outcome(values.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
@@ -313,7 +242,7 @@ class PayloadLauncher:
                                     f"the {self.switcher.name} switch was refused at launch")
         return outcome if error is outcome.error else outcome_for_error(error)
 
-    def _outcome(self, state: _Run, process: Any, found: Optional[WrapperMarker],
+    def _outcome(self, state: JobRun, process: Any, found: Optional[WrapperMarker],
                  override: Optional[PilotidError]) -> Outcome:
         """The outcome of one launch, from its status, the wrapper's marker and ``override``."""
         assert state.account is not None
@@ -335,7 +264,7 @@ class PayloadLauncher:
             outcome = replace(outcome, kind=kind, error=override)
         return outcome
 
-    def _end_payload(self, state: _Run) -> None:
+    def _end_payload(self, state: JobRun) -> None:
         """After the last launch, on every way out: stop a payload still running (an error
         between its launch and its end), then have the session end what it left running.
         A signal to the pilot meanwhile is only remembered (``PilotSignals``)."""
@@ -347,83 +276,3 @@ class PayloadLauncher:
                       "stopping it", state.job.panda_id, process.pid)
             state.supervisor.stop(process)
         state.session.stop_leftovers(process)
-
-    def _finish(self, state: _Run) -> Optional[Exception]:
-        """Undo what the run set up: credentials and scratch files, the session, then the
-        sandbox grant.  Every step is tried; the first unexpected exception is returned
-        (logged with its traceback), never raised."""
-        unexpected: List[Exception] = []
-
-        def attempt(step: str, action: Any, *args: Any) -> None:
-            try:
-                action(*args)
-            except PilotidError as error:
-                log.error("job %s: %s failed: %s", state.job.panda_id, step, error)
-            except Exception as error:  # the job's result must still be written
-                log.exception("job %s: internal error while %s", state.job.panda_id, step)
-                unexpected.append(error)
-
-        paths = list(state.cleanup)
-        if state.supervisor is not None:
-            paths.extend(state.supervisor.retired)
-            paths.append(state.supervisor.credential.path)
-        if state.credential is not None:
-            paths.append(state.credential.path)
-        # A stdin handover's copy goes with its directory, and only with the one made: its
-        # path may lead through whatever someone else put there.
-        if state.handover_dir is not None:
-            attempt("removing the proxy handover directory", state.handover_dir.remove)
-        elif state.session is not None and not state.session.handover.from_stdin:
-            paths.append(state.session.handover.payload_proxy)
-        for path in paths:
-            attempt(f"removing {path}", _remove, path)
-        if state.private is not None:
-            with contextlib.suppress(OSError):  # left in place if anything else is in it
-                state.private.rmdir()
-        if state.session is not None:
-            attempt("closing the switch session", state.session.close)
-        if state.grant is not None:
-            attempt("reclaiming the work directory", reclaim, state.grant)
-        return unexpected[0] if unexpected else None
-
-    def _result(self, state: _Run, outcome: Outcome) -> PayloadResult:
-        credential = (state.supervisor.credential if state.supervisor is not None
-                      else state.credential)
-        return PayloadResult(
-            panda_id=state.job.panda_id, outcome=outcome.kind, exit_code=outcome.exit_code,
-            signal=outcome.signal, error_code=outcome.error_code,
-            error=str(outcome.error) if outcome.error else None, account=state.account,
-            switcher=self.switcher.name, sandbox_mode=state.sandbox_mode,
-            workdir=state.workdir, stdout=state.stdout, stderr=state.stderr,
-            started=state.started, ended=now(),
-            user_dn=credential.identity if credential else state.job.prod_user_id)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _tampered_marker(marker: Path, found: Optional[WrapperMarker], owner: Optional[int],
-                     account: Optional[Account]) -> Optional[str]:
-    """Why the wrapper's marker cannot be what the wrapper wrote, or None.
-
-    The wrapper creates the marker as the target; the payload, running as the target
-    too, can rewrite it.  A marker file owned by the target (which no one but the
-    target, or root, can create) shows the switch happened, whatever it says: if it does
-    not parse, or names another uid, the payload changed it, and the failure is the
-    payload's, never the site's.  ``owner`` is the session's ``marker_owner``: None where
-    the file's owner proves nothing (no switch, the pilot owns it).
-    """
-    if owner is None or account is None:
-        return None
-    try:
-        found_owner = os.lstat(marker).st_uid
-    except OSError:
-        return None
-    if found_owner != owner or (found is not None and found.uid == owner):
-        return None
-    what = "does not parse" if found is None else f"names uid {found.uid}"
-    return (f"the wrapper ran as {account.name} (its marker {marker.name} belongs to uid "
-            f"{found_owner}) but the marker {what}: the payload changed it, so its outcome is "
-            "unknown")

@@ -1,0 +1,126 @@
+"""``JobRun``: the state of one job while ``PayloadLauncher.run`` runs it, and its undoing.
+
+Each step of the launcher's sequence keeps here what it set up (the credential, the switch
+session, the sandbox grant, the proxy handover directory, scratch files in the work
+directory), so that ``finish`` takes it all back on every way out, and ``result`` makes the
+job's ``PayloadResult`` from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+from pilotid.errors import PilotidError
+from pilotid.identity.accounts import Account
+from pilotid.identity.credential import Credential
+from pilotid.payloads.job import JobSpec
+from pilotid.result import PayloadResult, now
+from pilotid.signals import PilotSignals
+from pilotid.supervision import Supervisor
+from pilotid.values import Outcome, PayloadLogs
+from pilotid.workdir import HandoverDirectory, SandboxGrant, reclaim
+from pilotid.workfiles import open_payload_log
+
+__all__ = ["JobRun"]
+
+# The launcher's logger: ``pilotid run``'s summary filters the errors it carries there.
+log = logging.getLogger("pilotid.launcher")
+
+
+class JobRun:
+    """The state of one job while it runs; everything ``finish`` must undo."""
+
+    def __init__(self, job: JobSpec, workdir: Path) -> None:
+        self.job = job
+        self.workdir = workdir
+        self.token = secrets.token_hex(8)
+        self.started = now()
+        self.credential: Optional[Credential] = None
+        self.account: Optional[Account] = None
+        self.session: Any = None
+        self.supervisor: Optional[Supervisor] = None
+        self.grant: Optional[SandboxGrant] = None
+        self.sandbox_mode: Optional[str] = None
+        self.handover_dir: Optional[HandoverDirectory] = None
+        self.stdout: Optional[Path] = None
+        self.stderr: Optional[Path] = None
+        self.private: Optional[Path] = None
+        self.process: Any = None  # the last launch's switch process
+        self.cleanup: List[Path] = []
+        self.signals = PilotSignals()
+
+    def scratch(self, stem: str, suffix: str = "") -> Path:
+        """A path in the work directory unique to this run."""
+        path = self.workdir / f".pilotid-{stem}-{self.job.panda_id}-{self.token}{suffix}"
+        self.cleanup.append(path)
+        return path
+
+    @contextlib.contextmanager
+    def logs(self) -> Iterator[PayloadLogs]:
+        """The payload's two logs, open to append to, for one launch through the switch."""
+        assert self.stdout is not None and self.stderr is not None
+        with open_payload_log(self.stdout, self.token) as out, \
+                open_payload_log(self.stderr, self.token) as err:
+            yield PayloadLogs(out, err)
+
+    def finish(self) -> Optional[Exception]:
+        """Undo what the run set up: credentials and scratch files, the session, then the
+        sandbox grant.  Every step is tried; the first unexpected exception is returned
+        (logged with its traceback), never raised."""
+        unexpected: List[Exception] = []
+
+        def attempt(step: str, action: Any, *args: Any) -> None:
+            try:
+                action(*args)
+            except PilotidError as error:
+                log.error("job %s: %s failed: %s", self.job.panda_id, step, error)
+            except Exception as error:  # the job's result must still be written
+                log.exception("job %s: internal error while %s", self.job.panda_id, step)
+                unexpected.append(error)
+
+        paths = list(self.cleanup)
+        if self.supervisor is not None:
+            paths.extend(self.supervisor.retired)
+            paths.append(self.supervisor.credential.path)
+        if self.credential is not None:
+            paths.append(self.credential.path)
+        # A stdin handover's copy goes with its directory, and only with the one made: its
+        # path may lead through whatever someone else put there.
+        if self.handover_dir is not None:
+            attempt("removing the proxy handover directory", self.handover_dir.remove)
+        elif self.session is not None and not self.session.handover.from_stdin:
+            paths.append(self.session.handover.payload_proxy)
+        for path in paths:
+            attempt(f"removing {path}", _remove, path)
+        if self.private is not None:
+            with contextlib.suppress(OSError):  # left in place if anything else is in it
+                self.private.rmdir()
+        if self.session is not None:
+            attempt("closing the switch session", self.session.close)
+        if self.grant is not None:
+            attempt("reclaiming the work directory", reclaim, self.grant)
+        return unexpected[0] if unexpected else None
+
+    def result(self, outcome: Outcome, switcher: str) -> PayloadResult:
+        """The job's ``PayloadResult``: ``outcome``, through the switcher named ``switcher``."""
+        credential = (self.supervisor.credential if self.supervisor is not None
+                      else self.credential)
+        return PayloadResult(
+            panda_id=self.job.panda_id, outcome=outcome.kind, exit_code=outcome.exit_code,
+            signal=outcome.signal, error_code=outcome.error_code,
+            error=str(outcome.error) if outcome.error else None, account=self.account,
+            switcher=switcher, sandbox_mode=self.sandbox_mode,
+            workdir=self.workdir, stdout=self.stdout, stderr=self.stderr,
+            started=self.started, ended=now(),
+            user_dn=credential.identity if credential else self.job.prod_user_id)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
