@@ -352,6 +352,30 @@ def test_pilot_credentials_and_identity_do_not_reach_the_payload(run):
     assert seen[b"ATLAS_USER_AREA"] == b"kept"
 
 
+# Issue 13 item 5: each of these reached the payload with the pilot's value.
+PILOT_ONLY = {
+    "MY_TOKEN": "t", "ACCESS_TOKEN": "t", "GITHUB_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "k",
+    "DB_PASSWORD": "p", "PGPASSWORD": "p", "RUCIO_AUTH_TOKEN": "t", "SCITOKEN": "t",
+    "PANDA_SERVER_TOKEN": "t", "MYPROXY_SERVER_PWD": "p",
+    "HTTPS_PROXY": "http://pilot:secret@squid:3128", "X509_PROXY_FILE": "/pilot/proxy",
+    "_CONDOR_CREDS": "/pilot/creds", "LD_LIBRARY_PATH": "/pilot/lib",
+    "PYTHONPATH": "/pilot/py", "PERL5OPT": "-Mpilot", "NODE_OPTIONS": "--require /pilot/x.js",
+    "JAVA_TOOL_OPTIONS": "-javaagent:/pilot/a.jar", "PYTHONSTARTUP": "/pilot/start.py",
+    "TMPDIR": "/home/pilot/tmp",
+}
+
+
+def test_pilot_variables_the_queue_does_not_name_do_not_reach_the_payload(run):
+    run.run(run.spec(env=PILOT_ONLY))
+    seen = run.seen()["env"]
+    assert sorted(n for n in PILOT_ONLY if n.encode() in seen) == []
+
+
+def test_payload_path_has_no_dot_nor_empty_entries(run):
+    run.run(run.spec(env={"PATH": ".:/usr/local/bin::/usr/bin:/bin:"}))
+    assert run.seen()["env"][b"PATH"] == b"/usr/local/bin:/usr/bin:/bin"
+
+
 def test_denied_addition_is_dropped_with_a_warning(run, caplog):
     run.run(run.spec(additions=(("LD_PRELOAD", "/x.so"), ("OK_VAR", "1"))))
     seen = run.seen()["env"]
