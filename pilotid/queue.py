@@ -83,6 +83,7 @@ class QueueSettings:
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - a fixed base by design (DESIGN.md)
     setup: Tuple[str, ...] = ()
     env_deny: Tuple[str, ...] = ()
+    env_pass: Tuple[str, ...] = ()
     timeout: Optional[int] = None
     grace_period: int = 30
     accounting_file: Optional[Path] = None
@@ -256,9 +257,15 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
     Setting("setup", list_of(string, "setup lines (strings)"), [],
             "Shell lines the wrapper runs before the payload (``source .../atlasLocalSetup"
             ".sh``): the site's own commands, run as written."),
+    Setting("env_pass", list_of(string, "variable names or patterns (strings)"), [],
+            "The pilot's environment variables the payload also gets, beyond the wrapper's "
+            "small default (:doc:`wrapper`): names (exact) or whole-name patterns "
+            "(``ATLAS_*``).  Nothing else of the pilot's environment passes; the built-in "
+            "deny-list (loader, identity, credential and bash variables) wins over it."),
     Setting("env_deny", list_of(string, "variable names or patterns (strings)"), [],
-            "Extra environment variable names (exact) or anchored patterns (``SECRET_*``) "
-            "the wrapper removes, on top of its built-in deny-list."),
+            "Names (exact) or whole-name patterns (``SECRET_*``) the wrapper removes even "
+            "where ``env_pass`` or the payload adapter names them, on top of its built-in "
+            "deny-list."),
     Setting("timeout", optional(integer(1)), None,
             "Wall-clock limit of the payload in seconds; null means no limit from the "
             "queue."),

@@ -131,6 +131,7 @@ class PayloadLauncher:
             environment=tuple(sorted(os.environ.items())),
             umask=0 if mode == "world" else self.settings.umask,
             egg_cache_base=self.settings.egg_cache_base, extra_deny=self.settings.env_deny,
+            extra_pass=self.settings.env_pass,
             reaper_pid=(os.getpid() if session.switches_identity
                         and leftovers.subreaper_supported() else None),
             strip_leftover_modes=session.switches_identity)

@@ -10,8 +10,10 @@ this order, the wrapper
    at ``handover.payload_proxy`` (in the directory the launcher made for it with
    ``pilotid.workdir.make_handover_directory``) and reconnects standard input to
    ``/dev/null``;
-3. exports the pilot's environment minus a deny-list (``filter_environment``), then the
-   command's own additions, then ``X509_USER_PROXY`` pointing at the user's proxy;
+3. exports what the allow-list passes of the pilot's environment (``filter_environment``:
+   ``DEFAULT_PASSED`` and the queue's ``env_pass``, never ``DENIED_VARIABLES``, ``PATH``
+   without relative or empty entries), then the command's own additions, then
+   ``X509_USER_PROXY`` pointing at the user's proxy;
 4. enters the work directory and sets the umask;
 5. makes ``PYTHON_EGG_CACHE`` a fresh directory ``<egg_cache_base>/pilotid-egg-<32 hex>``
    whose name comes from ``/dev/urandom`` when the wrapper runs, with ``mkdir -m 700`` (no
@@ -80,8 +82,19 @@ LOADABLE_DIRS = (Path("/usr/lib/bash"), Path("/usr/lib64/bash"))
 LOADABLE_BUILTINS = ("mkdir", "rm")
 """The loadable builtins the wrapper uses, where the node has them, for its egg cache."""
 
+DEFAULT_PASSED = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM",
+    "X509_CERT_DIR", "X509_VOMS_DIR", "VO_*_SW_DIR",
+)
+"""The pilot variables every payload gets (shell-style patterns against the whole name):
+what sites expect to reach a job and holds no secret.  ``PATH`` (cleaned: ``clean_path``),
+the locale and time zone (``LANG``, ``LANGUAGE``, ``LC_*``, ``TZ``), ``TERM``, the trust
+anchors (``X509_CERT_DIR``, ``X509_VOMS_DIR``: public CA and VOMS files, not credentials)
+and the EGI software areas ``VO_<VO>_SW_DIR``.  Anything else a queue passes by name in
+``env_pass``; docs/wrapper.rst says why each entry is here."""
+
 # glibc's own list of variables it drops for set-uid programs (UNSECURE_ENVVARS), minus
-# LD_LIBRARY_PATH and TMPDIR, which ATLAS set-ups and payloads rely on.
+# LD_LIBRARY_PATH and TMPDIR, which a queue may pass with env_pass.
 LOADER_VARIABLES = (
     "LD_PRELOAD", "LD_AUDIT", "LD_DEBUG*", "LD_PROFILE*", "LD_ORIGIN_PATH",
     "LD_USE_LOAD_BIAS", "LD_DYNAMIC_WEAK", "LD_SHOW_AUXV", "LD_HWCAP_MASK", "GCONV_PATH",
@@ -118,7 +131,8 @@ SHELL_VARIABLES = (
 functions (``BASH_FUNC_*``) and the wrapper's internal names (``_pilotid_*``)."""
 
 DENIED_VARIABLES = LOADER_VARIABLES + IDENTITY_VARIABLES + CREDENTIAL_VARIABLES + SHELL_VARIABLES
-"""The whole built-in deny-list: shell-style patterns matched against the whole name."""
+"""What never passes, whatever the allow-list or the job says: shell-style patterns matched
+against the whole name (a queue's ``env_pass: ["*"]`` still drops these)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FUNCTION_VALUE = re.compile(r"\s*\(\)\s*\{")
@@ -130,11 +144,11 @@ class WrapperSpec:
     """Everything the wrapper needs.
 
     ``environment`` is the pilot's environment as it is (``os.environ.items()``):
-    ``render_wrapper`` filters it with ``filter_environment`` and ``extra_deny`` (the
-    queue's ``env_deny``).  ``umask`` is the payload's; the launcher passes
-    ``SandboxGrant.payload_umask(queue umask)``, 0 in the sandbox's world mode.  The marker
-    must not exist yet and must be in a directory the target may write (the work
-    directory); the wrapper refuses to run otherwise.
+    ``render_wrapper`` keeps what ``filter_environment`` passes with ``extra_pass`` (the
+    queue's ``env_pass``) and ``extra_deny`` (the queue's ``env_deny``).  ``umask`` is the
+    payload's; the launcher passes ``SandboxGrant.payload_umask(queue umask)``, 0 in the
+    sandbox's world mode.  The marker must not exist yet and must be in a directory the
+    target may write (the work directory); the wrapper refuses to run otherwise.
 
     ``reaper_pid`` is the pilot's PID where the pilot switched identity and made itself
     a child subreaper (``PR_SET_CHILD_SUBREAPER``): whatever the payload left running
@@ -158,6 +172,7 @@ class WrapperSpec:
     umask: int = 0o022
     egg_cache_base: Path = Path("/tmp")  # noqa: S108 - fixed base by design, never $TMPDIR
     extra_deny: Tuple[str, ...] = ()
+    extra_pass: Tuple[str, ...] = ()
     reaper_pid: Optional[int] = None
     strip_leftover_modes: bool = False
 
@@ -180,20 +195,47 @@ def _deny_pattern(extra_deny: Tuple[str, ...]) -> "re.Pattern[str]":
                                for p in (*DENIED_VARIABLES, *extra_deny)))
 
 
-def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = ()) -> Dict[str, str]:
-    """Return ``env`` minus what the payload must not get, in the same order.
+@functools.lru_cache(maxsize=32)
+def _pass_pattern(extra_pass: Tuple[str, ...]) -> "re.Pattern[str]":
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})"
+                               for p in (*DEFAULT_PASSED, *extra_pass)))
 
-    Dropped: names matching ``DENIED_VARIABLES`` or ``extra_deny`` (whole-name patterns,
-    see ``is_denied``), names that are not shell identifiers, exported bash functions
-    (``BASH_FUNC_*`` names, values starting ``() {``) and values holding a NUL byte.  Names
-    are logged at debug level, values never (they may be secrets).
+
+def is_passed(name: str, extra_pass: Iterable[str] = ()) -> bool:
+    """True where ``name`` matches ``DEFAULT_PASSED`` or one of ``extra_pass`` (whole-name
+    ``fnmatch`` patterns, as ``is_denied``).  The deny-list still wins: see
+    ``filter_environment``."""
+    return bool(_pass_pattern(tuple(extra_pass)).fullmatch(name))
+
+
+def clean_path(value: str) -> str:
+    """``value`` (a ``PATH``) without its relative entries: ``.``, empty ones (which mean
+    ``.``) and any other not starting with ``/`` would search the directory the payload
+    happens to be in, its own work directory."""
+    return ":".join(entry for entry in value.split(":") if entry.startswith("/"))
+
+
+def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = (),
+                       extra_pass: Iterable[str] = ()) -> Dict[str, str]:
+    """Return what of the pilot's ``env`` the payload gets, in the same order.
+
+    Kept: names matching ``DEFAULT_PASSED`` or ``extra_pass`` (the queue's ``env_pass``),
+    unless they match ``DENIED_VARIABLES`` or ``extra_deny`` (whole-name patterns, see
+    ``is_denied``), are not shell identifiers, are exported bash functions (values
+    starting ``() {``) or hold a NUL byte.  ``PATH`` is cleaned (``clean_path``) and left
+    out when nothing is left of it.  Names are logged at debug level, values never (they
+    may be secrets).
     """
     denied = _deny_pattern(tuple(extra_deny))
+    passed = _pass_pattern(tuple(extra_pass))
     kept: Dict[str, str] = {}
     dropped: List[str] = []
     for name, value in env.items():
-        if (not _IDENTIFIER.fullmatch(name) or denied.fullmatch(name) or "\0" in value
-                or _FUNCTION_VALUE.match(value)):
+        if name == "PATH":
+            value = clean_path(value)
+        if (not passed.fullmatch(name) or not _IDENTIFIER.fullmatch(name)
+                or denied.fullmatch(name) or "\0" in value or _FUNCTION_VALUE.match(value)
+                or (name == "PATH" and not value)):
             dropped.append(name)
         else:
             kept[name] = value
@@ -285,7 +327,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
         raise ValueError("a proxy stored from standard input goes in a handover directory "
                          "of its own (make_handover_directory), not in the work directory")
 
-    environment = list(filter_environment(dict(spec.environment), spec.extra_deny).items())
+    environment = list(filter_environment(dict(spec.environment), spec.extra_deny,
+                                          spec.extra_pass).items())
     for name, value in command.environment:
         if not _IDENTIFIER.fullmatch(name):
             raise JobDescriptionError(f"payload environment variable name {name!r} is not a "

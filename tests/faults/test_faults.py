@@ -573,7 +573,8 @@ def test_node_workdir_full_while_writing_the_wrapper(scene, small_fs):
     workdir = small_fs("tmpfs", "256k")
     fill(workdir, 64 * 1024)
     payload(scene, "echo ran")
-    run = scene.run(workdir=workdir, env={"PILOT_BIG_SETTING": "x" * 100_000})
+    run = scene.run(workdir=workdir, env={"PILOT_BIG_SETTING": "x" * 100_000},
+                    env_pass=["PILOT_BIG_SETTING"])
     expect(run, "setup_failed", 22)
     assert "wrapper" in run.result["error"]
     scene.check_aftermath(run, expect_payload_logs=False)

@@ -96,6 +96,18 @@ def test_a_dn_that_is_not_the_proxys_is_refused(probe):
     probe.check_aftermath(run, expect_payload_logs=False)
 
 
+def test_pilot_secrets_the_queue_does_not_pass_stay_with_the_pilot(probe):
+    """Issue 13 item 5, end to end under sudo: the default queue passes none of these."""
+    pilot = {"MY_TOKEN": "t", "GITHUB_TOKEN": "t", "PGPASSWORD": "p", "SCITOKEN": "t",
+             "HTTPS_PROXY": "http://pilot:secret@squid:3128", "X509_PROXY_FILE": "/pilot/p",
+             "PYTHONPATH": "/pilot/py", "PERL5OPT": "-Mpilot", "TMPDIR": "/home/pilot/tmp"}
+    run = probe.run(probe.job(), env=pilot)
+    assert run.outcome == "succeeded", run.why()
+    environ = run.report("probe-report.json")["environ"]
+    assert sorted(name for name in pilot if name in environ) == []
+    probe.check_aftermath(run)
+
+
 def test_environment_values_reach_the_payload_as_data_never_as_code(probe):
     script = Path(probe.canary.replace("canary", "env-script") + ".sh")
     script.write_text(f"touch {probe.canary}-bash-env\n")
@@ -106,7 +118,8 @@ def test_environment_values_reach_the_payload_as_data_never_as_code(probe):
               "IFS": "x", "BASH_FUNC_cd%%": f"() {{ touch {probe.canary}-f; }}",
               "GLEXEC_CLIENT_CERT": "/etc/shadow", "OIDC_TOKEN": "pilot-oidc",
               "X509_USER_CERT": "/pilot/usercert.pem", "LD_AUDIT": "/pilot/audit.so"}
-    run = probe.run(probe.job(), env={**values, **denied})
+    # env_pass "*": the queue passes everything it can, the deny-list must still hold
+    run = probe.run(probe.job(), env={**values, **denied}, env_pass=["*"])
     assert run.outcome == "succeeded", run.why()
     environ = run.report("probe-report.json")["environ"]
     for name, value in values.items():

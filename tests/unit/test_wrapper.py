@@ -82,7 +82,9 @@ class Run:
              argv: Optional[Sequence[str]] = None, from_stdin: bool = False,
              setup: Sequence[str] = (), additions: Tuple[Tuple[str, str], ...] = (),
              umask: int = 0o022, egg_cache_base: Optional[Path] = None,
-             extra_deny: Tuple[str, ...] = ()) -> WrapperSpec:
+             extra_deny: Tuple[str, ...] = (),
+             env_pass: Optional[Tuple[str, ...]] = None) -> WrapperSpec:
+        """``env_pass`` is the queue's; by default it names every variable of ``env``."""
         if argv is None:
             argv = [sys.executable, str(self.dumper), str(self.dump), *args]
         environment = dict(BASE_ENV)
@@ -91,7 +93,8 @@ class Run:
             command=PayloadCommand(argv=tuple(argv), environment=additions, setup=tuple(setup)),
             workdir=self.work, handover=ProxyHandover(self.proxy, from_stdin),
             marker=self.marker, environment=tuple(environment.items()), umask=umask,
-            egg_cache_base=egg_cache_base or self.eggs, extra_deny=extra_deny)
+            egg_cache_base=egg_cache_base or self.eggs, extra_deny=extra_deny,
+            extra_pass=tuple(env or ()) if env_pass is None else env_pass)
 
     def run(self, spec: WrapperSpec, stdin: bytes = b"", timeout: float = 60
             ) -> subprocess.CompletedProcess:
@@ -160,40 +163,59 @@ def test_deny_listed_variable_is_dropped(name):
 @pytest.mark.parametrize("name", KEPT)
 def test_names_that_only_contain_a_denied_name_are_kept(name):
     """Names are matched whole, never as substrings (glexec_wrapenv.pl dropped any *USER*)."""
-    assert filter_environment({name: "value"}) == {name: "value"}
+    assert filter_environment({name: "/value"}, extra_pass=("*",)) == {name: "/value"}
+
+
+@pytest.mark.parametrize("name", DENIED)
+def test_the_deny_list_wins_over_a_queue_that_passes_everything(name):
+    assert filter_environment({name: "value"}, extra_pass=("*",)) == {}
+
+
+def test_only_the_default_and_the_queues_names_pass():
+    env = {"LANG": "C", "LC_ALL": "C", "TZ": "UTC", "TERM": "xterm", "X509_CERT_DIR": "/c",
+           "X509_VOMS_DIR": "/v", "VO_ATLAS_SW_DIR": "/sw", "ATLAS_LOCAL_AREA": "/a",
+           "FRONTIER_SERVER": "f", "FRONTIER_X": "x", "OTHER": "o", "LD_LIBRARY_PATH": "/l"}
+    kept = filter_environment(env, extra_pass=("ATLAS_*", "FRONTIER_SERVER"))
+    assert set(kept) == set(env) - {"FRONTIER_X", "OTHER", "LD_LIBRARY_PATH"}
+
+
+@pytest.mark.parametrize("value", ["", ".", "::", "bin:.", "relative"])
+def test_a_path_with_no_absolute_entry_is_dropped(value):
+    assert filter_environment({"PATH": value}) == {}
 
 
 @pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", "", "A.B", "caf\u00e9", "A=B", "-x"])
 def test_names_that_are_not_shell_identifiers_are_dropped(name):
-    assert filter_environment({name: "value"}) == {}
+    assert filter_environment({name: "value"}, extra_pass=("*",)) == {}
 
 
 @pytest.mark.parametrize("value", ["() { echo pwned; }", "()  {  :; }", " () { :;}"])
 def test_exported_bash_functions_are_dropped(value):
-    assert filter_environment({"ANY_NAME": value}) == {}
+    assert filter_environment({"ANY_NAME": value}, extra_pass=("*",)) == {}
 
 
 def test_value_with_a_nul_byte_is_dropped():
-    assert filter_environment({"A": "x\0y", "B": "ok"}) == {"B": "ok"}
+    assert filter_environment({"A": "x\0y", "B": "ok"}, extra_pass=("*",)) == {"B": "ok"}
 
 
 def test_extra_deny_takes_exact_names_and_whole_name_patterns():
     env = {"SITE_SECRET": "1", "SITE_SECRETS": "2", "MY_SITE_SECRET": "3", "TOKEN_A": "4",
            "A_TOKEN": "5"}
-    kept = filter_environment(env, extra_deny=("SITE_SECRET", "TOKEN_*"))
+    kept = filter_environment(env, extra_deny=("SITE_SECRET", "TOKEN_*"), extra_pass=("*",))
     assert kept == {"SITE_SECRETS": "2", "MY_SITE_SECRET": "3", "A_TOKEN": "5"}
 
 
 def test_filter_keeps_order_and_values_untouched():
     env = {"Z": "1", "A": "line\nbreak", "M": "$(x) `y` 'q' \"d\""}
-    assert list(filter_environment(env).items()) == list(env.items())
+    assert list(filter_environment(env, extra_pass=("*",)).items()) == list(env.items())
 
 
 def test_dropped_names_are_logged_without_values(caplog):
     caplog.set_level("DEBUG", logger="pilotid.payloads.wrapper")
-    filter_environment({"BEARER_TOKEN": "s3cr3t-value"})
+    filter_environment({"BEARER_TOKEN": "s3cr3t-value", "OTHER": "0th3r-value"})
     assert "BEARER_TOKEN" in caplog.text
-    assert "s3cr3t-value" not in caplog.text
+    assert "OTHER" in caplog.text
+    assert "s3cr3t-value" not in caplog.text and "0th3r-value" not in caplog.text
 
 
 # --- bash_quote ---------------------------------------------------------------------------
@@ -350,6 +372,30 @@ def test_pilot_credentials_and_identity_do_not_reach_the_payload(run):
     assert b"BEARER_TOKEN" not in seen and b"PANDA_AUTH_TOKEN" not in seen
     assert seen.get(b"HOME") != b"/pilot/home" and seen.get(b"USER") != b"pilot"
     assert seen[b"ATLAS_USER_AREA"] == b"kept"
+
+
+# Issue 13 item 5: each of these reached the payload with the pilot's value.
+PILOT_ONLY = {
+    "MY_TOKEN": "t", "ACCESS_TOKEN": "t", "GITHUB_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "k",
+    "DB_PASSWORD": "p", "PGPASSWORD": "p", "RUCIO_AUTH_TOKEN": "t", "SCITOKEN": "t",
+    "PANDA_SERVER_TOKEN": "t", "MYPROXY_SERVER_PWD": "p",
+    "HTTPS_PROXY": "http://pilot:secret@squid:3128", "X509_PROXY_FILE": "/pilot/proxy",
+    "_CONDOR_CREDS": "/pilot/creds", "LD_LIBRARY_PATH": "/pilot/lib",
+    "PYTHONPATH": "/pilot/py", "PERL5OPT": "-Mpilot", "NODE_OPTIONS": "--require /pilot/x.js",
+    "JAVA_TOOL_OPTIONS": "-javaagent:/pilot/a.jar", "PYTHONSTARTUP": "/pilot/start.py",
+    "TMPDIR": "/home/pilot/tmp",
+}
+
+
+def test_pilot_variables_the_queue_does_not_name_do_not_reach_the_payload(run):
+    run.run(run.spec(env=PILOT_ONLY, env_pass=()))
+    seen = run.seen()["env"]
+    assert sorted(n for n in PILOT_ONLY if n.encode() in seen) == []
+
+
+def test_payload_path_has_no_dot_nor_empty_entries(run):
+    run.run(run.spec(env={"PATH": ".:/usr/local/bin::/usr/bin:/bin:"}, env_pass=()))
+    assert run.seen()["env"][b"PATH"] == b"/usr/local/bin:/usr/bin:/bin"
 
 
 def test_denied_addition_is_dropped_with_a_warning(run, caplog):

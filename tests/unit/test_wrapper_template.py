@@ -47,7 +47,7 @@ SPECS: Dict[str, WrapperSpec] = {
                      ("SITE_NOTE", "\udcff bytes"), ("SECRET_TOKEN", "s3cr3t")),
         umask=0o077,
         egg_cache_base=Path("/var/tmp"),
-        extra_deny=("SECRET_*",),
+        extra_deny=("SECRET_*",), extra_pass=("SITE_*", "SECRET_*"),
         reaper_pid=4242, strip_leftover_modes=True,
     ),
     # gLExec-like: the proxy a file, a reaper, no setup, the queue's umask.
@@ -86,7 +86,7 @@ def test_rendered_script_is_valid_bash(name: str, tmp_path: Path) -> None:
 def test_a_value_that_looks_like_a_placeholder_is_written_as_it_is() -> None:
     """One pass: what a value holds is never searched for placeholders."""
     spec = replace(SPECS["bare"], marker=Path("/srv/__PROXY__/__ARGV__/@REAPER@"),
-                   environment=(("NOTE", "__WORKDIR__"),))
+                   environment=(("NOTE", "__WORKDIR__"),), extra_pass=("NOTE",))
     script = render_wrapper(spec)
     assert "_pilotid_marker=/srv/__PROXY__/__ARGV__/@REAPER@\n" in script
     assert "builtin export NOTE=__WORKDIR__\n" in script

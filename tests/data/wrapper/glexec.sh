@@ -121,7 +121,6 @@ builtin printf 'uid=%s\n' "$EUID" >&"$_pilotid_marker_fd"
 _pilotid_traps
 builtin set +C
 # The pilot's environment, filtered, then the payload's own additions.
-builtin export TMPDIR=/pool/tmp
 builtin export PANDA_SITE=ANALY_TEST
 builtin export X509_USER_PROXY=/pool/job-7/user.proxy
 _pilotid_workdir=/pool/job-7
