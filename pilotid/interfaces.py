@@ -132,7 +132,9 @@ class ISwitchSession(Interface):
 
         ``returncode`` is the status of the process ``launch`` returned (negative for a
         death by signal); ``marker`` is the ``WrapperMarker`` the wrapper left once it ran
-        as the target, or ``None`` if it never ran.
+        as the target, or ``None`` if it never ran.  A marker naming another uid than the
+        session's account is ``switch_failed``, whatever the status: the switch put the
+        payload under another identity than the probe promised.
         """
 
     def retry_delay(outcome, attempt):

@@ -48,7 +48,7 @@ from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.result import PayloadResult, internal_error, outcome_for_error
 from pilotid.signals import PilotSignal
-from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked, switch_failed
+from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked
 from pilotid.supervision import Supervisor
 from pilotid.values import Outcome, WrapperMarker
 from pilotid.workdir import (
@@ -246,12 +246,6 @@ class PayloadLauncher:
     def _outcome(self, state: JobRun, process: Any, found: Optional[WrapperMarker],
                  override: Optional[PilotidError]) -> Outcome:
         """The outcome of one launch, from its status, the wrapper's marker and ``override``."""
-        assert state.account is not None
-        if found is not None and found.uid != state.account.uid:
-            # the switch put the payload under another identity than the probe promised
-            return switch_failed(SwitchError(
-                f"the wrapper ran as uid {found.uid}, not as {state.account.name} "
-                f"(uid {state.account.uid}) as the switcher's probe said"))
         if process.returncode is None:  # it survived SIGKILL: see Supervisor.stop
             assert override is not None
             return Outcome(values.TIMED_OUT if isinstance(override, PayloadTimeoutError)

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Set
 from zope.interface import implementer
 
 from pilotid import leftovers
-from pilotid.errors import PilotidError
+from pilotid.errors import PilotidError, SwitchError
 from pilotid.interfaces import ISwitchSession
+from pilotid.values import SWITCH_FAILED, Outcome
 
 if TYPE_CHECKING:
     from pilotid.identity.accounts import Account
     from pilotid.identity.credential import Credential
-    from pilotid.values import Outcome, PayloadLogs, WrapperMarker
+    from pilotid.values import PayloadLogs, WrapperMarker
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,19 @@ class SwitchSession:
         return pushed
 
     def explain(self, returncode: int, marker: "Optional[WrapperMarker]") -> "Outcome":
-        """The switcher's ``explain``."""
-        return self.switcher.explain(returncode, marker)
+        """The switcher's ``explain``, unless the marker names another identity than this
+        session's account (``wrong_identity``)."""
+        wrong = self.wrong_identity(marker)
+        return wrong if wrong is not None else self.switcher.explain(returncode, marker)
+
+    def wrong_identity(self, marker: "Optional[WrapperMarker]") -> Optional[Outcome]:
+        """``switch_failed`` where the wrapper ran as another uid than the account the probe
+        promised (the switch put the payload elsewhere), else None; whatever the status."""
+        if marker is None or marker.uid == self.account.uid:
+            return None
+        return Outcome(SWITCH_FAILED, error=SwitchError(
+            f"the wrapper ran as uid {marker.uid}, not as {self.account.name} "
+            f"(uid {self.account.uid}) as the switcher's probe said"))
 
     def retry_delay(self, outcome: "Outcome", attempt: int) -> Optional[float]:
         """The switcher's ``retry_delay``."""

@@ -465,5 +465,9 @@ class SudoSession(SwitchSession):
         return process
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
-        """The outcome of this session's latest launch (``SudoSwitcher.explain_launch``)."""
+        """The outcome of this session's latest launch (``SudoSwitcher.explain_launch``),
+        unless the marker names another identity (``wrong_identity``)."""
+        wrong = self.wrong_identity(marker)
+        if wrong is not None:
+            return wrong
         return self.switcher.explain_launch(self.latest, returncode, marker)

@@ -175,3 +175,13 @@ def test_launch_in_a_missing_workdir_is_a_workdir_error(switcher, tmp_path):
         session = switcher.open(credential(tmp_path), Account.current(), tmp_path / "gone")
         session.launch(["/bin/true"], logs)
     close_logs(logs)
+
+
+def test_a_marker_of_another_uid_is_a_switch_failure_whatever_the_status(switcher, tmp_path):
+    """The session, not the launcher, says the switch put the payload elsewhere."""
+    me = Account.current()
+    session = switcher.open(credential(tmp_path), me, tmp_path)
+    outcome = session.explain(0, WrapperMarker(me.uid + 1, payload_status=0))
+    assert outcome.kind == values.SWITCH_FAILED
+    assert f"uid {me.uid + 1}" in str(outcome.error)
+    assert session.explain(0, WrapperMarker(me.uid, payload_status=0)).succeeded

@@ -585,11 +585,12 @@ def test_sigint_and_sighup_are_forwarded(run, signum):
 
 def test_signal_reaches_the_payloads_whole_process_group(run):
     ready = run.base / "ready"
-    child = f"trap 'echo child > {run.base}/child-got; exit 0' TERM; sleep 30 & wait"
-    payload = ["/bin/bash", "-c", f"/bin/bash -c \"{child}\" & touch {ready}; wait"]
+    # the child says it is ready once its trap is set: a signal before that is no test
+    child = (f"trap 'echo child > {run.base}/child-got; exit 0' TERM; touch {ready}; "
+             "sleep 30 & wait")
+    payload = ["/bin/bash", "-c", f"/bin/bash -c \"{child}\" & wait"]
     process = run.start(run.spec(argv=payload))
     wait_for(ready)
-    time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=20)
     wait_for(run.base / "child-got")
