@@ -192,7 +192,10 @@ def test_credentials_are_never_readable_by_others_from_creation(probe, pilot_ins
     driver = probe.base / "creation_driver.py"
     shutil.copy(DRIVER, driver)
     driver.chmod(0o644)
-    config = {"queues": str(probe.queues()), "queue": "SEC", "job": probe.job(),
+    # a setup line runs after the user's copy is stored: it stays there long enough for the
+    # poller to see it on a loaded machine, instead of the few ms a stand-in job takes
+    config = {"queues": str(probe.queues(setup=["sleep 1"])), "queue": "SEC",
+              "job": probe.job(),
               "workdir": str(workdir), "cache_dir": str(cache_dir),
               "proxy": str(probe.proxies["alice"])}
     stop, seen = threading.Event(), []
