@@ -242,6 +242,7 @@ def _umask(value: Any) -> int:
 
 
 #: A umask written as three or four octal digits in a string, read as an ``int``.
+#: (``"0777"`` in its label is the highest umask a queue may write, not a file mode.)
 umask: ValueType[int] = ValueType('octal string, ``"0000"``..``"0777"``', _umask)
 
 

@@ -186,29 +186,6 @@ def literal_option(options: Dict[str, str], option: str) -> Any:
     return parse_literal(text, f"field 'jobPars': option {option}")
 
 
-def option_value(args: Sequence[str], option: str) -> Optional[str]:
-    """The value of ``option`` in ``args`` (the last one given), or None if absent.
-
-    ``-o VALUE`` for a short option; ``--name VALUE`` or ``--name=VALUE`` for a long one.
-    An option given last with no value is a ``JobDescriptionError``.
-    """
-    found = None
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg == option:
-            if index + 1 >= len(args):
-                raise JobDescriptionError(
-                    f"field 'jobPars': option {option} has no value")
-            found = args[index + 1]
-            index += 2
-            continue
-        if option.startswith("--") and arg.startswith(option + "="):
-            found = arg[len(option) + 1:]
-        index += 1
-    return found
-
-
 @implementer(IPayload)
 class TransformationPayload:
     """An adapter that runs one kind of transformation, chosen by its stem (``name``).

@@ -79,18 +79,9 @@ def test_under_noop_and_bwrap_nothing_outside_the_container_is_reached(hostile, 
         kill_all_with(token)
 
 
-def test_under_noop_and_bwrap_the_payload_leaves_no_process_behind(hostile):
-    run, token = run_attacks(hostile, NOOP_BWRAP, only="processes")
-    try:
-        assert run.outcome == "succeeded", run.why()
-        assert not wait_until_gone(token, 3)
-        hostile.check_aftermath(run)
-    finally:
-        kill_all_with(token)
-
-
-def test_under_sudo_and_bwrap_the_payload_leaves_no_process_behind(hostile):
-    run, token = run_attacks(hostile, SUDO_BWRAP, only="processes")
+@pytest.mark.parametrize("queue", [NOOP_BWRAP, SUDO_BWRAP], ids=["noop", "sudo"])
+def test_under_bwrap_the_payload_leaves_no_process_behind(hostile, queue):
+    run, token = run_attacks(hostile, queue, only="processes")
     try:
         assert run.outcome == "succeeded", run.why()
         assert not wait_until_gone(token, 3)

@@ -22,7 +22,6 @@ from pilotid.payloads.transformation import (
     STANDIN_DIR,
     interpreter_for,
     locate_transformation,
-    option_value,
     read_options,
     split_job_pars,
     transformation_stem,
@@ -207,16 +206,6 @@ def test_runathena_rejects_a_bad_o_mapping(value, tmp_path):
     spec = job(job_pars=f"-o {shlex.quote(value)}")
     with pytest.raises(JobDescriptionError, match="jobPars"):
         RunAthenaPayload(QUEUE).command(spec, tmp_path)
-
-
-def test_option_value_forms():
-    args = ["-o", "a", "--libTgz=x.tgz", "-o", "b", "--runDir", "r"]
-    assert option_value(args, "-o") == "b"
-    assert option_value(args, "--libTgz") == "x.tgz"
-    assert option_value(args, "--runDir") == "r"
-    assert option_value(args, "-i") is None
-    with pytest.raises(JobDescriptionError, match="-o has no value"):
-        option_value(["-o"], "-o")
 
 
 def test_split_job_pars_keeps_empty_and_unicode_arguments():
