@@ -35,6 +35,7 @@ ADAPTER = {
     "funcx-rungen-dn-rfc3820.json": "runGen",
     "harvester-arc-simtf-managed-nickname.json": "production",
     "harvester-example-atlasg4-test-ukdn.json": "production",
+    "pilot1log-rungen-libonly-dnproxy.urlencoded": "runGen",
     "pilot3-fake-production-recotf.json": "production",
     "pilot3-fake-user-runathena-iroot.json": "runAthena",
     "yoda-simtf-eventservice-nickname.json": "production",
