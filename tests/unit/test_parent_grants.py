@@ -9,12 +9,14 @@ runs, and none may stay once every job is over.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 from pathlib import Path
 from typing import List
 
 from pilotid.identity.accounts import Account
 from pilotid.workdir import grant_target_access, reclaim
+from pilotid.workdir.journal import GrantJournal
 
 ROUNDS = 60
 
@@ -24,14 +26,16 @@ def getfacl(path: Path) -> str:
                           check=True).stdout
 
 
-def _pilot(shared: Path, name: str, targets: List[Account], losses) -> None:
-    """One pilot: ``ROUNDS`` jobs in ``shared/<name>-<n>``, the targets in turn; counts
-    the jobs during which the parent lacked the job's target entry."""
+def _pilot(shared: Path, state: Path, name: str, targets: List[Account], losses) -> None:
+    """One pilot: ``ROUNDS`` jobs in ``shared/<name>-<n>``, the targets in turn, each with
+    its journal in ``state``; counts the jobs during which the parent lacked the job's
+    target entry."""
     for number in range(ROUNDS):
         target = targets[number % len(targets)]
         work = shared / f"{name}-{number}"
         work.mkdir(mode=0o700)
-        grant = grant_target_access(work, target)
+        journal = GrantJournal.create(state, work, target, "acl", os.geteuid(), shared)
+        grant = grant_target_access(work, target, work_root=shared, journal=journal)
         entry = f"user:{target.uid}:--x"
         if entry not in getfacl(shared):
             losses.value += 1
@@ -43,17 +47,19 @@ def _pilot(shared: Path, name: str, targets: List[Account], losses) -> None:
 def _two_pilots(area: Path, first: List[Account], second: List[Account]) -> int:
     shared = area / "pilot-home"
     shared.mkdir(mode=0o700)
+    state = area / "state"
     before = getfacl(shared)
     context = multiprocessing.get_context("fork")
     losses = [context.Value("i", 0), context.Value("i", 0)]
-    pilots = [context.Process(target=_pilot, args=(shared, "a", first, losses[0])),
-              context.Process(target=_pilot, args=(shared, "b", second, losses[1]))]
+    pilots = [context.Process(target=_pilot, args=(shared, state, "a", first, losses[0])),
+              context.Process(target=_pilot, args=(shared, state, "b", second, losses[1]))]
     for pilot in pilots:
         pilot.start()
     for pilot in pilots:
         pilot.join(timeout=300)
         assert pilot.exitcode == 0
     assert getfacl(shared) == before, "a stale entry stayed on the shared parent"
+    assert not list(state.rglob("*.*")), "a journal or a hold outlived its job"
     return losses[0].value + losses[1].value
 
 
