@@ -22,6 +22,7 @@ from pilotid.workdir.acl import (
     _read_raw,
 )
 from pilotid.workdir.changes import ACL, PathChange, SandboxGrant
+from pilotid.workdir.moved import reclaim_moved
 from pilotid.workdir.parents import close_parents
 from pilotid.workdir.walk import _DIR_FLAGS, _PATH_FLAGS, _depth_first, _entries, _fd_path
 
@@ -48,9 +49,7 @@ def reclaim(grant: SandboxGrant) -> None:
     if grant.workdir.is_dir():
         reclaimer.walk()
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
-    for change in pending.values():
-        log.debug("%s (changed by the grant) is no longer in %s: not restored",
-                  printable(change.path), grant.workdir)
+    failures.extend(reclaim_moved(grant, pending, _restore))
     failures.extend(close_parents(grant.parents, grant.account.uid, grant.journal))
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
