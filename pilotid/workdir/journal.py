@@ -86,6 +86,9 @@ class GrantJournal:
         """The existing journal ``path`` of ``state_dir``, to append to."""
         return cls(state_dir, path, os.open(path, _APPEND))
 
+    def fileno(self) -> int:
+        return self._fd
+
     def record_parent(self, change: ParentChange) -> None:
         """Write down that this job relies on the target's entry on a parent."""
         self._write({"parent": str(change.path), "device": change.device,
@@ -172,10 +175,9 @@ def read_journal(path: Path) -> Tuple[SandboxGrant, Dict[str, Any]]:
 
 def dead_journals(state_dir: Path) -> List[Path]:
     """The journals in ``state_dir`` of this host whose pilotid process is gone (another
-    boot, no such pid, or a pid reused by a later process)."""
-    journals = state_dir / "journals"
-    if not journals.is_dir():
-        return []
+    boot, no such pid, or a pid reused by a later process).  ``ConfigurationError`` as
+    ``private_directory``: a journal someone else could write is never trusted."""
+    journals = private_directory(private_directory(state_dir) / "journals")
     host, boot = socket.gethostname(), _boot_id()
     dead = []
     for path in sorted(journals.glob(f"*{_SUFFIX}")):

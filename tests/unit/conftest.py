@@ -24,3 +24,10 @@ def area():
     yield path
     subprocess.run(["chmod", "-R", "u+rwx", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """Grant journals of the launcher's tests go to a directory of the test's own, never
+    to the home of the account running the tests (``default_state_dir``)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
