@@ -101,9 +101,12 @@ class GrantJournal:
 
     def record_object(self, change: PathChange) -> None:
         """Write down one object of the work directory as it was before the grant."""
-        self._write({"object": change.path, "device": change.device, "inode": change.inode,
-                     "mode": change.mode, "access": _encoded(change.access_acl),
-                     "default": _encoded(change.default_acl)})
+        # one line a changed object (100,000 on a big tree): formatted here, not by json
+        self._write_line(
+            f'{{"object":{json.dumps(change.path)},"device":{change.device:d},'
+            f'"inode":{change.inode:d},"mode":{change.mode:d},'
+            f'"access":{_encoded(change.access_acl)},'
+            f'"default":{_encoded(change.default_acl)}}}\n'.encode())
 
     def remove(self) -> None:
         """The job's reclaim is complete: close and remove the journal."""
@@ -117,7 +120,9 @@ class GrantJournal:
             self._fd = -1
 
     def _write(self, entry: Dict[str, Any]) -> None:
-        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+        self._write_line(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+
+    def _write_line(self, line: bytes) -> None:
         try:
             if os.write(self._fd, line) != len(line):
                 raise OSError(0, "short write")
@@ -212,8 +217,9 @@ def _boot_id() -> str:
         return ""
 
 
-def _encoded(blob: Optional[bytes]) -> Optional[str]:
-    return None if blob is None else base64.b64encode(blob).decode()
+def _encoded(blob: Optional[bytes]) -> str:
+    """``blob`` as a JSON value: its base64 in quotes, or ``null``."""
+    return "null" if blob is None else f'"{base64.b64encode(blob).decode()}"'
 
 
 def _decoded(text: Optional[str]) -> Optional[bytes]:

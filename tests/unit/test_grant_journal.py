@@ -13,6 +13,8 @@ import pytest
 from pilotid.errors import ConfigurationError
 from pilotid.identity.accounts import Account
 from pilotid.workdir import GrantJournal, grant_target_access, reclaim, undo_dead_grants
+from pilotid.workdir.changes import PathChange
+from pilotid.workdir.journal import read_journal
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 OTHER_JOB = Account("pilotid-unit-other", 54322, 54322)
@@ -115,3 +117,13 @@ def test_undoing_a_dead_job_keeps_the_parent_entry_a_running_job_of_the_same_tar
     assert f"user:{TARGET.uid}:--x" in acl_of(root)
     reclaim(live)
     assert f"user:{TARGET.uid}" not in acl_of(root)
+
+
+def test_names_with_any_bytes_and_raw_acls_come_back_from_the_journal(layout):
+    state, root, work = layout
+    journal = journal_for(state, root, work)
+    name = os.fsdecode(b'a\nb\xff"c\\')
+    journal.record_object(PathChange(name, 1, 2, 0o600, b"\x02\x00\x00\x00", None))
+    grant, header = read_journal(journal.path)
+    assert (grant.changes[0].path, grant.changes[0].access_acl) == (name, b"\x02\x00\x00\x00")
+    assert header["pid"] == os.getpid() and grant.account == TARGET
