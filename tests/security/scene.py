@@ -202,9 +202,10 @@ class Scene:
                  "proxy_file": str(self.proxies["alice"]), "grid_mapfile": str(self.mapfile),
                  "transformation_dirs": [str(self.trf)], "accounting_file": str(self.accounting),
                  "grace_period": 2, "standin_transformations": True,
-                 # the work directories are in the home (x for the target there, as before
-                 # work_root); the journals in a state directory of the scene's own
-                 "work_root": str(self.home), "state_dir": str(self.state_dir)}
+                 # work directories in the home (x for the target there, as before
+                 # work_root) and on the scene's own small file systems; the journals in a
+                 # state directory of the scene's own
+                 "work_root": str(self.base), "state_dir": str(self.state_dir)}
         queue.update(self.queue)
         if "time_limit" in overrides:  # the queue's 'timeout' (run() has a timeout of its own)
             overrides["timeout"] = overrides.pop("time_limit")
