@@ -87,6 +87,7 @@ class GrantJournal:
         return cls(state_dir, path, os.open(path, _APPEND))
 
     def fileno(self) -> int:
+        """The journal's descriptor (to lock it while a dead job's grant is undone)."""
         return self._fd
 
     def record_parent(self, change: ParentChange) -> None:
@@ -115,6 +116,7 @@ class GrantJournal:
             os.unlink(self.path)
 
     def close(self) -> None:
+        """Close the journal, leaving it in place (its reclaim is not complete)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
