@@ -1,5 +1,5 @@
 """The grant journal: written before each change, so that what a pilot that died had
-granted is undone by the next pilot (``undo_dead_grants``, ``pilotid cleanup``)."""
+granted is undone by the next pilot (``undo_dead_grants``) or by ``pilotid cleanup``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pilotid import cli
 from pilotid.errors import ConfigurationError
 from pilotid.identity.accounts import Account
 from pilotid.workdir import GrantJournal, grant_target_access, reclaim, undo_dead_grants
@@ -127,3 +128,30 @@ def test_names_with_any_bytes_and_raw_acls_come_back_from_the_journal(layout):
     grant, header = read_journal(journal.path)
     assert (grant.changes[0].path, grant.changes[0].access_acl) == (name, b"\x02\x00\x00\x00")
     assert header["pid"] == os.getpid() and grant.account == TARGET
+
+
+# -- pilotid cleanup ---------------------------------------------------------------------
+
+
+def test_cleanup_gives_back_what_a_dead_pilot_granted_and_says_where(layout, capsys):
+    state, root, work = layout
+    die_after_grant(state, root, work)
+    assert cli.main(["cleanup", "--state-dir", str(state)]) == 0
+    assert capsys.readouterr().out == f"given back: {work}\n"
+    assert f"user:{TARGET.uid}" not in acl_of(root) + acl_of(work)
+    assert cli.main(["cleanup", "--state-dir", str(state)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_cleanup_with_queues_needs_the_queue(tmp_path, capsys):
+    (tmp_path / "q.json").write_text('{"queues": {"Q": {}}}')
+    assert cli.main(["cleanup", "--queues", str(tmp_path / "q.json")]) == 10
+    assert "--queue" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o770])
+def test_cleanup_refuses_a_state_directory_others_may_enter(tmp_path, mode):
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(mode)
+    assert cli.main(["cleanup", "--state-dir", str(state)]) == 10
