@@ -42,8 +42,10 @@ def reclaim(grant: SandboxGrant) -> None:
     are logged as a warning, and so are objects of the payload's still setuid, setgid or
     writable by every account (the wrapper takes those bits from the files as the target;
     a directory writable by all is left, in world mode the pilot's way to clean up).
+    Objects moved out of the work directory are looked for in the work root (``moved``);
+    parents are released (``parents``); a complete reclaim removes the grant's journal.
     Raises ``SandboxError`` naming what could not be restored, after restoring everything
-    else.
+    else (the journal then stays, for ``pilotid cleanup``).
     """
     reclaimer = _Reclaimer(grant)
     if grant.workdir.is_dir():
