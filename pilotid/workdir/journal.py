@@ -68,17 +68,21 @@ class GrantJournal:
         private_directory(journals)
         pid = os.getpid()
         path = journals / f"{socket.gethostname()}-{pid}-{secrets.token_hex(6)}{_SUFFIX}"
+        # written under another name, then renamed: a journal is never seen without header
+        fresh = path.with_suffix(".new")
         try:
-            fd = os.open(path, _NEW, 0o600)
+            fd = os.open(fresh, _NEW, 0o600)
         except OSError as error:
             raise SandboxError(f"cannot create the grant journal {path}: {error.strerror}"
                                ) from None
-        journal = cls(state_dir, path, fd)
+        journal = cls(state_dir, fresh, fd)
         journal._write({"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
                         "start": process_start(pid), "workdir": str(workdir),
                         "work_root": None if work_root is None else str(work_root),
                         "account": [account.name, account.uid, account.gid],
                         "pilot_uid": pilot_uid, "mode": mode})
+        os.rename(fresh, path)
+        journal.path = path
         return journal
 
     @classmethod
