@@ -214,6 +214,16 @@ class AclUnsupportedError(SandboxError):
     code = 61
 
 
+class WorkRootUnreachableError(SandboxError):
+    """The target account cannot traverse a directory above the queue's ``work_root`` (or
+    above the work directory, where the queue declares none), which pilotid never changes.
+    The site's fault: make the work root traversable for the job accounts (``chmod o+x``
+    on the directories above it, or a group of the job accounts), or declare a
+    ``work_root`` of the pilot's own above the work directory."""
+
+    code = 66
+
+
 class PayloadFailedError(PilotidError):
     """The payload ran as the target and exited non-zero. The payload's fault."""
 

@@ -87,6 +87,8 @@ class QueueSettings:
     timeout: Optional[int] = None
     grace_period: int = 30
     accounting_file: Optional[Path] = None
+    work_root: Optional[Path] = None
+    state_dir: Optional[Path] = None
     transformation_dirs: Tuple[Path, ...] = field(default=())
     standin_transformations: bool = False
     jobs_without_dn: str = "refuse"
@@ -275,6 +277,24 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
     Setting("accounting_file", optional(absolute_path), None,
             "A per-queue JSON-lines accounting file, in addition to ``accounting.jsonl`` in "
             "the work directory."),
+    Setting("work_root", optional(absolute_path), None,
+            "The directory the pilot makes its work directories in.  The grant may give the "
+            "job's account ``x`` (an ACL entry, never ``o+x``) on the directories from it "
+            "down to the work directory, and changes nothing above it; a work directory "
+            "outside it is refused (code 22), and a job account that cannot traverse the "
+            "directories above it is told to the site (code 66: make the work root "
+            "reachable, ``chmod o+x`` or a group).  null (the default): no directory outside "
+            "the work directory is ever changed, so the site makes the path to the work "
+            "directories traversable itself.  Never the pilot's home: ``x`` there lets the "
+            "payload read every file of the pilot's whose name it knows.  See "
+            ":doc:`sandbox`."),
+    Setting("state_dir", optional(absolute_path), None,
+            "Where pilotid keeps its grant journals and the holds of shared parents (made "
+            "0700; refused unless the pilot's own and private).  null: "
+            "``$XDG_STATE_HOME/pilotid``, else ``~/.local/state/pilotid`` in the pilot "
+            "account's home.  Every queue a pilot "
+            "account runs on a node should share one, so that concurrent jobs count each "
+            "other's holds and ``pilotid cleanup`` finds every journal."),
     Setting("transformation_dirs", list_of(absolute_path, "absolute paths"), [],
             "Where payload adapters look for a transformation given by name.  Nothing else "
             "is searched unless ``standin_transformations`` is true: a transformation missing "

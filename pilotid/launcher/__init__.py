@@ -52,10 +52,13 @@ from pilotid.strategies.base import check_launch_lifetime, reschedule_if_asked
 from pilotid.supervision import Supervisor
 from pilotid.values import Outcome, WrapperMarker
 from pilotid.workdir import (
+    GrantJournal,
     choose_sandbox_mode,
+    default_state_dir,
     grant_target_access,
     make_handover_directory,
     prepare_workdir,
+    undo_dead_grants,
 )
 
 if TYPE_CHECKING:
@@ -114,6 +117,11 @@ class PayloadLauncher:
 
     def _run(self, state: JobRun) -> Outcome:
         state.private = prepare_workdir(state.workdir, pilot_credentials())
+        state_dir = self.settings.state_dir or default_state_dir()
+        try:
+            undo_dead_grants(state_dir)
+        except PilotidError as error:  # not this job's to fail for; cleanup retries later
+            log.error("job %s: %s", state.job.panda_id, error)
         command = self.strategies.payload_for(state.job).command(state.job, state.workdir)
         credential = state.credential = self._fetch(state)
         log.info("job %s: credential of %s from %s", state.job.panda_id, credential.identity,
@@ -138,8 +146,12 @@ class PayloadLauncher:
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
             asked = "acl-or-world" if self.settings.sandbox == "acl-or-world" else mode
+            state.journal = GrantJournal.create(state_dir, state.workdir, account, mode,
+                                                os.geteuid(), self.settings.work_root)
             state.grant = grant_target_access(state.workdir, account, asked,
-                                              keep_private=pilot_credentials())
+                                              keep_private=pilot_credentials(),
+                                              work_root=self.settings.work_root,
+                                              journal=state.journal)
             mode = state.grant.mode
             umask = state.grant.payload_umask(self.settings.umask)
             if umask != spec.umask:  # the grant fell back to world mode by itself

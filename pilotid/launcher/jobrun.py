@@ -23,7 +23,7 @@ from pilotid.result import PayloadResult, now
 from pilotid.signals import PilotSignals
 from pilotid.supervision import Supervisor
 from pilotid.values import Outcome, PayloadLogs
-from pilotid.workdir import HandoverDirectory, SandboxGrant, reclaim
+from pilotid.workdir import GrantJournal, HandoverDirectory, SandboxGrant, reclaim, undo_journal
 from pilotid.workfiles import open_payload_log
 
 __all__ = ["JobRun"]
@@ -45,6 +45,7 @@ class JobRun:
         self.session: Any = None
         self.supervisor: Optional[Supervisor] = None
         self.grant: Optional[SandboxGrant] = None
+        self.journal: Optional[GrantJournal] = None
         self.sandbox_mode: Optional[str] = None
         self.handover_dir: Optional[HandoverDirectory] = None
         self.stdout: Optional[Path] = None
@@ -104,6 +105,8 @@ class JobRun:
             attempt("closing the switch session", self.session.close)
         if self.grant is not None:
             attempt("reclaiming the work directory", reclaim, self.grant)
+        elif self.journal is not None:  # the grant failed: its journal says what stays
+            attempt("undoing the grant's journal", undo_journal, self.journal)
         return unexpected[0] if unexpected else None
 
     def result(self, outcome: Outcome, switcher: str) -> PayloadResult:

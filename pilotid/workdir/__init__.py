@@ -6,7 +6,10 @@ and ``acl_supported`` says which of the two modes a file system allows.  One ide
 ``acl`` (the ACL codec and the access check), ``walk`` (the descriptor walk, GNU ``find``
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
 ``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
-work directory may not be: ``refuse_unsafe_workdir``; readying it: ``prepare_workdir``).
+work directory may not be: ``refuse_unsafe_workdir``; readying it: ``prepare_workdir``),
+``parents`` (``u:<target>:x`` from the work root down, locked and counted), ``journal``
+(``GrantJournal``: every change written down first), ``moved`` (objects moved out, found
+by inode), ``cleanup`` (``undo_dead_grants``: what dead pilots granted).
 These are the names the rest of pilotid uses.
 """
 
@@ -14,14 +17,17 @@ from __future__ import annotations
 
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
+from pilotid.workdir.cleanup import default_state_dir, undo_dead_grants, undo_journal
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
+from pilotid.workdir.journal import GrantJournal
 from pilotid.workdir.placement import prepare_workdir, refuse_unsafe_workdir
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
-    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported", "acl_unsupported",
-    "choose_sandbox_mode", "grant_target_access", "make_handover_directory", "prepare_workdir",
-    "reclaim", "refuse_unsafe_workdir",
+    "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "SandboxGrant", "acl_supported",
+    "acl_unsupported", "choose_sandbox_mode", "default_state_dir", "grant_target_access",
+    "make_handover_directory", "prepare_workdir", "reclaim", "refuse_unsafe_workdir",
+    "undo_dead_grants", "undo_journal",
 ]

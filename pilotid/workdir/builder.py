@@ -26,17 +26,16 @@ from pilotid.workdir.acl import (
     _OTHER,
     _R,
     _RWX,
-    _USER,
     _USER_OBJ,
     _X,
     _Acl,
     _may,
-    _read_acl,
     _read_raw,
     _write,
-    acl_supported,
 )
 from pilotid.workdir.changes import WORLD, ParentChange, PathChange, SandboxGrant
+from pilotid.workdir.journal import GrantJournal
+from pilotid.workdir.parents import open_parents
 from pilotid.workdir.walk import (
     _DIR_FLAGS,
     _PATH_FLAGS,
@@ -60,8 +59,11 @@ class _Builder:
     """Makes the changes of one grant, recording each before it is made."""
 
     def __init__(self, workdir: Path, account: Account, mode: str, pilot_uid: int,
-                 keep: Optional[Set[Tuple[int, int]]] = None) -> None:
+                 keep: Optional[Set[Tuple[int, int]]] = None, work_root: Optional[Path] = None,
+                 journal: Optional[GrantJournal] = None) -> None:
         self.workdir = workdir
+        self.work_root = work_root
+        self.journal = journal
         self.account = account
         self.mode = mode
         self.pilot_uid = pilot_uid
@@ -78,35 +80,20 @@ class _Builder:
 
     def grant(self) -> SandboxGrant:
         return SandboxGrant(self.workdir, self.account, self.mode, self.pilot_uid,
-                            tuple(self.changes), tuple(self.parents))
+                            tuple(self.changes), tuple(self.parents), self.work_root,
+                            self.journal)
 
     def open_parents(self) -> None:
-        for parent in reversed(self.workdir.parents):
-            try:
-                info = os.stat(parent)
-                acl = _read_acl(str(parent), _ACCESS)
-            except OSError as error:
-                raise SandboxError(f"cannot check {parent} (a parent of the work directory): "
-                                   f"{error.strerror}") from None
-            if _may(info, acl, self.account.uid, self.groups, _X):
-                continue
-            name = self.account.name
-            if info.st_uid != self.pilot_uid:
-                raise SandboxError(
-                    f"{parent} (a parent of the work directory) is not traversable by {name} "
-                    f"and belongs to uid {info.st_uid}, not the pilot: make it traversable "
-                    f"(setfacl -m u:{name}:x) or use a work directory elsewhere")
-            if self.mode == WORLD or not acl_supported(parent):
-                raise SandboxError(
-                    f"{parent} (a parent of the work directory) is not traversable by {name} "
-                    "and its file system has no ACLs; pilotid never makes it o+x: make it "
-                    "traversable or use a work directory elsewhere")
-            updated = acl if acl is not None else _Acl.from_mode(info.st_mode)
-            previous = updated.get(_USER, self.account.uid)
-            self.parents.append(ParentChange(parent, previous, acl is not None))
-            updated.add_user(self.account.uid, _X)
-            updated.recompute_mask()
-            _write(str(parent), _ACCESS, updated.to_xattr(), parent)
+        """Let the target reach the work directory from the work root (``parents``)."""
+        root = self.workdir if self.work_root is None else self.work_root
+        self.parents.extend(open_parents(self.workdir, self.account, self.groups,
+                                         self.pilot_uid, self.mode, root, self.journal))
+
+    def _record(self, change: PathChange) -> None:
+        """Keep ``change`` (and write it down in the journal) before it is made."""
+        if self.journal is not None:
+            self.journal.record_object(change)
+        self.changes.append(change)
 
     def open_tree(self) -> None:
         """Open every directory, and every file the target cannot read yet, top down.
@@ -333,8 +320,7 @@ class _Builder:
         access = _read_raw(handle, _ACCESS)
         default = _read_raw(handle, _DEFAULT)
         mode = stat.S_IMODE(info.st_mode)
-        self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
-                                       default))
+        self._record(PathChange(relpath, info.st_dev, info.st_ino, mode, access, default))
         if self.mode == WORLD:
             # sticky: another account may create here, never rename or remove what the
             # pilot or the target made (the wrapper, the payload's outputs)
@@ -390,7 +376,7 @@ class _Builder:
             if _may(info, acl, self.account.uid, self.groups, want):
                 return
             mode = stat.S_IMODE(info.st_mode)
-            self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access))
+            self._record(PathChange(relpath, info.st_dev, info.st_ino, mode, access))
             if self.mode == WORLD:
                 self._chmod(path, mode | 0o044 | (0o011 if want & _X else 0), relpath)
                 return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from pilotid.identity.accounts import Account
+
+if TYPE_CHECKING:
+    from pilotid.workdir.journal import GrantJournal
 
 ACL = "acl"
 WORLD = "world"
@@ -37,22 +40,28 @@ class PathChange:
 
 @dataclass(frozen=True)
 class ParentChange:
-    """A parent directory made traversable with ``u:<target>:x``.
+    """A parent directory the job relies on for ``u:<target>:x``.
 
-    ``previous`` is the target's entry before (``None``: it had none), ``had_acl`` whether
-    the directory had an extended ACL at all.
+    ``previous`` is the target's entry before the first job that needed it (``None``: it
+    had none), ``had_acl`` whether the directory had an extended ACL at all then; ``device``
+    and ``inode`` say which directory it is (its lock and its holders, see ``parents``).
     """
 
     path: Path
     previous: Optional[int]
     had_acl: bool
+    device: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True)
 class SandboxGrant:
     """What ``grant_target_access`` changed, for ``reclaim`` to undo exactly that.
 
-    ``mode`` is ``'acl'`` or ``'world'`` (the result's ``sandbox_mode``).
+    ``mode`` is ``'acl'`` or ``'world'`` (the result's ``sandbox_mode``).  ``work_root``
+    is where parents may be changed and objects moved out are looked for (None: the work
+    directory itself); ``journal``, if any, has it all written down and is removed once
+    ``reclaim`` is complete.
     """
 
     workdir: Path
@@ -61,6 +70,8 @@ class SandboxGrant:
     pilot_uid: int
     changes: Tuple[PathChange, ...] = ()
     parents: Tuple[ParentChange, ...] = ()
+    work_root: Optional[Path] = None
+    journal: Optional["GrantJournal"] = field(default=None, compare=False)
 
     def payload_umask(self, default: int) -> int:
         """The umask the wrapper must set: ``default`` (the queue's) in ACL mode, where the

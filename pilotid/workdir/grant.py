@@ -38,13 +38,15 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Iterable, Set, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
 from pilotid.errors import AclUnsupportedError, ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.workdir.acl import _ACCESS, _DEFAULT, _AclNotSupported, _read_raw, acl_supported
 from pilotid.workdir.builder import _Builder
 from pilotid.workdir.changes import ACL, ACL_OR_WORLD, ASKED_MODES, WORLD, SandboxGrant
+from pilotid.workdir.journal import GrantJournal
+from pilotid.workdir.parents import checked_work_root
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME, _fd_path
 
@@ -52,7 +54,8 @@ log = logging.getLogger(__name__)
 
 
 def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
-                        keep_private: Iterable[Path] = ()) -> SandboxGrant:
+                        keep_private: Iterable[Path] = (), work_root: Optional[Path] = None,
+                        journal: Optional[GrantJournal] = None) -> SandboxGrant:
     """Let ``account`` work in ``workdir`` and the pilot read what it leaves; see the module.
 
     ``mode`` is ``'acl'``, ``'acl-or-world'`` or ``'world'``; only ``'acl-or-world'`` falls
@@ -62,15 +65,21 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
     the pilot's own credentials (the launcher passes its ``X509_USER_PROXY`` and the like).
     One found in the work directory is logged as a warning: the target may still rename or
     replace it there, so it belongs outside.
-    Raises ``WorkdirError`` when ``workdir`` does not exist, is not a directory, or is not
-    the pilot's and writable by it; ``AclUnsupportedError`` when ``mode`` is ``'acl'`` and
-    the file system refuses ACLs; ``SandboxError`` when a change fails (nothing stays
-    changed then); ``ConfigurationError`` for an unknown mode.
+    ``work_root`` bounds what may change outside the work directory (``parents``): the
+    directories from it down to the work directory; None: none at all.  ``journal``, if
+    given, has every change written down before it is made.
+    Raises ``WorkdirError`` when ``workdir`` does not exist, is not a directory, is not
+    the pilot's and writable by it, or is outside ``work_root``;
+    ``WorkRootUnreachableError`` when the target cannot reach the work root;
+    ``AclUnsupportedError`` when ``mode`` is ``'acl'`` and the file system refuses ACLs;
+    ``SandboxError`` when a change fails (nothing stays changed then);
+    ``ConfigurationError`` for an unknown mode.
     """
     if mode not in ASKED_MODES:
         raise ConfigurationError(f"sandbox mode {mode!r} is unknown: use 'acl', "
                                  "'acl-or-world' or 'world'")
     workdir = _checked_workdir(workdir)
+    root = checked_work_root(workdir, work_root)
     pilot_uid = os.geteuid()
     asked = mode
     if mode == ACL and not acl_supported(workdir):
@@ -84,13 +93,13 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
     _secure_private_dir(workdir, pilot_uid)
     keep = _identities(keep_private)
     try:
-        builder = _build(_Builder(workdir, account, mode, pilot_uid, keep))
+        builder = _build(_Builder(workdir, account, mode, pilot_uid, keep, root, journal))
     except _AclNotSupported as refused:
         if asked != ACL_OR_WORLD:
             raise acl_unsupported(Path(str(refused))) from None
         log.warning("%s refused an ACL: opening it to %s the seed's way instead "
                     "(directories go+rwx, payload umask 000)", workdir, account.name)
-        builder = _build(_Builder(workdir, account, WORLD, pilot_uid, keep))
+        builder = _build(_Builder(workdir, account, WORLD, pilot_uid, keep, root, journal))
     grant = builder.grant()
     log.info("opened %s to %s (%s mode): %d objects changed, %d parent directories",
              workdir, account.name, grant.mode, len(grant.changes), len(grant.parents))

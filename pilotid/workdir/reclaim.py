@@ -13,8 +13,6 @@ from pilotid.escaping import printable
 from pilotid.workdir.acl import (
     _ACCESS,
     _DEFAULT,
-    _GROUP,
-    _GROUP_OBJ,
     _MASK,
     _NO_ID,
     _NOT_SUPPORTED,
@@ -23,7 +21,9 @@ from pilotid.workdir.acl import (
     _read_acl,
     _read_raw,
 )
-from pilotid.workdir.changes import ACL, ParentChange, PathChange, SandboxGrant
+from pilotid.workdir.changes import ACL, PathChange, SandboxGrant
+from pilotid.workdir.moved import reclaim_moved
+from pilotid.workdir.parents import close_parents
 from pilotid.workdir.walk import _DIR_FLAGS, _PATH_FLAGS, _depth_first, _entries, _fd_path
 
 log = logging.getLogger(__name__)
@@ -42,21 +42,17 @@ def reclaim(grant: SandboxGrant) -> None:
     are logged as a warning, and so are objects of the payload's still setuid, setgid or
     writable by every account (the wrapper takes those bits from the files as the target;
     a directory writable by all is left, in world mode the pilot's way to clean up).
+    Objects moved out of the work directory are looked for in the work root (``moved``);
+    parents are released (``parents``); a complete reclaim removes the grant's journal.
     Raises ``SandboxError`` naming what could not be restored, after restoring everything
-    else.
+    else (the journal then stays, for ``pilotid cleanup``).
     """
     reclaimer = _Reclaimer(grant)
     if grant.workdir.is_dir():
         reclaimer.walk()
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
-    for change in pending.values():
-        log.debug("%s (changed by the grant) is no longer in %s: not restored",
-                  printable(change.path), grant.workdir)
-    for parent in grant.parents:
-        try:
-            _restore_parent(parent, grant.account.uid)
-        except OSError as error:
-            failures.append(f"{parent.path}: {error.strerror}")
+    failures.extend(reclaim_moved(grant, pending, _restore))
+    failures.extend(close_parents(grant.parents, grant.account.uid, grant.journal))
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
                     "(it changed their modes); first: %s", len(unreadable), grant.workdir,
@@ -69,6 +65,8 @@ def reclaim(grant: SandboxGrant) -> None:
     if failures:
         raise SandboxError(f"could not give back {len(failures)} paths of {grant.workdir} "
                            f"after the payload; first: {printable(failures[0])}")
+    if grant.journal is not None:
+        grant.journal.remove()
     log.info("reclaimed %s from %s", grant.workdir, grant.account.name)
 
 
@@ -230,25 +228,6 @@ def _strip_user(handle: Union[int, str], info: os.stat_result, uid: int) -> None
                 if old is not None and acl.get(_MASK) is not None:
                     acl.entries[(_MASK, _NO_ID)] &= old
             os.setxattr(handle, name, acl.to_xattr())
-
-
-def _restore_parent(change: ParentChange, uid: int) -> None:
-    path = str(change.path)
-    acl = _read_acl(path, _ACCESS)
-    if acl is None:
-        return
-    if change.previous is None:
-        acl.drop_user(uid)
-    else:
-        acl.entries[(_USER, uid)] = change.previous
-    acl.recompute_mask()
-    if not change.had_acl and not acl.named(_USER) and not acl.named(_GROUP):
-        group = acl.get(_GROUP_OBJ) or 0
-        os.removexattr(path, _ACCESS)
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        os.chmod(path, (mode & ~0o070) | (group << 3))
-    else:
-        os.setxattr(path, _ACCESS, acl.to_xattr())
 
 
 def _pilot_can_use(handle: Union[int, str], info: os.stat_result) -> bool:

@@ -567,6 +567,54 @@ def test_pilot_restarted_on_the_same_work_directory(scene):
     assert (workdir / "again.txt").exists()
 
 
+def _target_entries(scene, uid: int) -> list:
+    """The pilot's objects under its home (work directories, their parents) that have an
+    ACL entry, access or default, for ``uid``."""
+    listing = subprocess.run(["getfacl", "-Rpn", str(scene.home)], capture_output=True,
+                             text=True).stdout
+    pilot = str(pwd.getpwnam(node.PILOT).pw_uid)
+    found = []
+    for block in listing.split("\n\n"):
+        lines = block.splitlines()
+        if f"# owner: {pilot}" in lines and any(
+                line.startswith((f"user:{uid}:", f"default:user:{uid}:")) for line in lines):
+            found.append(lines[0])
+    return found
+
+
+def test_pilot_killed_mid_job_has_its_grants_undone(scene):
+    """SIGKILL to the pilot mid-payload: it never reclaims.  ``pilotid cleanup`` undoes the
+    grant from the job's journal; a second killed pilot's is undone by the next run."""
+    alice = pwd.getpwnam(node.ALICE).pw_uid
+    mark = token()
+    payload(scene, f"echo started > started-$PANDAID.txt; sleep 60.{mark}; echo ran")
+
+    def killed(job) -> Path:
+        process, workdir, _ = scene.start(job)
+        wait_for(workdir / f"started-{job['PandaID']}.txt")
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        kill_all_with(mark)
+        return workdir
+
+    first = killed(scene.job(jobPars=mark))
+    assert _target_entries(scene, alice), "the killed pilot's grant should still be there"
+    python, site = scene.pilot_install
+    done = node.run_as(node.PILOT, [python, "-m", "pilotid", "cleanup", "--queues",
+                                    str(scene.queues()), "--queue", "SEC"],
+                       env={"PYTHONPATH": site}, text=True)
+    assert done.returncode == 0, done.stderr
+    assert str(first) in done.stdout
+    assert _target_entries(scene, alice) == []
+    killed(scene.job(jobPars=mark, PandaID=6300002))
+    assert _target_entries(scene, alice)
+    payload(scene, "echo again > again.txt")
+    run = scene.run(scene.job(PandaID=6300003))
+    expect(run, "succeeded", 0, exit_code=0)
+    assert _target_entries(scene, alice) == []
+    assert not list((scene.state_dir / "journals").iterdir())
+
+
 # -- the node -----------------------------------------------------------------------------
 
 def test_node_workdir_full_while_writing_the_wrapper(scene, small_fs):

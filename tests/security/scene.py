@@ -162,6 +162,7 @@ class Scene:
             f'"{ALICE_DN}" {node.ALICE}\n"{BOB_DN}" {node.BOB}\n"{CAROL_DN}" {node.CAROL}\n'))
         self.accounting = self._public("accounting.jsonl", "")
         self.pilot_log = self._public("pilot.log", "the pilot's own log\n")
+        self.state_dir = self.home / "state"
         self.started = time.time()
         self.count = 0
         #: copies of credentials a test put outside the work directories on purpose
@@ -200,7 +201,11 @@ class Scene:
         queue = {"switcher": "sudo", "credential_source": "file",
                  "proxy_file": str(self.proxies["alice"]), "grid_mapfile": str(self.mapfile),
                  "transformation_dirs": [str(self.trf)], "accounting_file": str(self.accounting),
-                 "grace_period": 2, "standin_transformations": True}
+                 "grace_period": 2, "standin_transformations": True,
+                 # work directories in the home (x for the target there, as before
+                 # work_root) and on the scene's own small file systems; the journals in a
+                 # state directory of the scene's own
+                 "work_root": str(self.base), "state_dir": str(self.state_dir)}
         queue.update(self.queue)
         if "time_limit" in overrides:  # the queue's 'timeout' (run() has a timeout of its own)
             overrides["timeout"] = overrides.pop("time_limit")

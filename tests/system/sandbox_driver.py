@@ -66,7 +66,8 @@ def main() -> int:
         marker=marker, environment=tuple(os.environ.items()),
         umask=0 if mode == "world" else 0o022)
     write_wrapper(spec, wrapper)
-    grant = grant_target_access(work, target, config.get("mode", "acl"))
+    # the work directory's parent (the pilot's 0700 home here) is its work root
+    grant = grant_target_access(work, target, config.get("mode", "acl"), work_root=work.parent)
     try:
         make_handover_directory(spec.handover.payload_proxy, grant)
         run = subprocess.run(["sudo", "-n", "-u", target.name, "--", str(wrapper)],

@@ -365,7 +365,7 @@ def test_work_directory_under_parents_0700_is_opened_and_closed_again(site):
         path.mkdir()
         give_to_pilot(path, 0o700)
     workdir = site.make_workdir(scratch / "job")
-    run = site.run(workdir=workdir)
+    run = site.run(workdir=workdir, queue=site.queue(work_root=str(home)))
     assert run.result["outcome"] == "succeeded", run.log
     assert readable_by_pilot(workdir / OUTPUT)
     for parent in (home, scratch):

@@ -110,7 +110,9 @@ class Site:
                     "sandbox": "acl", "umask": "0022", "timeout": 300, "grace_period": 5,
                     "standin_transformations": True,
                     # the site passes its TMPDIR; the injection test's variable by name
-                    "env_pass": ["TMPDIR", "PILOTID_INJECTED"], **extra}
+                    "env_pass": ["TMPDIR", "PILOTID_INJECTED"],
+                    "work_root": str(self.area), "state_dir": str(self.area / "state"),
+                    **extra}
 
         # a sudo front for the queue's sudo_path: it logs each call, then is the real sudo
         self.sudo_calls = self.own_file(self.area / "sudo-calls", b"", 0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -24,3 +25,18 @@ def area():
     yield path
     subprocess.run(["chmod", "-R", "u+rwx", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory):
+    """Grant journals of the launcher's tests go to a directory of the test's own, never
+    to the home of the account running the tests (``default_state_dir``).  Not through
+    ``monkeypatch``: an autouse fixture's would be undone after the test's own fixtures,
+    which some tests' patches of ``subprocess`` would then still break."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = saved

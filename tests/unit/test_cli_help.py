@@ -8,7 +8,8 @@ import pytest
 from pilotid import cli
 from pilotid.errors import error_codes
 
-COMMANDS = (["run"], ["probe"], ["proxy-info"], ["policy"], ["myproxy"], ["myproxy", "get"],
+COMMANDS = (["run"], ["probe"], ["cleanup"], ["proxy-info"], ["policy"], ["myproxy"],
+            ["myproxy", "get"],
             ["myproxy", "info"], ["myproxy", "store"], ["myproxy", "destroy"],
             ["myproxy", "trustroots"], ["testca"])
 

@@ -220,7 +220,7 @@ def test_a_switch_to_another_account_opens_the_sandbox_before_launch_and_reclaim
             super().probe(cred)
             return SOMEONE_ELSE
 
-    def grant(path, account, mode, keep_private=()):
+    def grant(path, account, mode, keep_private=(), work_root=None, journal=None):
         steps.events.append("grant")
         steps.seen["grant"] = (path, account, mode, list(keep_private))
         return SandboxGrant(path, account, "acl", os.geteuid())
@@ -954,7 +954,7 @@ def test_unexpected_exception_while_reclaiming_turns_a_success_into_an_internal_
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr("pilotid.launcher.grant_target_access",
-                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                        lambda path, account, mode, keep_private=(), **_: SandboxGrant(
                             path, account, "acl", os.geteuid()))
     monkeypatch.setattr("pilotid.launcher.jobrun.reclaim", reclaim)
     monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)
@@ -971,7 +971,7 @@ def test_a_grant_that_falls_back_to_world_mode_by_itself_sets_the_payloads_umask
     class Switching(RecordingSwitcher):
         switches_identity = True
 
-    def world_grant(path, account, mode, keep_private=()):
+    def world_grant(path, account, mode, keep_private=(), work_root=None, journal=None):
         assert mode == "acl"
         return SandboxGrant(path, account, "world", os.geteuid())
 
@@ -998,7 +998,7 @@ class ExecsTheWrapper(RecordingSwitcher):
 def test_a_wrapper_exec_d_by_its_switch_program_does_not_reap_itself(credential, workdir,
                                                                       monkeypatch):
     monkeypatch.setattr("pilotid.launcher.grant_target_access",
-                        lambda path, account, mode, keep_private=(): SandboxGrant(
+                        lambda path, account, mode, keep_private=(), **_: SandboxGrant(
                             path, account, "acl", os.geteuid()))
     monkeypatch.setattr("pilotid.launcher.jobrun.reclaim", lambda grant: None)
     monkeypatch.setattr("pilotid.workdir.grant.acl_supported", lambda path: True)

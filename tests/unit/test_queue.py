@@ -53,6 +53,7 @@ GENERIC = {
     "standin_transformations": True, "jobs_without_dn": "refuse",
     "syslog_facility": "local3", "syslog_address": "127.0.0.1:5514",
     "proxy_refresh_threshold": 7200, "proxy_refresh_interval": 600,
+    "work_root": "/scratch/pilot", "state_dir": "/var/lib/pilotid-pilot",
 }
 GLEXEC_MYPROXY = {
     "switcher": "glexec", "credential_source": "myproxy", "glexec_path": "/usr/sbin/glexec",
@@ -91,7 +92,8 @@ def test_every_generic_field_is_read_into_its_python_type(registry):
         transformation_dirs=(Path("/opt/trf"), Path("/cvmfs/trf")),
         standin_transformations=True, jobs_without_dn="refuse",
         syslog_facility="local3", syslog_address="127.0.0.1:5514",
-        proxy_refresh_threshold=7200, proxy_refresh_interval=600)
+        proxy_refresh_threshold=7200, proxy_refresh_interval=600,
+        work_root=Path("/scratch/pilot"), state_dir=Path("/var/lib/pilotid-pilot"))
 
 
 def test_glexec_and_myproxy_settings_are_read_into_the_options(registry):

@@ -15,7 +15,12 @@ from typing import Dict, Tuple
 
 import pytest
 
-from pilotid.errors import ConfigurationError, SandboxError, WorkdirError
+from pilotid.errors import (
+    ConfigurationError,
+    SandboxError,
+    WorkdirError,
+    WorkRootUnreachableError,
+)
 from pilotid.identity.accounts import Account
 from pilotid.workdir import (
     PRIVATE_DIR_NAME,
@@ -178,7 +183,7 @@ def test_parent_the_target_cannot_traverse_gets_x_and_loses_it_again(area):
     work = home / "work"
     work.mkdir(mode=0o700)
     before = (stat.S_IMODE(home.stat().st_mode), getfacl(home))
-    grant = grant_target_access(work, TARGET)
+    grant = grant_target_access(work, TARGET, work_root=home)
     assert [p.path for p in grant.parents] == [home]
     assert has_entry(home, f"user:{TARGET.uid}:--x")
     assert "other::---" in getfacl(home)
@@ -194,7 +199,7 @@ def test_parent_with_its_own_acl_keeps_it(area):
     work = home / "work"
     work.mkdir(mode=0o700)
     before = getfacl(home)
-    grant = grant_target_access(work, TARGET)
+    grant = grant_target_access(work, TARGET, work_root=home)
     assert has_entry(home, "user:12345:r-x") and has_entry(home, f"user:{TARGET.uid}:--x")
     reclaim(grant)
     assert getfacl(home) == before
@@ -217,7 +222,7 @@ def test_parent_of_someone_else_that_blocks_the_target_is_a_sandbox_error(area):
     work.mkdir(mode=0o700)
     os.chown(other, 54999, 54999)
     with pytest.raises(SandboxError, match="not traversable"):
-        grant_target_access(work, TARGET)
+        grant_target_access(work, TARGET, work_root=area)
 
 
 def test_objects_the_pilot_makes_after_the_grant_lose_the_targets_entries(workdir):
@@ -428,3 +433,42 @@ def test_remove_leaves_a_directory_swapped_for_a_symlink_alone(workdir, area):
     proxy.parent.symlink_to(elsewhere)
     made.remove()
     assert (elsewhere / "x509up").read_text() == "the pilot's"
+
+
+def test_without_a_work_root_no_parent_is_changed_and_the_error_says_so(area):
+    """The issue's pilot home: no ``--x`` on it unless the queue declares a work root."""
+    home = area / "pilot-home"
+    home.mkdir(mode=0o700)
+    work = home / "work"
+    work.mkdir(mode=0o700)
+    before = getfacl(home)
+    with pytest.raises(WorkRootUnreachableError, match="traversable|reachable") as caught:
+        grant_target_access(work, TARGET)
+    assert caught.value.code == 66 and f"chmod o+x {home}" in str(caught.value)
+    assert getfacl(home) == before
+
+
+def test_nothing_above_the_work_root_is_changed(area):
+    home = area / "pilot-home"
+    home.mkdir(mode=0o700)
+    root = home / "jobs"
+    root.mkdir(mode=0o700)
+    work = root / "work"
+    work.mkdir(mode=0o700)
+    before = getfacl(home)
+    with pytest.raises(WorkRootUnreachableError):
+        grant_target_access(work, TARGET, work_root=root)
+    assert getfacl(home) == before and not has_entry(root, f"user:{TARGET.uid}:--x")
+    home.chmod(0o711)  # the site makes the work root reachable
+    grant = grant_target_access(work, TARGET, work_root=root)
+    assert [p.path for p in grant.parents] == [root]
+    reclaim(grant)
+
+
+def test_a_work_directory_outside_the_work_root_is_refused(area):
+    root = area / "jobs"
+    root.mkdir(mode=0o700)
+    work = area / "work"
+    work.mkdir(mode=0o700)
+    with pytest.raises(WorkdirError, match="outside the queue's work_root"):
+        grant_target_access(work, TARGET, work_root=root)
