@@ -1,0 +1,113 @@
+"""Issue 13, item 2, on the real node (real sudo, the real ``pilotid-alice``): no process
+of the payload outlives the job, even one that left the job's process tree and keeps
+changing its PID.
+
+The relay double-forks, calls ``setsid`` and re-forks every few milliseconds, each
+generation exiting as soon as its child exists: any list of PIDs is stale before it is
+used.  Its processes carry a token in their command line (``$0`` of every generation), so
+that the check counts them alone among ``pilotid-alice``'s processes: other jobs may run as
+her on this node at the same time.
+
+The queue leases the account per job (``leftover_processes: "account"``): the sweep then
+stops every process of ``pilotid-alice`` on the node, those of a concurrent job included.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import List
+
+from tests.security.scene import own
+from tests.system import node
+
+#: How many jobs the test runs (today's code let the relay outlive the first job in 4 runs of 4).
+ROUNDS = 3
+#: Seconds the relay gets to be gone once ``pilotid run`` returned.
+SETTLE = 2.0
+KILL = "/bin/kill"
+#: Seconds without a heartbeat after which the relay counts as gone.
+QUIET = 0.3
+
+
+def relay_payload(token: str, beat: Path) -> str:
+    """A transformation that leaves the relay running and exits 0 at once; every
+    generation of the relay adds a byte to ``beat``."""
+    hop = f"hop() {{ printf . >>{beat}; hop & exit 0; }}; hop & exit 0"
+    return ("#!/bin/bash\n"
+            f"( setsid /bin/bash -c '{hop}' relay-{token} </dev/null >/dev/null 2>&1 & )\n"
+            "sleep 0.3\n"
+            "exit 0\n")
+
+
+def processes_of(uid: int, token: str) -> List[str]:
+    """``pid state`` of the processes whose real uid is ``uid`` and whose command line
+    holds ``token``; zombies are not counted (they run nothing)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        state = fields.get("State", "?").split()[0]
+        if (int(fields.get("Uid", "-1").split()[0]) == uid and token.encode() in cmdline
+                and state not in ("Z", "X")):
+            found.append(f"{entry} {state}")
+    return found
+
+
+def beating(beat: Path, seconds: float) -> bool:
+    """True while ``beat`` still grows ``seconds`` after the job: a generation of the
+    relay lives a few milliseconds, too short for a look at /proc to see it reliably, but
+    every one of them adds to its heartbeat."""
+    deadline = time.monotonic() + seconds
+    size = beat.stat().st_size
+    while time.monotonic() < deadline:
+        time.sleep(QUIET)
+        grown = beat.stat().st_size
+        if grown == size:
+            return False
+        size = grown
+    return True
+
+
+def end_relay(beat: Path) -> None:
+    """Clean up after a job the relay outlived: as ``pilotid-alice``, SIGSTOP every process
+    of hers until the heartbeat stops (a look at /proc cannot keep up with the relay, and a
+    SIGSTOP by pid lands after the process forked), then SIGKILL them all."""
+    for _ in range(100):
+        node.run_as(node.ALICE, [KILL, "-STOP", "--", "-1"])
+        if not beating(beat, QUIET):
+            break
+    node.run_as(node.ALICE, [KILL, "-KILL", "--", "-1"])
+
+
+def test_a_reforking_daemon_does_not_outlive_the_job(scene):
+    """After each of ``ROUNDS`` jobs, within ``SETTLE`` s of the result, the relay's
+    heartbeat has stopped and no process of ``pilotid-alice`` holding its token is left
+    (stopped ones included)."""
+    alice = node.account(node.ALICE).uid
+    for attempt in range(ROUNDS):
+        token = secrets.token_hex(8)
+        beat = scene.base / f"beat-{token}"
+        beat.touch()
+        own(beat, node.ALICE, 0o644)
+        scene.transformation("runAthena", relay_payload(token, beat))
+        try:
+            run = scene.run(timeout=90, leftover_processes="account")
+            assert run.outcome == "succeeded", run.why()
+            assert beat.stat().st_size > 0, "the relay never started"
+            assert not beating(beat, SETTLE), (
+                f"job {attempt + 1} of {ROUNDS}: the relay outlived the job "
+                f"({beat.stat().st_size} generations so far)\n{run.why()}")
+            left = processes_of(alice, token)
+            assert not left, f"job {attempt + 1}: processes of the relay left: {left}"
+        finally:
+            if beating(beat, QUIET):
+                end_relay(beat)
