@@ -18,10 +18,13 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List
+
+import pytest
 
 from tests.security.scene import own
 from tests.system import node
+from tests.system.glexec_node import STANDIN, standin_fixture  # noqa: F401 - a fixture
 
 #: How many jobs the test runs (today's code let the relay outlive the first job in 4 runs of 4).
 ROUNDS = 3
@@ -88,10 +91,22 @@ def end_relay(beat: Path) -> None:
     node.run_as(node.ALICE, [KILL, "-KILL", "--", "-1"])
 
 
-def test_a_reforking_daemon_does_not_outlive_the_job(scene):
+def switch_through(switcher: str, request) -> Dict:
+    """The queue fields of ``switcher``: the scene's sudo, or the gLExec stand-in (which
+    maps alice's DN to ``pilotid-alice`` too)."""
+    if switcher == "sudo":
+        return {}
+    request.getfixturevalue("standin")
+    return {"switcher": "glexec", "glexec_path": str(STANDIN), "grid_mapfile": None,
+            "switch_retry_delay": 0}
+
+
+@pytest.mark.parametrize("switcher", ["sudo", "glexec"])
+def test_a_reforking_daemon_does_not_outlive_the_job(scene, switcher, request):
     """After each of ``ROUNDS`` jobs, within ``SETTLE`` s of the result, the relay's
     heartbeat has stopped and no process of ``pilotid-alice`` holding its token is left
-    (stopped ones included)."""
+    (stopped ones included).  The sweep goes through the queue's switch."""
+    queue = switch_through(switcher, request)
     alice = node.account(node.ALICE).uid
     for attempt in range(ROUNDS):
         token = secrets.token_hex(8)
@@ -100,8 +115,9 @@ def test_a_reforking_daemon_does_not_outlive_the_job(scene):
         own(beat, node.ALICE, 0o644)
         scene.transformation("runAthena", relay_payload(token, beat))
         try:
-            run = scene.run(timeout=90, leftover_processes="account")
+            run = scene.run(timeout=90, leftover_processes="account", **queue)
             assert run.outcome == "succeeded", run.why()
+            assert run.result["switcher"] == switcher
             assert beat.stat().st_size > 0, "the relay never started"
             assert not beating(beat, SETTLE), (
                 f"job {attempt + 1} of {ROUNDS}: the relay outlived the job "
