@@ -10,10 +10,13 @@ her on this node at the same time.
 
 The queue leases the account per job (``leftover_processes: "account"``): the sweep then
 stops every process of ``pilotid-alice`` on the node, those of a concurrent job included.
+What the payload queues with ``at`` or ``cron`` escapes any kill: ``pilotid probe`` says
+whether the account may.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -22,6 +25,7 @@ from typing import Dict, List
 
 import pytest
 
+from pilotid.identity.scheduling import SCHEDULERS
 from tests.security.scene import own
 from tests.system import node
 from tests.system.glexec_node import STANDIN, standin_fixture  # noqa: F401 - a fixture
@@ -127,3 +131,21 @@ def test_a_reforking_daemon_does_not_outlive_the_job(scene, switcher, request):
         finally:
             if beating(beat, QUIET):
                 end_relay(beat)
+
+
+def test_probe_says_whether_the_payloads_account_may_queue_work_with_at_or_cron(scene):
+    """``pilotid probe`` as the pilot, through the real sudo to ``pilotid-alice``: one line
+    each for ``at`` and ``cron``, saying whether that program is installed here."""
+    python, site = scene.pilot_install
+    argv = [python, "-m", "pilotid", "probe", "--queues", str(scene.queues()), "--queue",
+            "SEC", "--workdir", str(scene.workdir()), "--json"]
+    done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site,
+                                              "X509_USER_PROXY": str(scene.pilot_proxy)})
+    checks = {c["name"]: c for c in json.loads(done.stdout)}
+    assert checks["test switch"]["status"] == "ok", checks
+    for scheduler in SCHEDULERS:
+        line = checks[scheduler.name]
+        installed = any(os.path.exists(path) for path in scheduler.commands)
+        assert ("not installed" not in line["detail"]) == installed, line
+        if installed and line["status"] == "warn":
+            assert f"{node.ALICE} may" in line["detail"], line
