@@ -3,11 +3,11 @@
 ``SwitcherBase.open`` returns one.  The session holds what the job's switching needs from
 the probe to the end (credential, account, work directory, the proxy handover) and asks
 its switcher for each step: ``launch``, ``terminate``, ``explain``, ``retry_delay``,
-``refresh_proxy``, ``kill_as_target``.  What the launcher used to guess by comparing uids
-(is there a switch, does the marker's owner prove anything, how are leftovers found and
-killed) is the session's ``switches_identity``, ``marker_owner`` and ``stop_leftovers``;
-where the queue leases accounts per job (``leftover_processes: "account"``), the latter first
-sweeps every process of the account (``account_sweep``).
+``refresh_proxy``, ``kill_as_target``, ``signal_account``.  What the launcher used to guess
+by comparing uids (is there a switch, does the marker's owner prove anything, how are
+leftovers found and killed) is the session's ``switches_identity``, ``marker_owner`` and
+``stop_leftovers``; where the queue leases accounts per job (``leftover_processes:
+"account"``), the latter first sweeps every process of the account (``account_sweep``).
 
 ``SessionDecorator`` forwards every call to another session: an isolation (a container
 around any switch) subclasses it and changes ``launch`` alone.

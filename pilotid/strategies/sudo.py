@@ -372,7 +372,7 @@ class SudoSwitcher(SwitcherBase):
                        workdir: Path) -> None:
         """SIGKILL the payload's leftover ``pids`` as ``account``, with a second sudo.
 
-        ``sudo -n -u <account> -- kill -s KILL -- <pids>``, not a launch: the latest
+        ``sudo -n -u <account> -- kill -KILL -- <pids>``, not a launch: the latest
         launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
         when sudo refuses it; kill's own complaint (a process gone already) is only logged.
         """
@@ -381,7 +381,7 @@ class SudoSwitcher(SwitcherBase):
     def signal_account(self, signum: int, credential: "Credential", account: Account,
                        workdir: Path) -> None:
         """Send ``signum`` to every process of ``account`` but the sender:
-        ``sudo -n -u <account> -- kill -s <signal> -- -1``, as ``kill_as_target``."""
+        ``sudo -n -u <account> -- kill -<SIGNAL> -- -1``, as ``kill_as_target``."""
         self._kill_as(account, kill_argv(signum, [EVERY_PROCESS]),
                       f"send {signal_label(signum)} to every process")
 

@@ -363,7 +363,7 @@ class GlexecSwitcher(SwitcherBase):
 
     def signal_account(self, signum: int, credential: Credential, account: Account,
                        workdir: Path) -> None:
-        """Send ``signum`` to every process of the target but the sender: ``kill -s <signal>
+        """Send ``signum`` to every process of the target but the sender: ``kill -<SIGNAL>
         -- -1`` through a second gLExec call, as ``kill_as_target``."""
         self._kill_as(credential, account, signum, [EVERY_PROCESS],
                       f"signalling every process of the target ({signal_label(signum)})",
