@@ -1,6 +1,6 @@
-"""Issue 13, item 2, on the real node (real sudo, the real ``pilotid-alice``): no process
-of the payload outlives the job, even one that left the job's process tree and keeps
-changing its PID.
+"""Issue 13, item 2, on the real node (real sudo and the gLExec stand-in, the real
+``pilotid-alice``): no process of the payload outlives the job, even one that left the
+job's process tree and keeps changing its PID.
 
 The relay double-forks, calls ``setsid`` and re-forks every few milliseconds, each
 generation exiting as soon as its child exists: any list of PIDs is stale before it is
@@ -30,7 +30,8 @@ from tests.security.scene import own
 from tests.system import node
 from tests.system.glexec_node import STANDIN, standin_fixture  # noqa: F401 - a fixture
 
-#: How many jobs the test runs (today's code let the relay outlive the first job in 4 runs of 4).
+#: Jobs per test.  Before the sweep the relay outlived the first job in every run tried (4
+#: through sudo, 1 more through each switch with ``leftover_processes: "job"``).
 ROUNDS = 3
 #: Seconds the relay gets to be gone once ``pilotid run`` returned.
 SETTLE = 2.0
