@@ -6,7 +6,8 @@ A source that needs to know whose proxy (MyProxy) gets the owner from a job desc
 (``job``: its ``prodUserID``, ``credname``, ``myproxy``) or a DN (``user_dn``), as
 ``pilotid probe --job FILE`` and ``--user-dn DN`` give them.  What depends on the account
 the payload will run as (the egg cache base, ``TMPDIR``) is checked for that account, and
-only where the test switch named it.
+only where the test switch named it, as is whether it may queue work for after the job with
+``at`` or ``cron`` (``pilotid.identity.scheduling``), which no kill of the job reaches.
 What is particular to a switch (its program, its own test switches) comes from the
 switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``; what is particular to
 the isolation (its test container and the mode it got) from ``IIsolation.node_checks``.
@@ -26,6 +27,7 @@ from pilotid.errors import PilotidError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import pilot_credentials
+from pilotid.identity.scheduling import SCHEDULERS, scheduler_access
 from pilotid.payloads.job import JobSpec
 from pilotid.workdir import acl_supported, acl_unsupported, refuse_unsafe_workdir
 
@@ -124,6 +126,8 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
         checks.append(Check("egg cache base", OK if writable_by(base, account) else FAIL,
                             f"{base} {'is' if writable_by(base, account) else 'is not'} "
                             f"writable by {account.name}"))
+    if account is not None:
+        checks.extend(_scheduler_checks(account))
     for entry in environ.get("LD_PRELOAD", "").replace(":", " ").split():
         if not os.path.exists(entry):
             checks.append(Check("LD_PRELOAD", WARN, f"{entry} does not exist: the wrapper drops "
@@ -137,6 +141,30 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
     checks.append(Check("umask", WARN if current & 0o044 else OK,
                         f"pilot's umask {current:04o}, payload's umask {settings.umask:04o} "
                         "(set by the wrapper)"))
+    return checks
+
+
+def _scheduler_checks(account: Account) -> List[Check]:
+    """A WARN line for each of ``at`` and ``cron`` that ``account`` may (or perhaps may) use
+    to have commands run after the job; OK where it may not or is not installed."""
+    checks = []
+    for scheduler in SCHEDULERS:
+        access = scheduler_access(scheduler, account.name)
+        if access is None:
+            checks.append(Check(scheduler.name, OK, f"{scheduler.name} is not installed"))
+            continue
+        daemon = (f"its daemon {access.daemon} is installed" if access.daemon
+                  else "no daemon of it is installed (yet)")
+        if access.allowed is False:
+            checks.append(Check(scheduler.name, OK, f"{account.name} may not use "
+                                f"{scheduler.name}: {access.why}"))
+            continue
+        may = "may" if access.allowed else "may perhaps"
+        checks.append(Check(scheduler.name, WARN, (
+            f"{account.name} {may} queue commands with {scheduler.name} ({access.why}; "
+            f"{daemon}): they run after the job, where no kill of its processes reaches; "
+            f"name the payload accounts in {scheduler.deny}, or list only others in "
+            f"{scheduler.allow}")))
     return checks
 
 

@@ -31,7 +31,7 @@ from pilotid.errors import (
     SwitchExecError,
 )
 from pilotid.identity.proxy import format_time_left
-from pilotid.strategies.processes import KILL_COMMAND
+from pilotid.strategies.processes import EVERY_PROCESS, kill_argv
 from pilotid.strategies.session import SwitchSession
 from pilotid.strategies.switch_program import log_position as log_position
 from pilotid.strategies.switch_program import proxy_input as proxy_input
@@ -125,16 +125,17 @@ class SwitcherBase:
     ``handover(credential, account, workdir)`` (a ``ProxyHandover``),
     ``launch(argv, credential, account, workdir, logs)`` (a process),
     ``terminate(process, signum)``, ``explain``, ``retry_delay``,
-    ``refresh_proxy(credential, workdir)`` and ``kill_as_target(pids, credential, account,
-    workdir)``.  The class attribute ``switches_identity`` (True here) says whether the
-    payload runs under another account than the pilot's.
+    ``refresh_proxy(credential, workdir)``, ``kill_as_target(pids, credential, account,
+    workdir)`` and ``signal_account(signum, credential, account, workdir)``.  The class
+    attribute ``switches_identity`` (True here) says whether the payload runs under another
+    account than the pilot's.
 
     The defaults of ``retry_delay`` (never retry), ``refresh_proxy`` (cannot push a
-    renewed proxy), ``node_checks`` (nothing particular to report), ``kill_as_target``
-    (``kill`` started through ``launch``) and ``explain_without_marker`` (the status and
-    what the switch program wrote) fit a switch that has no transient failures, hands the
-    payload a proxy it cannot replace, and runs no program of its own; a switcher that can
-    do better overrides them.
+    renewed proxy), ``node_checks`` (nothing particular to report), ``kill_as_target`` and
+    ``signal_account`` (``kill`` started through ``launch``) and ``explain_without_marker``
+    (the status and what the switch program wrote) fit a switch that has no transient
+    failures, hands the payload a proxy it cannot replace, and runs no program of its own;
+    a switcher that can do better overrides them.
     """
 
     name = "base"
@@ -158,7 +159,22 @@ class SwitcherBase:
         waits for it up to a minute; a switcher with a cheaper way (a second switch that
         is not a launch) overrides it.  Raises ``PilotidError`` when the switch fails.
         """
-        argv = [KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)]
+        self._kill_through_launch(kill_argv(signal.SIGKILL, pids), credential, account,
+                                  workdir)
+
+    def signal_account(self, signum: int, credential: "Credential", account: "Account",
+                       workdir: Path) -> None:
+        """Send ``signum`` to every process of ``account`` but the sender: ``kill`` with
+        pid -1 run as ``account`` (the leftover sweep, ``leftover_processes: "account"``).
+
+        This default starts it through ``launch``, as ``kill_as_target`` does; a switcher
+        with a cheaper way overrides it.  Raises ``PilotidError`` when the switch fails.
+        """
+        self._kill_through_launch(kill_argv(signum, [EVERY_PROCESS]), credential, account,
+                                  workdir)
+
+    def _kill_through_launch(self, argv: List[str], credential: "Credential",
+                             account: "Account", workdir: Path) -> None:
         with open(os.devnull, "wb") as out, open(os.devnull, "wb") as err:
             killer = self.launch(argv, credential, account, workdir,  # type: ignore[attr-defined]
                                  PayloadLogs(out, err))

@@ -7,20 +7,25 @@ process tree under the switch program (``/proc``, readable by the unprivileged p
 A process that left the tree (``setsid`` and a double fork, re-parented to init) is not
 found: only a cgroup would keep it.  ``signal_groups`` sends a signal to those groups in
 the order that lets the wrapper clean up after a SIGKILL.  ``KILL_COMMAND`` is the program a
-switch runs as the target to send a signal the pilot may not send itself.
+switch runs as the target to send a signal the pilot may not send itself, ``kill_argv`` its
+command line (``EVERY_PROCESS`` as the target: every process of the account).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from pilotid.watch import wait_for_exit
 
 #: The ``kill`` program a switch runs as the target to signal the payload's processes:
 #: the one place it is named (sudo's and gLExec's terminate, the leftovers, the fakes).
 KILL_COMMAND = "/bin/kill" if os.access("/bin/kill", os.X_OK) else "/usr/bin/kill"
+
+#: ``kill``'s target for every process the caller may signal (``kill(2)`` with pid -1): as
+#: the target, every process of its account but the ``kill`` itself.
+EVERY_PROCESS = "-1"
 
 #: Seconds a wrapper gets, once its payload was killed with SIGKILL, to record that and
 #: remove its egg cache before it is killed too.
@@ -85,6 +90,17 @@ def signal_groups(process: Any, groups: Set[int], signum: int,
         if wait_for_exit(process, WRAPPER_SETTLE) is not None:
             return
     send(groups)
+
+
+def kill_argv(signum: int, targets: Iterable[object],
+              program: str = KILL_COMMAND) -> List[str]:
+    """``[program, "-STOP", "--", *targets]`` for ``signum`` SIGSTOP: the command a switch
+    runs as the target; ``targets`` are pids, ``-<pgid>`` or ``EVERY_PROCESS``.
+
+    The signal is one ``-NAME`` word: procps-ng 4.0's kill answers ``-s STOP -- -1`` with
+    its usage text and signals nothing.
+    """
+    return [program, f"-{signal.Signals(signum).name[3:]}", "--", *map(str, targets)]
 
 
 def _real_uid(pid: int) -> Optional[int]:

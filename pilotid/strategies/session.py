@@ -3,9 +3,11 @@
 ``SwitcherBase.open`` returns one.  The session holds what the job's switching needs from
 the probe to the end (credential, account, work directory, the proxy handover) and asks
 its switcher for each step: ``launch``, ``terminate``, ``explain``, ``retry_delay``,
-``refresh_proxy``, ``kill_as_target``.  What the launcher used to guess by comparing uids
-(is there a switch, does the marker's owner prove anything, how are leftovers found and
-killed) is the session's ``switches_identity``, ``marker_owner`` and ``stop_leftovers``.
+``refresh_proxy``, ``kill_as_target``, ``signal_account``.  What the launcher used to guess
+by comparing uids (is there a switch, does the marker's owner prove anything, how are
+leftovers found and killed) is the session's ``switches_identity``, ``marker_owner`` and
+``stop_leftovers``; where the queue leases accounts per job (``leftover_processes:
+"account"``), the latter first sweeps every process of the account (``account_sweep``).
 
 ``SessionDecorator`` forwards every call to another session: an isolation (a container
 around any switch) subclasses it and changes ``launch`` alone.
@@ -24,6 +26,7 @@ from zope.interface import implementer
 from pilotid import leftovers
 from pilotid.errors import PilotidError, SwitchError
 from pilotid.interfaces import ISwitchSession
+from pilotid.strategies.account_sweep import ACCOUNT, LEFTOVER_PROCESSES, sweep_account
 from pilotid.values import SWITCH_FAILED, Outcome
 
 if TYPE_CHECKING:
@@ -42,8 +45,11 @@ class SwitchSession:
     write into ``workdir``).  ``switches_identity`` is the switcher's class attribute of the
     same name; where it is True the marker proves the switch when ``account`` owns it, the
     payload's leftovers are the pilot's adopted children of ``account``'s uid, killed
-    through the switch (``SwitcherBase.kill_as_target``).  With no switch they are the
-    pilot's own children started with the job's ``X509_USER_PROXY``, killed directly.
+    through the switch (``SwitcherBase.kill_as_target``), and, where the queue's
+    ``leftover_processes`` is ``"account"`` (``sweeps_account``), every process of
+    ``account``, stopped then killed through the switch (``SwitcherBase.signal_account``).
+    With no switch they are the pilot's own children started with the job's
+    ``X509_USER_PROXY``, killed directly; an account-wide sweep would be the pilot's own.
     """
 
     def __init__(self, switcher: Any, credential: "Credential", account: "Account",
@@ -54,6 +60,9 @@ class SwitchSession:
         self.workdir = Path(workdir)
         self.switches_identity = bool(switcher.switches_identity)
         self.marker_owner: Optional[int] = account.uid if self.switches_identity else None
+        settings = getattr(switcher, "settings", None)  # a test's switcher may have none
+        self.sweeps_account = bool(self.switches_identity and settings is not None
+                                   and settings.option(LEFTOVER_PROCESSES) == ACCOUNT)
         self.handover = switcher.handover(credential, account, self.workdir)
 
     def launch(self, argv: Sequence[str], logs: "PayloadLogs") -> Any:
@@ -65,7 +74,13 @@ class SwitchSession:
         self.switcher.terminate(process, signum)
 
     def stop_leftovers(self, process: Any) -> None:
-        """Kill and reap what the payload left running (``leftovers.end_leftovers``)."""
+        """Kill and reap what the payload left running (``leftovers.end_leftovers``), after
+        stopping and killing every process of the account where ``sweeps_account``."""
+        if self.sweeps_account:
+            try:
+                sweep_account(self.account.uid, self._signal_account, self.account.name)
+            except PilotidError as error:
+                log.error("cannot stop every process of %s: %s", self.account.name, error)
         if self.switches_identity:
             uid = self.account.uid
             leftovers.end_leftovers(process, lambda p, killed: p.uid == uid,
@@ -80,6 +95,9 @@ class SwitchSession:
                 p.pid, "X509_USER_PROXY", proxy))
 
         leftovers.end_leftovers(process, belongs, _kill_directly, self.account.name)
+
+    def _signal_account(self, signum: int) -> None:
+        self.switcher.signal_account(signum, self.credential, self.account, self.workdir)
 
     def _kill_as_target(self, pids: List[int]) -> None:
         try:

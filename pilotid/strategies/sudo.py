@@ -42,6 +42,7 @@ from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, Check
 from pilotid.settings import REQUIRED, Setting, absolute_path, optional
+from pilotid.strategies.account_sweep import LEFTOVER_PROCESSES
 from pilotid.strategies.base import (
     SwitcherBase,
     log_position,
@@ -55,7 +56,13 @@ from pilotid.strategies.base import (
     switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.strategies.processes import (
+    EVERY_PROCESS,
+    KILL_COMMAND,
+    kill_argv,
+    payload_groups,
+    signal_groups,
+)
 from pilotid.strategies.session import SwitchSession
 from pilotid.values import Outcome, PayloadLogs, ProxyHandover, WrapperMarker
 
@@ -161,7 +168,7 @@ class SudoSwitcher(SwitcherBase):
     """
 
     name = "sudo"
-    own_settings = (SUDO_PATH, GRID_MAPFILE, PROBE_CACHE_LIFETIME)
+    own_settings = (SUDO_PATH, GRID_MAPFILE, PROBE_CACHE_LIFETIME, LEFTOVER_PROCESSES)
 
     def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None,
                  probe_cache: "Optional[ProbeCache[object]]" = None) -> None:
@@ -365,12 +372,21 @@ class SudoSwitcher(SwitcherBase):
                        workdir: Path) -> None:
         """SIGKILL the payload's leftover ``pids`` as ``account``, with a second sudo.
 
-        ``sudo -n -u <account> -- kill -s KILL -- <pids>``, not a launch: the latest
+        ``sudo -n -u <account> -- kill -KILL -- <pids>``, not a launch: the latest
         launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
         when sudo refuses it; kill's own complaint (a process gone already) is only logged.
         """
-        command = [self.sudo_path(), "-n", "-u", account.name, "--", KILL_COMMAND,
-                   "-s", "KILL", "--", *map(str, pids)]
+        self._kill_as(account, kill_argv(signal.SIGKILL, pids), "kill the payload's leftovers")
+
+    def signal_account(self, signum: int, credential: "Credential", account: Account,
+                       workdir: Path) -> None:
+        """Send ``signum`` to every process of ``account`` but the sender:
+        ``sudo -n -u <account> -- kill -<SIGNAL> -- -1``, as ``kill_as_target``."""
+        self._kill_as(account, kill_argv(signum, [EVERY_PROCESS]),
+                      f"send {signal_label(signum)} to every process")
+
+    def _kill_as(self, account: Account, argv: List[str], what: str) -> None:
+        command = [self.sudo_path(), "-n", "-u", account.name, "--", *argv]
         try:
             done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
                                   capture_output=True, env=start_environment(Account.current()),
@@ -380,7 +396,7 @@ class SudoSwitcher(SwitcherBase):
         refused = sudo_messages(done.stderr.decode("utf-8", "replace"))
         if done.returncode != 0 and refused:
             raise SwitchNotPermittedError(
-                f"sudo refused to kill the payload's leftovers as {account.name}: {refused[-1]}")
+                f"sudo refused to {what} as {account.name}: {refused[-1]}")
 
     def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
         if signum in (signal.SIGKILL, signal.SIGSTOP):

@@ -643,3 +643,17 @@ def test_two_sessions_of_one_switcher_keep_their_own_launches(fake, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_signal_account_runs_kill_minus_one_through_a_second_glexec_call(fake, tmp_path):
+    """The fake records the call and runs nothing (a ``kill -1`` as the current user would
+    stop the test's own processes)."""
+    switch = switcher(fake)
+    switch.signal_account(signal.SIGSTOP, credential(tmp_path), ALICE, tmp_path)
+    assert fake.calls()[-1]["argv"][1:] == [os.path.realpath("/bin/kill"), "-STOP", "--", "-1"]
+
+
+def test_signal_account_refused_by_glexec_is_its_switch_error(fake, tmp_path):
+    with pytest.raises(SwitchError, match="SIGKILL .* every process of pilotid-alice"):
+        switcher(fake, "203").signal_account(signal.SIGKILL, credential(tmp_path), ALICE,
+                                             tmp_path)

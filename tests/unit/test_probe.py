@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from pilotid.errors import CredentialRefusedError
+from pilotid.identity import scheduling
+from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.identity.credfile import write_private
 from pilotid.identity.proxy import parse_proxy
@@ -108,3 +110,37 @@ def test_probe_says_world_mode_where_the_queue_accepts_it_without_acls(tmp_path,
 def test_probe_says_acl_mode_where_the_work_root_has_acls(tmp_path, monkeypatch):
     found = sandbox_check(tmp_path, monkeypatch, True, "acl-or-world")
     assert found.status == OK and "acl mode" in found.detail
+
+
+def scheduler_lines(tmp_path, monkeypatch, source=None, **rules):
+    """The probe's ``at`` and ``cron`` lines on a node where only ``at`` is installed."""
+    etc, root = tmp_path / "etc", tmp_path / "root"
+    etc.mkdir()
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/at").touch()
+    for name, text in rules.items():
+        (etc / name).write_text(text)
+    monkeypatch.setattr(scheduling, "ETC", etc)
+    monkeypatch.setattr(scheduling, "ROOT", root)
+    source = source or StaticCredentialSource(proxy_credential(tmp_path, 12))
+    checks = probe_node(launcher(source, RecordingSwitcher()), tmp_path, {})
+    return {c.name: c for c in checks if c.name in ("at", "cron")}
+
+
+def test_probe_warns_where_the_payloads_account_may_queue_work_with_at(tmp_path, monkeypatch):
+    lines = scheduler_lines(tmp_path, monkeypatch, **{"at.deny": ""})
+    name = Account.current().name
+    assert lines["at"].status == WARN
+    assert f"{name} may queue commands with at" in lines["at"].detail
+    assert "at.deny does not name" in lines["at"].detail and "no daemon" in lines["at"].detail
+    assert (lines["cron"].status, lines["cron"].detail) == (OK, "cron is not installed")
+
+
+def test_probe_says_ok_where_at_is_denied_to_the_payloads_account(tmp_path, monkeypatch):
+    lines = scheduler_lines(tmp_path, monkeypatch, **{"at.deny": f"{Account.current().name}\n"})
+    assert lines["at"].status == OK and "may not use at" in lines["at"].detail
+
+
+def test_probe_does_not_judge_at_or_cron_without_the_payloads_account(tmp_path, monkeypatch):
+    source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
+    assert scheduler_lines(tmp_path, monkeypatch, source) == {}

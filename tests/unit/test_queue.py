@@ -59,6 +59,7 @@ GLEXEC_MYPROXY = {
     "switcher": "glexec", "credential_source": "myproxy", "glexec_path": "/usr/sbin/glexec",
     "glexec_mode": "test", "probe_cache_lifetime": 600, "switch_retries": 2,
     "switch_retry_delay": 0.25, "myproxy_server": "myproxy.example.org", "myproxy_port": 7513,
+    "leftover_processes": "account",
 }
 SUDO_FILE = {
     "switcher": "sudo", "credential_source": "file", "grid_mapfile": "/etc/grid-security/gm",
@@ -100,13 +101,14 @@ def test_glexec_and_myproxy_settings_are_read_into_the_options(registry):
     assert dict(settings(GLEXEC_MYPROXY, registry).options) == {
         "glexec_path": Path("/usr/sbin/glexec"), "glexec_mode": "test",
         "probe_cache_lifetime": 600, "switch_retries": 2, "switch_retry_delay": 0.25,
-        "myproxy_server": "myproxy.example.org", "myproxy_port": 7513}
+        "myproxy_server": "myproxy.example.org", "myproxy_port": 7513,
+        "leftover_processes": "account"}
 
 
 def test_sudo_and_file_settings_are_read_into_the_options(registry):
     assert dict(settings(SUDO_FILE, registry).options) == {
         "grid_mapfile": Path("/etc/grid-security/gm"), "sudo_path": Path("/opt/sudo/bin/sudo"),
-        "probe_cache_lifetime": 0, "proxy_file": Path("/p/x509up")}
+        "probe_cache_lifetime": 0, "proxy_file": Path("/p/x509up"), "leftover_processes": "job"}
 
 
 def test_strategy_settings_left_out_get_their_declared_defaults(registry):
@@ -114,7 +116,7 @@ def test_strategy_settings_left_out_get_their_declared_defaults(registry):
     assert dict(result.options) == {
         "glexec_path": None, "glexec_mode": None, "probe_cache_lifetime": None,
         "switch_retries": 3, "switch_retry_delay": 5.0, "myproxy_server": None,
-        "myproxy_port": 7512}
+        "myproxy_port": 7512, "leftover_processes": "job"}
 
 
 def test_generic_defaults_of_the_class_are_the_declared_ones():
@@ -298,6 +300,10 @@ INVALID = [
      ["belongs to the file credential source", "it uses the myproxy credential source"]),
     ("probe_cache_lifetime", {"probe_cache_lifetime": 60},
      ["belongs to the glexec switcher and the sudo switcher"]),
+    # with no switch, every process of the account is the pilot's own
+    ("leftover_processes", {"leftover_processes": "account"},
+     ["belongs to the glexec switcher and the sudo switcher", "it uses the noop switcher"]),
+    ("leftover_processes", {**SUDO, "leftover_processes": "all"}, ["'job', 'account'"]),
     ("glexec_pth", {**GLEXEC, "glexec_pth": "/usr/sbin/glexec"}, ["did you mean 'glexec_path'"]),
     ("glexec", {"glexec": "maybe", "credential_source": "myproxy"}, ["not a PanDA glexec"]),
 ]

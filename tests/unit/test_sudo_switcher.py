@@ -527,3 +527,31 @@ def test_two_sessions_of_one_switcher_keep_their_own_launch(switcher, workdir, t
     close_logs(second_logs)
     assert isinstance(first.explain(first_status, None).error, SwitchNotPermittedError)
     assert isinstance(second.explain(second_status, None).error, SwitchExecError)
+
+
+def _recorded_runs(monkeypatch, stderr=b"", returncode=0) -> list:
+    """Record the commands ``subprocess.run`` gets in the sudo module, running none (a
+    ``kill -1`` run as the current user would stop the test's own processes)."""
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, returncode, b"", stderr)
+
+    monkeypatch.setattr(sudo.subprocess, "run", run)
+    return commands
+
+
+def test_signal_account_runs_kill_minus_one_as_the_target_with_a_second_sudo(
+        switcher, tmp_path, monkeypatch, fake_sudo):
+    commands = _recorded_runs(monkeypatch)
+    switcher.signal_account(signal.SIGSTOP, credential(tmp_path), Account.current(), tmp_path)
+    assert commands == [[str(fake_sudo), "-n", "-u", Account.current().name, "--",
+                         sudo.KILL_COMMAND, "-STOP", "--", "-1"]]
+
+
+def test_signal_account_refused_by_sudo_is_not_permitted(switcher, tmp_path, monkeypatch):
+    _recorded_runs(monkeypatch, b"sudo: a password is required\n", 1)
+    with pytest.raises(SwitchNotPermittedError, match="SIGSTOP .* every process"):
+        switcher.signal_account(signal.SIGSTOP, credential(tmp_path), Account.current(),
+                                tmp_path)

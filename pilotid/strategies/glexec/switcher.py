@@ -51,10 +51,12 @@ from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import Check
 from pilotid.queue import QueueSettings
 from pilotid.settings import Setting, absolute_path, choice, integer, optional, seconds
+from pilotid.strategies.account_sweep import LEFTOVER_PROCESSES
 from pilotid.strategies.base import (
     SwitcherBase,
     check_launch_lifetime,
     reschedule_if_asked,
+    signal_label,
 )
 from pilotid.strategies.glexec.binary import call_glexec, glexec_environment, locate_glexec
 from pilotid.strategies.glexec.diagnosis import GlexecDiagnosis, diagnose_node, diagnosis_checks
@@ -68,7 +70,13 @@ from pilotid.strategies.glexec.exitcodes import (
 )
 from pilotid.strategies.glexec.mapping import probe_mapping
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.strategies.processes import (
+    EVERY_PROCESS,
+    KILL_COMMAND,
+    kill_argv,
+    payload_groups,
+    signal_groups,
+)
 from pilotid.strategies.session import SwitchSession
 from pilotid.values import (
     PAYLOAD_FAILED,
@@ -163,7 +171,7 @@ class GlexecSwitcher(SwitcherBase):
 
     name = "glexec"
     own_settings = (GLEXEC_PATH, GLEXEC_MODE, SWITCH_RETRIES, SWITCH_RETRY_DELAY,
-                    PROBE_CACHE_LIFETIME)
+                    PROBE_CACHE_LIFETIME, LEFTOVER_PROCESSES)
     required_fields = {
         "credential_source": "it hands gLExec the user's proxy, and no credential source is "
                              "configured; set credential_source ('myproxy' for the user's "
@@ -350,11 +358,24 @@ class GlexecSwitcher(SwitcherBase):
         """SIGKILL the payload's leftover ``pids`` as the target: ``kill`` through a second
         gLExec call with ``credential``, not a launch.  Raises the ``SwitchError`` of
         gLExec's status if gLExec refuses it."""
-        argv = [os.path.realpath(KILL_COMMAND), "-s", "KILL", "--", *map(str, pids)]
+        self._kill_as(credential, account, signal.SIGKILL, pids,
+                      "killing the payload's leftovers", "to kill the leftovers of")
+
+    def signal_account(self, signum: int, credential: Credential, account: Account,
+                       workdir: Path) -> None:
+        """Send ``signum`` to every process of the target but the sender: ``kill -<SIGNAL>
+        -- -1`` through a second gLExec call, as ``kill_as_target``."""
+        self._kill_as(credential, account, signum, [EVERY_PROCESS],
+                      f"signalling every process of the target ({signal_label(signum)})",
+                      f"to send {signal_label(signum)} to every process of")
+
+    def _kill_as(self, credential: Credential, account: Account, signum: int,
+                 targets: Sequence[object], what: str, refused: str) -> None:
+        argv = kill_argv(signum, targets, os.path.realpath(KILL_COMMAND))
         env = glexec_environment(self.environ, self.client_cert(credential))
-        status, _, stderr = self._call(argv, env, "killing the payload's leftovers")
+        status, _, stderr = self._call(argv, env, what)
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
-            raise _switch_error(status, f"to kill the leftovers of {account.name}", stderr)
+            raise _switch_error(status, f"{refused} {account.name}", stderr)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the outcome of a gLExec launch; see the exit-status table in the docs.
