@@ -46,17 +46,21 @@ def reclaim(grant: SandboxGrant) -> None:
     else.
     """
     reclaimer = _Reclaimer(grant)
-    if grant.workdir.is_dir():
-        reclaimer.walk()
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
+    try:
+        if grant.workdir.is_dir():
+            reclaimer.walk()
+    except OSError as error:
+        failures.append(f"{grant.workdir}: the walk stopped: {error.strerror}")
+    finally:  # whatever happened to the walk: the parents are the pilot's, not the job's
+        for parent in grant.parents:
+            try:
+                _restore_parent(parent, grant.account.uid)
+            except OSError as error:
+                failures.append(f"{parent.path}: {error.strerror}")
     for change in pending.values():
         log.debug("%s (changed by the grant) is no longer in %s: not restored",
                   printable(change.path), grant.workdir)
-    for parent in grant.parents:
-        try:
-            _restore_parent(parent, grant.account.uid)
-        except OSError as error:
-            failures.append(f"{parent.path}: {error.strerror}")
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
                     "(it changed their modes); first: %s", len(unreadable), grant.workdir,
@@ -92,9 +96,13 @@ class _Reclaimer:
         if top is None:
             return
         try:
-            _depth_first(top, self._scan, self._enter)
+            _depth_first(top, self._scan, self._enter, self._lost)
         finally:
             os.close(top)
+
+    def _lost(self, relpath: str) -> None:
+        self.failures.append(f"{relpath}: moved while the reclaim walked it (what is below "
+                             "it was not walked)")
 
     def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
         """Give back one directory (``dirfd`` None: the work directory, ``name`` its path);
