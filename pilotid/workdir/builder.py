@@ -6,6 +6,7 @@ The hot path of a grant (a work directory may hold 100,000 staged-in files): see
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -352,21 +353,23 @@ class _Builder:
         access = _read_raw(handle, _ACCESS)
         default = _read_raw(handle, _DEFAULT)
         mode = stat.S_IMODE(info.st_mode)
-        self.changes.append(PathChange(relpath, info.st_dev, info.st_ino, mode, access,
-                                       default))
+        change = PathChange(relpath, info.st_dev, info.st_ino, mode, access, default)
+        self.changes.append(change)
         if self.mode == WORLD:
             # sticky: another account may create here, never rename or remove what the
             # pilot or the target made (the wrapper, the payload's outputs)
             self._chmod(handle, mode | 0o077 | stat.S_ISVTX, relpath)
-            return
-        if access is None:
-            blob = self._dir_blobs.get(info.st_mode)
-            if blob is None:
-                blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
         else:
-            blob = self._dir_access(access, info.st_mode)
-        self._write(handle, _ACCESS, blob, relpath)
-        self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+            if access is None:
+                blob = self._dir_blobs.get(info.st_mode)
+                if blob is None:
+                    blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
+            else:
+                blob = self._dir_access(access, info.st_mode)
+            self._write(handle, _ACCESS, blob, relpath)
+            self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+        # for the reclaim: a directory still at this change time had no entry changed since
+        self.changes[-1] = dataclasses.replace(change, ctime_ns=os.stat(handle).st_ctime_ns)
 
     def _dir_access(self, access: Optional[bytes], st_mode: int) -> bytes:
         acl = _Acl.from_xattr(access) if access else _Acl.from_mode(st_mode)

@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import stat
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Set, Tuple, Union
 
 from pilotid.errors import SandboxError
 from pilotid.escaping import printable
@@ -24,7 +24,14 @@ from pilotid.workdir.acl import (
     _read_raw,
 )
 from pilotid.workdir.changes import ACL, ParentChange, PathChange, SandboxGrant
-from pilotid.workdir.walk import _DIR_FLAGS, _PATH_FLAGS, _depth_first, _entries, _fd_path
+from pilotid.workdir.walk import (
+    _DIR_FLAGS,
+    _PATH_FLAGS,
+    PRIVATE_DIR_NAME,
+    _depth_first,
+    _entries,
+    _fd_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,7 @@ class _Reclaimer:
         self.failures: List[str] = []
         self.unreadable: List[str] = []
         self.loose: List[str] = []  # the payload's, setuid, setgid or writable by all
+        self.settled: Set[Tuple[int, int]] = set()  # directories with no entry changed
 
     def walk(self) -> None:
         top = self._enter(".", str(self.grant.workdir), None)
@@ -119,7 +127,12 @@ class _Reclaimer:
             self._give_back_at(relpath, name, dirfd, stat.S_ISDIR)  # not listable: not walked
             return None
         try:
-            self._give_back(relpath, fd, os.fstat(fd))
+            info = os.fstat(fd)
+            change = self.pending.get((info.st_dev, info.st_ino))
+            if (change is not None and info.st_uid == self.grant.pilot_uid
+                    and change.settled_since_grant(info)):
+                self.settled.add((info.st_dev, info.st_ino))
+            self._give_back(relpath, fd, info)
         except BaseException:
             os.close(fd)
             raise
@@ -127,6 +140,9 @@ class _Reclaimer:
 
     def _scan(self, relpath: str, dirfd: int) -> List[str]:
         """Give back the files of one directory; return its subdirectories."""
+        info = os.fstat(dirfd)
+        if (info.st_dev, info.st_ino) in self.settled:
+            return self._scan_settled(relpath, dirfd, info.st_dev)
         subdirs = []
         pilot, pending, lstat = self.grant.pilot_uid, self.pending, os.lstat
         strip = self.grant.mode == ACL
@@ -159,6 +175,24 @@ class _Reclaimer:
             elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
                     here + name)):
                 self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
+        return subdirs
+
+    def _scan_settled(self, relpath: str, dirfd: int, device: int) -> List[str]:
+        """``_scan`` for a directory of the pilot's with no entry created, removed or renamed
+        since the grant: its files are the ones the grant saw, none new (no inherited
+        entry to take off), none the payload's.  Only those the grant changed are given
+        back, found by the inode the directory lists; no file is looked at otherwise."""
+        subdirs = []
+        pending = self.pending
+        prefix = "" if relpath == "." else relpath + "/"
+        with os.scandir(dirfd) as entries:
+            for entry in entries:
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if prefix or name != PRIVATE_DIR_NAME:
+                        subdirs.append(name)
+                elif (device, entry.inode()) in pending:
+                    self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
         return subdirs
 
     def _names_target(self, path: str) -> bool:
