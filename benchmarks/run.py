@@ -364,7 +364,7 @@ def grant_rows(side: PilotSide, base: Path, files: int, rounds: int, table: Tabl
     reclaimed = statistics.median(reclaims[1:])  # not the warm-up round
     table.add("reclaim of that grant (no target), vs the grant's `setfacl -R -m`",
               f"{reclaimed:.0f} ms", f"{medians['setfacl']:.0f} ms",
-              reclaimed / medians["setfacl"])
+              reclaimed / medians["setfacl"], 0.3)
     shutil.rmtree(tree)
 
 

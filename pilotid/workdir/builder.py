@@ -6,6 +6,7 @@ The hot path of a grant (a work directory may hold 100,000 staged-in files): see
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -44,6 +45,7 @@ from pilotid.workdir.walk import (
     _entries,
     _fd_path,
     _gnu_find,
+    _shown_path,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,14 @@ log = logging.getLogger(__name__)
 #: (``_Builder._walk_with_find``): starting it costs about as much as looking at 600 entries,
 #: and it pays off from some 5,000 entries on.
 _FIND_AFTER = 2048
+#: Directories ``find``'s listing may hold open at once (its path from the work directory):
+#: past that depth the listing is left and the grant walks the tree itself, whose
+#: descriptors are bounded whatever the depth.
+_FIND_DEPTH = 8
+
+
+class _TooDeep(Exception):
+    """``find`` listed a path deeper than ``_FIND_DEPTH``."""
 
 
 class _Builder:
@@ -133,7 +143,11 @@ class _Builder:
         when it stopped after ``budget`` entries to let ``find`` walk the rest."""
         def stop() -> bool:
             return budget is not None and self.scanned > budget and _gnu_find() is not None
-        return _depth_first(top, self._scan, self._enter, stop)
+        return _depth_first(top, self._scan, self._enter, self._lost, stop)
+
+    def _lost(self, relpath: str) -> None:
+        raise SandboxError(f"{printable(os.path.join(self.workdir, relpath))} was moved while "
+                           "the grant walked it")
 
     def _walk_with_find(self, top: int) -> bool:
         """Have GNU ``find`` walk the tree in a process of its own (a second core) and list
@@ -171,6 +185,10 @@ class _Builder:
                         complete = True
                     else:
                         self._found(entry, stack)
+        except _TooDeep:
+            finder.kill()
+            log.debug("find lists paths deeper than %d directories in %s: walking it here",
+                      _FIND_DEPTH, self.workdir)
         except BaseException:
             finder.kill()
             raise
@@ -218,10 +236,12 @@ class _Builder:
             if len(stack) == 1 or parent.startswith(stack[-1][0] + b"/"):
                 return  # in a directory that was not entered
             os.close(stack.pop()[1])
-        relpath = os.fsdecode(path[2:])
+        relpath = _shown_path(os.fsdecode(path[2:]).split("/"))
         if entry[:1] == b"d":
             if parent == b"." and name == PRIVATE_DIR_NAME.encode():
                 return
+            if len(stack) > _FIND_DEPTH:
+                raise _TooDeep()
             child = self._enter(relpath, name, stack[-1][1])
             if child is not None:
                 stack.append((path, child))
@@ -320,20 +340,23 @@ class _Builder:
         access = _read_raw(handle, _ACCESS)
         default = _read_raw(handle, _DEFAULT)
         mode = stat.S_IMODE(info.st_mode)
-        self._record(PathChange(relpath, info.st_dev, info.st_ino, mode, access, default))
+        change = PathChange(relpath, info.st_dev, info.st_ino, mode, access, default)
+        self._record(change)
         if self.mode == WORLD:
             # sticky: another account may create here, never rename or remove what the
             # pilot or the target made (the wrapper, the payload's outputs)
             self._chmod(handle, mode | 0o077 | stat.S_ISVTX, relpath)
-            return
-        if access is None:
-            blob = self._dir_blobs.get(info.st_mode)
-            if blob is None:
-                blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
         else:
-            blob = self._dir_access(access, info.st_mode)
-        self._write(handle, _ACCESS, blob, relpath)
-        self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+            if access is None:
+                blob = self._dir_blobs.get(info.st_mode)
+                if blob is None:
+                    blob = self._dir_blobs[info.st_mode] = self._dir_access(None, info.st_mode)
+            else:
+                blob = self._dir_access(access, info.st_mode)
+            self._write(handle, _ACCESS, blob, relpath)
+            self._write(handle, _DEFAULT, self._default_acl(default), relpath)
+        # for the reclaim: a directory still at this change time had no entry changed since
+        self.changes[-1] = dataclasses.replace(change, ctime_ns=os.stat(handle).st_ctime_ns)
 
     def _dir_access(self, access: Optional[bytes], st_mode: int) -> bytes:
         acl = _Acl.from_xattr(access) if access else _Acl.from_mode(st_mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -27,7 +28,8 @@ class PathChange:
 
     ``path`` is where it was (relative to the work directory); ``device`` and ``inode``
     find it again wherever the payload moved it.  ``access_acl`` and ``default_acl`` are
-    the raw extended attributes (``None``: there was none).
+    the raw extended attributes (``None``: there was none).  ``ctime_ns``, for a directory,
+    is its change time right after the grant changed it (``settled_since_grant``).
     """
 
     path: str
@@ -36,6 +38,22 @@ class PathChange:
     mode: int
     access_acl: Optional[bytes] = None
     default_acl: Optional[bytes] = None
+    ctime_ns: Optional[int] = None
+
+    def settled_since_grant(self, info: os.stat_result) -> bool:
+        """Has no entry been created, removed or renamed in this directory since the grant
+        changed it, ``info`` being its ``stat`` now?
+
+        Each of those sets a directory's modification and change times to the same instant;
+        so does nothing else but setting the times themselves, which only the owner (the
+        pilot) may do to another instant, and which changes the change time too.  So a
+        change time still the one after the grant with a modification time before it
+        means no entry changed since: it holds by the kernel's rule, whatever the clock
+        does (a change in the grant's own clock tick leaves the modification time at
+        that tick, not before it).
+        """
+        return (self.ctime_ns is not None and info.st_ctime_ns == self.ctime_ns
+                and info.st_mtime_ns < self.ctime_ns)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import stat
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Set, Tuple, Union
 
 from pilotid.errors import SandboxError
 from pilotid.escaping import printable
@@ -24,7 +24,14 @@ from pilotid.workdir.acl import (
 from pilotid.workdir.changes import ACL, PathChange, SandboxGrant
 from pilotid.workdir.moved import reclaim_moved
 from pilotid.workdir.parents import close_parents
-from pilotid.workdir.walk import _DIR_FLAGS, _PATH_FLAGS, _depth_first, _entries, _fd_path
+from pilotid.workdir.walk import (
+    _DIR_FLAGS,
+    _PATH_FLAGS,
+    PRIVATE_DIR_NAME,
+    _depth_first,
+    _entries,
+    _fd_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +55,16 @@ def reclaim(grant: SandboxGrant) -> None:
     else (the journal then stays, for ``pilotid cleanup``).
     """
     reclaimer = _Reclaimer(grant)
-    if grant.workdir.is_dir():
-        reclaimer.walk()
     failures, pending, unreadable = reclaimer.failures, reclaimer.pending, reclaimer.unreadable
-    failures.extend(reclaim_moved(grant, pending, _restore))
-    failures.extend(close_parents(grant.parents, grant.account.uid, grant.journal))
+    try:
+        try:
+            if grant.workdir.is_dir():
+                reclaimer.walk()
+        except OSError as error:
+            failures.append(f"{grant.workdir}: the walk stopped: {error.strerror}")
+        failures.extend(reclaim_moved(grant, pending, _restore))
+    finally:  # whatever happened to the walk: the parents are the pilot's, not the job's
+        failures.extend(close_parents(grant.parents, grant.account.uid, grant.journal))
     if unreadable:
         log.warning("%d paths in %s are not readable by the pilot after the payload "
                     "(it changed their modes); first: %s", len(unreadable), grant.workdir,
@@ -84,15 +96,20 @@ class _Reclaimer:
         self.failures: List[str] = []
         self.unreadable: List[str] = []
         self.loose: List[str] = []  # the payload's, setuid, setgid or writable by all
+        self.settled: Set[Tuple[int, int]] = set()  # directories with no entry changed
 
     def walk(self) -> None:
         top = self._enter(".", str(self.grant.workdir), None)
         if top is None:
             return
         try:
-            _depth_first(top, self._scan, self._enter)
+            _depth_first(top, self._scan, self._enter, self._lost)
         finally:
             os.close(top)
+
+    def _lost(self, relpath: str) -> None:
+        self.failures.append(f"{relpath}: moved while the reclaim walked it (what is below "
+                             "it was not walked)")
 
     def _enter(self, relpath: str, name: str, dirfd: Optional[int]) -> Optional[int]:
         """Give back one directory (``dirfd`` None: the work directory, ``name`` its path);
@@ -109,7 +126,12 @@ class _Reclaimer:
             self._give_back_at(relpath, name, dirfd, stat.S_ISDIR)  # not listable: not walked
             return None
         try:
-            self._give_back(relpath, fd, os.fstat(fd))
+            info = os.fstat(fd)
+            change = self.pending.get((info.st_dev, info.st_ino))
+            if (change is not None and info.st_uid == self.grant.pilot_uid
+                    and change.settled_since_grant(info)):
+                self.settled.add((info.st_dev, info.st_ino))
+            self._give_back(relpath, fd, info)
         except BaseException:
             os.close(fd)
             raise
@@ -117,6 +139,9 @@ class _Reclaimer:
 
     def _scan(self, relpath: str, dirfd: int) -> List[str]:
         """Give back the files of one directory; return its subdirectories."""
+        info = os.fstat(dirfd)
+        if (info.st_dev, info.st_ino) in self.settled:
+            return self._scan_settled(relpath, dirfd, info.st_dev)
         subdirs = []
         pilot, pending, lstat = self.grant.pilot_uid, self.pending, os.lstat
         strip = self.grant.mode == ACL
@@ -149,6 +174,24 @@ class _Reclaimer:
             elif (info.st_dev, info.st_ino) in pending or (strip and self._names_target(
                     here + name)):
                 self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
+        return subdirs
+
+    def _scan_settled(self, relpath: str, dirfd: int, device: int) -> List[str]:
+        """``_scan`` for a directory of the pilot's with no entry created, removed or renamed
+        since the grant: its files are the ones the grant saw, none new (no inherited
+        entry to take off), none the payload's.  Only those the grant changed are given
+        back, found by the inode the directory lists; no file is looked at otherwise."""
+        subdirs = []
+        pending = self.pending
+        prefix = "" if relpath == "." else relpath + "/"
+        with os.scandir(dirfd) as entries:
+            for entry in entries:
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if prefix or name != PRIVATE_DIR_NAME:
+                        subdirs.append(name)
+                elif (device, entry.inode()) in pending:
+                    self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
         return subdirs
 
     def _names_target(self, path: str) -> bool:

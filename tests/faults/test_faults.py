@@ -19,6 +19,7 @@ import re
 import secrets
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -613,6 +614,87 @@ def test_pilot_killed_mid_job_has_its_grants_undone(scene):
     expect(run, "succeeded", 0, exit_code=0)
     assert _target_entries(scene, alice) == []
     assert not list((scene.state_dir / "journals").iterdir())
+
+
+DEEP_PAYLOAD = r"""top=$PWD
+cd staged || exit 7
+while :; do
+  set -- */
+  [ -d "$1" ] || break
+  cd -- "$1" || exit 8
+done
+cat staged.txt > "$top/staged-read.txt" || exit 9
+cd "$top" || exit 7
+n=$(printf 'p%.0s' {1..240})
+for i in $(seq 1 100); do
+  case $((i % 3)) in 0) name="$n-$i";; 1) name="$n"$'\n'"$i";; 2) name="$n"$'\xff'"$i";; esac
+  mkdir -- "$name" && cd -- "$name" && echo x > f || exit 10
+done
+echo done > "$top/done.txt"
+"""
+
+
+def stage_deep_tree(top: Path, depth: int) -> None:
+    """The pilot's 0700 chain of ``depth`` directories (250-byte names, with newlines and
+    bytes that are not UTF-8) under ``top``, a 0600 ``staged.txt`` at the bottom."""
+    pilot = node.account(node.PILOT)
+    os.mkdir(top, 0o700)
+    os.chown(top, pilot.uid, pilot.gid)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for index in range(depth):
+            name = b"s" * 240 + (b"\n", b"\xff", b"-")[index % 3] + str(index).encode()
+            os.mkdir(name, 0o700, dir_fd=fd)
+            os.chown(name, pilot.uid, pilot.gid, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        staged = os.open("staged.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=fd)
+        os.write(staged, b"staged at the bottom\n")
+        os.fchown(staged, pilot.uid, pilot.gid)
+        os.close(staged)
+    finally:
+        os.close(fd)
+
+
+def target_entries_on_pilot_objects(top: Path) -> list:
+    """Objects of the pilot's under ``top`` whose ACLs still name a target account, and
+    staged objects whose mode the grant did not give back."""
+    pilot = node.account(node.PILOT).uid
+    targets = {node.account(n).uid for n in (node.ALICE, node.BOB, node.CAROL)}
+    left = []
+    for root, dirs, files, rootfd in os.fwalk(os.fsencode(top)):
+        for name in [b".", *dirs, *files]:
+            info = os.stat(name, dir_fd=rootfd, follow_symlinks=False)
+            if info.st_uid != pilot:
+                continue
+            if b"/staged" in root + b"/" + name and stat.S_IMODE(info.st_mode) not in (
+                    0o700, 0o600):
+                left.append((root[-40:], name[-20:], oct(info.st_mode)))
+            path = f"/proc/self/fd/{rootfd}/{os.fsdecode(name)}"
+            for attribute in ("system.posix_acl_access", "system.posix_acl_default"):
+                try:
+                    blob = os.getxattr(path, attribute, follow_symlinks=False)
+                except OSError:
+                    continue
+                named = [ident for tag, _, ident in struct.iter_unpack("<HHI", blob[4:])
+                         if tag == 0x02 and ident in targets]
+                if named:
+                    left.append((root[-40:], name[-20:], attribute))
+    return left
+
+
+def test_node_tree_deeper_than_the_pilot_open_file_limit(scene):
+    """A staged tree and the payload's own, 100 levels each, with the pilot's open-file
+    limit at 64: the grant opens all of it, the reclaim takes all of it back."""
+    workdir = scene.workdir()
+    stage_deep_tree(workdir / "staged", 100)
+    payload(scene, DEEP_PAYLOAD)
+    run = scene.run(workdir=workdir, open_files=64, timeout=300)
+    expect(run, "succeeded", 0, exit_code=0)
+    assert (workdir / "staged-read.txt").read_text() == "staged at the bottom\n"
+    scene.check_aftermath(run, outputs=["staged-read.txt", "done.txt"])
+    assert target_entries_on_pilot_objects(workdir) == []
 
 
 # -- the node -----------------------------------------------------------------------------

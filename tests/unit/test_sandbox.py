@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -29,6 +30,7 @@ from pilotid.workdir import (
     make_handover_directory,
     reclaim,
 )
+from pilotid.workdir.reclaim import _Reclaimer
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 ME = os.geteuid()
@@ -317,6 +319,34 @@ def test_objects_the_pilot_makes_deep_in_the_tree_lose_only_the_targets_entries(
         assert not any(str(TARGET.uid) in line for line in getfacl(path)), path
     assert "user:12345:r--" in getfacl(shared)
 
+
+
+def test_reclaim_looks_at_no_file_of_a_directory_with_no_entry_changed(workdir, monkeypatch):
+    """A directory nothing was created, removed or renamed in since the grant holds no new
+    file: only the files the grant changed are given back, none is read for entries."""
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for directory in (workdir, workdir / "sub"):
+        os.utime(directory, ns=(hour_ago, hour_ago))  # staged before, not in the grant's tick
+    before = snapshot(workdir)
+    grant = grant_target_access(workdir, TARGET)
+
+    def reads(self, path):
+        raise AssertionError(f"{path} read: its directory had no entry changed")
+
+    monkeypatch.setattr(_Reclaimer, "_names_target", reads)
+    reclaim(grant)
+    assert snapshot(workdir) == before
+
+
+def test_directory_whose_time_the_pilot_set_back_is_looked_at_again(workdir):
+    """Setting a directory's times back (``cp -a``, ``tar``) changes its change time: its
+    files are read again, and a new one loses the target's inherited entry."""
+    grant = grant_target_access(workdir, TARGET)
+    late = workdir / "sub" / "late.txt"
+    late.write_text("staged during the job")
+    os.utime(workdir / "sub", ns=(0, 0))
+    reclaim(grant)
+    assert not any(str(TARGET.uid) in line for line in getfacl(late))
 
 
 def test_reclaim_of_a_work_directory_swapped_for_a_symlink_is_a_sandbox_error(workdir):
