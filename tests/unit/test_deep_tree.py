@@ -97,7 +97,7 @@ def test_grant_opens_every_level_of_a_tree_deeper_than_the_open_file_limit(home,
     if find:
         monkeypatch.setattr(builder, "_FIND_AFTER", 0)
     with few_descriptors():
-        grant = grant_target_access(top, TARGET)
+        grant = grant_target_access(top, TARGET, work_root=top.parent)
     # every directory (the work directory and its 120) and every 0600 file changed
     assert len(grant.changes) == 1 + 2 * 120
     with_target = {(root, name, attr) for root, name, attr, uid in named_users(top)
@@ -109,7 +109,7 @@ def test_grant_opens_every_level_of_a_tree_deeper_than_the_open_file_limit(home,
 def test_reclaim_gives_back_a_tree_deeper_than_the_open_file_limit(home):
     top = home / "work"
     make_chain(top, 120)
-    grant = grant_target_access(top, TARGET)
+    grant = grant_target_access(top, TARGET, work_root=top.parent)
     with few_descriptors():
         reclaim(grant)
     assert [entry for entry in named_users(home) if entry[3] == TARGET.uid] == []
@@ -118,7 +118,7 @@ def test_reclaim_gives_back_a_tree_deeper_than_the_open_file_limit(home):
 def test_reclaim_takes_the_parents_entries_back_when_its_walk_fails(home, monkeypatch):
     top = home / "work"
     make_chain(top, 3)
-    grant = grant_target_access(top, TARGET)
+    grant = grant_target_access(top, TARGET, work_root=top.parent)
     assert grant.parents
 
     def failing(self):
@@ -155,9 +155,9 @@ def test_walk_memory_does_not_grow_with_depth_times_name_length(area, walk):
         top = area / f"work-{length}"
         make_chain(top, 400, length)
         if walk == "grant":
-            peaks[length] = peak_bytes(lambda: reclaim(grant_target_access(top, TARGET)))
+            peaks[length] = peak_bytes(lambda: reclaim(grant_target_access(top, TARGET, work_root=top.parent)))
         else:
-            grant = grant_target_access(top, TARGET)
+            grant = grant_target_access(top, TARGET, work_root=top.parent)
             peaks[length] = peak_bytes(lambda: reclaim(grant))
     assert peaks[250] < 1.5 * peaks[20] + 256 * 1024, peaks
 
@@ -171,7 +171,7 @@ def test_walk_lists_a_level_again_when_it_keeps_no_names(area, monkeypatch):
     for root, dirs, _, rootfd in os.fwalk(os.fsencode(top)):
         for name in (b"a-leaf", b"z-leaf"):
             os.mkdir(name, 0o700, dir_fd=rootfd)
-    grant = grant_target_access(top, TARGET)
+    grant = grant_target_access(top, TARGET, work_root=top.parent)
     assert len(grant.changes) == 1 + 30 + 30 + 2 * 31  # the chain, its files, the leaves
     reclaim(grant)
     assert list(named_users(top)) == []
@@ -182,7 +182,7 @@ def test_reclaim_never_follows_dotdot_out_of_a_directory_moved_meanwhile(area, m
     back up through ``..`` would lead outside; the branch is stopped and reported."""
     top = area / "work"
     make_chain(top, 20, 40)
-    grant = grant_target_access(top, TARGET)
+    grant = grant_target_access(top, TARGET, work_root=top.parent)
     outside = area / "outside"
     outside.mkdir(mode=0o700)
     os.setxattr(outside, ACCESS, os.getxattr(top, ACCESS))  # as if granted: must stay
