@@ -55,6 +55,7 @@ from pilotid.workdir import (
     choose_sandbox_mode,
     grant_target_access,
     make_handover_directory,
+    make_private_directory,
     prepare_workdir,
 )
 
@@ -113,7 +114,8 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: JobRun) -> Outcome:
-        state.private = prepare_workdir(state.workdir, pilot_credentials())
+        prepare_workdir(state.workdir, pilot_credentials())
+        state.private = make_private_directory(state.workdir, state.job.panda_id)
         command = self.strategies.payload_for(state.job).command(state.job, state.workdir)
         credential = state.credential = self._fetch(state)
         log.info("job %s: credential of %s from %s", state.job.panda_id, credential.identity,
@@ -189,7 +191,7 @@ class PayloadLauncher:
         """The job's credential request: valid at least ``proxy_lifetime_needed`` more."""
         assert state.private is not None
         return CredentialRequest(
-            directory=state.private, lifetime=self.settings.proxy_lifetime_needed(),
+            directory=state.private.path, lifetime=self.settings.proxy_lifetime_needed(),
             owner_dn=owner_dn(state.job.prod_user_id, self.settings.jobs_without_dn),
             credname=state.job.credname,
             server=state.job.myproxy)

@@ -6,7 +6,9 @@ and ``acl_supported`` says which of the two modes a file system allows.  One ide
 ``acl`` (the ACL codec and the access check), ``walk`` (the descriptor walk, GNU ``find``
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
 ``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
-work directory may not be: ``refuse_unsafe_workdir``; readying it: ``prepare_workdir``).
+work directory may not be: ``refuse_unsafe_workdir``, ``refuse_leftovers``; readying it:
+``prepare_workdir``), ``private`` (the job's private directory, outside the work directory:
+``make_private_directory``).
 These are the names the rest of pilotid uses.
 """
 
@@ -16,12 +18,14 @@ from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
-from pilotid.workdir.placement import prepare_workdir, refuse_unsafe_workdir
+from pilotid.workdir.placement import prepare_workdir, refuse_leftovers, refuse_unsafe_workdir
+from pilotid.workdir.private import PrivateDirectory, make_private_directory
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
-    "PRIVATE_DIR_NAME", "HandoverDirectory", "SandboxGrant", "acl_supported", "acl_unsupported",
-    "choose_sandbox_mode", "grant_target_access", "make_handover_directory", "prepare_workdir",
-    "reclaim", "refuse_unsafe_workdir",
+    "PRIVATE_DIR_NAME", "HandoverDirectory", "PrivateDirectory", "SandboxGrant", "acl_supported",
+    "acl_unsupported", "choose_sandbox_mode", "grant_target_access", "make_handover_directory",
+    "make_private_directory", "prepare_workdir", "reclaim", "refuse_leftovers",
+    "refuse_unsafe_workdir",
 ]
