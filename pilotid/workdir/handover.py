@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -67,6 +68,21 @@ class HandoverDirectory:
                             error.strerror)
         finally:
             os.close(fd)
+        _remove_planted(self.proxy.parent)
+
+
+def _remove_planted(name: Path) -> None:
+    """Unlink what the payload put at the handover directory's own name after moving the
+    directory away (a symlink, a file: never followed), so that the name, pilotid's,
+    does not make the next job refuse the work directory (``refuse_leftovers``)."""
+    try:
+        if stat.S_ISDIR(os.lstat(name).st_mode):
+            return
+        os.unlink(name)
+    except OSError:
+        return
+    log.warning("removed what the payload put at the proxy handover directory's name %s",
+                printable(name))
 
 
 def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> HandoverDirectory:
