@@ -184,7 +184,8 @@ class BubblewrapIsolation:
         SIGKILL still ends everything at once.
         """
         return [ENV, f"--ignore-signal={FORWARDED_SIGNALS}", self.program,
-                *self.options(workdir, read_only_files), "--", ENV, f"--default-signal={FORWARDED_SIGNALS}",
+                *self.options(workdir, read_only_files), "--", ENV,
+                f"--default-signal={FORWARDED_SIGNALS}",
                 "/bin/sh", "-c", SENTINEL_SCRIPT, str(sentinel), *(os.fspath(a) for a in argv)]
 
     def check_program(self) -> None:
