@@ -160,8 +160,8 @@ class BubblewrapIsolation:
             options += ["--ro-bind", str(bind), str(bind)]
         if workdir is not None:
             options += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-        for path in read_only_files:
-            options += ["--ro-bind", str(path), str(path)]
+        for file in read_only_files:
+            options += ["--ro-bind", str(file), str(file)]
         return options
 
     def read_only_binds(self) -> List[Path]:
