@@ -42,6 +42,7 @@ from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.identity.owner import owner_dn
 from pilotid.launcher.jobrun import JobRun
 from pilotid.nodelog import NodeLog
+from pilotid.payloads.envmigration import log_newly_dropped
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
@@ -137,6 +138,7 @@ class PayloadLauncher:
             reaper_pid=(os.getpid() if session.switches_identity
                         and leftovers.subreaper_supported() else None),
             strip_leftover_modes=session.switches_identity)
+        log_newly_dropped(state.job.panda_id, spec)
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
             asked = "acl-or-world" if self.settings.sandbox == "acl-or-world" else mode
