@@ -50,7 +50,10 @@ class HandoverDirectory:
         fd, self.fd = self.fd, None
         try:
             with contextlib.suppress(FileNotFoundError):
+                copy = os.stat(self.proxy.name, dir_fd=fd, follow_symlinks=False)
                 os.unlink(self.proxy.name, dir_fd=fd)
+                if copy.st_nlink > 1:
+                    _remove_links(self.proxy.parent.parent, copy)
             where = os.readlink(_fd_path(fd))
             try:
                 found = os.lstat(where)
@@ -69,6 +72,26 @@ class HandoverDirectory:
         finally:
             os.close(fd)
         _remove_planted(self.proxy.parent)
+
+
+def _remove_links(workdir: Path, copy: os.stat_result) -> None:
+    """Unlink every other name of the proxy copy ``copy`` in ``workdir`` (hard links the
+    payload made), each one reported: no copy of the user's credential outlives the job."""
+    left = copy.st_nlink - 1
+    for root, dirs, files in os.walk(workdir):
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                found = os.lstat(path)
+                if (found.st_dev, found.st_ino) == (copy.st_dev, copy.st_ino):
+                    os.unlink(path)
+                    left -= 1
+                    log.warning("removed %s, a hard link the payload made to its proxy copy",
+                                printable(path))
+        if left <= 0:
+            return
+    log.warning("%d hard links to the payload's proxy copy are outside the work directory "
+                "%s: not removed", left, printable(workdir))
 
 
 def _remove_planted(name: Path) -> None:

@@ -43,3 +43,16 @@ def test_a_renamed_private_directory_leaves_no_proxy_for_the_next_user(scene):
                        proxy_file=str(scene.proxies["bob"]))
     assert second.outcome == "succeeded", second.why()
     assert alice_key not in (first.workdir / "dump.txt").read_bytes()
+
+
+def test_a_hard_link_to_the_users_proxy_copy_does_not_outlive_the_job(scene):
+    """alice's payload hard-links its proxy copy into the work directory (top and a
+    subdirectory): both names go with the copy, reported."""
+    scene.transformation("runAthena", "#!/bin/bash\nmkdir -p keep && "
+                                      "ln \"$X509_USER_PROXY\" kept.pem && "
+                                      "ln \"$X509_USER_PROXY\" keep/kept.pem\n")
+    run = scene.run()
+    assert run.outcome == "succeeded", run.why()
+    assert not files_holding(run.workdir, key_line(scene.proxies["alice"])), run.why()
+    assert run.stderr.count("a hard link the payload made to its proxy copy") == 2
+    scene.check_aftermath(run)

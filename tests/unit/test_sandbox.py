@@ -427,3 +427,18 @@ def test_remove_finds_the_directory_the_payload_moved(workdir, caplog):
     made.remove()
     assert not moved.exists()
     assert "moved the proxy handover directory" in caplog.text and str(moved) in caplog.text
+
+
+def test_remove_takes_the_hard_links_the_payload_made_to_the_copy(workdir, caplog):
+    """A hard link to the user's proxy copy anywhere in the work directory goes with the
+    copy, and is reported (issue 13, item 6: no copy outlives the job)."""
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    proxy.write_text("PEM")
+    (workdir / "sub").mkdir(exist_ok=True)
+    os.link(proxy, workdir / "sub" / "kept.pem")
+    os.link(proxy, workdir / "top.pem")
+    made.remove()
+    assert not (workdir / "sub" / "kept.pem").exists() and not (workdir / "top.pem").exists()
+    assert caplog.text.count("a hard link the payload made") == 2
