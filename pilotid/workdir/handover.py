@@ -78,7 +78,7 @@ def _remove_links(workdir: Path, copy: os.stat_result) -> None:
     """Unlink every other name of the proxy copy ``copy`` in ``workdir`` (hard links the
     payload made), each one reported: no copy of the user's credential outlives the job."""
     left = copy.st_nlink - 1
-    for root, dirs, files in os.walk(workdir):
+    for root, _dirs, files in os.walk(workdir):
         for name in files:
             path = os.path.join(root, name)
             with contextlib.suppress(OSError):
