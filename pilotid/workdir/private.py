@@ -56,18 +56,28 @@ def make_private_directory(workdir: Path, panda_id: int) -> PrivateDirectory:
     ``WorkdirError`` where the pilot's temporary directory is ``workdir`` or inside it, or
     another account may rename what is in it (writable by others, no sticky bit).
     """
-    base = Path(tempfile.gettempdir()).resolve()
+    # TMPDIR as it is: tempfile.gettempdir() would fall back silently to another directory
+    # where TMPDIR cannot be written (full, say)
+    base = Path(os.environ.get("TMPDIR") or "/tmp").resolve()  # noqa: S108
     workdir = Path(workdir).resolve()
     if base == workdir or workdir in base.parents:
         raise WorkdirError(f"the pilot's temporary directory {base} is in the work directory "
                            f"{workdir}, where the payload could reach pilotid's private "
                            "files: set the pilot's TMPDIR elsewhere")
-    info = os.stat(base)
+    try:
+        info = os.stat(base)
+    except OSError as error:
+        raise WorkdirError(f"the pilot's temporary directory {base} cannot be used: "
+                           f"{error.strerror}") from None
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
         raise WorkdirError(f"the pilot's temporary directory {base} is writable by other "
                            "accounts without the sticky bit: set the pilot's TMPDIR to a "
                            "directory only the pilot may write, or to /tmp")
-    path = Path(tempfile.mkdtemp(prefix=f"pilotid-job-{panda_id}-", dir=base))
+    try:
+        path = Path(tempfile.mkdtemp(prefix=f"pilotid-job-{panda_id}-", dir=base))
+    except OSError as error:
+        raise WorkdirError(f"cannot make the job's private directory in {base}: "
+                           f"{error.strerror}") from None
     try:
         fd = os.open(path, _DIR_FLAGS)
     except OSError as error:

@@ -17,7 +17,7 @@ def pilot_tmp(tmp_path, monkeypatch):
     """The pilot's TMPDIR: ``tmp_path/tmp`` (0700)."""
     base = tmp_path / "tmp"
     base.mkdir(mode=0o700)
-    monkeypatch.setattr("tempfile.tempdir", str(base))
+    monkeypatch.setenv("TMPDIR", str(base))
     return base
 
 
@@ -58,7 +58,7 @@ def test_a_temporary_directory_in_the_work_directory_is_refused(tmp_path, monkey
                                                                 inside):
     workdir = tmp_path / "work"
     (workdir / inside).mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr("tempfile.tempdir", str(workdir / inside))
+    monkeypatch.setenv("TMPDIR", str(workdir / inside))
     with pytest.raises(WorkdirError, match="set the pilot's TMPDIR elsewhere"):
         make_private_directory(workdir, 7)
 
@@ -68,6 +68,6 @@ def test_a_temporary_directory_others_may_write_without_sticky_bit_is_refused(
     base = tmp_path / "open"
     base.mkdir()
     base.chmod(0o777)
-    monkeypatch.setattr("tempfile.tempdir", str(base))
+    monkeypatch.setenv("TMPDIR", str(base))
     with pytest.raises(WorkdirError, match="without the sticky bit"):
         make_private_directory(tmp_path / "work", 7)
