@@ -5,6 +5,8 @@ user's credential outlives the job in the work directory."""
 from __future__ import annotations
 
 import os
+import pwd
+import subprocess
 from pathlib import Path
 
 from tests.security.scene import BOB_DN
@@ -56,3 +58,29 @@ def test_a_hard_link_to_the_users_proxy_copy_does_not_outlive_the_job(scene):
     assert not files_holding(run.workdir, key_line(scene.proxies["alice"])), run.why()
     assert run.stderr.count("a hard link the payload made to its proxy copy") == 2
     scene.check_aftermath(run)
+
+
+def test_a_work_directory_holding_another_jobs_handover_directory_is_refused(scene):
+    """A job that did not end cleanly left alice's handover directory with her copy; bob's
+    job there is refused before anything is opened to bob."""
+    workdir = scene.workdir()
+    left = workdir / ".pilotid-proxy-1002-0123456789abcdef"
+    left.mkdir(mode=0o700)
+    copy = left / "x509up"
+    copy.write_bytes(scene.proxies["alice"].read_bytes())
+    for path in (left, copy):
+        os.chown(path, *_ids("pilotid-pilot"))
+    scene.transformation("runAthena", "#!/bin/bash\ncat .pilotid-proxy-*/x509up > got.txt\n")
+    run = scene.run(scene.job(prodUserID=BOB_DN), workdir=workdir,
+                    proxy_file=str(scene.proxies["bob"]))
+    assert (run.outcome, run.error_code) == ("setup_failed", 26), run.why()
+    assert ".pilotid-proxy-1002-0123456789abcdef" in run.result["error"]
+    assert not (workdir / "got.txt").exists()
+    acl = subprocess.run(["getfacl", "-cpn", str(workdir)], capture_output=True,
+                         text=True, check=True).stdout
+    assert "user:" not in acl.replace("user::", ""), acl
+
+
+def _ids(name: str) -> tuple:
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
