@@ -2,9 +2,9 @@
 
 pilotid keeps its own copies of the job's credential (the credential source's copy, the
 refreshed ones) in a new 0700 directory of the pilot's, made for the job under a random
-name in the pilot's temporary directory (``TMPDIR``, else ``/tmp``), never in the work
-directory: the payload's account can neither list, rename nor write it, whatever it does
-in the work directory, and no grant ever walks it.  ``PrivateDirectory.remove`` unlinks
+name in the pilot's temporary directory (``TMPDIR``; ``/tmp`` where that is unset or no
+directory, logged), never in the work directory: the payload's account can neither list,
+rename nor write it, whatever it does in the work directory, and no grant ever walks it.  ``PrivateDirectory.remove`` unlinks
 what is in it through the descriptor kept from its creation, then the directory.
 """
 
@@ -50,15 +50,25 @@ class PrivateDirectory:
             os.close(self.fd)
 
 
+def _temporary_base() -> Path:
+    """``TMPDIR`` where it is a directory (even a full one, whose error then says so:
+    ``tempfile.gettempdir`` would go elsewhere without a word), else ``/tmp``, logged."""
+    asked = os.environ.get("TMPDIR")
+    if asked and os.path.isdir(asked):
+        return Path(asked).resolve()
+    if asked:
+        log.warning("the pilot's TMPDIR %s is not a directory: the job's private directory "
+                    "is made in /tmp", asked)
+    return Path("/tmp")  # noqa: S108
+
+
 def make_private_directory(workdir: Path, panda_id: int) -> PrivateDirectory:
     """Make job ``panda_id``'s private 0700 directory outside ``workdir``; see the module.
 
     ``WorkdirError`` where the pilot's temporary directory is ``workdir`` or inside it, or
     another account may rename what is in it (writable by others, no sticky bit).
     """
-    # TMPDIR as it is: tempfile.gettempdir() would fall back silently to another directory
-    # where TMPDIR cannot be written (full, say)
-    base = Path(os.environ.get("TMPDIR") or "/tmp").resolve()  # noqa: S108
+    base = _temporary_base()
     workdir = Path(workdir).resolve()
     if base == workdir or workdir in base.parents:
         raise WorkdirError(f"the pilot's temporary directory {base} is in the work directory "

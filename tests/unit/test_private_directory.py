@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,14 @@ def test_a_temporary_directory_others_may_write_without_sticky_bit_is_refused(
     monkeypatch.setenv("TMPDIR", str(base))
     with pytest.raises(WorkdirError, match="without the sticky bit"):
         make_private_directory(tmp_path / "work", 7)
+
+
+def test_a_tmpdir_that_is_no_directory_gives_tmp_with_a_warning(tmp_path, monkeypatch,
+                                                                caplog):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "absent"))
+    private = make_private_directory(tmp_path / "work", 7)
+    try:
+        assert private.path.parent == Path("/tmp")
+        assert "is not a directory" in caplog.text
+    finally:
+        private.remove()
