@@ -4,8 +4,9 @@ pilotid keeps its own copies of the job's credential (the credential source's co
 refreshed ones) in a new 0700 directory of the pilot's, made for the job under a random
 name in the pilot's temporary directory (``TMPDIR``; ``/tmp`` where that is unset or no
 directory, logged), never in the work directory: the payload's account can neither list,
-rename nor write it, whatever it does in the work directory, and no grant ever walks it.  ``PrivateDirectory.remove`` unlinks
-what is in it through the descriptor kept from its creation, then the directory.
+rename nor write it, whatever it does in the work directory, and no grant ever walks it.
+``PrivateDirectory.remove`` unlinks what is in it through the descriptor kept from its
+creation, then the directory.
 """
 
 from __future__ import annotations
