@@ -76,6 +76,14 @@ class WorkdirError(PilotidError):
     fault = SITE
 
 
+class WorkdirLeftoversError(WorkdirError):
+    """The work directory holds another job's pilotid files (its scratch files, a proxy
+    handover directory, an older pilotid's ``.pilotid``): a job still running there, or one
+    that did not end cleanly.  The site's (or the pilot's) fault: use a fresh directory."""
+
+    code = 26
+
+
 class CredentialError(PilotidError):
     """The user's credential is missing, unusable or could not be obtained.
 

@@ -22,22 +22,31 @@ log = logging.getLogger(__name__)
 
 
 def open_append(path: Path, pilot_only: bool = False) -> int:
-    """Open ``path`` to append to it, created 0644 if need be; only ever a regular file,
-    and with ``pilot_only`` only one of the pilot's own with no other name.
+    """Open ``path`` to append to it; only ever a regular file, and with ``pilot_only``
+    only one of the pilot's own with no other name.
 
-    Return the file descriptor; ``OSError`` for anything else there (never followed,
-    waited on or written to).  A file outside the work directory (the queue's accounting
-    file) may be a site's shared file of another account's: of it only a regular file is
-    asked.
+    A new file is made 0600 (``O_EXCL``); an existing one of the pilot's that group or
+    others may use is made 0600, with a warning (pilotid's own files are the pilot's
+    alone).  Return the file descriptor; ``OSError`` for anything else there (never
+    followed, waited on or written to).  A file outside the work directory (the queue's
+    accounting file) may be a site's shared file of another account's: of it only a
+    regular file is asked, and its mode is the site's.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                 | getattr(os, "O_CLOEXEC", 0), 0o644)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         if pilot_only and (info.st_uid != os.geteuid() or info.st_nlink != 1):
             raise OSError(errno.EPERM, "not a file of the pilot's own with one name")
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("%s was mode %04o, open to other accounts: made it 0600 (pilotid's "
+                        "files are the pilot's alone)", path, stat.S_IMODE(info.st_mode))
         os.set_blocking(fd, True)
     except OSError:
         os.close(fd)

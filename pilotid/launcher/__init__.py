@@ -42,6 +42,7 @@ from pilotid.identity.default_proxy import pilot_credentials
 from pilotid.identity.owner import owner_dn
 from pilotid.launcher.jobrun import JobRun
 from pilotid.nodelog import NodeLog
+from pilotid.payloads.envmigration import log_newly_dropped
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
@@ -57,6 +58,7 @@ from pilotid.workdir import (
     default_state_dir,
     grant_target_access,
     make_handover_directory,
+    make_private_directory,
     prepare_workdir,
     undo_dead_grants,
 )
@@ -116,7 +118,8 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: JobRun) -> Outcome:
-        state.private = prepare_workdir(state.workdir, pilot_credentials())
+        prepare_workdir(state.workdir, pilot_credentials())
+        state.private = make_private_directory(state.workdir, state.job.panda_id)
         state_dir = self.settings.state_dir or default_state_dir()
         try:
             undo_dead_grants(state_dir)
@@ -143,6 +146,7 @@ class PayloadLauncher:
             reaper_pid=(os.getpid() if session.switches_identity
                         and leftovers.subreaper_supported() else None),
             strip_leftover_modes=session.switches_identity)
+        log_newly_dropped(state.job.panda_id, spec)
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
             asked = "acl-or-world" if self.settings.sandbox == "acl-or-world" else mode
@@ -201,7 +205,7 @@ class PayloadLauncher:
         """The job's credential request: valid at least ``proxy_lifetime_needed`` more."""
         assert state.private is not None
         return CredentialRequest(
-            directory=state.private, lifetime=self.settings.proxy_lifetime_needed(),
+            directory=state.private.path, lifetime=self.settings.proxy_lifetime_needed(),
             owner_dn=owner_dn(state.job.prod_user_id, self.settings.jobs_without_dn),
             credname=state.job.credname,
             server=state.job.myproxy)

@@ -1,9 +1,9 @@
 """``JobRun``: the state of one job while ``PayloadLauncher.run`` runs it, and its undoing.
 
-Each step of the launcher's sequence keeps here what it set up (the credential, the switch
-session, the sandbox grant, the proxy handover directory, scratch files in the work
-directory), so that ``finish`` takes it all back on every way out, and ``result`` makes the
-job's ``PayloadResult`` from it.
+Each step of the launcher's sequence keeps here what it set up (the private directory with
+the credential copies, the switch session, the sandbox grant, the proxy handover directory,
+scratch files in the work directory), so that ``finish`` takes it all back on every way
+out, and ``result`` makes the job's ``PayloadResult`` from it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from pilotid.result import PayloadResult, now
 from pilotid.signals import PilotSignals
 from pilotid.supervision import Supervisor
 from pilotid.values import Outcome, PayloadLogs
-from pilotid.workdir import GrantJournal, HandoverDirectory, SandboxGrant, reclaim, undo_journal
+from pilotid.workdir import (
+    GrantJournal,
+    HandoverDirectory,
+    PrivateDirectory,
+    SandboxGrant,
+    reclaim,
+    undo_journal,
+)
 from pilotid.workfiles import open_payload_log
 
 __all__ = ["JobRun"]
@@ -50,7 +57,7 @@ class JobRun:
         self.handover_dir: Optional[HandoverDirectory] = None
         self.stdout: Optional[Path] = None
         self.stderr: Optional[Path] = None
-        self.private: Optional[Path] = None
+        self.private: Optional[PrivateDirectory] = None
         self.process: Any = None  # the last launch's switch process
         self.cleanup: List[Path] = []
         self.signals = PilotSignals()
@@ -85,11 +92,10 @@ class JobRun:
                 unexpected.append(error)
 
         paths = list(self.cleanup)
-        if self.supervisor is not None:
-            paths.extend(self.supervisor.retired)
-            paths.append(self.supervisor.credential.path)
-        if self.credential is not None:
-            paths.append(self.credential.path)
+        # The credential copies (the source's, the refreshed ones) are in the private
+        # directory, out of the payload's reach: removed through its descriptor.
+        if self.private is not None:
+            attempt("removing the private directory", self.private.remove)
         # A stdin handover's copy goes with its directory, and only with the one made: its
         # path may lead through whatever someone else put there.
         if self.handover_dir is not None:
@@ -98,9 +104,6 @@ class JobRun:
             paths.append(self.session.handover.payload_proxy)
         for path in paths:
             attempt(f"removing {path}", _remove, path)
-        if self.private is not None:
-            with contextlib.suppress(OSError):  # left in place if anything else is in it
-                self.private.rmdir()
         if self.session is not None:
             attempt("closing the switch session", self.session.close)
         if self.grant is not None:

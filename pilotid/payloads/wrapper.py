@@ -215,6 +215,13 @@ def clean_path(value: str) -> str:
     return ":".join(entry for entry in value.split(":") if entry.startswith("/"))
 
 
+def passable(name: str, value: str) -> bool:
+    """True where ``name=value`` can reach a payload at all: ``name`` a shell identifier,
+    ``value`` neither an exported bash function (``() {``) nor holding a NUL byte."""
+    return bool(_IDENTIFIER.fullmatch(name)) and "\0" not in value and \
+        not _FUNCTION_VALUE.match(value)
+
+
 def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = (),
                        extra_pass: Iterable[str] = ()) -> Dict[str, str]:
     """Return what of the pilot's ``env`` the payload gets, in the same order.
@@ -233,9 +240,8 @@ def filter_environment(env: Mapping[str, str], extra_deny: Iterable[str] = (),
     for name, value in env.items():
         if name == "PATH":
             value = clean_path(value)
-        if (not passed.fullmatch(name) or not _IDENTIFIER.fullmatch(name)
-                or denied.fullmatch(name) or "\0" in value or _FUNCTION_VALUE.match(value)
-                or (name == "PATH" and not value)):
+        if (not passed.fullmatch(name) or not passable(name, value)
+                or denied.fullmatch(name) or (name == "PATH" and not value)):
             dropped.append(name)
         else:
             kept[name] = value

@@ -140,8 +140,11 @@ class BubblewrapIsolation:
 
     # --- the container ------------------------------------------------------------------
 
-    def options(self, workdir: Optional[Path]) -> List[str]:
-        """bwrap's options for a job in ``workdir`` (None: the test container's)."""
+    def options(self, workdir: Optional[Path],
+                read_only_files: Sequence[Path] = ()) -> List[str]:
+        """bwrap's options for a job in ``workdir`` (None: the test container's), with
+        ``read_only_files`` bound read-only over whatever is there (in the work directory
+        too: the payload can then neither rewrite nor rename them)."""
         options = ["--die-with-parent", "--unshare-user", "--unshare-ipc", "--unshare-uts"]
         if self.pid_namespace:
             options.append("--unshare-pid")
@@ -157,6 +160,8 @@ class BubblewrapIsolation:
             options += ["--ro-bind", str(bind), str(bind)]
         if workdir is not None:
             options += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+        for file in read_only_files:
+            options += ["--ro-bind", str(file), str(file)]
         return options
 
     def read_only_binds(self) -> List[Path]:
@@ -166,10 +171,11 @@ class BubblewrapIsolation:
             binds.append(STANDIN_DIR)
         return binds
 
-    def command(self, argv: Sequence[str], workdir: Path, sentinel: Path) -> List[str]:
+    def command(self, argv: Sequence[str], workdir: Path, sentinel: Path,
+                read_only_files: Sequence[Path] = ()) -> List[str]:
         """The argv the switch runs: bwrap (ignoring the signals the wrapper forwards), its
-        options, then in the container those signals restored, the sentinel's script and
-        ``argv``.
+        options (``read_only_files`` as there), then in the container those signals
+        restored, the sentinel's script and ``argv``.
 
         bwrap's outer process dies of a SIGTERM and would take the container with it
         (``--die-with-parent``) before the wrapper could pass the signal on: the time
@@ -178,7 +184,8 @@ class BubblewrapIsolation:
         SIGKILL still ends everything at once.
         """
         return [ENV, f"--ignore-signal={FORWARDED_SIGNALS}", self.program,
-                *self.options(workdir), "--", ENV, f"--default-signal={FORWARDED_SIGNALS}",
+                *self.options(workdir, read_only_files), "--", ENV,
+                f"--default-signal={FORWARDED_SIGNALS}",
                 "/bin/sh", "-c", SENTINEL_SCRIPT, str(sentinel), *(os.fspath(a) for a in argv)]
 
     def check_program(self) -> None:
@@ -272,8 +279,21 @@ class BubblewrapSession(SessionDecorator):
         self.isolation.check_program()
         self._remove_sentinel()
         self._stderr = log_position(logs.stderr)
-        return self.inner.launch(self.isolation.command(argv, self.workdir, self.sentinel),
-                                 logs)
+        return self.inner.launch(self.isolation.command(argv, self.workdir, self.sentinel,
+                                                        self._read_only_files(argv)), logs)
+
+    def _read_only_files(self, argv: Sequence[str]) -> List[Path]:
+        """What the container gets read-only: the wrapper (``argv[0]``), which a payload
+        of the pilot's own uid (``noop``) could otherwise rewrite or rename, and a proxy
+        handed over as a file outside the work directory (``noop``'s copy in the job's
+        private directory, which the container otherwise does not see)."""
+        files = [Path(argv[0])] if os.path.isabs(argv[0]) and os.path.isfile(argv[0]) else []
+        handover = self.handover
+        if handover is not None and not handover.from_stdin:
+            proxy = Path(handover.payload_proxy)
+            if self.workdir not in proxy.parents and os.path.isfile(proxy):
+                files.append(proxy)
+        return files
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """A runtime failure where bwrap said why and never started the wrapper; else the

@@ -6,10 +6,12 @@ and ``acl_supported`` says which of the two modes a file system allows.  One ide
 ``acl`` (the ACL codec and the access check), ``walk`` (the descriptor walk, GNU ``find``
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
 ``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
-work directory may not be: ``refuse_unsafe_workdir``; readying it: ``prepare_workdir``),
-``parents`` (``u:<target>:x`` from the work root down, locked and counted), ``journal``
-(``GrantJournal``: every change written down first), ``moved`` (objects moved out, found
-by inode), ``cleanup`` (``undo_dead_grants``: what dead pilots granted).
+work directory may not be: ``refuse_unsafe_workdir``, ``refuse_leftovers``; readying it:
+``prepare_workdir``), ``private`` (the job's private directory, outside the work directory:
+``make_private_directory``), ``parents`` (``u:<target>:x`` from the work root down, locked
+and counted), ``journal`` (``GrantJournal``: every change written down first), ``moved``
+(objects moved out, found by inode), ``cleanup`` (``undo_dead_grants``: what dead pilots
+granted).
 These are the names the rest of pilotid uses.
 """
 
@@ -21,13 +23,15 @@ from pilotid.workdir.cleanup import default_state_dir, undo_dead_grants, undo_jo
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
-from pilotid.workdir.placement import prepare_workdir, refuse_unsafe_workdir
+from pilotid.workdir.placement import prepare_workdir, refuse_leftovers, refuse_unsafe_workdir
+from pilotid.workdir.private import PrivateDirectory, make_private_directory
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
-    "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "SandboxGrant", "acl_supported",
-    "acl_unsupported", "choose_sandbox_mode", "default_state_dir", "grant_target_access",
-    "make_handover_directory", "prepare_workdir", "reclaim", "refuse_unsafe_workdir",
+    "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",
+    "acl_supported", "acl_unsupported", "choose_sandbox_mode", "default_state_dir",
+    "grant_target_access", "make_handover_directory", "make_private_directory",
+    "prepare_workdir", "reclaim", "refuse_leftovers", "refuse_unsafe_workdir",
     "undo_dead_grants", "undo_journal",
 ]

@@ -21,9 +21,11 @@ directory; ``reclaim`` undoes exactly what it changed.  Two modes:
     ``acl`` itself never falls back: a file system without ACLs is an
     ``AclUnsupportedError``, since world mode trusts every other account on the node.
 
-Never touched: ``<workdir>/.pilotid`` (``PRIVATE_DIR_NAME``), where the pilot keeps its
-own copies of credentials; it is kept 0700 without ACL; and the files the caller names
-as ``keep_private`` (the pilot's own proxy, should it sit in the tree).  Symbolic links and
+Never touched: the files the caller names as ``keep_private`` (the pilot's own proxy,
+should it sit in the tree).  pilotid's own credential copies are never in the tree (see
+``pilotid.workdir.private``); a work directory holding an older pilotid's ``.pilotid``
+(``PRIVATE_DIR_NAME``) is refused before any grant (``refuse_leftovers``), and the walk
+skips that name.  Symbolic links and
 special files are skipped, objects owned by someone else too.  Every object is opened with
 ``O_NOFOLLOW`` through its directory's descriptor (a directory ``O_RDONLY`` and changed
 through that descriptor, a file ``O_PATH`` and changed through ``/proc/self/fd``), so a path
@@ -42,13 +44,12 @@ from typing import Iterable, Optional, Set, Tuple
 
 from pilotid.errors import AclUnsupportedError, ConfigurationError, SandboxError, WorkdirError
 from pilotid.identity.accounts import Account
-from pilotid.workdir.acl import _ACCESS, _DEFAULT, _AclNotSupported, _read_raw, acl_supported
+from pilotid.workdir.acl import _AclNotSupported, acl_supported
 from pilotid.workdir.builder import _Builder
 from pilotid.workdir.changes import ACL, ACL_OR_WORLD, ASKED_MODES, WORLD, SandboxGrant
 from pilotid.workdir.journal import GrantJournal
 from pilotid.workdir.parents import checked_work_root
 from pilotid.workdir.reclaim import reclaim
-from pilotid.workdir.walk import PRIVATE_DIR_NAME, _fd_path
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,6 @@ def grant_target_access(workdir: Path, account: Account, mode: str = ACL,
             log.warning("%s does not support POSIX ACLs: opening it to %s the seed's way "
                         "(directories go+rwx, payload umask 000), as the queue accepts "
                         "(sandbox: acl-or-world)", workdir, account.name)
-    _secure_private_dir(workdir, pilot_uid)
     keep = _identities(keep_private)
     try:
         builder = _build(_Builder(workdir, account, mode, pilot_uid, keep, root, journal))
@@ -177,25 +177,3 @@ def _checked_workdir(workdir: Path) -> Path:
         raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
                            f"(uid {os.geteuid()})")
     return resolved
-
-
-def _secure_private_dir(workdir: Path, pilot_uid: int) -> None:
-    """Keep ``.pilotid`` the pilot's own: 0700, no ACL; refuse anything else there."""
-    private = workdir / PRIVATE_DIR_NAME
-    try:
-        fd = os.open(private, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != pilot_uid:
-            raise SandboxError(f"{private} is not a directory of the pilot's own: remove it")
-        for name in (_ACCESS, _DEFAULT):
-            if _read_raw(_fd_path(fd), name) is not None:
-                os.removexattr(_fd_path(fd), name)
-        if stat.S_IMODE(info.st_mode) != 0o700:
-            os.chmod(_fd_path(fd), 0o700)
-    except OSError as error:
-        raise SandboxError(f"cannot keep {private} private: {error.strerror}") from None
-    finally:
-        os.close(fd)

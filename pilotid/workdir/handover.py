@@ -12,60 +12,100 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from pilotid.errors import SandboxError, WorkdirError
+from pilotid.escaping import printable
 from pilotid.workdir.acl import _ACCESS, _DEFAULT, _RWX, _Acl, _read_raw
 from pilotid.workdir.changes import ACL, SandboxGrant
-from pilotid.workdir.walk import _DIR_FLAGS
+from pilotid.workdir.walk import _DIR_FLAGS, _fd_path
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class HandoverDirectory:
     """The directory ``make_handover_directory`` made for the proxy copy at ``proxy``.
 
-    ``device`` and ``inode`` tell it from whatever the target may put in its place (the
-    work directory is the target's to write in): ``remove`` touches only this directory.
+    ``fd``, opened when it was made and kept until ``remove``, is that directory wherever
+    the payload moves it (the work directory is the target's to write in), and never
+    anything put in its place; ``device`` and ``inode`` are its identity.
     """
 
     proxy: Path
     device: int
     inode: int
+    fd: Optional[int]
 
     def remove(self) -> None:
-        """Remove the proxy copy and the directory, if it is still the one made.
-
-        Anything else the payload put in it keeps the directory (``reclaim`` then takes
-        the target's entry off it, as off any directory of the pilot's); a directory swapped
-        for another or for a symlink is left alone, logged.
-        """
-        directory = self.proxy.parent
-        try:
-            fd = os.open(directory, _DIR_FLAGS)
-        except FileNotFoundError:
+        """Remove the proxy copy through ``fd`` and the directory where it now is (a move
+        is logged, with the new name); close ``fd``.  Anything else the payload put in it
+        keeps the directory (``reclaim`` then takes the target's entry off it, as off any
+        directory of the pilot's).  A second call does nothing."""
+        if self.fd is None:
             return
-        except OSError as error:
-            log.warning("proxy handover directory %s cannot be opened (%s): left alone",
-                        directory, error.strerror)
-            return
+        fd, self.fd = self.fd, None
         try:
-            info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != (self.device, self.inode):
-                log.warning("proxy handover directory %s was replaced by another: left alone",
-                            directory)
-                return
             with contextlib.suppress(FileNotFoundError):
+                copy = os.stat(self.proxy.name, dir_fd=fd, follow_symlinks=False)
                 os.unlink(self.proxy.name, dir_fd=fd)
+                if copy.st_nlink > 1:
+                    _remove_links(self.proxy.parent.parent, copy)
+            where = os.readlink(_fd_path(fd))
+            try:
+                found = os.lstat(where)
+            except OSError:
+                return  # removed already (the kernel's name ends in " (deleted)")
+            if (found.st_dev, found.st_ino) != (self.device, self.inode):
+                return
+            if where != str(self.proxy.parent):
+                log.warning("the payload moved the proxy handover directory %s to %s",
+                            printable(self.proxy.parent), printable(where))
+            try:
+                os.rmdir(where)
+            except OSError as error:
+                log.warning("proxy handover directory %s is kept: %s", printable(where),
+                            error.strerror)
         finally:
             os.close(fd)
-        try:
-            os.rmdir(directory)
-        except OSError as error:
-            log.warning("proxy handover directory %s is kept: %s", directory, error.strerror)
+        _remove_planted(self.proxy.parent)
+
+
+def _remove_links(workdir: Path, copy: os.stat_result) -> None:
+    """Unlink every other name of the proxy copy ``copy`` in ``workdir`` (hard links the
+    payload made), each one reported: no copy of the user's credential outlives the job."""
+    left = copy.st_nlink - 1
+    for root, _dirs, files in os.walk(workdir):
+        for name in files:
+            path = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                found = os.lstat(path)
+                if (found.st_dev, found.st_ino) == (copy.st_dev, copy.st_ino):
+                    os.unlink(path)
+                    left -= 1
+                    log.warning("removed %s, a hard link the payload made to its proxy copy",
+                                printable(path))
+        if left <= 0:
+            return
+    log.warning("%d hard links to the payload's proxy copy are outside the work directory "
+                "%s: not removed", left, printable(workdir))
+
+
+def _remove_planted(name: Path) -> None:
+    """Unlink what the payload put at the handover directory's own name after moving the
+    directory away (a symlink, a file: never followed), so that the name, pilotid's,
+    does not make the next job refuse the work directory (``refuse_leftovers``)."""
+    try:
+        if stat.S_ISDIR(os.lstat(name).st_mode):
+            return
+        os.unlink(name)
+    except OSError:
+        return
+    log.warning("removed what the payload put at the proxy handover directory's name %s",
+                printable(name))
 
 
 def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> HandoverDirectory:
@@ -99,16 +139,18 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
         raise WorkdirError(f"cannot make the proxy handover directory {directory}: "
                            f"{error.strerror}") from None
     try:
-        info = _open_handover(directory, grant)
+        fd, info = _open_handover(directory, grant)
     except BaseException:
         with contextlib.suppress(OSError):
             os.rmdir(directory)
         raise
-    return HandoverDirectory(proxy, info.st_dev, info.st_ino)
+    return HandoverDirectory(proxy, info.st_dev, info.st_ino, fd)
 
 
-def _open_handover(directory: Path, grant: Optional[SandboxGrant]) -> os.stat_result:
-    """Give the new handover directory its ACL (or mode) for ``grant``; return its stat."""
+def _open_handover(directory: Path,
+                   grant: Optional[SandboxGrant]) -> Tuple[int, os.stat_result]:
+    """Give the new handover directory its ACL (or mode) for ``grant``; return it open,
+    and its stat."""
     try:
         fd = os.open(directory, _DIR_FLAGS)
     except OSError as error:
@@ -129,9 +171,11 @@ def _open_handover(directory: Path, grant: Optional[SandboxGrant]) -> os.stat_re
         elif grant is not None:
             os.fchmod(fd, 0o1733)
     except OSError as error:
+        os.close(fd)
         whom = grant.account.name if grant else "the pilot"
         raise SandboxError(f"cannot make the proxy handover directory {directory} "
                            f"private to {whom}: {error.strerror}") from None
-    finally:
+    except BaseException:
         os.close(fd)
-    return info
+        raise
+    return fd, info

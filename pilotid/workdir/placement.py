@@ -1,8 +1,10 @@
 """Where a work directory may not be, and making it ready for a job.
 
 ``prepare_workdir`` is the launcher's first step: the work directory exists, the pilot can
-write there, it is not a place a grant must not open (``refuse_unsafe_workdir``), and its
-private 0700 directory (``PRIVATE_DIR_NAME``) is the pilot's own.
+write there, it is not a place a grant must not open (``refuse_unsafe_workdir``), and it
+holds no other job's pilotid files (``refuse_leftovers``).  pilotid keeps nothing private
+in it: its credential copies are in the job's private directory elsewhere
+(``pilotid.workdir.private``).
 
 ``refuse_unsafe_workdir`` is asked before anything is changed (by ``pilotid run`` and by
 ``pilotid probe``).  The grant opens the whole work directory to the job's user, so a work
@@ -15,14 +17,13 @@ home for the target: see :doc:`sandbox`); the home itself is not.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import pwd
 from pathlib import Path
 from typing import FrozenSet, Iterable, Optional
 
-from pilotid.errors import WorkdirError
+from pilotid.errors import WorkdirError, WorkdirLeftoversError
 from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 #: Shared temporary directories: every account may create entries there.
@@ -31,6 +32,10 @@ SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S
 #: Names whose presence at the top of a directory says it holds credentials.
 CREDENTIAL_NAMES = (".globus",)
 CREDENTIAL_PREFIXES = ("x509up_",)
+
+#: The prefix of every name pilotid makes in a work directory for one job (its wrapper,
+#: marker, proxy handover directory, container sentinel), never the payload's to keep.
+SCRATCH_PREFIX = ".pilotid-"
 
 _HOW = "give --workdir a fresh directory of the pilot's own, made for this job"
 
@@ -71,27 +76,38 @@ def refuse_unsafe_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
                                f"{_HOW}, or move them out")
 
 
-def prepare_workdir(workdir: Path, pilot_credentials: Iterable[Path] = ()) -> Path:
-    """Check ``workdir`` for a job and make its private 0700 directory; return that.
+def refuse_leftovers(workdir: Path) -> None:
+    """Raise ``WorkdirLeftoversError`` where ``workdir`` holds, at its top, a name only
+    pilotid makes (``SCRATCH_PREFIX``, or an older pilotid's private ``PRIVATE_DIR_NAME``):
+    another job runs there or did not end cleanly, and its files (a user's proxy copy, a
+    wrapper, a marker) would be opened to this job's user by the grant."""
+    try:
+        names = os.listdir(workdir)
+    except OSError:
+        return  # the pilot cannot list it: the launcher's own checks say so
+    found = sorted(name for name in names
+                   if name == PRIVATE_DIR_NAME or name.startswith(SCRATCH_PREFIX))
+    if found:
+        shown = ", ".join(repr(name) for name in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise WorkdirLeftoversError(
+            f"work directory {workdir} holds another job's pilotid files ({shown}{more}): "
+            f"a job still runs there or did not end cleanly; {_HOW}, or remove them once "
+            "no job runs there")
 
-    ``WorkdirError`` where ``workdir`` is not a directory, the pilot cannot write and
-    traverse it, ``refuse_unsafe_workdir`` refuses it (``pilot_credentials`` as there), or
-    its private directory exists and is not a directory of the pilot's own.
-    """
+
+def prepare_workdir(workdir: Path, pilot_credentials: Iterable[Path] = ()) -> None:
+    """Check ``workdir`` for a job: ``WorkdirError`` where it is not a directory, the
+    pilot cannot write and traverse it, or ``refuse_unsafe_workdir`` refuses it
+    (``pilot_credentials`` as there); ``WorkdirLeftoversError`` where ``refuse_leftovers``
+    does."""
     if not workdir.is_dir():
         raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
     if not os.access(workdir, os.W_OK | os.X_OK):
         raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
                            f"(uid {os.geteuid()})")
     refuse_unsafe_workdir(workdir, pilot_credentials)
-    private = workdir / PRIVATE_DIR_NAME
-    with contextlib.suppress(FileExistsError):
-        private.mkdir(mode=0o700)
-    info = private.lstat()
-    if private.is_symlink() or info.st_uid != os.geteuid():
-        raise WorkdirError(f"{private} is not a directory of the pilot's own: remove it")
-    os.chmod(private, 0o700)
-    return private
+    refuse_leftovers(workdir)
 
 
 def _pilot_home() -> Optional[Path]:

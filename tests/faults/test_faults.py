@@ -710,13 +710,16 @@ def test_node_workdir_full_while_writing_the_wrapper(scene, small_fs):
     scene.check_aftermath(run, expect_payload_logs=False)
 
 
-def test_node_workdir_full_while_writing_the_proxy(scene, small_fs):
-    workdir = small_fs("tmpfs", "256k")
-    fill(workdir, 0)
+def test_node_private_directory_full_while_writing_the_proxy(scene, small_fs):
+    """The proxy copy is written in the job's private directory, in the pilot's TMPDIR,
+    never in the work directory (issue 13, item 6)."""
+    private = small_fs("tmpfs", "256k")
+    fill(private, 0)
     payload(scene, "echo ran")
-    run = scene.run(workdir=workdir)
+    run = scene.run(env={"TMPDIR": str(private)})
     expect(run, "credential_failed", 30)
-    scene.check_aftermath(run, expect_payload_logs=False, workdir_accounting=False)
+    assert [p.name for p in private.iterdir()] == ["filler"]
+    scene.check_aftermath(run, expect_payload_logs=False)
 
 
 def test_node_filesystem_without_acls_fails_an_acl_queue(scene, small_fs):

@@ -11,6 +11,7 @@ name starts with NAME.  Standard library only.
 """
 
 import errno
+import glob
 import json
 import os
 import signal
@@ -66,21 +67,21 @@ def attacks_on_credentials():
     attempt("read the pilot's proxy in its home", lambda: read(INTEL["pilot_proxy"]))
     attempt("read the pilot's proxy in /tmp", lambda: read(INTEL["tmp_pilot_proxy"]))
     attempt("list the pilot's private directory in the work directory",
-            lambda: f"listed {os.listdir(INTEL['private_dir'])}")
+            lambda: f"listed {os.listdir(private_dir())}")
     attempt("read the user-proxy copy in the private directory", lambda: read_private_copy())
     attempt("replace the pilot's proxy (write)", lambda: append(INTEL["pilot_proxy"]))
     attempt("replace the pilot's proxy (rename over it)", lambda: rename_over_pilot_proxy())
     attempt("replace the pilot's proxy (unlink)",
             lambda: os.unlink(INTEL["pilot_proxy"]) or "unlinked")
     attempt("plant a file in the pilot's private directory",
-            lambda: open(os.path.join(INTEL["private_dir"], "planted.pem"), "w").close()
+            lambda: open(os.path.join(private_dir(), "planted.pem"), "w").close()
             or "planted")
     for name in ("BEARER_TOKEN", "PANDA_AUTH_TOKEN", "LD_PRELOAD"):
         record(f"find the pilot's {name} in the environment", name in os.environ,
                os.environ.get(name, "absent"))
     proxy = os.environ.get("X509_USER_PROXY", "")
     record("X509_USER_PROXY points at the pilot's proxy",
-           not proxy.startswith(INTEL["workdir"] + "/"), proxy)
+           proxy in (INTEL["pilot_proxy"], INTEL["tmp_pilot_proxy"]), proxy)
     pid = pilot_pid()
     attempt("read the pilot's environment from /proc", lambda: read(f"/proc/{pid}/environ"))
     attempt("list the pilot's open files in /proc",
@@ -96,9 +97,16 @@ def rename_over_pilot_proxy():
     return "renamed"
 
 
+def private_dir():
+    """The job's private directory (in the pilot's TMPDIR, under a random name), if the
+    payload can find it; else the name it would have without the random part."""
+    found = glob.glob(INTEL["private_dir_glob"])
+    return found[0] if found else INTEL["private_dir_glob"].rstrip("*")
+
+
 def read_private_copy():
-    names = os.listdir(INTEL["private_dir"])
-    return read(os.path.join(INTEL["private_dir"], names[0]))
+    names = os.listdir(private_dir())
+    return read(os.path.join(private_dir(), names[0]))
 
 
 def attacks_on_files():

@@ -31,7 +31,7 @@ def intel(scene, workdir: Path, token: str, next_ids=()) -> dict:
     return {"pilot_uid": pilot.uid, "pilot_proxy": str(scene.pilot_proxy),
             "tmp_pilot_proxy": str(scene.tmp_proxy), "home": str(scene.home),
             "trf": str(scene.trf), "workdir": str(workdir),
-            "private_dir": str(workdir / ".pilotid"), "token": token,
+            "private_dir_glob": str(scene.home / "pilotid-job-*"), "token": token,
             "pilot_files": {"log": str(scene.pilot_log), "queue accounting file":
                             str(scene.accounting), "grid-mapfile": str(scene.mapfile)},
             "next_ids": list(next_ids), "cache_dir": str(scene.cache_dir),

@@ -1,10 +1,11 @@
 """The attacker's suite again, with ``isolation: bwrap`` (real bubblewrap): under ``sudo``
 as pilotid-alice, and under ``noop`` where the payload keeps the pilot's own uid.
 
-Under ``noop`` + ``bwrap`` the uid is the pilot's: what the payload can do inside its own
-work directory (the pilot's private directory there holds the payload's own proxy copy,
-the wrapper is the pilot's file) is not the isolation's to stop; everything outside it
-must be blocked, and no process may be left.  The attacks on the pilot's process run under
+Under ``noop`` + ``bwrap`` the uid is the pilot's: the container holds, of the job's
+private directory, only the payload's own proxy copy (bound read-only; what the payload
+makes beside it stays in the container's own /tmp), and the wrapper is bound read-only
+(the payload can neither rewrite nor rename it); everything outside must be blocked, and
+no process may be left.  The attacks on the pilot's process run under
 ``sudo`` only: under ``noop`` the processes above the payload in the container (the
 wrapper, bwrap's init) have its uid, and signalling them only ends its own job.
 """
@@ -28,12 +29,12 @@ SUDO_BWRAP = {"isolation": "bwrap", "bwrap_binds": [INTERPRETER_DIR]}
 NOOP_BWRAP = {**SUDO_BWRAP, "switcher": "noop", "grid_mapfile": None}
 
 #: What the payload may do under noop + bwrap, with the pilot's own uid, that the isolation
-#: does not stop: what lies in its own work directory (the pilot's private directory there
-#: holds the payload's own proxy copy; the wrapper is the pilot's file), and /proc of the
-#: processes above it in the container (the wrapper and bwrap's init, of its own uid: the
-#: "pilot" it finds there is one of them; the real pilot is not in its PID namespace).
-INSIDE_THE_CONTAINER = ("private directory", "rewrite the running wrapper", "from /proc",
-                        "in /proc")
+#: does not stop: list and read the skeleton of the private directory in its own /tmp (its
+#: own proxy copy, bound read-only) and plant a file there (in the container's /tmp only),
+#: and /proc of the processes above it in the container (the wrapper and bwrap's init, of
+#: its own uid: the "pilot" it finds there is one of them; the real pilot is not in its PID
+#: namespace).
+INSIDE_THE_CONTAINER = ("private directory", "from /proc", "in /proc")
 
 
 def run_attacks(hostile, queue: dict, only: str = "") -> "tuple":

@@ -259,6 +259,27 @@ def test_the_session_launches_the_wrapper_through_bwrap(tmp_path):
     assert inner.launched[0][2] == "/bin/true" and inner.launched[0][-1] == "/w/wrapper.sh"
 
 
+def test_the_wrapper_and_a_proxy_copy_outside_the_work_directory_are_bound_read_only(
+        tmp_path):
+    """Under noop the payload has the pilot's uid: the wrapper, bound read-only over
+    itself, can be neither rewritten nor renamed in the container; the proxy copy in the
+    job's private directory is the only thing of that directory the container sees."""
+    workdir, private = tmp_path / "work", tmp_path / "pilotid-job-1-x"
+    workdir.mkdir()
+    private.mkdir()
+    wrapper, proxy = workdir / ".pilotid-wrapper-1-x.sh", private / "user-proxy.pem"
+    wrapper.write_text("#!/bin/bash\n")
+    proxy.write_text("PEM")
+    session, inner = bwrap_session(workdir)
+    inner.handover = base.ProxyHandover(proxy)
+    session.launch([str(wrapper)], logs(tmp_path)[0])
+    argv = inner.launched[0]
+    binds = [argv[i + 1:i + 3] for i, word in enumerate(argv) if word == "--ro-bind"]
+    assert [str(wrapper)] * 2 in binds and [str(proxy)] * 2 in binds
+    assert argv.index("--ro-bind", argv.index(str(workdir))) > argv.index("--bind")
+    assert not any(str(private) == path for pair in binds for path in pair)
+
+
 def test_no_sentinel_no_marker_and_bwraps_message_is_a_runtime_failure(tmp_path):
     session, _ = bwrap_session(tmp_path)
     payload_logs, stderr = logs(tmp_path)

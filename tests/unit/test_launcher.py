@@ -49,7 +49,7 @@ from pilotid.queue_strategies import Strategies
 from pilotid.strategies.session import SessionDecorator
 from pilotid.testing import FakePayload, RecordingSwitcher, StaticCredentialSource
 from pilotid.values import Outcome
-from pilotid.workdir import PRIVATE_DIR_NAME, SandboxGrant, acl_supported
+from pilotid.workdir import SandboxGrant, acl_supported
 from tests.conftest import ALICE_DN
 
 JOB = JobSpec(panda_id=4242, transformation="fake-00-00-01", prod_user_id=ALICE_DN)
@@ -189,7 +189,8 @@ def test_steps_run_in_the_documented_order_and_leave_a_result(credential, workdi
                            payload=payload).run(JOB, workdir)
     assert steps.events == ["command", "fetch", "probe", "handover", "launch", "explain"]
     request = steps.seen["request"]
-    assert request.directory == workdir / PRIVATE_DIR_NAME
+    assert workdir not in request.directory.parents, "credential copies in the work directory"
+    assert not request.directory.exists(), "the private directory outlived the job"
     assert request.owner_dn == ALICE_DN
     assert steps.seen["wrapper_mode"] == 0o700
     assert steps.seen["markers_before_launch"] == []
@@ -700,7 +701,7 @@ def test_sigterm_during_the_credential_fetch_stops_it_there(credential, workdir)
     assert "while fetching the credential" in result.error
     assert fetched == [] and switcher.called("probe") == []
     assert accounting(workdir)[0]["outcome"] == "interrupted"
-    assert not (workdir / PRIVATE_DIR_NAME).exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"pilotid-job-{JOB.panda_id}-*"))
 
 
 def test_second_signal_while_the_payload_is_stopped_does_not_escape(credential, workdir):

@@ -141,22 +141,6 @@ def test_private_directory_is_never_opened(workdir):
     assert not any(str(TARGET.uid) in line for line in getfacl(private / "pilot-proxy"))
 
 
-def test_private_directory_is_made_0700_without_acl(workdir):
-    private = workdir / PRIVATE_DIR_NAME
-    private.chmod(0o755)
-    subprocess.run(["setfacl", "-m", f"u:{TARGET.uid}:rwx", str(private)], check=True)
-    grant_target_access(workdir, TARGET)
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
-    assert not any(str(TARGET.uid) in line for line in getfacl(private))
-
-
-def test_private_name_that_is_a_symlink_is_refused(workdir, area):
-    shutil.rmtree(workdir / PRIVATE_DIR_NAME)
-    (workdir / PRIVATE_DIR_NAME).symlink_to(area)
-    with pytest.raises(SandboxError, match="not a directory of the pilot's own"):
-        grant_target_access(workdir, TARGET)
-
-
 def test_symlinks_in_the_work_directory_are_not_followed(workdir, area):
     secret = area / "pilot-secret"
     secret.write_text("secret")
@@ -502,3 +486,33 @@ def test_a_work_directory_outside_the_work_root_is_refused(area):
     work.mkdir(mode=0o700)
     with pytest.raises(WorkdirError, match="outside the queue's work_root"):
         grant_target_access(work, TARGET, work_root=root)
+
+
+def test_remove_finds_the_directory_the_payload_moved(workdir, caplog):
+    """Moved (here into a subdirectory), the handover directory still loses the copy and
+    goes; the move is logged with its new name (issue 13, item 6)."""
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    proxy.write_text("PEM")
+    (workdir / "sub").mkdir(exist_ok=True)
+    moved = workdir / "sub" / "kept"
+    proxy.parent.rename(moved)
+    made.remove()
+    assert not moved.exists()
+    assert "moved the proxy handover directory" in caplog.text and str(moved) in caplog.text
+
+
+def test_remove_takes_the_hard_links_the_payload_made_to_the_copy(workdir, caplog):
+    """A hard link to the user's proxy copy anywhere in the work directory goes with the
+    copy, and is reported (issue 13, item 6: no copy outlives the job)."""
+    grant = grant_target_access(workdir, TARGET)
+    proxy = handover_proxy(workdir)
+    made = make_handover_directory(proxy, grant)
+    proxy.write_text("PEM")
+    (workdir / "sub").mkdir(exist_ok=True)
+    os.link(proxy, workdir / "sub" / "kept.pem")
+    os.link(proxy, workdir / "top.pem")
+    made.remove()
+    assert not (workdir / "sub" / "kept.pem").exists() and not (workdir / "top.pem").exists()
+    assert caplog.text.count("a hard link the payload made") == 2

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from pilotid import cli
-from pilotid.errors import WorkdirError
+from pilotid.errors import WorkdirError, WorkdirLeftoversError
 from pilotid.workdir import PRIVATE_DIR_NAME, prepare_workdir, refuse_unsafe_workdir
 from tests.unit.test_launcher import proxy_pem, site, write_job  # noqa: F401 - fixtures
 
@@ -93,10 +92,9 @@ def test_probe_fails_for_the_root_directory(site, capsys):  # noqa: F811
     assert [c["name"] for c in failed] == ["work directory"]
 
 
-def test_prepare_workdir_makes_the_private_directory_0700(tmp_path):
-    private = prepare_workdir(tmp_path)
-    assert private == tmp_path / PRIVATE_DIR_NAME
-    assert os.stat(private).st_mode & 0o777 == 0o700
+def test_prepare_workdir_makes_nothing_in_the_work_directory(tmp_path):
+    prepare_workdir(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_prepare_workdir_refuses_a_missing_directory(tmp_path):
@@ -104,8 +102,13 @@ def test_prepare_workdir_refuses_a_missing_directory(tmp_path):
         prepare_workdir(tmp_path / "absent")
 
 
-def test_prepare_workdir_refuses_a_private_symlink(tmp_path):
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / PRIVATE_DIR_NAME).symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(WorkdirError, match="not a directory of the pilot's own"):
+@pytest.mark.parametrize("leftover", [PRIVATE_DIR_NAME, ".pilotid-wrapper-7-0a1b.sh",
+                                      ".pilotid-proxy-1002-0a1b", ".pilotid-marker-7-0a1b"])
+def test_prepare_workdir_refuses_another_jobs_leftovers(tmp_path, leftover):
+    """An older pilotid's private directory, or any name only pilotid makes in a work
+    directory: a job still runs there, or left it unclean (issue 13, item 6)."""
+    (tmp_path / "input.root").write_text("data")
+    (tmp_path / leftover).mkdir()
+    with pytest.raises(WorkdirLeftoversError, match="another job's pilotid files") as caught:
         prepare_workdir(tmp_path)
+    assert caught.value.code == 26 and leftover in str(caught.value)
