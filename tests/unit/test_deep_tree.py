@@ -155,7 +155,8 @@ def test_walk_memory_does_not_grow_with_depth_times_name_length(area, walk):
         top = area / f"work-{length}"
         make_chain(top, 400, length)
         if walk == "grant":
-            peaks[length] = peak_bytes(lambda: reclaim(grant_target_access(top, TARGET, work_root=top.parent)))
+            peaks[length] = peak_bytes(
+                lambda: reclaim(grant_target_access(top, TARGET, work_root=area)))
         else:
             grant = grant_target_access(top, TARGET, work_root=top.parent)
             peaks[length] = peak_bytes(lambda: reclaim(grant))
