@@ -105,9 +105,9 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
             checks.extend(_switch_checks(launcher.switcher, credential))
             checks.extend(_isolation_checks(launcher.isolation))
         finally:
-            if credential is not None:
+            for path in credential.files if credential is not None else ():
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(credential.path)
+                    os.unlink(path)
     placement = _placement_check(workdir)
     if placement is not None:
         checks.append(placement)

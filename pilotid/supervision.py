@@ -106,6 +106,8 @@ class Supervisor:
         again.  A session that cannot push a proxy is not asked again.
         """
         current = self.credential
+        if current.proxy is None:  # a token's copy is not renewed (yet): nothing to push
+            return
         if current.time_left().total_seconds() >= self.settings.proxy_refresh_threshold:
             return
         log.info("job %s: the proxy has %s left, renewing it from the credential source",
@@ -118,12 +120,13 @@ class Supervisor:
             return
         try:
             if self._push(current, fresh):
-                self.retired.append(Path(current.path))  # a handover may point at it
+                self.retired.extend(current.files)  # a handover may point at them
                 self.credential = fresh
         finally:
             if self.credential is not fresh:  # not adopted, or the pilot was told to stop
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(fresh.path)
+                for path in fresh.files:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
 
     def _push(self, current: Credential, fresh: Credential) -> bool:
         now = _now()

@@ -35,9 +35,11 @@ class HandoverDirectory:
     proxy: Path
     device: int
     inode: int
+    token: Optional[Path] = None
 
     def remove(self) -> None:
-        """Remove the proxy copy and the directory, if it is still the one made.
+        """Remove the proxy copy (and the token copy), then the directory, if it is still
+        the one made.
 
         Anything else the payload put in it keeps the directory (``reclaim`` then takes
         the target's entry off it, as off any directory of the pilot's); a directory swapped
@@ -58,8 +60,10 @@ class HandoverDirectory:
                 log.warning("proxy handover directory %s was replaced by another: left alone",
                             directory)
                 return
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.proxy.name, dir_fd=fd)
+            for copy in (self.proxy, self.token):
+                if copy is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(copy.name, dir_fd=fd)
         finally:
             os.close(fd)
         try:
@@ -68,9 +72,11 @@ class HandoverDirectory:
             log.warning("proxy handover directory %s is kept: %s", directory, error.strerror)
 
 
-def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> HandoverDirectory:
+def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant],
+                            token: Optional[Path] = None) -> HandoverDirectory:
     """Make the directory of ``proxy``, new and directly in the work directory, where the
-    payload's account alone stores its proxy copy; return it, for ``remove`` at the end.
+    payload's account alone stores its proxy copy (and its bearer token copy ``token``, in
+    the same directory); return it, for ``remove`` at the end.
 
     With ``grant`` in ACL mode the directory is the pilot's, mode 0700 with the access
     entry ``u:<target>:rwx`` and no default ACL: the file the target creates there under
@@ -86,6 +92,9 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
     """
     proxy = Path(os.path.abspath(proxy))
     directory = proxy.parent
+    if token is not None and Path(os.path.abspath(token)).parent != directory:
+        raise ValueError(f"the token copy {token} goes in the proxy's handover directory "
+                         f"{directory}")
     # (resolved only where it differs: the launcher passes the grant's own path)
     if grant is not None and directory.parent != grant.workdir and \
             directory.parent.resolve() != grant.workdir:
@@ -104,7 +113,8 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
         with contextlib.suppress(OSError):
             os.rmdir(directory)
         raise
-    return HandoverDirectory(proxy, info.st_dev, info.st_ino)
+    return HandoverDirectory(proxy, info.st_dev, info.st_ino,
+                             Path(os.path.abspath(token)) if token is not None else None)
 
 
 def _open_handover(directory: Path, grant: Optional[SandboxGrant]) -> os.stat_result:

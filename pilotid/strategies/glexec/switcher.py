@@ -202,7 +202,7 @@ class GlexecSwitcher(SwitcherBase):
         """The file passed as ``GLEXEC_CLIENT_CERT`` for ``credential``, absolute."""
         if self.mode == "test":
             return self.pilot_proxy()
-        return Path(os.path.realpath(credential.path))
+        return Path(os.path.realpath(credential.proxy_file("gLExec")))
 
     def pilot_proxy(self) -> Path:
         """The pilot's own proxy: ``X509_USER_PROXY``, else Globus' ``/tmp/x509up_u<uid>``."""
@@ -277,7 +277,8 @@ class GlexecSwitcher(SwitcherBase):
         self.check_lifetime(credential)
         command = self._absolute(argv)
         cert = self.client_cert(credential)
-        env = glexec_environment(self.environ, cert, Path(os.path.realpath(credential.path)),
+        env = glexec_environment(self.environ, cert,
+                                 Path(os.path.realpath(credential.proxy_file("gLExec"))),
                                  self.target_proxy_path(workdir))
         log.info("launching %s through gLExec as %s", command[0], account.name)
         try:
@@ -399,7 +400,7 @@ class GlexecSwitcher(SwitcherBase):
             raise ProxyExpiredError(f"the renewed proxy of {credential.identity} has already "
                                     "expired: the credential source must give a new one")
         cert = self.client_cert(credential)
-        source = Path(os.path.realpath(credential.path))
+        source = Path(os.path.realpath(credential.proxy_file("gLExec")))
         env = glexec_environment(self.environ, cert, source, self.target_proxy_path(workdir))
         status, _, stderr = self._call([os.path.realpath(NOOP_COMMAND)], env,
                                        "refreshing the target's proxy")
