@@ -17,8 +17,9 @@ class BearerToken:
     ``groups`` (``wlcg.groups``, which play the part of VOMS FQANs), its ``scopes``, and
     when it ends.
 
-    Only ``TokenVerifier.verify`` makes one from a token string, so holding a
-    ``BearerToken`` means the signature, issuer, times and required claims were checked.
+    Every credential source makes one with ``TokenVerifier.verify``, so a job's token had
+    its signature, issuer, times and required claims checked; only ``pilotid token-info``
+    without ``--verify`` shows one of unchecked claims.
     ``raw`` is the token itself: it never appears in ``repr`` (nor in logs).
     """
 

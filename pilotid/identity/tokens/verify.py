@@ -47,8 +47,9 @@ def _instant(seconds: Any) -> Optional[datetime.datetime]:
         raise TokenClaimError(f"bearer token time {seconds!r} is out of range") from None
 
 
-def _unverified(raw: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """The header and claims of ``raw``, read without trusting them."""
+def read_unverified(raw: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The header and claims of ``raw``, read without trusting them;
+    ``TokenMalformedError`` when it is no signed JWT."""
     if len(raw) > MAX_TOKEN_LENGTH:
         raise TokenMalformedError(f"bearer token is {len(raw)} characters long, more than "
                                   f"the {MAX_TOKEN_LENGTH} a WLCG token may have")
@@ -84,21 +85,18 @@ class TokenVerifier:
         """The ``BearerToken`` ``raw`` holds, valid ``min_lifetime`` seconds more; a
         ``TokenError`` subclass naming the refusal otherwise."""
         raw = raw.strip()
-        header, unverified = _unverified(raw)
+        header, unverified = read_unverified(raw)
         algorithm = header.get("alg")
         if algorithm not in KEY_TYPES:
             raise TokenAlgorithmError(f"bearer token is signed with {algorithm!r}: only "
                                       f"{' and '.join(KEY_TYPES)} are accepted")
-        missing = [name for name in REQUIRED_CLAIMS if name not in unverified]
-        if missing:
-            raise TokenClaimError(f"bearer token lacks the claim(s) {', '.join(missing)} "
-                                  "the WLCG profile requires")
+        check_required(unverified)
         issuer = unverified["iss"]
         if not isinstance(issuer, str) or issuer not in self.trusted:
             raise TokenIssuerError(f"bearer token issuer {issuer!r} is not trusted by this "
                                    "queue (token_issuers)")
         claims = self._check_signature(raw, issuer, algorithm, header.get("kid"))
-        token = self._token(raw, header, claims)
+        token = token_from_claims(raw, header, claims)
         left = token.time_left().total_seconds()
         if min_lifetime and left < min_lifetime:
             raise TokenExpiredError(f"bearer token of {token.identity} has {int(left)} s left, "
@@ -137,19 +135,33 @@ class TokenVerifier:
         raise TokenSignatureError(f"bearer token signature does not verify with any key of "
                                   f"issuer {issuer}")
 
-    @staticmethod
-    def _token(raw: str, header: Mapping[str, Any], claims: Mapping[str, Any]) -> BearerToken:
-        subject, version, scope = claims.get("sub"), claims.get("wlcg.ver"), claims.get("scope")
-        if not isinstance(subject, str) or not subject:
-            raise TokenClaimError("bearer token claim sub must be a non-empty string")
-        if not isinstance(version, str) or not version:
-            raise TokenClaimError("bearer token claim wlcg.ver must be a non-empty string")
-        if scope is not None and not isinstance(scope, str):
-            raise TokenClaimError("bearer token claim scope must be a string")
-        expires = _instant(claims["exp"])
-        assert expires is not None  # PyJWT required it
-        return BearerToken(
-            issuer=claims["iss"], subject=subject, expires=expires, version=version,
-            algorithm=header["alg"], groups=_text_list(claims, "wlcg.groups"),
-            scopes=tuple((scope or "").split()), not_before=_instant(claims.get("nbf")),
-            issued_at=_instant(claims.get("iat")), key_id=header.get("kid"), raw=raw)
+
+def check_required(claims: Mapping[str, Any]) -> None:
+    """``TokenClaimError`` unless ``claims`` has every claim the WLCG profile requires."""
+    missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+    if missing:
+        raise TokenClaimError(f"bearer token lacks the claim(s) {', '.join(missing)} "
+                              "the WLCG profile requires")
+
+
+def token_from_claims(raw: str, header: Mapping[str, Any],
+                      claims: Mapping[str, Any]) -> BearerToken:
+    """The ``BearerToken`` of ``claims`` (which have the required claims);
+    ``TokenClaimError`` for a claim of the wrong type.  It says what the claims say: only
+    ``TokenVerifier.verify`` makes one of checked claims."""
+    subject, version, scope = claims.get("sub"), claims.get("wlcg.ver"), claims.get("scope")
+    if not isinstance(claims.get("iss"), str):
+        raise TokenClaimError("bearer token claim iss must be a string")
+    if not isinstance(subject, str) or not subject:
+        raise TokenClaimError("bearer token claim sub must be a non-empty string")
+    if not isinstance(version, str) or not version:
+        raise TokenClaimError("bearer token claim wlcg.ver must be a non-empty string")
+    if scope is not None and not isinstance(scope, str):
+        raise TokenClaimError("bearer token claim scope must be a string")
+    expires = _instant(claims["exp"])
+    assert expires is not None  # a required claim
+    return BearerToken(
+        issuer=claims["iss"], subject=subject, expires=expires, version=version,
+        algorithm=header["alg"], groups=_text_list(claims, "wlcg.groups"),
+        scopes=tuple((scope or "").split()), not_before=_instant(claims.get("nbf")),
+        issued_at=_instant(claims.get("iat")), key_id=header.get("kid"), raw=raw)
