@@ -197,3 +197,14 @@ def test_a_job_naming_a_dn_needs_the_proxy_beside_the_token(jwks, job_dir):
 def test_token_subject_needs_a_token_source():
     with pytest.raises(ConfigurationError, match="token source"):
         QueueSettings.from_mapping("tokens", {"jobs_without_dn": "token_subject"})
+
+
+def test_glexec_refuses_a_token_only_job_before_anything_runs(jwks, job_dir):
+    from pilotid.strategies.glexec import GlexecSwitcher
+
+    credential = BearerTokenSource(_queue("bearer", jwks), environ={
+        "BEARER_TOKEN": ISSUER.token()}).fetch(CredentialRequest(directory=job_dir))
+    switcher = GlexecSwitcher(QueueSettings("ANALY_GLEXEC", switcher="glexec",
+                                            options={"glexec_mode": "uid"}))
+    with pytest.raises(CredentialError, match="gLExec needs an X.509 proxy"):
+        switcher.client_cert(credential)

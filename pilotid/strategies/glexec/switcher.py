@@ -263,7 +263,12 @@ class GlexecSwitcher(SwitcherBase):
         return account
 
     def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
-        """gLExec itself copies the proxy for the target: tell the wrapper where it lands."""
+        """gLExec itself copies the proxy for the target: tell the wrapper where it lands.
+        gLExec copies nothing else: a bearer token beside the proxy stays with the pilot
+        (logged), and a token-only job never gets here (``client_cert`` refuses it)."""
+        if credential.token is not None:
+            log.warning("gLExec hands the payload the proxy of %s only: the job's bearer "
+                        "token is not handed over", credential.identity)
         return ProxyHandover(payload_proxy=self.target_proxy_path(workdir), from_stdin=False)
 
     def launch(self, argv: Sequence[str], credential: Credential, account: Account,
