@@ -40,7 +40,6 @@ from pilotid.errors import (
 )
 from pilotid.identity import accounts
 from pilotid.identity.accounts import Account
-from pilotid.identity.tokens.tokenmap import map_token_account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import FAIL, OK, Check
 from pilotid.settings import REQUIRED, Setting, absolute_path, optional
@@ -235,6 +234,9 @@ class SudoSwitcher(SwitcherBase):
         token-only job's token through the token map (``token_mapfile``); never root nor
         the pilot (``refuse_unsafe_mapping``)."""
         if credential.proxy is None and credential.token is not None:
+            # imported here: the token modules bring PyJWT (and TLS), a proxy job none
+            from pilotid.identity.tokens.tokenmap import map_token_account
+
             token_map = self.settings.option(TOKEN_MAPFILE)
             if token_map is None:
                 raise AccountMappingError(

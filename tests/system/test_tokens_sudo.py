@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,19 @@ if cat {pilot_token} >/dev/null 2>&1; then echo pilot_token=readable
 else echo pilot_token=unreadable; fi
 echo "bearer_token=${{BEARER_TOKEN-unset}}"
 echo "x509=${{X509_USER_PROXY-unset}}"
+"""
+
+
+REFRESH_PAYLOAD = """#!/bin/bash
+first=$(cat "$BEARER_TOKEN_FILE"); : > started
+now=$first; i=0
+while [ "$now" = "$first" ] && [ $i -lt 900 ]; do
+  sleep 0.1; i=$((i+1)); now=$(cat "$BEARER_TOKEN_FILE")
+done
+echo "uid=$(id -u)"
+echo "first=$first"
+echo "token=$now"
+echo "token_mode=$(stat -c %a "$BEARER_TOKEN_FILE")"
 """
 
 
@@ -56,14 +70,22 @@ class TokenSite:
         trf.mkdir(mode=0o755)
         (trf / "runAthena").write_text(PAYLOAD.format(pilot_token=self.pilot_token))
         (trf / "runAthena").chmod(0o755)
-        self.queues = base / "queues.json"
-        self.queues.write_text(json.dumps({"queues": {"ANALY_SUDO_TOKENS": {
+        refresh_trf = base / "trf-refresh"
+        refresh_trf.mkdir(mode=0o755)
+        (refresh_trf / "runAthena").write_text(REFRESH_PAYLOAD)
+        (refresh_trf / "runAthena").chmod(0o755)
+        queue = {
             "switcher": "sudo", "credential_source": "token-file",
             "token_file": str(self.tokens / "{panda_id}.bt"),
             "token_issuers": {ISSUER.url: str(jwks)}, "token_mapfile": str(token_map),
             "grid_mapfile": str(grid_mapfile), "jobs_without_dn": "token_subject",
             "sandbox": "acl", "umask": "0022", "timeout": 120, "grace_period": 5,
-            "transformation_dirs": [str(trf)], "env_pass": ["TMPDIR"]}}}))
+            "transformation_dirs": [str(trf)], "env_pass": ["TMPDIR"]}
+        self.queues = base / "queues.json"
+        self.queues.write_text(json.dumps({"queues": {
+            "ANALY_SUDO_TOKENS": queue,
+            "ANALY_SUDO_TOKENS_REFRESH": {**queue, "transformation_dirs": [str(refresh_trf)],
+                                          "proxy_refresh_interval": 1}}}))
         self.queues.chmod(0o644)
         self.count = 0
 
@@ -76,7 +98,8 @@ class TokenSite:
         path.chmod(mode)
         return path
 
-    def run(self, raw: str, owner: str = "alice-0001") -> dict:
+    def run(self, raw: str, owner: str = "alice-0001", queue: str = "ANALY_SUDO_TOKENS",
+            while_running=None) -> dict:
         self.count += 1
         panda_id = 5100 + self.count
         self.own(self.tokens / f"{panda_id}.bt", 0o600, raw + "\n")
@@ -86,12 +109,18 @@ class TokenSite:
                                    "transformation": "runAthena-00-00-11", "jobPars": "",
                                    "prodSourceLabel": "user"}))
         job.chmod(0o644)
-        done = node.run_as(node.PILOT, [
-            self.python, "-m", "pilotid", "run", "--queues", str(self.queues),
-            "--queue", "ANALY_SUDO_TOKENS", "--job", str(job), "--workdir", str(work),
-            "--json"], env={"PYTHONPATH": self.pythonpath, "TMPDIR": str(self.tmp),
-                            "BEARER_TOKEN": self.pilot_token_raw,
-                            "BEARER_TOKEN_FILE": str(self.pilot_token)}, cwd=Path("/"))
+        argv = [self.python, "-m", "pilotid", "run", "--queues", str(self.queues),
+                "--queue", queue, "--job", str(job), "--workdir", str(work), "--json"]
+        env = {"PYTHONPATH": self.pythonpath, "TMPDIR": str(self.tmp),
+               "BEARER_TOKEN": self.pilot_token_raw, "BEARER_TOKEN_FILE": str(self.pilot_token)}
+        process = node.popen_as(node.PILOT, argv, env=env, cwd=Path("/"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if while_running is not None:
+                while_running(work, self.tokens / f"{panda_id}.bt")
+        finally:
+            stdout, stderr = process.communicate(timeout=180)
+        done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
         assert done.stdout.strip(), done.stderr.decode(errors="replace")
         result = json.loads(done.stdout)
         result["printed"] = dict(
@@ -176,6 +205,30 @@ def test_alices_discovery_refuses_bobs_bt_u_in_her_runtime_directory(shared_tmp,
     out = done.stdout.decode()
     assert out.startswith("refused:") and f"owned by uid {bob.uid}" in out, (
         out, done.stderr.decode())
+
+
+def test_a_newer_token_replaces_the_running_payloads_copy(token_site):
+    """The job's token has 400 s left, under token_refresh_threshold (600 s): once the
+    payload runs, the pilot's source gets a newer one, which the pilot renames over the
+    payload's copy (readable by pilotid-alice alone); the payload reads it at the same
+    path."""
+    old = ISSUER.token("alice-0001", lifetime=400)
+    new = ISSUER.token("alice-0001", lifetime=3600)
+
+    def newer_token_arrives(work: Path, job_token: Path) -> None:
+        deadline = time.monotonic() + 60
+        while not (work / "started").exists():
+            assert time.monotonic() < deadline, "the payload never started"
+            time.sleep(0.05)
+        staging = token_site.own(job_token.with_suffix(".new"), 0o600, new + "\n")
+        os.replace(staging, job_token)
+
+    result = token_site.run(old, queue="ANALY_SUDO_TOKENS_REFRESH",
+                            while_running=newer_token_arrives)
+    assert result["outcome"] == "succeeded", result["stderr_text"]
+    printed = result["printed"]
+    assert printed["uid"] == str(node.account(node.ALICE).uid)
+    assert (printed["first"], printed["token"]) == (old, new)
 
 
 def test_a_token_of_another_user_is_refused(token_site):

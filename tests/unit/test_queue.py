@@ -68,6 +68,7 @@ SUDO_TOKENS = {
     "token_mapfile": "/etc/grid-security/token-map", "token_file": "/tokens/{panda_id}.bt",
     "token_issuers": {"https://atlas-auth.example.org/": "/etc/pilotid/atlas.jwks"},
     "token_clock_skew": 30, "token_with_proxy": True, "token_lifetime_needed": 600,
+    "token_refresh_threshold": 900,
 }
 NOOP_BWRAP = {
     "switcher": "noop", "isolation": "bwrap", "isolation_policy": "preferred",

@@ -71,3 +71,48 @@ def test_the_wrapper_exports_only_file_names(tmp_path):
     assert credential_exports(both) == (f"X509_USER_PROXY={tmp_path}/h/x509up "
                                         f"BEARER_TOKEN_FILE={tmp_path}/h/bt")
     assert credential_exports(token_only) == f"BEARER_TOKEN_FILE={tmp_path}/h/bt"
+
+
+class _NewerOnRefetch(dict):
+    """A pilot environment whose BEARER_TOKEN is ``first`` at the job's fetch and ``later``
+    at every fetch after it (the source got a newer token while the payload runs)."""
+
+    def __init__(self, first: str, later: str) -> None:
+        super().__init__(BEARER_TOKEN=first)
+        self.later = later
+        self.fetches = 0
+
+    def get(self, key, default=None):
+        if key == "BEARER_TOKEN":
+            self.fetches += 1
+            return self[key] if self.fetches == 1 else self.later
+        return super().get(key, default)
+
+
+WAIT_FOR_NEW = ('first=$(cat "$BEARER_TOKEN_FILE"); now=$first; i=0; '
+                'while [ "$now" = "$first" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); '
+                'now=$(cat "$BEARER_TOKEN_FILE"); done; echo "$first" > first.txt; '
+                'echo "$now" > now.txt; stat -c %a "$BEARER_TOKEN_FILE" > mode.txt')
+
+
+def test_a_newer_token_is_renamed_over_the_running_payloads_copy(tmp_path):
+    """The copy has less than token_refresh_threshold (600 s) left: the source's newer
+    token replaces it while the payload runs, and the payload reads it at the same path."""
+    old, new = ISSUER.token("alice", lifetime=400), ISSUER.token("alice", lifetime=3600)
+    jwks = ISSUER.write_jwks(tmp_path / "atlas.jwks")
+    tokens = QueueSettings.from_mapping("ANALY_TOKENS", {
+        "credential_source": "bearer", "token_issuers": {ISSUER.url: str(jwks)}})
+    queue = QueueSettings("ANALY_TOKENS", jobs_without_dn="token_subject",
+                          proxy_refresh_interval=1)
+    launcher = PayloadLauncher(queue, Strategies(
+        source=BearerTokenSource(tokens, environ=_NewerOnRefetch(old, new)),
+        switcher=RecordingSwitcher(queue),
+        payloads=(FakePayload(["/bin/sh", "-c", WAIT_FOR_NEW]),)))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = launcher.run(JOB, workdir)
+    assert result.outcome == "succeeded", result.error
+    assert (workdir / "first.txt").read_text().strip() == old
+    assert (workdir / "now.txt").read_text().strip() == new
+    assert (workdir / "mode.txt").read_text().strip() == "600"
+    assert sorted(p.name for p in workdir.rglob("bearer-token-*")) == []

@@ -1,5 +1,7 @@
 """WLCG bearer tokens: finding them (``discovery``), the issuers' keys (``keys``), offline
-verification (``verify``) and the verified value (``token``)."""
+verification (``verify``), the verified value (``token``), the token map to local accounts
+(``tokenmap``), and the credential sources (``sources``) with their queue settings
+(``settings``), which import the queue settings and so are not re-exported here."""
 
 from pilotid.identity.tokens.discovery import (
     FoundToken,

@@ -72,6 +72,11 @@ TOKEN_LIFETIME_NEEDED = Setting(
     "token_lifetime_needed", integer(0), 300,
     "Seconds a job's bearer token must still be valid when it is fetched (tokens live 15 min "
     "to 6 h: they are not held to the proxy's proxy_lifetime_needed).")
+TOKEN_REFRESH_THRESHOLD = Setting(
+    "token_refresh_threshold", integer(0), 600,
+    "While the payload runs, once its token copy has less than this many seconds left, the "
+    "pilot asks the source for a newer token every proxy_refresh_interval and renames it "
+    "over the copy.")
 TOKEN_WITH_PROXY = Setting(
     "token_with_proxy", flag, False,
     "A token source also gives the job a proxy, read as the ``file`` source reads it "

@@ -30,6 +30,7 @@ from pilotid.identity.tokens.settings import (
     TOKEN_FILE,
     TOKEN_ISSUERS,
     TOKEN_LIFETIME_NEEDED,
+    TOKEN_REFRESH_THRESHOLD,
     TOKEN_WITH_PROXY,
     build_verifier,
 )
@@ -95,8 +96,8 @@ class BearerTokenSource:
     ``/tmp/bt_u<euid>``, a ``bt_u`` file only when it is the pilot's own)."""
 
     name = "bearer"
-    own_settings = (TOKEN_ISSUERS, TOKEN_CLOCK_SKEW, TOKEN_LIFETIME_NEEDED, TOKEN_WITH_PROXY,
-                    PROXY_FILE)
+    own_settings = (TOKEN_ISSUERS, TOKEN_CLOCK_SKEW, TOKEN_LIFETIME_NEEDED,
+                    TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
 
     def __init__(self, settings: QueueSettings,
                  environ: Optional[Mapping[str, str]] = None) -> None:
@@ -123,7 +124,7 @@ class TokenFileSource:
 
     name = "token-file"
     own_settings = (TOKEN_FILE, TOKEN_ISSUERS, TOKEN_CLOCK_SKEW, TOKEN_LIFETIME_NEEDED,
-                    TOKEN_WITH_PROXY, PROXY_FILE)
+                    TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
 
     def __init__(self, settings: QueueSettings,
                  environ: Optional[Mapping[str, str]] = None) -> None:
