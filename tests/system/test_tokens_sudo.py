@@ -85,7 +85,10 @@ class TokenSite:
         self.queues.write_text(json.dumps({"queues": {
             "ANALY_SUDO_TOKENS": queue,
             "ANALY_SUDO_TOKENS_REFRESH": {**queue, "transformation_dirs": [str(refresh_trf)],
-                                          "proxy_refresh_interval": 1}}}))
+                                          "proxy_refresh_interval": 1},
+            "ANALY_NOOP_BWRAP_TOKENS": {
+                **{k: v for k, v in queue.items() if k not in ("token_mapfile", "grid_mapfile")},
+                "switcher": "noop", "isolation": "bwrap"}}}))
         self.queues.chmod(0o644)
         self.count = 0
 
@@ -229,6 +232,19 @@ def test_a_newer_token_replaces_the_running_payloads_copy(token_site):
     printed = result["printed"]
     assert printed["uid"] == str(node.account(node.ALICE).uid)
     assert (printed["first"], printed["token"]) == (old, new)
+
+
+def test_a_noop_bwrap_payload_reads_its_token_and_not_the_pilots(token_site):
+    """No switch, bubblewrap: the payload runs as the pilot, reads its own copy through
+    BEARER_TOKEN_FILE, and cannot reach the pilot's own token outside the work directory."""
+    raw = ISSUER.token("alice-0001")
+    result = token_site.run(raw, queue="ANALY_NOOP_BWRAP_TOKENS")
+    assert result["outcome"] == "succeeded", result["stderr_text"]
+    printed = result["printed"]
+    assert printed["uid"] == str(node.account(node.PILOT).uid)
+    assert printed["token"] == raw and printed["token_mode"] == "600"
+    assert printed["pilot_token"] == "unreadable"
+    assert printed["bearer_token"] == "unset" and printed["x509"] == "unset"
 
 
 def test_a_token_of_another_user_is_refused(token_site):
