@@ -208,3 +208,12 @@ def test_glexec_refuses_a_token_only_job_before_anything_runs(jwks, job_dir):
                                             options={"glexec_mode": "uid"}))
     with pytest.raises(CredentialError, match="gLExec needs an X.509 proxy"):
         switcher.client_cert(credential)
+
+
+def test_a_probe_for_a_job_naming_a_token_subject_asks_for_that_subject(tmp_path):
+    from pilotid.payloads.job import JobSpec
+    from pilotid.probe import probe_request
+
+    request = probe_request(tmp_path, JobSpec(panda_id=1, transformation="t",
+                                              prod_user_id="alice"))
+    assert (request.owner_id, request.job_id) == ("alice", "1")

@@ -4,8 +4,8 @@ keys are, the clock skew, a per-job token path, and whether a proxy comes with t
 from __future__ import annotations
 
 import re
-import string as _formatting
 from pathlib import Path
+from string import Formatter
 from typing import Any, Dict, Mapping, Tuple
 
 from pilotid.errors import ConfigurationError
@@ -46,7 +46,7 @@ def _issuer_keys(value: Any) -> Dict[str, Path]:
 def _template(value: Any) -> Path:
     path = absolute_path(value)
     try:
-        names = {name for _, name, _spec, _conversion in _formatting.Formatter().parse(str(path))
+        names = {name for _, name, _spec, _conversion in Formatter().parse(str(path))
                  if name is not None}
     except ValueError as problem:
         raise InvalidValue(f"is no valid template: {problem}") from None

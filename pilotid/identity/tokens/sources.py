@@ -22,6 +22,7 @@ from zope.interface import implementer
 from pilotid.errors import CredentialError, TokenError
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.credfile import write_private
+from pilotid.identity.dn import is_dn
 from pilotid.identity.proxy import format_time_left
 from pilotid.identity.sources import PROXY_FILE, LocalFileSource
 from pilotid.identity.tokens.discovery import discover_token, read_token_file
@@ -82,7 +83,7 @@ def check_owner(token: BearerToken, request: CredentialRequest, with_proxy: bool
         raise CredentialError(
             f"bearer token of {token.identity} is not the token of the job's owner "
             f"{request.owner_id}: refusing to run one user's job with another's token")
-    if request.owner_dn is not None and not with_proxy:
+    if request.owner_dn is not None and is_dn(request.owner_dn) and not with_proxy:
         raise CredentialError(
             f"the job names its owner by the DN {request.owner_dn}, which a bearer token "
             f"({token.identity}) cannot be checked against: set token_with_proxy, or have "
