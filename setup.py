@@ -20,6 +20,7 @@ setup(
         "pyOpenSSL>=23.0",
         "cryptography>=41.0",
         "asn1crypto>=1.5",
+        "PyJWT>=2.8",
     ],
     extras_require={
         "test": ["pytest>=7", "mock>=5", "hypothesis>=6"],

@@ -130,6 +130,59 @@ class CredentialRefusedError(CredentialError):
     code = 36
 
 
+class TokenError(CredentialError):
+    """A bearer token cannot be used: its file is unsafe or unreadable (a ``bt_u`` file of
+    another account, a symlink, not a regular file).  The user's fault; each refusal of the
+    token itself is a subclass with its own code."""
+
+    code = 90
+
+
+class TokenMalformedError(TokenError):
+    """The bearer token is no signed JWT at all: bad base64 or JSON, a JWE, too large."""
+
+    code = 91
+
+
+class TokenAlgorithmError(TokenError):
+    """The token is signed with an algorithm pilotid refuses (only RS256 and ES256 pass:
+    never ``none``, never a shared-secret HS256)."""
+
+    code = 92
+
+
+class TokenSignatureError(TokenError):
+    """The token's signature does not verify with any of its issuer's keys, or it names a
+    key (``kid``) the queue's key set does not hold."""
+
+    code = 93
+
+
+class TokenIssuerError(TokenError):
+    """The token's issuer (``iss``) is not among those the queue trusts (``token_issuers``)."""
+
+    code = 94
+
+
+class TokenExpiredError(TokenError):
+    """The token has expired (``exp``), or has less time left than the job needs."""
+
+    code = 95
+
+
+class TokenNotYetValidError(TokenError):
+    """The token is not valid yet (``nbf`` beyond the allowed clock skew)."""
+
+    code = 96
+
+
+class TokenClaimError(TokenError):
+    """A claim the WLCG profile requires (``sub``, ``exp``, ``iss``, ``wlcg.ver``) is missing,
+    or a claim has the wrong type (``wlcg.groups`` not a list of strings, say)."""
+
+    code = 97
+
+
 class AccountMappingError(PilotidError):
     """The user's identity maps to no local account on this node. The site's fault."""
 

@@ -179,16 +179,24 @@ def _raise_current(record: logging.LogRecord) -> None:
 def identity_fields(credential: Optional["Credential"],
                     dn: Optional[str]) -> List[Tuple[str, Any]]:
     """``DN``, ``ISSUER`` (the CA of the user's certificate) and ``FQANS`` (comma-separated,
-    primary first) of ``credential``; without one, the DN the job named."""
+    primary first) of ``credential``; without one, the DN the job named.  A credential with
+    a bearer token adds ``TOKEN_ISSUER``, ``TOKEN_SUBJECT`` and ``TOKEN_GROUPS``."""
     if credential is None:
         return [("DN", dn), ("ISSUER", None), ("FQANS", None)]
-    return [("DN", credential.identity), ("ISSUER", _user_issuer(credential)),
-            ("FQANS", _fqans(credential))]
+    fields = [("DN", credential.identity), ("ISSUER", _user_issuer(credential)),
+              ("FQANS", _fqans(credential))]
+    if credential.token is not None:
+        fields += [("TOKEN_ISSUER", credential.token.issuer),
+                   ("TOKEN_SUBJECT", credential.token.subject),
+                   ("TOKEN_GROUPS", ",".join(credential.token.groups) or None)]
+    return fields
 
 
 def _user_issuer(credential: "Credential") -> Optional[str]:
     from pilotid.identity.dn import slash_dn
 
+    if credential.proxy is None:
+        return None
     for certificate in credential.proxy.certificates:
         if slash_dn(certificate.subject) == credential.identity:
             return slash_dn(certificate.issuer)
@@ -201,6 +209,8 @@ _VOMS_OID = "1.3.6.1.4.1.8005.100.100.5"
 
 
 def _fqans(credential: "Credential") -> Optional[str]:
+    if credential.proxy is None:
+        return None
     certificates = credential.proxy.certificates
     if not _has_voms_extension(certificates):
         return None

@@ -27,6 +27,7 @@ from pilotid.errors import PilotidError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import pilot_credentials
+from pilotid.identity.owner import token_owner
 from pilotid.identity.scheduling import SCHEDULERS, scheduler_access
 from pilotid.payloads.job import JobSpec
 from pilotid.workdir import acl_supported, acl_unsupported, refuse_unsafe_workdir
@@ -70,10 +71,13 @@ def writable_by(path: Path, account: Account) -> bool:
 def probe_request(directory: Path, job: Optional[JobSpec] = None,
                   user_dn: Optional[str] = None) -> CredentialRequest:
     """The credential request of the test switch: for ``job``'s owner, or ``user_dn``
-    (which wins over the job's ``prodUserID``); the proxy is written into ``directory``."""
+    (which wins over the job's ``prodUserID``); the proxy is written into ``directory``.
+    A ``prodUserID`` that is no DN names a token's subject (``owner_id``)."""
+    owner = user_dn or (job.prod_user_id if job else None)
     return CredentialRequest(
-        directory=directory, owner_dn=user_dn or (job.prod_user_id if job else None),
-        credname=job.credname if job else None, server=job.myproxy if job else None)
+        directory=directory, owner_dn=owner,
+        credname=job.credname if job else None, server=job.myproxy if job else None,
+        job_id=str(job.panda_id) if job else None, owner_id=token_owner(owner))
 
 
 def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = None,
@@ -107,9 +111,9 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
             checks.extend(_switch_checks(launcher.switcher, credential))
             checks.extend(_isolation_checks(launcher.isolation))
         finally:
-            if credential is not None:
+            for path in credential.files if credential is not None else ():
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(credential.path)
+                    os.unlink(path)
     placement = _placement_check(workdir)
     if placement is not None:
         checks.append(placement)

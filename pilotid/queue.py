@@ -57,7 +57,9 @@ SANDBOX_MODES = ("acl", "acl-or-world", "world")
 #: What a job does when its isolation cannot run (see docs/isolation.rst).
 ISOLATION_POLICIES = ("required", "preferred", "optional")
 #: What a queue does with a job whose prodUserID names no DN (see docs/credentials.rst).
-JOBS_WITHOUT_DN = ("refuse", "queue_proxy")
+JOBS_WITHOUT_DN = ("refuse", "queue_proxy", "token_subject")
+#: The built-in token sources, the only ones ``token_subject`` may go with.
+TOKEN_SOURCES = ("bearer", "token-file")
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,9 @@ GENERIC_SETTINGS: Tuple[Setting, ...] = (
             "a nickname.  ``refuse`` fails it (code 30) before anything runs; ``queue_proxy`` "
             "runs it with the queue's own ``proxy_file``, with no owner check, under the "
             "account that proxy maps to; it needs ``credential_source`` ``\"file\"`` and "
-            "``proxy_file``.  See :doc:`credentials`."),
+            "``proxy_file``.  ``token_subject`` (with a token source) runs it with a token "
+            "whose subject (``sub`` or ``sub@iss``) is the ``prodUserID``, a production job "
+            "with the source's token.  See :doc:`credentials` and :doc:`tokens`."),
     Setting("proxy_refresh_threshold", integer(0), 3 * 3600,
             "While a payload runs, a proxy with less than this many seconds left is renewed "
             "from the credential source (DIRAC's 3 hours); at launch the proxy must be "
@@ -403,6 +407,11 @@ def _check_jobs_without_dn(settings: QueueSettings, options: Mapping[str, Any]) 
                      "'queue_proxy' runs jobs that name no user's DN with the queue's own "
                      "proxy, so it needs credential_source 'file' and a proxy_file (a proxy "
                      "the site chose); set both or leave jobs_without_dn 'refuse'")
+    if settings.jobs_without_dn == "token_subject" and \
+            settings.credential_source not in TOKEN_SOURCES:
+        raise _error(settings.name, "jobs_without_dn",
+                     "'token_subject' checks a job's prodUserID against its bearer token's "
+                     f"subject, so it needs a token source ({' or '.join(TOKEN_SOURCES)})")
 
 
 # --- the strategies' own settings --------------------------------------------------------

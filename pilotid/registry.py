@@ -77,6 +77,8 @@ BUILTINS: Tuple[Tuple[str, str, str], ...] = (
     (SWITCHER, "glexec", "pilotid.strategies.glexec:GlexecSwitcher"),
     (CREDENTIAL_SOURCE, "file", "pilotid.identity.sources:LocalFileSource"),
     (CREDENTIAL_SOURCE, "myproxy", "pilotid.identity.sources:MyProxySource"),
+    (CREDENTIAL_SOURCE, "bearer", "pilotid.identity.tokens.sources:BearerTokenSource"),
+    (CREDENTIAL_SOURCE, "token-file", "pilotid.identity.tokens.sources:TokenFileSource"),
     (PAYLOAD, "buildJob", "pilotid.payloads.buildjob:BuildJobPayload"),
     (PAYLOAD, "runAthena", "pilotid.payloads.runathena:RunAthenaPayload"),
     (PAYLOAD, "buildGen", "pilotid.payloads.buildjob:BuildGenPayload"),

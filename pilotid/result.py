@@ -34,7 +34,8 @@ def now() -> datetime.datetime:
 @dataclass(frozen=True)
 class PayloadResult:
     """What happened to one job: the fields of ``pilotid run --json`` and of the accounting
-    record (which adds ``user_dn``)."""
+    record (which adds ``user_dn`` and ``token``: the issuer, subject and groups of the job's
+    bearer token, or null)."""
 
     panda_id: int
     outcome: str
@@ -51,6 +52,7 @@ class PayloadResult:
     started: datetime.datetime
     ended: datetime.datetime
     user_dn: Optional[str] = None
+    token: Optional[Dict[str, Any]] = None
 
     def as_dict(self) -> Dict[str, Any]:
         """The result as JSON-ready data (without ``user_dn``, which only accounting keeps)."""
@@ -72,8 +74,9 @@ class PayloadResult:
         }
 
     def accounting_record(self) -> Dict[str, Any]:
-        """The accounting record: the result plus the user's DN."""
-        return dict(self.as_dict(), user_dn=self.user_dn)
+        """The accounting record: the result plus the user's DN (a token-only job's
+        ``subject@issuer``) and its token's ``issuer``, ``subject`` and ``groups``."""
+        return dict(self.as_dict(), user_dn=self.user_dn, token=self.token)
 
 
 def outcome_for_error(error: PilotidError) -> Outcome:

@@ -119,10 +119,11 @@ class CredentialSourceContract(_ProviderContract):
         job_dir = self._job_dir(tmp_path)
         credential = source.fetch(self.make_request(job_dir))
         assert isinstance(credential, Credential)
-        info = os.lstat(credential.path)
-        assert stat.S_ISREG(info.st_mode), f"{credential.path} is not a regular file"
+        copy = credential.files[0]
+        info = os.lstat(copy)
+        assert stat.S_ISREG(info.st_mode), f"{copy} is not a regular file"
         mode = stat.S_IMODE(info.st_mode)
-        assert mode & 0o077 == 0, f"{credential.path} has mode {mode:o}"
+        assert mode & 0o077 == 0, f"{copy} has mode {mode:o}"
         assert info.st_uid == os.geteuid()
 
     def test_fetch_writes_into_the_requested_directory(self, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ identities: every signal to the payload goes through the session.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -29,6 +30,7 @@ from pilotid.identity.proxy import format_time_left
 from pilotid.queue import QueueSettings
 from pilotid.signals import PilotSignal, PilotSignals
 from pilotid.watch import wait_for_exit
+from pilotid.workdir.tokencopy import replace_token_copy
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Supervisor:
         self.job = job
         self.switcher = switcher
         self.refreshable = True
+        self.token_refreshable = (credential.token is not None
+                                  and session.handover.payload_token is not None)
         self.retired: List[Path] = []
 
     def watch(self, process: Any) -> Optional[PilotidError]:
@@ -90,13 +94,16 @@ class Supervisor:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            step = float(self.settings.proxy_refresh_interval) if self.refreshable else None
+            step = (float(self.settings.proxy_refresh_interval)
+                    if self.refreshable or self.token_refreshable else None)
             if left is not None:
                 step = left if step is None else min(step, left)
             if wait_for_exit(process, step) is not None:
                 return True
             if self.refreshable:
                 self.refresh()
+            if self.token_refreshable:
+                self.refresh_token()
 
     def refresh(self) -> None:
         """Renew the running payload's proxy from the credential source when it falls under
@@ -106,6 +113,8 @@ class Supervisor:
         again.  A session that cannot push a proxy is not asked again.
         """
         current = self.credential
+        if current.proxy is None:  # a token's copy is not renewed (yet): nothing to push
+            return
         if current.time_left().total_seconds() >= self.settings.proxy_refresh_threshold:
             return
         log.info("job %s: the proxy has %s left, renewing it from the credential source",
@@ -118,12 +127,58 @@ class Supervisor:
             return
         try:
             if self._push(current, fresh):
-                self.retired.append(Path(current.path))  # a handover may point at it
+                self.retired.extend(current.files)  # a handover may point at them
                 self.credential = fresh
         finally:
             if self.credential is not fresh:  # not adopted, or the pilot was told to stop
+                for path in fresh.files:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+
+    def refresh_token(self) -> None:
+        """Replace the running payload's token copy with a newer token from the credential
+        source once it has less than ``token_refresh_threshold`` left
+        (``replace_token_copy``: a new file renamed over it, readable by the payload alone).
+
+        Failures are logged: the payload keeps the token it has.  Where the copy cannot be
+        replaced (a world-mode handover directory) it is not tried again.
+        """
+        # imported here: PyJWT brings TLS, which a proxy job never needs
+        from pilotid.identity.tokens.settings import TOKEN_REFRESH_THRESHOLD
+
+        current = self.credential.token
+        assert current is not None
+        if current.time_left().total_seconds() >= self.settings.option(
+                TOKEN_REFRESH_THRESHOLD):
+            return
+        try:
+            fresh = self.renew()
+        except PilotidError as error:
+            log.warning("job %s: cannot renew the bearer token (%s); the payload keeps its "
+                        "own, %s left", self.job, error, format_time_left(current.time_left()))
+            return
+        try:
+            if fresh.token is None or not fresh.token.newer_than(current):
+                log.info("job %s: the credential source has no newer bearer token yet",
+                         self.job)
+                return
+            reader = self.session.marker_owner if self.session.switches_identity else None
+            copy = self.session.handover.payload_token
+            if not replace_token_copy(copy, fresh.token.raw.encode("ascii") + b"\n", reader):
+                log.warning("job %s: the payload's token copy %s is in a directory others may "
+                            "write: it is not replaced", self.job, copy)
+                self.token_refreshable = False
+                return
+            self.credential = dataclasses.replace(self.credential, token=fresh.token)
+            log.info("job %s: renewed bearer token (%s left) renamed over %s", self.job,
+                     format_time_left(fresh.token.time_left()), copy)
+        except PilotidError as error:
+            log.warning("job %s: replacing the payload's bearer token failed: %s", self.job,
+                        error)
+        finally:
+            for path in fresh.files:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(fresh.path)
+                    os.unlink(path)
 
     def _push(self, current: Credential, fresh: Credential) -> bool:
         now = _now()

@@ -167,7 +167,7 @@ class _CopyingSource:
 
     def fetch(self, request: CredentialRequest) -> Credential:
         path = write_private(Path(request.directory) / f"x509up-{secrets.token_hex(6)}",
-                             Path(self.credential.path).read_bytes())
+                             self.credential.proxy_file("the contract").read_bytes())
         return dataclasses.replace(self.credential, path=path)
 
 

@@ -231,8 +231,8 @@ class StaticCredentialSource(LocalFileSource):
         super().__init__(settings, environ={})
         self.proxy_file: Optional[Path] = None
         if credential is not None:
-            self.proxy_file = Path(credential.path if isinstance(credential, Credential)
-                                   else credential)
+            self.proxy_file = Path(credential.proxy_file("StaticCredentialSource")
+                                   if isinstance(credential, Credential) else credential)
         self.error = error
         if name is not None:
             self.name = name

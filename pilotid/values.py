@@ -38,10 +38,18 @@ class ProxyHandover:
     directory: the launcher makes it, after the grant, open to the target alone and with no
     default ACL (``pilotid.workdir.make_handover_directory``), so that no copy
     readable by anyone else, the pilot included, ever exists.
+
+    A job with a bearer token gets it the same way: ``payload_token`` is what
+    ``BEARER_TOKEN_FILE`` points at (never a ``BEARER_TOKEN`` value), stored from standard
+    input after the proxy (and its NUL) into the same directory where ``from_stdin``.
+    ``carries_proxy`` is False for a token-only job: no ``X509_USER_PROXY`` then, and
+    ``payload_proxy`` only names the handover place.
     """
 
     payload_proxy: Path
     from_stdin: bool = False
+    payload_token: Optional[Path] = None
+    carries_proxy: bool = True
 
 
 @dataclass(frozen=True)

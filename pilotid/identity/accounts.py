@@ -218,18 +218,23 @@ def map_account(dn: str, mapfile_path: Union[str, Path]) -> Account:
     cannot be read.
     """
     mapfile = GridMapfile.load(mapfile_path)
-    name = mapfile.lookup(dn)
+    return local_account(mapfile.lookup(dn), f"grid-mapfile {mapfile_path} maps DN {dn}")
+
+
+def local_account(name: str, mapping: str) -> Account:
+    """The node's account ``name``, which ``mapping`` (a sentence's start: "grid-mapfile F
+    maps DN D") named; ``AccountMappingError`` for a pool, an invalid name or an account
+    this node does not have."""
     if name.startswith("."):
         raise AccountMappingError(
-            f"grid-mapfile {mapfile_path} maps DN {dn} to the pool '{name}': pool accounts "
+            f"{mapping} to the pool '{name}': pool accounts "
             "need LCMAPS (gLExec), pilotid does not lease them itself")
     if name.startswith("-") or "/" in name or ":" in name:
         raise AccountMappingError(
-            f"grid-mapfile {mapfile_path} maps DN {dn} to '{name}', which is not a valid "
-            "account name")
+            f"{mapping} to '{name}', which is not a valid account name")
     try:
         return Account.by_name(name)
     except KeyError:
         raise AccountMappingError(
-            f"grid-mapfile {mapfile_path} maps DN {dn} to account '{name}', which does not "
+            f"{mapping} to account '{name}', which does not "
             "exist on this node (check `getent passwd " + name + "`)") from None

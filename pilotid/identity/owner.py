@@ -22,10 +22,12 @@ from pilotid.identity.dn import is_dn
 NO_USER = ("", "null", "none", "no_one", "noone", "nobody")
 REFUSE = "refuse"
 QUEUE_PROXY = "queue_proxy"
+TOKEN_SUBJECT = "token_subject"  # noqa: S105 - a policy name, no secret
 
 
 def owner_dn(prod_user_id: Optional[str], jobs_without_dn: str) -> Optional[str]:
-    """The DN the job's proxy must belong to, or None to use the queue's own proxy.
+    """The DN the job's proxy must belong to, or None to use the queue's own proxy (with
+    ``token_subject``: the token whose subject the job names, ``token_owner``).
 
     ``prod_user_id`` is the job's ``prodUserID`` (None where unset); ``jobs_without_dn``
     the queue's policy (``refuse`` or ``queue_proxy``).  Raises ``CredentialError`` where
@@ -34,7 +36,7 @@ def owner_dn(prod_user_id: Optional[str], jobs_without_dn: str) -> Optional[str]
     text = (prod_user_id or "").strip()
     if is_dn(text):
         return text
-    if jobs_without_dn == QUEUE_PROXY:
+    if jobs_without_dn in (QUEUE_PROXY, TOKEN_SUBJECT):
         return None
     if text.lower() in NO_USER:
         what = ("names no user (prodUserID "
@@ -46,3 +48,13 @@ def owner_dn(prod_user_id: Optional[str], jobs_without_dn: str) -> Optional[str]
     raise CredentialError(
         f"the job {what}; this queue refuses such jobs (jobs_without_dn 'refuse'); set "
         "jobs_without_dn to 'queue_proxy' to run them with the queue's own proxy_file")
+
+
+def token_owner(prod_user_id: Optional[str]) -> Optional[str]:
+    """The token identity a job names (``prodUserID`` that is neither a DN nor a production
+    job's "no user"), for the token sources to check against the token's subject; None
+    otherwise."""
+    text = (prod_user_id or "").strip()
+    if is_dn(text) or text.lower() in NO_USER:
+        return None
+    return text

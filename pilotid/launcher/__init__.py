@@ -39,7 +39,7 @@ from pilotid.errors import (
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential, CredentialRequest
 from pilotid.identity.default_proxy import pilot_credentials
-from pilotid.identity.owner import owner_dn
+from pilotid.identity.owner import owner_dn, token_owner
 from pilotid.launcher.jobrun import JobRun
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.envmigration import log_newly_dropped
@@ -163,7 +163,8 @@ class PayloadLauncher:
         state.sandbox_mode = mode
         if session.handover.from_stdin:  # after the grant, which must not walk it
             state.handover_dir = make_handover_directory(session.handover.payload_proxy,
-                                                         state.grant)
+                                                         state.grant,
+                                                         session.handover.payload_token)
         state.supervisor = Supervisor(self.settings, session, credential,
                                       lambda: self.source.fetch(self._request(state)),
                                       state.signals, state.job.panda_id, self.switcher.name)
@@ -208,7 +209,8 @@ class PayloadLauncher:
             directory=state.private.path, lifetime=self.settings.proxy_lifetime_needed(),
             owner_dn=owner_dn(state.job.prod_user_id, self.settings.jobs_without_dn),
             credname=state.job.credname,
-            server=state.job.myproxy)
+            server=state.job.myproxy, job_id=str(state.job.panda_id),
+            owner_id=token_owner(state.job.prod_user_id))
 
     def _launch(self, state: JobRun, supervisor: Supervisor, wrapper: Path,
                 marker: Path) -> Outcome:

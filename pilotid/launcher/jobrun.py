@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from pilotid.errors import PilotidError
 from pilotid.identity.accounts import Account
@@ -123,7 +123,16 @@ class JobRun:
             switcher=switcher, sandbox_mode=self.sandbox_mode,
             workdir=self.workdir, stdout=self.stdout, stderr=self.stderr,
             started=self.started, ended=now(),
-            user_dn=credential.identity if credential else self.job.prod_user_id)
+            user_dn=credential.identity if credential else self.job.prod_user_id,
+            token=token_record(credential))
+
+
+def token_record(credential: Optional[Credential]) -> Optional[Dict[str, Any]]:
+    """Who the job's bearer token names, for the accounting record (None without one)."""
+    if credential is None or credential.token is None:
+        return None
+    token = credential.token
+    return {"issuer": token.issuer, "subject": token.subject, "groups": list(token.groups)}
 
 
 def _remove(path: Path) -> None:

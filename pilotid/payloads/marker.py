@@ -35,7 +35,8 @@ from pilotid.values import WrapperMarker
 
 log = logging.getLogger(__name__)
 
-WRAPPER_ERRORS = ("marker", "proxy", "workdir", "egg-cache", "setup", "interrupted")
+WRAPPER_ERRORS = ("marker", "proxy", "token", "workdir", "egg-cache", "setup",
+                  "interrupted")
 """The reasons an ``error=`` marker line can give: which step of the wrapper failed, or
 ``interrupted`` when TERM/INT/HUP arrived before the payload started (``signal=`` says
 which)."""

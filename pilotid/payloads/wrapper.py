@@ -304,6 +304,18 @@ def _root_only(path: Path, is_type: "Callable[[int], bool]") -> bool:
 _PERMISSION_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
 
 
+def credential_exports(handover: ProxyHandover) -> str:
+    """The assignments the wrapper exports to point the payload at its credential copies:
+    ``X509_USER_PROXY`` (unless the job has only a token) and ``BEARER_TOKEN_FILE`` (when it
+    has a token), never a token's value."""
+    exports = []
+    if handover.carries_proxy or handover.payload_token is None:
+        exports.append(f"X509_USER_PROXY={bash_quote(str(handover.payload_proxy))}")
+    if handover.payload_token is not None:
+        exports.append(f"BEARER_TOKEN_FILE={bash_quote(str(handover.payload_token))}")
+    return " ".join(exports)
+
+
 def render_wrapper(spec: WrapperSpec) -> str:
     """Return the wrapper script for ``spec`` (see the module docstring for what it does).
 
@@ -328,6 +340,9 @@ def render_wrapper(spec: WrapperSpec) -> str:
                         ("payload_proxy", spec.handover.payload_proxy)):
         if not Path(path).is_absolute():
             raise ValueError(f"WrapperSpec.{label} must be an absolute path, not {path}")
+    token = spec.handover.payload_token
+    if token is not None and not Path(token).is_absolute():
+        raise ValueError(f"WrapperSpec.payload_token must be an absolute path, not {token}")
     if spec.handover.from_stdin and Path(spec.handover.payload_proxy).parent == spec.workdir:
         # The work directory's default ACL would name the pilot on the proxy copy.
         raise ValueError("a proxy stored from standard input goes in a handover directory "
@@ -369,6 +384,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
         "SIGINT": str(int(signal.SIGINT)),
         "SIGHUP": str(int(signal.SIGHUP)),
         "PROXY": proxy,
+        "TOKEN": bash_quote(str(spec.handover.payload_token or "")),
+        "CREDENTIAL_VARS": credential_exports(spec.handover),
         "ENVIRONMENT": tuple(f"builtin export {name}={bash_quote(value)}"
                              for name, value in environment),
         "WORKDIR": bash_quote(str(spec.workdir)),
@@ -379,7 +396,13 @@ def render_wrapper(spec: WrapperSpec) -> str:
         "ARGV": " ".join(bash_quote(arg) for arg in command.argv),
         "MAXSIGNAL": str(128 + _max_signal()),
     }
-    sections = {"proxy_from_stdin"} if spec.handover.from_stdin else set()
+    sections: Set[str] = set()
+    if spec.handover.from_stdin:
+        sections.add("from_stdin")
+        if spec.handover.carries_proxy:
+            sections.add("proxy_from_stdin")
+        if spec.handover.payload_token is not None:
+            sections.add("token_from_stdin")
     if spec.strip_leftover_modes:
         sections.add("strip_modes")
     if setup:

@@ -144,12 +144,27 @@ if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
 fi
 builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
+#@end
+#@section token_from_stdin
+# The bearer token follows the proxy's NUL (or comes alone): stored the same way, 0600 in
+# the handover directory, for BEARER_TOKEN_FILE; never exported as a value.
+_pilotid_token=__TOKEN__
+builtin umask 077
+_pilotid_bt=
+IFS= builtin read -r -d '' _pilotid_bt
+if ! builtin printf '%s\n' "$_pilotid_bt" >"$_pilotid_token"; then
+  _pilotid_fail token "cannot store the bearer token from standard input as $_pilotid_token (it exists already, or the directory is not writable by uid $EUID)"
+fi
+[ -n "$_pilotid_bt" ] || _pilotid_fail token "no bearer token arrived on standard input"
+builtin unset _pilotid_bt
+#@end
+#@section from_stdin
 builtin exec </dev/null
 #@end
 builtin set +C
 # The pilot's environment, filtered, then the payload's own additions.
 __ENVIRONMENT__
-builtin export X509_USER_PROXY=__PROXY__
+builtin export __CREDENTIAL_VARS__
 _pilotid_workdir=__WORKDIR__
 builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
@@ -187,7 +202,7 @@ _pilotid_phase=ready
 builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot re-enter the work directory $_pilotid_workdir after the setup"
 builtin umask __UMASK__
-builtin export X509_USER_PROXY=__PROXY__ PYTHON_EGG_CACHE="$_pilotid_egg"
+builtin export __CREDENTIAL_VARS__ PYTHON_EGG_CACHE="$_pilotid_egg"
 _pilotid_traps
 #@end
 # The payload: a child in its own process group (set -m), stdin from /dev/null.

@@ -9,6 +9,7 @@ become an ``Outcome``), and no policy.  The values around a launch (``ProxyHando
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -299,7 +300,10 @@ def reschedule_if_asked(settings: "QueueSettings", error: PilotidError,
 def check_launch_lifetime(credential: "Credential", needed: float, queue: str) -> None:
     """The proxy lifetime check, in one place: raise ``ProxyExpiredError`` unless
     ``credential`` lasts ``needed`` more seconds (the queue's ``proxy_lifetime_needed()``,
-    what a launch of queue ``queue`` may take)."""
+    what a launch of queue ``queue`` may take).  A token-only credential passes: its source
+    held the token to the queue's ``token_lifetime_needed``."""
+    if credential.proxy is None:  # a token-only job: its source held it to its own needs
+        return
     left = credential.time_left()
     if left.total_seconds() < needed:
         state = ("has expired" if left.total_seconds() <= 0
@@ -322,3 +326,26 @@ def stdin_handover(account: "Account", workdir: Path) -> ProxyHandover:
     """
     name = f".pilotid-proxy-{account.uid}-{secrets.token_hex(8)}"
     return ProxyHandover(Path(workdir) / name / "x509up", from_stdin=True)
+
+
+def with_token(handover: ProxyHandover, credential: "Credential") -> ProxyHandover:
+    """``handover`` for ``credential``: also its bearer token where it has one (beside the
+    proxy, ``bt``, for a handover from standard input; the pilot's own copy otherwise), and
+    no proxy for a token-only job."""
+    if credential.token_path is None:
+        return handover
+    token = (handover.payload_proxy.parent / "bt" if handover.from_stdin
+             else credential.token_path)
+    return dataclasses.replace(handover, payload_token=token,
+                               carries_proxy=credential.proxy is not None)
+
+
+def handover_input(credential: "Credential") -> bytes:
+    """What a handover from standard input sends the wrapper: the proxy, then (after a NUL,
+    which PEM never holds) the bearer token; either alone for a job with one."""
+    parts = []
+    if credential.path is not None:
+        parts.append(Path(credential.path).read_bytes())
+    if credential.token_path is not None:
+        parts.append(Path(credential.token_path).read_bytes().strip())
+    return b"\0".join(parts)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Set
 
 from zope.interface import implementer
 
-from pilotid.errors import SwitchError, SwitchExecError, WorkdirError
+from pilotid.errors import CredentialError, SwitchError, SwitchExecError, WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.interfaces import IIdentitySwitcher
 from pilotid.probe import OK, Check
-from pilotid.strategies.base import SwitcherBase, signal_label, start_environment
+from pilotid.strategies.base import SwitcherBase, signal_label, start_environment, with_token
 from pilotid.strategies.processes import payload_groups, signal_groups
 from pilotid.values import PayloadLogs, ProxyHandover
 
@@ -47,8 +47,13 @@ class NoopSwitcher(SwitcherBase):
 
     def handover(self, credential: "Credential", account: Account,
                  workdir: Path) -> ProxyHandover:
-        """The payload uses the credential file itself: the pilot already owns it, 0600."""
-        return ProxyHandover(Path(credential.path))
+        """The payload uses the credential's files themselves: the pilot already owns them,
+        0600 (a token-only job's handover place is its token's copy)."""
+        place = credential.path if credential.path is not None else credential.token_path
+        if place is None:
+            raise CredentialError(f"the credential from {credential.source} holds no file "
+                                  "to hand over")
+        return with_token(ProxyHandover(Path(place)), credential)
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:

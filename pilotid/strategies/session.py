@@ -86,13 +86,17 @@ class SwitchSession:
             leftovers.end_leftovers(process, lambda p, killed: p.uid == uid,
                                     self._kill_as_target, self.account.name)
             return
-        pilot, proxy = os.geteuid(), str(self.handover.payload_proxy)
+        pilot = os.geteuid()
+        if self.handover.carries_proxy or self.handover.payload_token is None:
+            name, copy = "X509_USER_PROXY", str(self.handover.payload_proxy)
+        else:
+            name, copy = "BEARER_TOKEN_FILE", str(self.handover.payload_token)
 
         def belongs(p: leftovers.AdoptedProcess, killed: Set[int]) -> bool:
             # with no switch, the payload's processes are told from the pilot's own by the
-            # X509_USER_PROXY they were started with
+            # X509_USER_PROXY (a token-only job's BEARER_TOKEN_FILE) they were started with
             return p.uid == pilot and (p.pid in killed or leftovers.environment_holds(
-                p.pid, "X509_USER_PROXY", proxy))
+                p.pid, name, copy))
 
         leftovers.end_leftovers(process, belongs, _kill_directly, self.account.name)
 

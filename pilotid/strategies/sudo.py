@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 from zope.interface import implementer
 
 from pilotid.errors import (
+    AccountMappingError,
     ProxyFileError,
     SwitchError,
     SwitchExecError,
@@ -45,6 +46,7 @@ from pilotid.settings import REQUIRED, Setting, absolute_path, optional
 from pilotid.strategies.account_sweep import LEFTOVER_PROCESSES
 from pilotid.strategies.base import (
     SwitcherBase,
+    handover_input,
     log_position,
     proxy_input,
     refuse_unsafe_mapping,
@@ -54,6 +56,7 @@ from pilotid.strategies.base import (
     stdin_handover,
     switch_failed,
     switch_program_said,
+    with_token,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
 from pilotid.strategies.processes import (
@@ -87,6 +90,10 @@ SUDO_PATH = Setting(
 GRID_MAPFILE = Setting(
     "grid_mapfile", absolute_path, REQUIRED,
     "The grid-mapfile that maps a user's DN to a local account (absolute path).")
+TOKEN_MAPFILE = Setting(
+    "token_mapfile", optional(absolute_path), None,
+    "The token map that maps a token-only job's issuer and subject, or issuer and group, to "
+    "a local account (docs/tokens.rst); null: token-only jobs are refused.")
 
 # What sudo prints (on stderr, "sudo: ..." lines) when it refuses the switch itself, and
 # when it cannot start the command.  Both end in exit status 1.
@@ -168,7 +175,8 @@ class SudoSwitcher(SwitcherBase):
     """
 
     name = "sudo"
-    own_settings = (SUDO_PATH, GRID_MAPFILE, PROBE_CACHE_LIFETIME, LEFTOVER_PROCESSES)
+    own_settings = (SUDO_PATH, GRID_MAPFILE, TOKEN_MAPFILE, PROBE_CACHE_LIFETIME,
+                    LEFTOVER_PROCESSES)
 
     def __init__(self, settings: "QueueSettings", sudo: Optional[str] = None,
                  probe_cache: "Optional[ProbeCache[object]]" = None) -> None:
@@ -225,12 +233,29 @@ class SudoSwitcher(SwitcherBase):
         own account), ``SwitchUnavailableError`` (no sudo) or ``SwitchNotPermittedError``
         (sudo refuses, with the sudoers rule the site is missing).
         """
-        mapfile = self.settings.option(GRID_MAPFILE)
-        account = refuse_unsafe_mapping(
-            accounts.map_account(credential.identity, Path(mapfile)), credential.identity,
-            f"grid-mapfile {mapfile}")
+        account = self.map_identity(credential)
         self.check_switch(Account.current(), account)
         return account
+
+    def map_identity(self, credential: "Credential") -> Account:
+        """The account ``credential`` maps to: a proxy's DN through the grid-mapfile, a
+        token-only job's token through the token map (``token_mapfile``); never root nor
+        the pilot (``refuse_unsafe_mapping``)."""
+        if credential.proxy is None and credential.token is not None:
+            # imported here: the token modules bring PyJWT (and TLS), a proxy job none
+            from pilotid.identity.tokens.tokenmap import map_token_account
+
+            token_map = self.settings.option(TOKEN_MAPFILE)
+            if token_map is None:
+                raise AccountMappingError(
+                    f"the job's credential is a bearer token only ({credential.identity}) and "
+                    f"queue {self.settings.name} names no token_mapfile to map it by")
+            return refuse_unsafe_mapping(map_token_account(credential.token, token_map),
+                                         credential.identity, f"token map {token_map}")
+        mapfile = self.settings.option(GRID_MAPFILE)
+        return refuse_unsafe_mapping(
+            accounts.map_account(credential.identity, Path(mapfile)), credential.identity,
+            f"grid-mapfile {mapfile}")
 
     def check_switch(self, pilot: Account, account: Account) -> None:
         """Check that sudo lets ``pilot`` run a command as ``account``, with no password.
@@ -284,9 +309,9 @@ class SudoSwitcher(SwitcherBase):
 
     def handover(self, credential: "Credential", account: Account,
                  workdir: Path) -> ProxyHandover:
-        """The proxy goes through the wrapper's stdin into a new 0600 file of the target's
-        (``stdin_handover``); nothing is made here."""
-        return stdin_handover(account, workdir)
+        """The proxy and the bearer token go through the wrapper's stdin into new 0600 files
+        of the target's (``stdin_handover``, ``with_token``); nothing is made here."""
+        return with_token(stdin_handover(account, workdir), credential)
 
     def launch(self, argv: Sequence[str], credential: "Credential", account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
@@ -298,10 +323,11 @@ class SudoSwitcher(SwitcherBase):
         raised here: it shows as the process's status and is told by ``explain``.
         """
         try:
-            proxy = Path(credential.path).read_bytes()
+            proxy = handover_input(credential)
         except OSError as error:
             raise ProxyFileError(
-                f"cannot read the user's proxy {credential.path}: {error.strerror}") from None
+                f"cannot read the user's credential {error.filename}: {error.strerror}") \
+                from None
         pilot = Account.current()
         command = [self.sudo_path(), "-n", "-u", account.name, "--",
                    *(os.fspath(a) for a in argv)]

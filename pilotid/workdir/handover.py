@@ -39,21 +39,25 @@ class HandoverDirectory:
     device: int
     inode: int
     fd: Optional[int]
+    token: Optional[Path] = None
 
     def remove(self) -> None:
-        """Remove the proxy copy through ``fd`` and the directory where it now is (a move
-        is logged, with the new name); close ``fd``.  Anything else the payload put in it
-        keeps the directory (``reclaim`` then takes the target's entry off it, as off any
-        directory of the pilot's).  A second call does nothing."""
+        """Remove the proxy copy (and the token copy) through ``fd`` and the directory where
+        it now is (a move is logged, with the new name); close ``fd``.  Anything else the
+        payload put in it keeps the directory (``reclaim`` then takes the target's entry off
+        it, as off any directory of the pilot's).  A second call does nothing."""
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
         try:
-            with contextlib.suppress(FileNotFoundError):
-                copy = os.stat(self.proxy.name, dir_fd=fd, follow_symlinks=False)
-                os.unlink(self.proxy.name, dir_fd=fd)
-                if copy.st_nlink > 1:
-                    _remove_links(self.proxy.parent.parent, copy)
+            for name in (self.proxy.name, self.token.name if self.token else None):
+                if name is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    copy = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    os.unlink(name, dir_fd=fd)
+                    if copy.st_nlink > 1:
+                        _remove_links(self.proxy.parent.parent, copy)
             where = os.readlink(_fd_path(fd))
             try:
                 found = os.lstat(where)
@@ -108,9 +112,11 @@ def _remove_planted(name: Path) -> None:
                 printable(name))
 
 
-def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> HandoverDirectory:
+def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant],
+                            token: Optional[Path] = None) -> HandoverDirectory:
     """Make the directory of ``proxy``, new and directly in the work directory, where the
-    payload's account alone stores its proxy copy; return it, for ``remove`` at the end.
+    payload's account alone stores its proxy copy (and its bearer token copy ``token``, in
+    the same directory); return it, for ``remove`` at the end.
 
     With ``grant`` in ACL mode the directory is the pilot's, mode 0700 with the access
     entry ``u:<target>:rwx`` and no default ACL: the file the target creates there under
@@ -126,6 +132,9 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
     """
     proxy = Path(os.path.abspath(proxy))
     directory = proxy.parent
+    if token is not None and Path(os.path.abspath(token)).parent != directory:
+        raise ValueError(f"the token copy {token} goes in the proxy's handover directory "
+                         f"{directory}")
     # (resolved only where it differs: the launcher passes the grant's own path)
     if grant is not None and directory.parent != grant.workdir and \
             directory.parent.resolve() != grant.workdir:
@@ -144,7 +153,8 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant]) -> Hando
         with contextlib.suppress(OSError):
             os.rmdir(directory)
         raise
-    return HandoverDirectory(proxy, info.st_dev, info.st_ino, fd)
+    return HandoverDirectory(proxy, info.st_dev, info.st_ino, fd,
+                             Path(os.path.abspath(token)) if token is not None else None)
 
 
 def _open_handover(directory: Path,

@@ -365,7 +365,7 @@ def test_accounting_record_names_the_user_and_the_account(alice_run):
     record = json.loads((work / "accounting.jsonl").read_text())
     assert record["user_dn"] == ALICE_DN
     assert record["account"] == site.alice.as_dict()
-    assert record == {**alice_run["run"].result, "user_dn": ALICE_DN}
+    assert record == {**alice_run["run"].result, "user_dn": ALICE_DN, "token": None}
 
 
 # --- other jobs through sudo -----------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_demo_logs_and_accounting_record(tmp_path):
                (workdir / "accounting.jsonl").read_text().splitlines()]
     assert len(records) == 1
     assert records[0]["user_dn"] == demo.USER_DN
-    assert records[0] == printed_result(done.stdout) | {"user_dn": demo.USER_DN}
+    assert records[0] == printed_result(done.stdout) | {"user_dn": demo.USER_DN, "token": None}
     assert "job 4242001: succeeded" in done.stderr  # the launcher's own log
     assert stat.S_IMODE((base / "x509up_demo").stat().st_mode) == 0o600
     assert not list(workdir.glob(".pilotid*")), "credentials or scratch files left"

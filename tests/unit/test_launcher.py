@@ -347,8 +347,9 @@ def test_accounting_record_has_the_result_fields_and_the_users_dn(credential, wo
     records = accounting(workdir)
     assert len(records) == 1
     record = records[0]
-    assert set(record) == RESULT_FIELDS | {"user_dn"}
-    assert record == json.loads(json.dumps(result.as_dict())) | {"user_dn": ALICE_DN}
+    assert set(record) == RESULT_FIELDS | {"user_dn", "token"}
+    assert record == json.loads(json.dumps(result.as_dict())) | {"user_dn": ALICE_DN,
+                                                                 "token": None}
     assert record["account"] == Account.current().as_dict()
     datetime.datetime.fromisoformat(record["started"])
     assert [json.loads(line) for line in queue_file.read_text().splitlines()] == [record]

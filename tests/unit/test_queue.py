@@ -65,6 +65,13 @@ SUDO_FILE = {
     "switcher": "sudo", "credential_source": "file", "grid_mapfile": "/etc/grid-security/gm",
     "sudo_path": "/opt/sudo/bin/sudo", "probe_cache_lifetime": 0, "proxy_file": "/p/x509up",
 }
+SUDO_TOKENS = {
+    "switcher": "sudo", "credential_source": "token-file", "grid_mapfile": "/etc/gm",
+    "token_mapfile": "/etc/grid-security/token-map", "token_file": "/tokens/{panda_id}.bt",
+    "token_issuers": {"https://atlas-auth.example.org/": "/etc/pilotid/atlas.jwks"},
+    "token_clock_skew": 30, "token_with_proxy": True, "token_lifetime_needed": 600,
+    "token_refresh_threshold": 900,
+}
 NOOP_BWRAP = {
     "switcher": "noop", "isolation": "bwrap", "isolation_policy": "preferred",
     "bwrap_path": "/usr/bin/bwrap", "bwrap_binds": ["/cvmfs"], "bwrap_pid_namespace": True,
@@ -78,8 +85,18 @@ def builtin_settings(registry):
 
 
 def test_the_examples_cover_every_generic_field_and_every_builtin_setting(registry):
-    covered = set(GENERIC) | set(GLEXEC_MYPROXY) | set(SUDO_FILE) | set(NOOP_BWRAP)
+    covered = (set(GENERIC) | set(GLEXEC_MYPROXY) | set(SUDO_FILE) | set(SUDO_TOKENS)
+               | set(NOOP_BWRAP))
     assert covered == (set(field_names()) - {"glexec"}) | builtin_settings(registry)
+
+
+def test_sudo_and_token_settings_are_read_into_the_options(registry):
+    options = dict(settings(SUDO_TOKENS, registry).options)
+    assert options["token_issuers"] == {
+        "https://atlas-auth.example.org/": Path("/etc/pilotid/atlas.jwks")}
+    assert (options["token_file"], options["token_mapfile"], options["token_clock_skew"]) == (
+        Path("/tokens/{panda_id}.bt"), Path("/etc/grid-security/token-map"), 30.0)
+    assert options["token_with_proxy"] is True and options["proxy_file"] is None
 
 
 def test_every_generic_field_is_read_into_its_python_type(registry):
@@ -108,7 +125,8 @@ def test_glexec_and_myproxy_settings_are_read_into_the_options(registry):
 def test_sudo_and_file_settings_are_read_into_the_options(registry):
     assert dict(settings(SUDO_FILE, registry).options) == {
         "grid_mapfile": Path("/etc/grid-security/gm"), "sudo_path": Path("/opt/sudo/bin/sudo"),
-        "probe_cache_lifetime": 0, "proxy_file": Path("/p/x509up"), "leftover_processes": "job"}
+        "probe_cache_lifetime": 0, "proxy_file": Path("/p/x509up"), "leftover_processes": "job",
+        "token_mapfile": None}
 
 
 def test_strategy_settings_left_out_get_their_declared_defaults(registry):
@@ -297,7 +315,7 @@ INVALID = [
     ("myproxy_server", {"myproxy_server": "myproxy.example.org"},
      ["belongs to the myproxy credential source", "it uses the file credential source"]),
     ("proxy_file", {**MYPROXY, "proxy_file": "/p/x509up"},
-     ["belongs to the file credential source", "it uses the myproxy credential source"]),
+     ["the file credential source", "it uses the myproxy credential source"]),
     ("probe_cache_lifetime", {"probe_cache_lifetime": 60},
      ["belongs to the glexec switcher and the sudo switcher"]),
     # with no switch, every process of the account is the pilot's own

@@ -44,7 +44,7 @@ def switcher_entry_point(name: str, value: str) -> metadata.EntryPoint:
 def test_builtins_are_known_by_name_with_sudo_mock_an_alias_of_sudo():
     registry = Registry.with_builtins()
     assert registry.names(SWITCHER) == ("glexec", "noop", "sudo", "sudo-mock")
-    assert registry.names(CREDENTIAL_SOURCE) == ("file", "myproxy")
+    assert registry.names(CREDENTIAL_SOURCE) == ("bearer", "file", "myproxy", "token-file")
     assert registry.names(PAYLOAD) == ("buildGen", "buildJob", "production", "runAthena",
                                        "runGen")
     assert registry.canonical(SWITCHER, "sudo-mock") == "sudo"

@@ -786,3 +786,44 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# --- the bearer token from stdin (issue 15) -------------------------------------------------
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def _with_token(run: Run, spec: WrapperSpec, carries_proxy: bool = True) -> WrapperSpec:
+    return replace(spec, handover=ProxyHandover(
+        run.proxy, True, payload_token=run.proxy.parent / "bt", carries_proxy=carries_proxy))
+
+
+def test_proxy_and_token_from_stdin_become_two_private_files(run):
+    result = run.run(_with_token(run, run.spec(from_stdin=True)), stdin=PEM + b"\0tok.en.x")
+    assert result.returncode == 0, result.stderr
+    token = run.proxy.parent / "bt"
+    assert run.proxy.read_bytes() == PEM and token.read_bytes() == b"tok.en.x\n"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (run.proxy, token)} == {0o600}
+    seen = run.seen()
+    assert seen["env"][b"X509_USER_PROXY"] == os.fsencode(run.proxy)
+    assert seen["env"][b"BEARER_TOKEN_FILE"] == os.fsencode(token)
+    assert b"BEARER_TOKEN" not in seen["env"] and seen["stdin"] == ""
+
+
+def test_a_token_only_job_gets_no_proxy_variable(run):
+    spec = _with_token(run, run.spec(from_stdin=True, env={"BEARER_TOKEN": "pilots-own"}),
+                       carries_proxy=False)
+    result = run.run(spec, stdin=b"tok.en.x")
+    assert result.returncode == 0, result.stderr
+    seen = run.seen()
+    assert b"X509_USER_PROXY" not in seen["env"] and b"BEARER_TOKEN" not in seen["env"]
+    assert seen["env"][b"BEARER_TOKEN_FILE"] == os.fsencode(run.proxy.parent / "bt")
+    assert not run.proxy.exists()
+
+
+def test_no_token_on_stdin_stops_before_the_payload(run):
+    spec = _with_token(run, run.spec(from_stdin=True), carries_proxy=False)
+    result = run.run(spec, stdin=b"")
+    assert result.returncode == WRAPPER_FAILURE_STATUS
+    assert read_marker(run.marker).error == "token"
+    assert not run.dump.exists()

@@ -210,7 +210,7 @@ class GlexecSwitcher(SwitcherBase):
         """The file passed as ``GLEXEC_CLIENT_CERT`` for ``credential``, absolute."""
         if self.mode == "test":
             return self.pilot_proxy()
-        return Path(os.path.realpath(credential.path))
+        return Path(os.path.realpath(credential.proxy_file("gLExec")))
 
     def pilot_proxy(self) -> Path:
         """The pilot's own proxy: ``X509_USER_PROXY``, else Globus' ``/tmp/x509up_u<uid>``."""
@@ -271,7 +271,12 @@ class GlexecSwitcher(SwitcherBase):
         return account
 
     def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
-        """gLExec itself copies the proxy for the target: tell the wrapper where it lands."""
+        """gLExec itself copies the proxy for the target: tell the wrapper where it lands.
+        gLExec copies nothing else: a bearer token beside the proxy stays with the pilot
+        (logged), and a token-only job never gets here (``client_cert`` refuses it)."""
+        if credential.token is not None:
+            log.warning("gLExec hands the payload the proxy of %s only: the job's bearer "
+                        "token is not handed over", credential.identity)
         return ProxyHandover(payload_proxy=self.target_proxy_path(workdir), from_stdin=False)
 
     def launch(self, argv: Sequence[str], credential: Credential, account: Account,
@@ -285,7 +290,8 @@ class GlexecSwitcher(SwitcherBase):
         self.check_lifetime(credential)
         command = self._absolute(argv)
         cert = self.client_cert(credential)
-        env = glexec_environment(self.environ, cert, Path(os.path.realpath(credential.path)),
+        env = glexec_environment(self.environ, cert,
+                                 Path(os.path.realpath(credential.proxy_file("gLExec"))),
                                  self.target_proxy_path(workdir))
         log.info("launching %s through gLExec as %s", command[0], account.name)
         try:
@@ -420,7 +426,7 @@ class GlexecSwitcher(SwitcherBase):
             raise ProxyExpiredError(f"the renewed proxy of {credential.identity} has already "
                                     "expired: the credential source must give a new one")
         cert = self.client_cert(credential)
-        source = Path(os.path.realpath(credential.path))
+        source = Path(os.path.realpath(credential.proxy_file("gLExec")))
         env = glexec_environment(self.environ, cert, source, self.target_proxy_path(workdir))
         status, _, stderr = self._call([os.path.realpath(NOOP_COMMAND)], env,
                                        "refreshing the target's proxy")
