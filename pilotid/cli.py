@@ -1,4 +1,5 @@
-"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ... | testca``.
+"""The ``pilotid`` command: ``run | probe | proxy-info | policy | myproxy ... | testca |
+agent``.
 
 Each subcommand lives in its own module under ``pilotid.commands``.  Every failure pilotid
 foresees ends in one line on stderr and the error's pilot error code as exit status;
@@ -21,11 +22,12 @@ log = logging.getLogger(__name__)
 
 #: The subcommands' modules, in the order ``--help`` lists their commands.
 COMMANDS = ("pilotid.commands.run", "pilotid.commands.proxy_info", "pilotid.commands.policy",
-            "pilotid.commands.myproxy", "pilotid.commands.testca")
+            "pilotid.commands.myproxy", "pilotid.commands.testca", "pilotid.commands.agent")
 #: The module that adds each subcommand: a command line imports and builds only its own
 #: command's (a pilot starts ``pilotid run`` once per job: the others are wasted work).
 COMMAND_MODULES = {"run": COMMANDS[0], "probe": COMMANDS[0], "proxy-info": COMMANDS[1],
-                   "policy": COMMANDS[2], "myproxy": COMMANDS[3], "testca": COMMANDS[4]}
+                   "policy": COMMANDS[2], "myproxy": COMMANDS[3], "testca": COMMANDS[4],
+                   "agent": COMMANDS[5]}
 
 #: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
 DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "
@@ -67,7 +69,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv``; return the exit status."""
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_word(words))
-    args = parser.parse_args(words)
+    # ``command_line``: this function, for ``pilotid agent``, whose children run command
+    # lines (the agent stands below the command line and cannot import it)
+    args = parser.parse_args(words, argparse.Namespace(command_line=main))
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="pilotid: %(levelname)s %(message)s")
     try:
