@@ -65,6 +65,8 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
                 child.known(number)
             elif kind == protocol.STATUS:
                 return number
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the agent closed the connection on the request: a refusal (below)
     except OSError as error:
         return _fail(f"cannot hand the job to the pilotid agent at {path} "
                      f"(PILOTID_AGENT): {error.strerror or error}")
