@@ -439,6 +439,9 @@ def concurrency_rows(side: PilotSide, python: str, config: dict, n: int,
               f"vs before the lazy imports ({BEFORE_THROUGHPUT} jobs/s)",
               f"{through:.1f} jobs/s", f"{BEFORE_THROUGHPUT} jobs/s",
               through / BEFORE_THROUGHPUT, at_least=3)
+    table.add(f"concurrency: {n} `pilotid run` at once, through `pilotid agent` vs a new "
+              "interpreter per job (the rows above, same run)", f"{through:.1f} jobs/s",
+              f"{throughput:.1f} jobs/s", through / throughput)
 
 
 def myproxy_rows(rounds: int, table: Table) -> None:
