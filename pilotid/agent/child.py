@@ -1,7 +1,7 @@
 """One job in the agent: a forked child becomes the client's ``pilotid`` process.
 
 The child takes over what the client's process had (its standard descriptors, working
-directory, environment, the signal dispositions the agent started with), answers its pid,
+directory, umask, environment, the signal dispositions the agent started with), answers its pid,
 runs the command line in-process and answers its exit status.  While it runs, the
 connection is watched: a client that goes away (killed, say) ends the job as SIGTERM to an
 in-process ``pilotid run`` does: the payload stopped, the result and accounting record
@@ -42,7 +42,8 @@ def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
             os.dup2(fd, target)
     for fd in set(fds) - set(protocol.STANDARD_FDS):
         os.close(fd)
-    argv, cwd, environ = protocol.decode_request(body)
+    argv, cwd, umask, environ = protocol.decode_request(body)
+    os.umask(umask)
     _fresh_standard_streams()
     _fresh_logging()
     try:

@@ -1,7 +1,7 @@
 """``pilotid run`` handed to an agent: the whole of what the client process does.
 
-It connects to the agent's socket, sends its command line, working directory, environment
-and standard descriptors, forwards SIGTERM, SIGINT and SIGHUP to the agent's child that
+It connects to the agent's socket, sends its command line, working directory, umask,
+environment and standard descriptors, forwards SIGTERM, SIGINT and SIGHUP to the agent's child that
 runs the job, and exits with that child's status.  It imports only the smallest standard
 modules (a shell pilot starts it once per job) and not the error tree: ``UNREACHABLE`` is
 ``AgentUnreachableError.code``, which a unit test keeps equal.
@@ -58,7 +58,7 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
     try:
         sock.connect(path)
         request = protocol.encode_request([os.fsencode(word) for word in argv],
-                                          os.getcwdb(), dict(os.environb))
+                                          os.getcwdb(), _umask(), dict(os.environb))
         protocol.send_request(sock, request, _standard_fds())
         for kind, number in protocol.answers(sock):
             if kind == protocol.PID:
@@ -79,6 +79,12 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
         return 128 + child.forwarded
     return _fail(f"the pilotid agent's process for this job (pid {child.pid}) ended without "
                  "an exit status (killed?)")
+
+
+def _umask() -> int:
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
 
 def _standard_fds() -> "list[int]":

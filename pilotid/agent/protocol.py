@@ -1,11 +1,12 @@
 """What ``pilotid run`` and the agent say on the socket: one request, then two answers.
 
 The client sends one request: a 4-byte length, then NUL-separated fields (the number of
-arguments, the arguments, the working directory, the environment as ``NAME=value``), all
-as bytes (none of them can hold a NUL), with its descriptors 0, 1 and 2 attached
-(``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the client forwards its
-signals there) and, when the command line has ended, ``S`` with its exit status.  Only
-the standard library's smallest modules: the client imports this module too.
+arguments, the arguments, the working directory, the umask in octal, the environment as
+``NAME=value``), all as bytes (none of them can hold a NUL), with its descriptors 0, 1
+and 2 attached (``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the
+client forwards its signals there) and, when the command line has ended, ``S`` with its
+exit status.  Only the standard library's smallest modules: the client imports this
+module too.
 """
 
 from __future__ import annotations
@@ -30,33 +31,41 @@ class ProtocolError(Exception):
     """The other side sent what this protocol does not allow."""
 
 
-def encode_request(argv: "list[bytes]", cwd: bytes, environ: "dict[bytes, bytes]") -> bytes:
-    """The request for ``argv`` run in ``cwd`` with ``environ``, length prefix included."""
-    fields = [str(len(argv)).encode(), *argv, cwd]
+def encode_request(argv: "list[bytes]", cwd: bytes, umask: int,
+                   environ: "dict[bytes, bytes]") -> bytes:
+    """The request for ``argv`` run in ``cwd`` with ``umask`` and ``environ``, length
+    prefix included."""
+    fields = [str(len(argv)).encode(), *argv, cwd, b"%o" % umask]
     fields += [name + b"=" + value for name, value in environ.items()]
     body = b"\0".join(fields)
     return LENGTH.pack(len(body)) + body
 
 
-def decode_request(body: bytes) -> "tuple[list[str], str, dict[str, str]]":
-    """(argv, cwd, environment) of a request's body (without its length prefix), decoded
+def decode_request(body: bytes) -> "tuple[list[str], str, int, dict[str, str]]":
+    """(argv, cwd, umask, environment) of a request's body (without its length prefix), decoded
     as the interpreter decodes its own (``os.fsdecode``)."""
     fields = body.split(b"\0")
     try:
         count = int(fields[0])
     except ValueError:
         raise ProtocolError("the request does not start with its argument count") from None
-    if count < 0 or len(fields) < count + 2:
+    if count < 0 or len(fields) < count + 3:
         raise ProtocolError("the request has fewer fields than its argument count says")
     argv = [os.fsdecode(word) for word in fields[1:count + 1]]
     cwd = os.fsdecode(fields[count + 1])
+    try:
+        umask = int(fields[count + 2], 8)
+    except ValueError:
+        raise ProtocolError("the request's umask is not an octal number") from None
+    if not 0 <= umask <= 0o777:
+        raise ProtocolError("the request's umask is not one")
     environ = {}
-    for item in fields[count + 2:]:
+    for item in fields[count + 3:]:
         name, equals, value = item.partition(b"=")
         if not name or not equals:
             raise ProtocolError("an environment entry of the request is not NAME=value")
         environ[os.fsdecode(name)] = os.fsdecode(value)
-    return argv, cwd, environ
+    return argv, cwd, umask, environ
 
 
 def send_request(sock: socket.socket, request: bytes, fds: "list[int]") -> None:
