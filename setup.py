@@ -27,7 +27,7 @@ setup(
         "docs": ["sphinx>=6", "myst-parser>=1"],
         "lint": ["ruff", "mypy", "import-linter"],
     },
-    entry_points={"console_scripts": ["pilotid = pilotid.cli:main"]},
+    entry_points={"console_scripts": ["pilotid = pilotid.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

@@ -9,8 +9,9 @@ clock, so that pilotid and the bare commands it is compared with pay the same co
     one ``PayloadLauncher.run`` of the benchmark job on queue ``Q`` (launcher built once per
     queue, as a pilot does) in a fresh work directory; answers ``ms``, ``outcome``,
     ``error_code``.
-``{"op": "command", "argv": [...]}``
-    one ``subprocess.run(argv)``; answers ``ms`` and ``returncode``.
+``{"op": "command", "argv": [...], "env": {...}}``
+    one ``subprocess.run(argv)`` (``env``, optional: added to the environment); answers
+    ``ms`` and ``returncode``.
 ``{"op": "importtime", "argv": [...]}``
     one ``subprocess.run(argv)`` of a Python started with ``-X importtime``; answers ``ms``,
     ``returncode`` and ``import_ms``: the sum of the top-level imports it reported (each
@@ -24,9 +25,13 @@ clock, so that pilotid and the bare commands it is compared with pay the same co
     ``reclaim_ms`` and ``changes``.
 ``{"op": "reset", "path": P}``
     put the tree back as ``tree`` made it: no ACLs, the original modes (untimed).
-``{"op": "concurrent", "n": N, "argv": [...], "workdirs": true}``
+``{"op": "concurrent", "n": N, "argv": [...], "env": {...}}``
     start ``N`` copies of ``argv`` at once (``{workdir}`` replaced by a fresh directory for
-    each) and wait for all; answers ``ms`` (all done) and every ``returncode``.
+    each; ``env`` as for ``command``) and wait for all; answers ``ms`` (all done) and every
+    ``returncode``.
+``{"op": "agent", "socket": PATH}``
+    start ``pilotid agent --socket PATH`` (as the pilot, like everything here) and answer
+    once it listens (``pid``); it is stopped when the requests end.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class PilotSide:
         self.job = JobSpec.from_description(config["job"])
         self.launchers: dict = {}
         self.modes: dict = {}
+        self.agents: list = []
 
     def launch(self, request: dict) -> dict:
         queue = request["queue"]
@@ -74,8 +80,9 @@ class PilotSide:
 
     @staticmethod
     def command(request: dict) -> dict:
+        env = dict(os.environ, **request.get("env", {}))
         start = time.perf_counter()
-        done = subprocess.run(request["argv"], stdin=subprocess.DEVNULL,
+        done = subprocess.run(request["argv"], stdin=subprocess.DEVNULL, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = (time.perf_counter() - start) * 1000
         return {"ms": elapsed, "returncode": done.returncode,
@@ -155,9 +162,10 @@ class PilotSide:
             workdir = tempfile.mkdtemp(prefix="cjob-", dir=self.scratch)
             workdirs.append(workdir)
             argvs.append([a.replace("{workdir}", workdir) for a in request["argv"]])
+        env = dict(os.environ, **request.get("env", {}))
         start = time.perf_counter()
         processes = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL) for argv in argvs]
+                                      stderr=subprocess.DEVNULL, env=env) for argv in argvs]
         outputs = [p.communicate()[0] for p in processes]
         elapsed = (time.perf_counter() - start) * 1000
         outcomes = []
@@ -170,6 +178,25 @@ class PilotSide:
             shutil.rmtree(workdir, ignore_errors=True)
         return {"ms": elapsed, "returncodes": [p.returncode for p in processes],
                 "outcomes": outcomes}
+
+
+    def agent(self, request: dict) -> dict:
+        socket_path = Path(request["socket"])
+        agent = subprocess.Popen([sys.executable, "-m", "pilotid", "agent", "--socket",
+                                  str(socket_path)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.agents.append(agent)
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            if agent.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pilotid agent did not start: {agent.stderr.read()!r}")
+            time.sleep(0.05)
+        return {"pid": agent.pid}
+
+    def close(self) -> None:
+        for agent in self.agents:
+            agent.terminate()
+            agent.wait(timeout=60)
 
 
 def main() -> int:
@@ -185,6 +212,7 @@ def main() -> int:
             answer = {"exception": f"{type(error).__name__}: {error}"}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
+    side.close()
     return 0
 
 

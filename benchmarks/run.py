@@ -18,8 +18,9 @@ switch overhead
 ``pilotid run`` CLI
     ``pilotid run`` as a new process per job (interpreter start-up and imports included),
     as a pilot written in shell runs it, with the sudo and the no-op switcher, against bare
-    sudo; and the import budget: the top-level sum of ``python -X importtime`` for the
-    no-op run, against the same bare sudo.  The pilot's copy of pilotid is byte-compiled
+    sudo; the same handed to ``pilotid agent`` (``PILOTID_AGENT``: the client process
+    only, the job in a child of the agent); and the import budget: the top-level sum of
+    ``python -X importtime`` for the no-op run, against the same bare sudo.  The pilot's copy of pilotid is byte-compiled
     first, as an installed package is.
 sandbox grant
     ``grant_target_access`` on a work directory of ``--files`` staged-in files (100 per
@@ -32,17 +33,18 @@ isolation
     own options: what the isolation adds, in units of a bare ``bwrap`` start.
 concurrency
     ``--concurrency`` ``pilotid run`` processes started at once through the sudo switcher
-    (all must succeed) against as many bare ``sudo ... /bin/bash -c true`` at once.
+    (all must succeed), in-process and through ``pilotid agent``, against as many bare
+    ``sudo ... /bin/bash -c true`` at once.
 MyProxy GET
     ``benchmarks/myproxy_get.py`` (its own alternating medians), its pilotid and
     myproxy-logon rows.
 
 Targets (issue 6): "pilotid adds at most 1.5x the bare switch"; the grant at most 0.5x
-``setfacl -R``.  Issue 16: ``pilotid run`` (no-op and sudo) at most 8x bare sudo, its
-imports at most half that budget (4x), and 32 concurrent runs at least 3x the throughput
-measured before (``BEFORE_THROUGHPUT``).  The switch target is shown read both ways: the
-whole launch at most 1.5x the bare switch, and what the launch adds (pilotid minus bare)
-at most 1.5x the bare switch.
+``setfacl -R``.  Issue 16: ``pilotid run`` (no-op and sudo; in a fresh interpreter and
+through the agent) at most 8x bare sudo, its imports at most half that budget (4x), and 32
+concurrent runs at least 3x the throughput measured before (``BEFORE_THROUGHPUT``).  The
+switch target is shown read both ways: the whole launch at most 1.5x the bare switch, and
+what the launch adds (pilotid minus bare) at most 1.5x the bare switch.
 """
 
 from __future__ import annotations
@@ -283,6 +285,14 @@ def isolation_rows(side: PilotSide, config: dict, rounds: int, table: Table) -> 
                   f"{alone:.1f} ms", (isolated - plain) / alone, 1.5)
 
 
+def start_agent(side: PilotSide, config: dict) -> str:
+    """Start ``pilotid agent`` as the pilot (once: later calls reuse it); its socket."""
+    socket_path = str(Path(config["scratch"]).parent / "agent" / "socket")
+    if not Path(socket_path).exists():
+        side.ask(op="agent", socket=socket_path)
+    return socket_path
+
+
 def cli_argv(python: str, config: dict, queue: str, workdir: str) -> List[str]:
     """``pilotid run`` of the benchmark job on ``queue``, as a shell-written pilot runs it."""
     return [python, "-m", "pilotid", "run", "--queues", config["queues"], "--queue", queue,
@@ -295,12 +305,15 @@ def cli_rows(side: PilotSide, python: str, config: dict, rounds: int, table: Tab
     workdir = Path(config["scratch"]) / "cli"
     imports: List[float] = []
 
-    def in_fresh_workdir(op: str, argv: List[str]) -> Callable[[], float]:
+    through_agent = {"PILOTID_AGENT": start_agent(side, config)}
+
+    def in_fresh_workdir(op: str, argv: List[str],
+                         env: Optional[Dict[str, str]] = None) -> Callable[[], float]:
         def run() -> float:
             workdir.mkdir()
             own(workdir, 0o700)
             try:
-                answer = side.ask(op=op, argv=argv)
+                answer = side.ask(op=op, argv=argv, env=env or {})
             finally:
                 shutil.rmtree(workdir)
             if answer["returncode"] != 0:
@@ -320,11 +333,19 @@ def cli_rows(side: PilotSide, python: str, config: dict, rounds: int, table: Tab
         "imports": in_fresh_workdir("importtime", [python, "-X", "importtime",
                                                    *cli_argv(python, config, "BENCH_NOOP",
                                                              str(workdir))[1:]]),
+        "agent-sudo": in_fresh_workdir("command", cli_argv(python, config, "BENCH_SUDO",
+                                                           str(workdir)), through_agent),
+        "agent-noop": in_fresh_workdir("command", cli_argv(python, config, "BENCH_NOOP",
+                                                           str(workdir)), through_agent),
     })
     bare = medians["bare-sudo"]
     for name, what in (("cli-sudo", "sudo switcher"), ("cli-noop", "no-op switcher")):
         table.add(f"`pilotid run` CLI (new interpreter per job), {what}, vs bare sudo",
                   f"{medians[name]:.1f} ms", f"{bare:.1f} ms", medians[name] / bare, 8)
+    for name, what in (("agent-sudo", "sudo switcher"), ("agent-noop", "no-op switcher")):
+        table.add(f"`pilotid run` CLI through `pilotid agent` (PILOTID_AGENT), {what}, vs "
+                  "bare sudo", f"{medians[name]:.1f} ms", f"{bare:.1f} ms",
+                  medians[name] / bare, 8)
     imported = statistics.median(imports[1:])  # not the warm-up round
     table.add("import budget: what `pilotid run` (no-op, file source) imports, interpreter "
               "start-up modules included (`-X importtime`, top-level sum), vs bare sudo",
@@ -387,7 +408,17 @@ def concurrency_rows(side: PilotSide, python: str, config: dict, n: int,
             raise RuntimeError(f"bare sudo failed: {answer['returncodes']}")
         return answer["ms"]
 
-    medians = alternate(rounds, {"pilotid": pilotid, "bare": bare})
+    through_agent = {"PILOTID_AGENT": start_agent(side, config)}
+
+    def agent() -> float:
+        answer = side.ask(op="concurrent", n=n, argv=cli, env=through_agent)
+        bad = [o for o in answer["outcomes"] if o != "succeeded"]
+        if bad:
+            raise RuntimeError(f"{len(bad)} of {n} jobs through the agent did not succeed: "
+                               f"{bad[:3]}")
+        return answer["ms"]
+
+    medians = alternate(rounds, {"pilotid": pilotid, "bare": bare, "agent": agent})
     table.add(f"concurrency: {n} `pilotid run` at once (sudo switcher, {os.cpu_count()} "
               f"cores), all succeeded ({n * (rounds + 1)} jobs); vs {n} bare sudo at once",
               f"{medians['pilotid']:.0f} ms = {n / medians['pilotid'] * 1000:.1f} jobs/s",
@@ -398,6 +429,19 @@ def concurrency_rows(side: PilotSide, python: str, config: dict, n: int,
               f"({BEFORE_THROUGHPUT} jobs/s, docs/performance.md, 2026-12-06)",
               f"{throughput:.1f} jobs/s", f"{BEFORE_THROUGHPUT} jobs/s",
               throughput / BEFORE_THROUGHPUT, at_least=3)
+    through = n / medians["agent"] * 1000
+    table.add(f"concurrency: {n} `pilotid run` at once through `pilotid agent` (sudo "
+              f"switcher), all succeeded ({n * (rounds + 1)} jobs); vs {n} bare sudo at once",
+              f"{medians['agent']:.0f} ms = {through:.1f} jobs/s",
+              f"{medians['bare']:.0f} ms = {n / medians['bare'] * 1000:.1f} /s",
+              medians["agent"] / medians["bare"])
+    table.add(f"concurrency: {n} `pilotid run` at once through `pilotid agent`, throughput "
+              f"vs before the lazy imports ({BEFORE_THROUGHPUT} jobs/s)",
+              f"{through:.1f} jobs/s", f"{BEFORE_THROUGHPUT} jobs/s",
+              through / BEFORE_THROUGHPUT, at_least=3)
+    table.add(f"concurrency: {n} `pilotid run` at once, through `pilotid agent` vs a new "
+              "interpreter per job (the rows above, same run)", f"{through:.1f} jobs/s",
+              f"{throughput:.1f} jobs/s", through / throughput)
 
 
 def myproxy_rows(rounds: int, table: Table) -> None:

@@ -1,5 +1,5 @@
 """The ``pilotid`` command: ``run | probe | cleanup | proxy-info | token-info | policy |
-myproxy ... | testca``.
+myproxy ... | testca | agent``.
 
 Each subcommand lives in its own module under ``pilotid.commands``.  Every failure pilotid
 foresees ends in one line on stderr and the error's pilot error code as exit status;
@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 #: The subcommands' modules, in the order ``--help`` lists their commands.
 COMMANDS = ("pilotid.commands.run", "pilotid.commands.cleanup", "pilotid.commands.proxy_info",
             "pilotid.commands.policy", "pilotid.commands.myproxy", "pilotid.commands.testca",
-            "pilotid.commands.token_info")
+            "pilotid.commands.token_info", "pilotid.commands.agent")
 #: The module that adds each subcommand: a command line imports and builds only its own
 #: command's (a pilot starts ``pilotid run`` once per job: the others are wasted work).
 COMMAND_MODULES = {"run": COMMANDS[0], "probe": COMMANDS[0], "cleanup": COMMANDS[1],
                    "proxy-info": COMMANDS[2], "policy": COMMANDS[3], "myproxy": COMMANDS[4],
-                   "testca": COMMANDS[5], "token-info": COMMANDS[6]}
+                   "testca": COMMANDS[5], "token-info": COMMANDS[6], "agent": COMMANDS[7]}
 
 #: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
 DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "
@@ -70,7 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv``; return the exit status."""
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_word(words))
-    args = parser.parse_args(words)
+    # ``command_line``: this function, for ``pilotid agent``, whose children run command
+    # lines (the agent stands below the command line and cannot import it)
+    args = parser.parse_args(words, argparse.Namespace(command_line=main))
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="pilotid: %(levelname)s %(message)s")
     try:

@@ -53,6 +53,14 @@ class PluginError(ConfigurationError):
     code = 12
 
 
+class AgentSocketError(ConfigurationError):
+    """``pilotid agent`` will not listen where it was told: the socket's directory is
+    another account's, open to others, or not a directory, or an agent already listens
+    there.  The fault of whoever started the agent (the pilot's operator)."""
+
+    code = 18
+
+
 class JobDescriptionError(PilotidError):
     """The job description from the dispatcher is malformed or misses a field.
 
@@ -310,6 +318,15 @@ class PilotInterruptedError(PilotidError):
     """The pilot itself was told to stop (SIGTERM, SIGINT) and stopped the payload."""
 
     code = 73
+    fault = PILOT
+
+
+class AgentUnreachableError(PilotidError):
+    """``pilotid run`` was to hand its job to an agent (``PILOTID_AGENT``) that is not
+    there, refused the connection, or whose process for the job ended without an exit
+    status.  The pilot's fault: its agent is not running, or runs as another account."""
+
+    code = 78
     fault = PILOT
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 from pathlib import Path
@@ -73,12 +74,20 @@ def _queue_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", required=True, help="queue name in that file")
 
 
+@functools.lru_cache(maxsize=None)
+def installed_strategies():
+    """``Registry.default()``, listed once per process: listing the installed plugins is
+    not free (``pilotid agent`` lists them before it forks, for every job's child)."""
+    from pilotid.registry import Registry
+
+    return Registry.default()
+
+
 def _launcher(args: argparse.Namespace):
     from pilotid.factory import build_launcher
     from pilotid.queuefile import load_queue
-    from pilotid.registry import Registry
 
-    registry = Registry.default()  # once: listing the installed plugins is not free
+    registry = installed_strategies()
     return build_launcher(load_queue(args.queues, args.queue, registry), registry)
 
 

@@ -128,3 +128,38 @@ def test_run_imports_no_other_subcommand(file_noop_run_modules):
     assert loaded(file_noop_run_modules, ("pilotid.commands.myproxy",
                                           "pilotid.commands.policy",
                                           "pilotid.commands.proxy_info")) == []
+
+
+#: Runs ``pilotid.__main__.main()`` (the console script's entry) with ``sys.argv[2:]`` and
+#: writes the names in ``sys.modules`` to the file named by the first argument.
+ENTRY_PROBE = """
+import sys
+report, sys.argv = sys.argv[1], ["pilotid", *sys.argv[2:]]
+from pilotid.__main__ import main
+status = main()
+modules = sorted(sys.modules)
+import json
+with open(report, "w") as out:
+    json.dump({"status": status, "modules": modules}, out)
+"""
+
+#: What the client of an agent must not pay for: the command line, logging, the error
+#: tree (typing), and everything a run itself needs.
+HEAVY_FOR_THE_CLIENT = ("argparse", "logging", "json", "pilotid.cli", "pilotid.commands",
+                        "pilotid.errors", "pilotid.launcher", "pilotid.factory",
+                        "pilotid.identity", "pilotid.agent.server", "pilotid.agent.child",
+                        "cryptography", "asn1crypto", "zope", "importlib.metadata") + TLS
+
+
+def test_run_through_an_agent_imports_only_the_client(tmp_path):
+    """``pilotid run`` with ``PILOTID_AGENT`` (here naming no agent: it ends at once with
+    error 78) imports the client and the protocol, none of the command line's modules."""
+    report = tmp_path / "modules.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO), PILOTID_AGENT=str(tmp_path / "none"))
+    done = subprocess.run([sys.executable, "-c", ENTRY_PROBE, str(report), "run", "--json"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    found = json.loads(report.read_text())
+    assert found["status"] == 78, done.stderr
+    modules = set(found["modules"])
+    assert "pilotid.agent.client" in modules
+    assert loaded(modules, HEAVY_FOR_THE_CLIENT) == []

@@ -1,0 +1,123 @@
+"""What ``pilotid run`` and the agent say on the socket: one request, then two answers.
+
+The client sends one request: a 4-byte length, then NUL-separated fields (the number of
+arguments, the arguments, the working directory, the umask in octal, the environment as
+``NAME=value``), all as bytes (none of them can hold a NUL), with its descriptors 0, 1
+and 2 attached (``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the
+client forwards its signals there) and, when the command line has ended, ``S`` with its
+exit status.  Only the standard library's smallest modules: the client imports this
+module too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+#: The request's length prefix.
+LENGTH = struct.Struct("!I")
+#: One answer: its kind and a number.
+ANSWER = struct.Struct("!ci")
+PID = b"P"
+STATUS = b"S"
+#: A request larger than this (a huge environment) is refused.
+MAX_REQUEST = 4 << 20
+#: The client's descriptors the child takes over: standard input, output and error.
+STANDARD_FDS = (0, 1, 2)
+
+
+class ProtocolError(Exception):
+    """The other side sent what this protocol does not allow."""
+
+
+def encode_request(argv: "list[bytes]", cwd: bytes, umask: int,
+                   environ: "dict[bytes, bytes]") -> bytes:
+    """The request for ``argv`` run in ``cwd`` with ``umask`` and ``environ``, length
+    prefix included."""
+    fields = [str(len(argv)).encode(), *argv, cwd, b"%o" % umask]
+    fields += [name + b"=" + value for name, value in environ.items()]
+    body = b"\0".join(fields)
+    return LENGTH.pack(len(body)) + body
+
+
+def decode_request(body: bytes) -> "tuple[list[str], str, int, dict[str, str]]":
+    """(argv, cwd, umask, environment) of a request's body (without its length prefix), decoded
+    as the interpreter decodes its own (``os.fsdecode``)."""
+    fields = body.split(b"\0")
+    try:
+        count = int(fields[0])
+    except ValueError:
+        raise ProtocolError("the request does not start with its argument count") from None
+    if count < 0 or len(fields) < count + 3:
+        raise ProtocolError("the request has fewer fields than its argument count says")
+    argv = [os.fsdecode(word) for word in fields[1:count + 1]]
+    cwd = os.fsdecode(fields[count + 1])
+    try:
+        umask = int(fields[count + 2], 8)
+    except ValueError:
+        raise ProtocolError("the request's umask is not an octal number") from None
+    if not 0 <= umask <= 0o777:
+        raise ProtocolError("the request's umask is not one")
+    environ = {}
+    for item in fields[count + 3:]:
+        name, equals, value = item.partition(b"=")
+        if not name or not equals:
+            raise ProtocolError("an environment entry of the request is not NAME=value")
+        environ[os.fsdecode(name)] = os.fsdecode(value)
+    return argv, cwd, umask, environ
+
+
+def send_request(sock: socket.socket, request: bytes, fds: "list[int]") -> None:
+    """Send an ``encode_request`` result with ``fds`` attached to its first bytes."""
+    sent = socket.send_fds(sock, [request], fds)
+    sock.sendall(request[sent:])
+
+
+def receive_request(sock: socket.socket) -> "tuple[bytes, list[int]]":
+    """(the request's body, the descriptors that came with it): exactly one descriptor
+    per standard stream, else ``ProtocolError`` (any received are closed)."""
+    data, fds, flags, _ = socket.recv_fds(sock, 65536, len(STANDARD_FDS) + 1)
+    try:
+        if flags & socket.MSG_CTRUNC or len(fds) != len(STANDARD_FDS):
+            raise ProtocolError(f"the request came with {len(fds)} descriptors, "
+                                f"not {len(STANDARD_FDS)}")
+        while len(data) < LENGTH.size:
+            data += _more(sock)
+        (length,) = LENGTH.unpack_from(data)
+        if length > MAX_REQUEST:
+            raise ProtocolError(f"the request is {length} bytes long (at most {MAX_REQUEST})")
+        while len(data) < LENGTH.size + length:
+            data += _more(sock)
+        if len(data) != LENGTH.size + length:
+            raise ProtocolError("the client sent more than one request")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return data[LENGTH.size:], fds
+
+
+def _more(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ProtocolError("the client closed the connection within its request")
+    return chunk
+
+
+def send_answer(sock: socket.socket, kind: bytes, number: int) -> None:
+    """Send one answer (``PID`` or ``STATUS``)."""
+    sock.sendall(ANSWER.pack(kind, number))
+
+
+def answers(sock: socket.socket):
+    """Yield (kind, number) for each answer until the other side closes."""
+    pending = b""
+    while True:
+        chunk = sock.recv(64)
+        if not chunk:
+            return
+        pending += chunk
+        while len(pending) >= ANSWER.size:
+            yield ANSWER.unpack_from(pending)
+            pending = pending[ANSWER.size:]

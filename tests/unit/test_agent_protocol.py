@@ -1,0 +1,114 @@
+"""The agent's wire protocol (``pilotid.agent.protocol``) over real socket pairs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pilotid.agent import protocol
+from pilotid.agent.client import FAULT, UNREACHABLE
+from pilotid.errors import AgentUnreachableError
+
+#: What a command line, a directory or an environment entry may hold: any byte but NUL.
+WORDS = st.binary(max_size=40).map(lambda b: b.replace(b"\0", b"x"))
+NAMES = st.binary(min_size=1, max_size=12).map(
+    lambda b: b.replace(b"\0", b"x").replace(b"=", b"x"))
+
+
+@given(argv=st.lists(WORDS, max_size=6), cwd=WORDS, umask=st.integers(0, 0o777),
+       environ=st.dictionaries(NAMES, WORDS, max_size=6))
+def test_request_round_trips_any_bytes(argv, cwd, umask, environ):
+    """Arguments, directory and environment arrive as the interpreter would decode its own
+    (``os.fsdecode``): empty words, ``=`` in values and bytes that are not UTF-8 included."""
+    encoded = protocol.encode_request(argv, cwd, umask, environ)
+    got_argv, got_cwd, got_umask, got_environ = protocol.decode_request(
+        encoded[protocol.LENGTH.size:])
+    assert got_argv == [os.fsdecode(w) for w in argv]
+    assert (got_cwd, got_umask) == (os.fsdecode(cwd), umask)
+    assert got_environ == {os.fsdecode(k): os.fsdecode(v) for k, v in environ.items()}
+
+
+@pytest.mark.parametrize("fields", [
+    [b"x", b"a", b"/", b"22"],            # no argument count
+    [b"3", b"a", b"/", b"22"],            # fewer arguments than counted
+    [b"0", b"/", b"22", b"NOEQUALS"],     # an environment entry without '='
+    [b"0", b"/", b"22", b"=v"],           # ... without a name
+    [b"0", b"/", b"99"],                  # a umask that is not octal
+    [b"0", b"/", b"1000"],                # ... nor a umask
+    [b"0", b"/"],                         # no umask at all
+], ids=["count", "fewer", "no-equals", "no-name", "not-octal", "too-big", "no-umask"])
+def test_malformed_request_is_refused(fields):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_request(b"\0".join(fields))
+
+
+def test_standard_descriptors_reach_the_other_side():
+    """The three descriptors sent are the same open files on the receiving side."""
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pipes = [os.pipe() for _ in range(3)]
+    try:
+        request = protocol.encode_request([b"run"], b"/", 0o022, {b"A": b"1"})
+        protocol.send_request(client, request, [w for _, w in pipes])
+        body, fds = protocol.receive_request(server)
+        assert protocol.decode_request(body) == (["run"], "/", 0o022, {"A": "1"})
+        for number, (fd, (read_end, _)) in enumerate(zip(fds, pipes)):
+            os.write(fd, b"stream %d" % number)
+            os.close(fd)
+            assert os.read(read_end, 100) == b"stream %d" % number
+    finally:
+        client.close()
+        server.close()
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+
+
+def test_a_request_of_several_chunks_is_read_whole():
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    environ = {b"BIG%d" % n: b"v" * 1000 for n in range(300)}  # about 300 kB
+    try:
+        request = protocol.encode_request([b"run"], b"/", 0o022, environ)
+        fds = [os.dup(0), os.dup(1), os.dup(2)]
+        sender = threading.Thread(target=protocol.send_request, args=(client, request, fds))
+        sender.start()
+        body, received = protocol.receive_request(server)
+        sender.join()
+        for fd in fds + received:
+            os.close(fd)
+        assert len(protocol.decode_request(body)[3]) == 300
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_request_without_three_descriptors_is_refused_and_its_descriptors_closed():
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end, write_end = os.pipe()
+    try:
+        protocol.send_request(client, protocol.encode_request([], b"/", 0, {}), [write_end])
+        os.close(write_end)
+        with pytest.raises(protocol.ProtocolError, match="1 descriptors"):
+            protocol.receive_request(server)
+        assert os.read(read_end, 1) == b""  # no copy of the write end left open
+    finally:
+        os.close(read_end)
+        client.close()
+        server.close()
+
+
+def test_answers_are_read_as_they_come():
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    protocol.send_answer(server, protocol.PID, 1234)
+    protocol.send_answer(server, protocol.STATUS, 73)
+    server.close()
+    assert list(protocol.answers(client)) == [(protocol.PID, 1234), (protocol.STATUS, 73)]
+    client.close()
+
+
+def test_client_reports_the_error_trees_code_without_importing_it():
+    assert (UNREACHABLE, FAULT) == (AgentUnreachableError.code, AgentUnreachableError.fault)
