@@ -162,6 +162,13 @@ class WrapperSpec:
     payload left in the work directory (one ``find``; only the target may chmod them).
     Without a switch they are the pilot's own files, no door into another account:
     reclaim reports what is world-writable, and no job pays for a walk of its tree.
+
+    ``target_directory``: set in world mode, where every account may create names in the
+    work directory.  A path prefix in the work directory: the wrapper's first step is then
+    a new directory of its own, ``<prefix><32 random hex digits>`` (mode 0755: writable by
+    the target alone), which holds the marker (``marker``, in place of ``marker``) and a
+    proxy from standard input (``x509up``, in place of ``handover.payload_proxy``); see
+    ``pilotid.payloads.targetdir``.
     """
 
     command: PayloadCommand
@@ -175,6 +182,7 @@ class WrapperSpec:
     extra_pass: Tuple[str, ...] = ()
     reaper_pid: Optional[int] = None
     strip_leftover_modes: bool = False
+    target_directory: Optional[Path] = None
 
 
 def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
@@ -319,10 +327,12 @@ def render_wrapper(spec: WrapperSpec) -> str:
     if not spec.egg_cache_base.is_absolute():
         raise ConfigurationError(f"egg_cache_base {spec.egg_cache_base} must be an absolute path")
     for label, path in (("workdir", spec.workdir), ("marker", spec.marker),
-                        ("payload_proxy", spec.handover.payload_proxy)):
+                        ("payload_proxy", spec.handover.payload_proxy),
+                        ("target_directory", spec.target_directory or spec.workdir)):
         if not Path(path).is_absolute():
             raise ValueError(f"WrapperSpec.{label} must be an absolute path, not {path}")
-    if spec.handover.from_stdin and Path(spec.handover.payload_proxy).parent == spec.workdir:
+    if spec.handover.from_stdin and spec.target_directory is None and \
+            Path(spec.handover.payload_proxy).parent == spec.workdir:
         # The work directory's default ACL would name the pilot on the proxy copy.
         raise ValueError("a proxy stored from standard input goes in a handover directory "
                          "of its own (make_handover_directory), not in the work directory")
@@ -355,6 +365,7 @@ def render_wrapper(spec: WrapperSpec) -> str:
                   for number, line in enumerate(command.setup, 1))
     values: Dict[str, _Value] = {
         "MARKER": bash_quote(str(spec.marker)),
+        "TARGETDIR": bash_quote(str(spec.target_directory or "")),
         "REAPER": "" if spec.reaper_pid is None else str(spec.reaper_pid),
         "LOADABLES": " ".join(bash_quote(p) for p in bash_loadables()),
         "LEFTOVER_ROUNDS": str(LEFTOVER_ROUNDS),
@@ -376,6 +387,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
     sections = {"proxy_from_stdin"} if spec.handover.from_stdin else set()
     if spec.strip_leftover_modes:
         sections.add("strip_modes")
+    if spec.target_directory is not None:
+        sections.add("target_directory")
     if setup:
         sections.add("setup")
     return _fill(_template(), sections, values)

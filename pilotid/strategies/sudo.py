@@ -55,7 +55,12 @@ from pilotid.strategies.base import (
     switch_program_said,
 )
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.strategies.processes import (
+    KILL_COMMAND,
+    REMOVE_COMMAND,
+    payload_groups,
+    signal_groups,
+)
 from pilotid.strategies.session import SwitchSession
 from pilotid.values import Outcome, PayloadLogs, ProxyHandover, WrapperMarker
 
@@ -369,18 +374,33 @@ class SudoSwitcher(SwitcherBase):
         launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
         when sudo refuses it; kill's own complaint (a process gone already) is only logged.
         """
-        command = [self.sudo_path(), "-n", "-u", account.name, "--", KILL_COMMAND,
-                   "-s", "KILL", "--", *map(str, pids)]
+        self._sudo_as_target([KILL_COMMAND, "-s", "KILL", "--", *map(str, pids)], account,
+                             "to kill the payload's leftovers")
+
+    def remove_as_target(self, paths: Sequence[Path], credential: "Credential",
+                         account: Account, workdir: Path) -> None:
+        """Remove the wrapper's leftover ``paths`` as ``account``, with a second sudo:
+        ``sudo -n -u <account> -- rm -rf -- <paths>``, not a launch (as ``kill_as_target``).
+        The sudoers rule must allow ``REMOVE_COMMAND`` as the target."""
+        self._sudo_as_target([REMOVE_COMMAND, "-rf", "--", *map(str, paths)], account,
+                             "to remove the wrapper's files")
+
+    def _sudo_as_target(self, argv: List[str], account: Account, what: str) -> None:
+        """Run ``argv`` as ``account`` through sudo; ``SwitchNotPermittedError`` when sudo
+        refuses, the program's own complaint only logged."""
+        command = [self.sudo_path(), "-n", "-u", account.name, "--", *argv]
         try:
             done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
                                   capture_output=True, env=start_environment(Account.current()),
                                   timeout=SUDO_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SwitchUnavailableError(f"cannot run {command[0]}: {error}") from None
-        refused = sudo_messages(done.stderr.decode("utf-8", "replace"))
+        said = done.stderr.decode("utf-8", "replace")
+        refused = sudo_messages(said)
         if done.returncode != 0 and refused:
-            raise SwitchNotPermittedError(
-                f"sudo refused to kill the payload's leftovers as {account.name}: {refused[-1]}")
+            raise SwitchNotPermittedError(f"sudo refused {what} as {account.name}: {refused[-1]}")
+        if done.returncode != 0:
+            log.debug("%s as %s: %s", argv[0], account.name, said.strip())
 
     def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
         if signum in (signal.SIGKILL, signal.SIGSTOP):

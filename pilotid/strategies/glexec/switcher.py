@@ -68,7 +68,12 @@ from pilotid.strategies.glexec.exitcodes import (
 )
 from pilotid.strategies.glexec.mapping import probe_mapping
 from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIME, ProbeCache
-from pilotid.strategies.processes import KILL_COMMAND, payload_groups, signal_groups
+from pilotid.strategies.processes import (
+    KILL_COMMAND,
+    REMOVE_COMMAND,
+    payload_groups,
+    signal_groups,
+)
 from pilotid.strategies.session import SwitchSession
 from pilotid.values import (
     PAYLOAD_FAILED,
@@ -355,6 +360,16 @@ class GlexecSwitcher(SwitcherBase):
         status, _, stderr = self._call(argv, env, "killing the payload's leftovers")
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
             raise _switch_error(status, f"to kill the leftovers of {account.name}", stderr)
+
+    def remove_as_target(self, paths: Sequence[Path], credential: Credential,
+                         account: Account, workdir: Path) -> None:
+        """Remove the wrapper's leftover ``paths`` as the target: ``rm -rf`` through a
+        second gLExec call, as ``kill_as_target``."""
+        argv = [os.path.realpath(REMOVE_COMMAND), "-rf", "--", *map(str, paths)]
+        env = glexec_environment(self.environ, self.client_cert(credential))
+        status, _, stderr = self._call(argv, env, "removing the wrapper's files")
+        if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:
+            raise _switch_error(status, f"to remove the files of {account.name}", stderr)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the outcome of a gLExec launch; see the exit-status table in the docs.
