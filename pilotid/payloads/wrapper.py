@@ -5,7 +5,8 @@ resets it), so the pilot writes a wrapper that rebuilds it and then runs the pay
 this order, the wrapper
 
 1. creates the marker (a new file: an existing one makes it stop) with ``uid=<euid>``, the
-   proof that the switch happened and the wrapper ran;
+   proof that the switch happened and the wrapper ran; in world mode
+   (``target_directory``) in a new directory of its own, as the proxy copy;
 2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
    at ``handover.payload_proxy`` (in the directory the launcher made for it with
    ``pilotid.workdir.make_handover_directory``) and reconnects standard input to
@@ -19,7 +20,8 @@ this order, the wrapper
    whose name comes from ``/dev/urandom`` when the wrapper runs, with ``mkdir -m 700`` (no
    ``-p``): an existing directory is never reused, the wrapper stops instead (bash's
    loadable ``mkdir`` and ``rm`` builtins make and remove it where the node has them,
-   ``bash_loadables``: two program starts less per job);
+   ``bash_loadables``: two program starts less per job); its digits go in the marker
+   (``egg=``), for the pilot to have it removed if the wrapper is killed outright;
 6. runs the site's setup lines (trusted queue configuration, each through ``eval``), then
    re-asserts the work directory, umask, ``X509_USER_PROXY``, ``PYTHON_EGG_CACHE``, its
    shell options and its traps, which a setup script may have changed;
