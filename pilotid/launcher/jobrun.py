@@ -91,8 +91,9 @@ class JobRun:
 
     def wrapper_leftovers(self, egg_cache_base: Path) -> List[Path]:
         """What the wrapper made as its account and is still there once its processes are
-        gone: the egg cache its marker names, where a wrapper killed outright left it, and,
-        in world mode, its own directory (the pilot may not remove either)."""
+        gone, for ``ISwitchSession.remove_as_target``: the egg cache its marker names,
+        where a wrapper killed outright left it, and, in world mode, its own directory
+        (after a switch, the pilot may remove neither itself)."""
         left = self.target_dir.made() if self.target_dir is not None else []
         if self.marker is not None and self.marker.egg_cache is not None:
             egg = egg_cache_base / f"{EGG_CACHE_PREFIX}{self.marker.egg_cache}"
