@@ -65,6 +65,9 @@ def test_a_marker_planted_by_another_account_does_not_block_the_job(scene):
             break
     assert found["planted"], f"bob never planted before the wrapper: {found}"
     assert (run.outcome, run.result["exit_code"]) == ("succeeded", 0), run.why()
+    assert "not made by the wrapper" in run.stderr, run.why()
+    alice = node.account(node.ALICE).uid
+    assert not [p for p in run.workdir.glob(".pilotid-target-*") if p.stat().st_uid == alice]
     scene.check_aftermath(run, outputs=["out.txt"])
 
 
