@@ -11,8 +11,9 @@ from the wrapper's name, and plants, as fast as it can:
     a marker saying the target's payload succeeded (``uid=TARGET_UID``, ``status=0``),
     under the marker's name and in every directory name it can guess for the wrapper's own;
 ``fifo``
-    a FIFO under the proxy copy's name in every proxy handover directory it sees, and
-    reads from it whatever the wrapper writes there.
+    a FIFO under the proxy copy's name in every proxy handover directory it sees (and in
+    every directory of the wrapper's own), and reads from it whatever the wrapper writes
+    there.
 
 It writes what it did and what it got as JSON to ``REPORT`` when the test sends SIGTERM (or
 after two minutes).
@@ -51,7 +52,8 @@ def main() -> None:
                     attack = "done"
         elif attack == "fifo":
             for name in names:
-                if name.startswith(".pilotid-proxy-") and name not in readers:
+                if name.startswith((".pilotid-proxy-", ".pilotid-target-")) and \
+                        name not in readers:
                     readers[name] = plant_fifo(os.path.join(workdir, name, "x509up"), found)
         for fd in [fd for fd in readers.values() if fd is not None]:
             try:

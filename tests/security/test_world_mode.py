@@ -90,6 +90,6 @@ def test_a_fifo_under_the_proxy_copys_name_does_not_give_another_account_the_pro
         run, found = attacked_run(scene, "fifo")
         assert key not in found["stolen"], f"bob read alice's proxy: {found['planted']}"
         assert (run.outcome, run.result["exit_code"]) == ("succeeded", 0), run.why()
-        if found["planted"] or not found["late"]:
+        if found["planted"] or ".pilotid-proxy-" not in " ".join(found["late"]):
             break  # he won the race, or there was no handover directory to plant in
     scene.check_aftermath(run, outputs=["out.txt"])
