@@ -75,8 +75,8 @@ class ISwitchSession(Interface):
     launcher asks it, never the uids, whether a switch happens and whether the wrapper's
     marker proves anything.  Called in this order: ``launch`` (again while ``retry_delay``
     says so), ``refresh`` while a long payload runs, ``terminate`` when the pilot has to
-    stop it, ``explain`` once it ended, ``stop_leftovers`` after the last launch, ``close``
-    on every way out.
+    stop it, ``explain`` once it ended, ``stop_leftovers`` after the last launch, then
+    ``remove_as_target`` for what the wrapper left, ``close`` on every way out.
 
     An isolation (a container around any switch) is a session decorator: it holds the
     switcher's session, forwards every call to it, and in ``launch`` prefixes ``argv``
@@ -118,6 +118,15 @@ class ISwitchSession(Interface):
 
         Through the switch where only the target may signal them; logs what it cannot
         stop, never raises a ``PilotidError``.
+        """
+
+    def remove_as_target(paths):
+        """Remove the trees at ``paths`` the wrapper made as the session's account and left
+        (killed outright, its EXIT trap never ran: its egg cache; in world mode, its own
+        directory), with that account's rights.
+
+        Called after ``stop_leftovers``, with paths the launcher found the account's; logs
+        what it cannot remove, never raises a ``PilotidError``.
         """
 
     def refresh(credential):

@@ -44,6 +44,9 @@ class RecordedSession:
     def stop_leftovers(self, process: Any) -> None:
         """Nothing was left."""
 
+    def remove_as_target(self, paths: Sequence[Path]) -> None:
+        """Nothing was made."""
+
     def refresh(self, credential: Any) -> bool:
         """Nothing is pushed."""
         return False

@@ -67,13 +67,16 @@ class WrapperMarker:
     ``payload_status`` is ``None`` while the payload has not finished (or if the wrapper
     was killed before it could write it); for a death by signal s it is 128+s and
     ``signal`` is s.  ``error`` names the wrapper's own step that failed (one of
-    ``pilotid.payloads.marker.WRAPPER_ERRORS``), ``None`` if none did.
+    ``pilotid.payloads.marker.WRAPPER_ERRORS``), ``None`` if none did.  ``egg_cache`` is
+    the 32 hex digits naming the egg cache the wrapper made (``pilotid-egg-<digits>`` under
+    the queue's base), ``None`` before it made one.
     """
 
     uid: int
     payload_status: Optional[int] = None
     signal: Optional[int] = None
     error: Optional[str] = None
+    egg_cache: Optional[str] = None
 
 
 @dataclass(frozen=True)

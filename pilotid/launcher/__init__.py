@@ -44,7 +44,6 @@ from pilotid.launcher.jobrun import JobRun
 from pilotid.nodelog import NodeLog
 from pilotid.payloads.envmigration import log_newly_dropped
 from pilotid.payloads.job import JobSpec
-from pilotid.payloads.marker import read_marker, tampered_marker
 from pilotid.payloads.wrapper import WrapperSpec, rewrite_wrapper, write_wrapper
 from pilotid.queue import QueueSettings
 from pilotid.result import PayloadResult, internal_error, outcome_for_error
@@ -137,6 +136,7 @@ class PayloadLauncher:
         marker, wrapper = state.scratch("marker"), state.scratch("wrapper", ".sh")
         mode = (choose_sandbox_mode(state.workdir, self.settings.sandbox)
                 if session.switches_identity else "none")
+        state.world_mode(mode == "world")
         spec = WrapperSpec(
             command=command, workdir=state.workdir, handover=session.handover, marker=marker,
             environment=tuple(sorted(os.environ.items())),
@@ -145,7 +145,7 @@ class PayloadLauncher:
             extra_pass=self.settings.env_pass,
             reaper_pid=(os.getpid() if session.switches_identity
                         and leftovers.subreaper_supported() else None),
-            strip_leftover_modes=session.switches_identity)
+            strip_leftover_modes=session.switches_identity, target_directory=state.target_prefix)
         log_newly_dropped(state.job.panda_id, spec)
         write_wrapper(spec, wrapper)  # before the grant, which opens it to the target
         if session.switches_identity:
@@ -157,11 +157,15 @@ class PayloadLauncher:
                                               work_root=self.settings.work_root,
                                               journal=state.journal)
             mode = state.grant.mode
+            state.world_mode(mode == "world")
             umask = state.grant.payload_umask(self.settings.umask)
-            if umask != spec.umask:  # the grant fell back to world mode by itself
-                rewrite_wrapper(replace(spec, umask=umask), wrapper)
+            if (umask, state.target_prefix) != (spec.umask, spec.target_directory):
+                # the grant fell back to world mode by itself
+                rewrite_wrapper(replace(spec, umask=umask,
+                                        target_directory=state.target_prefix), wrapper)
         state.sandbox_mode = mode
-        if session.handover.from_stdin:  # after the grant, which must not walk it
+        # after the grant, which must not walk it; in world mode the wrapper's own directory
+        if session.handover.from_stdin and state.target_prefix is None:
             state.handover_dir = make_handover_directory(session.handover.payload_proxy,
                                                          state.grant,
                                                          session.handover.payload_token)
@@ -231,8 +235,7 @@ class PayloadLauncher:
                 self.node_log.switched(state.job.panda_id, supervisor.credential, account,
                                        self.switcher.name, state.workdir, wrapper, process.pid)
                 override = supervisor.watch(process)
-                found = read_marker(marker)
-                tampered = tampered_marker(marker, found, session.marker_owner, state.account)
+                found, tampered = state.read_marker(marker)
                 if tampered is not None:  # the wrapper ran: never launch again
                     log.warning("job %s: %s", state.job.panda_id, tampered)
                     return Outcome(values.PAYLOAD_FAILED, error=PayloadFailedError(tampered))
@@ -289,3 +292,8 @@ class PayloadLauncher:
                       "stopping it", state.job.panda_id, process.pid)
             state.supervisor.stop(process)
         state.session.stop_leftovers(process)
+        left = state.wrapper_leftovers(Path(self.settings.egg_cache_base))
+        if left:
+            log.info("job %s: removing what the wrapper left as its account: %s",
+                     state.job.panda_id, " ".join(map(str, left)))
+            state.session.remove_as_target(left)

@@ -13,16 +13,19 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from pilotid.errors import PilotidError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.payloads.job import JobSpec
+from pilotid.payloads.marker import read_marker, tampered_marker
+from pilotid.payloads.targetdir import TargetDirectory
+from pilotid.payloads.wrapper import EGG_CACHE_PREFIX
 from pilotid.result import PayloadResult, now
 from pilotid.signals import PilotSignals
 from pilotid.supervision import Supervisor
-from pilotid.values import Outcome, PayloadLogs
+from pilotid.values import Outcome, PayloadLogs, WrapperMarker
 from pilotid.workdir import (
     GrantJournal,
     HandoverDirectory,
@@ -61,12 +64,50 @@ class JobRun:
         self.process: Any = None  # the last launch's switch process
         self.cleanup: List[Path] = []
         self.signals = PilotSignals()
+        self.target_dir: Optional[TargetDirectory] = None
+        self.marker: Optional[WrapperMarker] = None  # the last launch's
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
         path = self.workdir / f".pilotid-{stem}-{self.job.panda_id}-{self.token}{suffix}"
         self.cleanup.append(path)
         return path
+
+    def world_mode(self, world: bool) -> None:
+        """Say whether the work directory is in world mode, where the wrapper keeps its
+        marker and proxy copy in a directory of its own (``target_prefix``)."""
+        assert self.account is not None
+        self.target_dir = (TargetDirectory(
+            self.workdir / f".pilotid-target-{self.job.panda_id}-{self.token}-", self.account)
+            if world else None)
+
+    @property
+    def target_prefix(self) -> Optional[Path]:
+        """``WrapperSpec.target_directory``: None but in world mode."""
+        return self.target_dir.prefix if self.target_dir is not None else None
+
+    def read_marker(self, marker: Path) -> Tuple[Optional[WrapperMarker], Optional[str]]:
+        """The wrapper's marker (at ``marker``, or in its own directory in world mode), kept
+        as ``self.marker``, and why the payload's outcome is unknown (a marker the payload
+        changed), or None."""
+        if self.target_dir is not None:
+            self.marker, tampered = self.target_dir.read()
+            return self.marker, tampered
+        owner = self.session.marker_owner
+        self.marker = read_marker(marker)
+        return self.marker, tampered_marker(marker, self.marker, owner, self.account)
+
+    def wrapper_leftovers(self, egg_cache_base: Path) -> List[Path]:
+        """What the wrapper made as its account and is still there once its processes are
+        gone, for ``ISwitchSession.remove_as_target``: the egg cache its marker names,
+        where a wrapper killed outright left it, and, in world mode, its own directory
+        (after a switch, the pilot may remove neither itself)."""
+        left = self.target_dir.made() if self.target_dir is not None else []
+        if self.marker is not None and self.marker.egg_cache is not None:
+            egg = egg_cache_base / f"{EGG_CACHE_PREFIX}{self.marker.egg_cache}"
+            if os.path.lexists(egg):
+                left.append(egg)
+        return left
 
     @contextlib.contextmanager
     def logs(self) -> Iterator[PayloadLogs]:

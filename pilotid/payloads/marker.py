@@ -9,6 +9,9 @@ failure without guessing from the exit status.
 The marker, one ``key=value`` per line::
 
     uid=<effective uid>        always, first, as soon as the wrapper runs
+    egg=<32 hex digits>        the egg cache it made, pilotid-egg-<digits> under the
+                               queue's egg_cache_base (for the pilot to remove if the
+                               wrapper is killed outright)
     status=<n>                 the payload's exit status; 128+s for a death by signal s
     signal=<s>                 with status, when 128 < status <= 128+SIGRTMAX
     error=<reason>             the wrapper itself failed (or was stopped) before the
@@ -42,24 +45,32 @@ WRAPPER_ERRORS = ("marker", "proxy", "token", "workdir", "egg-cache", "setup",
 which)."""
 
 
-def read_marker(path: Path) -> Optional[WrapperMarker]:
+def read_marker(path: Path, dir_fd: Optional[int] = None,
+                owner: Optional[int] = None) -> Optional[WrapperMarker]:
     """Return what the wrapper recorded at ``path``, or ``None`` if it never ran.
 
     ``None`` also for a marker that is not a regular file or does not parse (logged as a
     warning): the pilot cannot trust it.  ``payload_status`` is 128+s for a death by
-    signal s (``signal`` is then s), ``None`` when the payload did not finish.
+    signal s (``signal`` is then s), ``None`` when the payload did not finish.  With
+    ``dir_fd``, ``path`` is a name in that directory; with ``owner``, a file that uid does
+    not own is ignored too (checked on the descriptor read from).
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as error:
         log.warning("wrapper marker %s cannot be read (%s): ignoring it", path, error.strerror)
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             log.warning("wrapper marker %s is not a regular file: ignoring it", path)
+            return None
+        if owner is not None and info.st_uid != owner:
+            log.warning("wrapper marker %s belongs to uid %d, not %d: ignoring it", path,
+                        info.st_uid, owner)
             return None
         data = os.read(fd, 4097)
     finally:
@@ -106,7 +117,7 @@ def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
     fields: Dict[str, str] = {}
     for line in lines:
         key, sep, value = line.partition("=")
-        if not sep or key in fields or key not in ("uid", "status", "signal", "error"):
+        if not sep or key in fields or key not in ("uid", "status", "signal", "error", "egg"):
             return None
         fields[key] = value
     if not lines or not lines[0].startswith("uid="):
@@ -120,7 +131,10 @@ def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
     error = fields.get("error")
     if error is not None and error not in WRAPPER_ERRORS:
         return None
+    egg = fields.get("egg")
+    if egg is not None and not re.fullmatch(r"[0-9a-f]{32}", egg):
+        return None
     uid = numbers["uid"]
     assert uid is not None
     return WrapperMarker(uid=uid, payload_status=numbers["status"], signal=numbers["signal"],
-                         error=error)
+                         error=error, egg_cache=egg)

@@ -5,7 +5,8 @@ resets it), so the pilot writes a wrapper that rebuilds it and then runs the pay
 this order, the wrapper
 
 1. creates the marker (a new file: an existing one makes it stop) with ``uid=<euid>``, the
-   proof that the switch happened and the wrapper ran;
+   proof that the switch happened and the wrapper ran; in world mode
+   (``target_directory``) in a new directory of its own, as the proxy copy;
 2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
    at ``handover.payload_proxy`` (in the directory the launcher made for it with
    ``pilotid.workdir.make_handover_directory``) and reconnects standard input to
@@ -19,7 +20,8 @@ this order, the wrapper
    whose name comes from ``/dev/urandom`` when the wrapper runs, with ``mkdir -m 700`` (no
    ``-p``): an existing directory is never reused, the wrapper stops instead (bash's
    loadable ``mkdir`` and ``rm`` builtins make and remove it where the node has them,
-   ``bash_loadables``: two program starts less per job);
+   ``bash_loadables``: two program starts less per job); its digits go in the marker
+   (``egg=``), for the pilot to have it removed if the wrapper is killed outright;
 6. runs the site's setup lines (trusted queue configuration, each through ``eval``), then
    re-asserts the work directory, umask, ``X509_USER_PROXY``, ``PYTHON_EGG_CACHE``, its
    shell options and its traps, which a setup script may have changed;
@@ -162,6 +164,13 @@ class WrapperSpec:
     payload left in the work directory (one ``find``; only the target may chmod them).
     Without a switch they are the pilot's own files, no door into another account:
     reclaim reports what is world-writable, and no job pays for a walk of its tree.
+
+    ``target_directory``: set in world mode, where every account may create names in the
+    work directory.  A path prefix in the work directory: the wrapper's first step is then
+    a new directory of its own, ``<prefix><32 random hex digits>`` (mode 0755: writable by
+    the target alone), which holds the marker (``marker``, in place of ``marker``) and a
+    proxy from standard input (``x509up``, in place of ``handover.payload_proxy``); see
+    ``pilotid.payloads.targetdir``.
     """
 
     command: PayloadCommand
@@ -175,6 +184,7 @@ class WrapperSpec:
     extra_pass: Tuple[str, ...] = ()
     reaper_pid: Optional[int] = None
     strip_leftover_modes: bool = False
+    target_directory: Optional[Path] = None
 
 
 def is_denied(name: str, extra_deny: Iterable[str] = ()) -> bool:
@@ -305,14 +315,15 @@ _PERMISSION_BITS = stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO
 
 
 def credential_exports(handover: ProxyHandover) -> str:
-    """The assignments the wrapper exports to point the payload at its credential copies:
+    """The assignments the wrapper exports to point the payload at its credential copies
+    (the paths the template holds, in world mode in the target's own directory):
     ``X509_USER_PROXY`` (unless the job has only a token) and ``BEARER_TOKEN_FILE`` (when it
     has a token), never a token's value."""
     exports = []
     if handover.carries_proxy or handover.payload_token is None:
-        exports.append(f"X509_USER_PROXY={bash_quote(str(handover.payload_proxy))}")
+        exports.append('X509_USER_PROXY="$_pilotid_proxy"')
     if handover.payload_token is not None:
-        exports.append(f"BEARER_TOKEN_FILE={bash_quote(str(handover.payload_token))}")
+        exports.append('BEARER_TOKEN_FILE="$_pilotid_token"')
     return " ".join(exports)
 
 
@@ -337,13 +348,15 @@ def render_wrapper(spec: WrapperSpec) -> str:
     if not spec.egg_cache_base.is_absolute():
         raise ConfigurationError(f"egg_cache_base {spec.egg_cache_base} must be an absolute path")
     for label, path in (("workdir", spec.workdir), ("marker", spec.marker),
-                        ("payload_proxy", spec.handover.payload_proxy)):
+                        ("payload_proxy", spec.handover.payload_proxy),
+                        ("target_directory", spec.target_directory or spec.workdir)):
         if not Path(path).is_absolute():
             raise ValueError(f"WrapperSpec.{label} must be an absolute path, not {path}")
     token = spec.handover.payload_token
     if token is not None and not Path(token).is_absolute():
         raise ValueError(f"WrapperSpec.payload_token must be an absolute path, not {token}")
-    if spec.handover.from_stdin and Path(spec.handover.payload_proxy).parent == spec.workdir:
+    if spec.handover.from_stdin and spec.target_directory is None and \
+            Path(spec.handover.payload_proxy).parent == spec.workdir:
         # The work directory's default ACL would name the pilot on the proxy copy.
         raise ValueError("a proxy stored from standard input goes in a handover directory "
                          "of its own (make_handover_directory), not in the work directory")
@@ -376,6 +389,7 @@ def render_wrapper(spec: WrapperSpec) -> str:
                   for number, line in enumerate(command.setup, 1))
     values: Dict[str, _Value] = {
         "MARKER": bash_quote(str(spec.marker)),
+        "TARGETDIR": bash_quote(str(spec.target_directory or "")),
         "REAPER": "" if spec.reaper_pid is None else str(spec.reaper_pid),
         "LOADABLES": " ".join(bash_quote(p) for p in bash_loadables()),
         "LEFTOVER_ROUNDS": str(LEFTOVER_ROUNDS),
@@ -405,6 +419,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
             sections.add("token_from_stdin")
     if spec.strip_leftover_modes:
         sections.add("strip_modes")
+    if spec.target_directory is not None:
+        sections.add("target_directory")
     if setup:
         sections.add("setup")
     return _fill(_template(), sections, values)

@@ -10,9 +10,11 @@
 #@ can stand in for it.
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=__MARKER__
+_pilotid_proxy=__PROXY__
+_pilotid_token=__TOKEN__
 _pilotid_reaper=__REAPER__
 _pilotid_marker_fd=
 _pilotid_egg=
@@ -24,6 +26,18 @@ _pilotid_phase=start
 _pilotid_loadables=(__LOADABLES__)
 _pilotid_loaded=off
 
+_pilotid_random() {
+  # 32 hex digits from the kernel's random source, now, in _pilotid_hex.  bash 5.1+ reads
+  # getrandom(2) for each $SRANDOM (assignments to it are ignored): four of them make the
+  # 32 digits without starting od.
+  if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+    builtin printf -v _pilotid_hex '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
+  else
+    _pilotid_hex=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_hex=
+  fi
+  _pilotid_hex=${_pilotid_hex//[!0-9a-f]/}
+  [ "${#_pilotid_hex}" -eq 32 ]
+}
 _pilotid_note() {
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }
@@ -124,6 +138,20 @@ _pilotid_traps() {
 
 # The marker proves the switch happened: a new file (noclobber), never an existing one.
 builtin set -C
+#@section target_directory
+# World mode: every account may create names in the work directory, so the marker and the
+# proxy copy go in a new directory of this account's, named at random now (no one can have
+# made it before) and writable by this account alone (no one can plant anything in it).
+_pilotid_random ||
+  _pilotid_fail marker "cannot read 16 random bytes from /dev/urandom to name the directory for the marker"
+_pilotid_own=__TARGETDIR__$_pilotid_hex
+_pilotid_builtins on
+builtin command -p mkdir -m 755 -- "$_pilotid_own" ||
+  _pilotid_fail marker "cannot create the directory $_pilotid_own for the marker as uid $EUID"
+_pilotid_marker=$_pilotid_own/marker
+_pilotid_proxy=$_pilotid_own/x509up
+_pilotid_token=$_pilotid_own/token
+#@end
 if ! { builtin exec {_pilotid_marker_fd}>"$_pilotid_marker"; }; then
   _pilotid_marker_fd=
   _pilotid_fail marker "cannot create the marker $_pilotid_marker (it exists already, or its directory is not writable by uid $EUID): not running the payload"
@@ -132,10 +160,10 @@ builtin printf 'uid=%s\n' "$EUID" >&"$_pilotid_marker_fd"
 _pilotid_traps
 #@section proxy_from_stdin
 # The user's proxy arrives on standard input: store it as a new file of this account, in
-# the pilot's handover directory, which has no default ACL: umask 077 makes it 0600.  Read
-# by the shell itself (a PEM proxy is text: no NUL), never exported; no subshell: the umask
-# is set again before anything else.
-_pilotid_proxy=__PROXY__
+# the pilot's handover directory, which has no default ACL (in world mode, in this
+# account's own directory): umask 077 makes it 0600.  Read by the shell itself (a PEM
+# proxy is text: no NUL), never exported; no subshell: the umask is set again before
+# anything else.
 builtin umask 077
 _pilotid_pem=
 IFS= builtin read -r -d '' _pilotid_pem
@@ -147,8 +175,8 @@ builtin unset _pilotid_pem
 #@end
 #@section token_from_stdin
 # The bearer token follows the proxy's NUL (or comes alone): stored the same way, 0600 in
-# the handover directory, for BEARER_TOKEN_FILE; never exported as a value.
-_pilotid_token=__TOKEN__
+# the handover directory (in world mode, in this account's own directory), for
+# BEARER_TOKEN_FILE; never exported as a value.
 builtin umask 077
 _pilotid_bt=
 IFS= builtin read -r -d '' _pilotid_bt
@@ -171,22 +199,17 @@ builtin cd -P -- "$_pilotid_workdir" ||
 builtin umask __UMASK__
 
 # A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
-# reused.  bash 5.1+ reads getrandom(2) for each $SRANDOM (assignments to it are ignored):
-# four of them make the 32 digits without starting od.
-if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
-  builtin printf -v _pilotid_random '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
-else
-  _pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
-fi
-_pilotid_random=${_pilotid_random//[!0-9a-f]/}
-[ "${#_pilotid_random}" -eq 32 ] ||
+# reused.  Its name goes in the marker at once: if this shell is killed outright, its EXIT
+# trap never runs and the pilot has it removed as this account after the job.
+_pilotid_random ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
-_pilotid_egg_path=__EGGBASE__/__EGGPREFIX__$_pilotid_random
+_pilotid_egg_path=__EGGBASE__/__EGGPREFIX__$_pilotid_hex
 _pilotid_builtins on
 if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
   _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 (it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
 fi
 _pilotid_egg=$_pilotid_egg_path
+_pilotid_note egg "$_pilotid_hex"
 builtin export PYTHON_EGG_CACHE="$_pilotid_egg"
 #@section setup
 # Site setup lines from the queue settings: trusted configuration, run in this shell,

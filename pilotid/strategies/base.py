@@ -32,7 +32,7 @@ from pilotid.errors import (
     SwitchExecError,
 )
 from pilotid.identity.proxy import format_time_left
-from pilotid.strategies.processes import EVERY_PROCESS, kill_argv
+from pilotid.strategies.processes import EVERY_PROCESS, REMOVE_COMMAND, kill_argv
 from pilotid.strategies.session import SwitchSession
 from pilotid.strategies.switch_program import log_position as log_position
 from pilotid.strategies.switch_program import proxy_input as proxy_input
@@ -127,16 +127,18 @@ class SwitcherBase:
     ``launch(argv, credential, account, workdir, logs)`` (a process),
     ``terminate(process, signum)``, ``explain``, ``retry_delay``,
     ``refresh_proxy(credential, workdir)``, ``kill_as_target(pids, credential, account,
-    workdir)`` and ``signal_account(signum, credential, account, workdir)``.  The class
+    workdir)``, ``signal_account(signum, credential, account, workdir)`` and
+    ``remove_as_target(paths, credential, account, workdir)``.  The class
     attribute ``switches_identity`` (True here) says whether the payload runs under another
     account than the pilot's.
 
     The defaults of ``retry_delay`` (never retry), ``refresh_proxy`` (cannot push a
     renewed proxy), ``node_checks`` (nothing particular to report), ``kill_as_target`` and
-    ``signal_account`` (``kill`` started through ``launch``) and ``explain_without_marker``
-    (the status and what the switch program wrote) fit a switch that has no transient
-    failures, hands the payload a proxy it cannot replace, and runs no program of its own;
-    a switcher that can do better overrides them.
+    ``signal_account`` (``kill`` started through ``launch``), ``remove_as_target`` (``rm``
+    started through ``launch``) and ``explain_without_marker`` (the status and what the
+    switch program wrote) fit a switch that has no transient failures, hands the payload a
+    proxy it cannot replace, and runs no program of its own; a switcher that can do better
+    overrides them.
     """
 
     name = "base"
@@ -160,8 +162,8 @@ class SwitcherBase:
         waits for it up to a minute; a switcher with a cheaper way (a second switch that
         is not a launch) overrides it.  Raises ``PilotidError`` when the switch fails.
         """
-        self._kill_through_launch(kill_argv(signal.SIGKILL, pids), credential, account,
-                                  workdir)
+        self._launch_as_target(kill_argv(signal.SIGKILL, pids), credential, account, workdir,
+                               "the kill of the payload's leftovers")
 
     def signal_account(self, signum: int, credential: "Credential", account: "Account",
                        workdir: Path) -> None:
@@ -171,20 +173,32 @@ class SwitcherBase:
         This default starts it through ``launch``, as ``kill_as_target`` does; a switcher
         with a cheaper way overrides it.  Raises ``PilotidError`` when the switch fails.
         """
-        self._kill_through_launch(kill_argv(signum, [EVERY_PROCESS]), credential, account,
-                                  workdir)
+        self._launch_as_target(kill_argv(signum, [EVERY_PROCESS]), credential, account,
+                               workdir, "the signal to every process of the account")
 
-    def _kill_through_launch(self, argv: List[str], credential: "Credential",
-                             account: "Account", workdir: Path) -> None:
+    def remove_as_target(self, paths: Sequence[Path], credential: "Credential",
+                         account: "Account", workdir: Path) -> None:
+        """Remove ``paths``, trees the wrapper made as ``account`` (its egg cache, its own
+        directory in world mode), as ``account``: only it may remove them.
+
+        This default runs ``REMOVE_COMMAND -rf --`` through ``launch``, as ``kill_as_target``
+        runs kill; a switcher with a cheaper way overrides it.  Raises ``PilotidError``
+        when the switch fails.
+        """
+        self._launch_as_target([REMOVE_COMMAND, "-rf", "--", *map(str, paths)],
+                               credential, account, workdir, "the removal of the wrapper's files")
+
+    def _launch_as_target(self, argv: List[str], credential: "Credential", account: "Account",
+                          workdir: Path, what: str) -> None:
+        """Run ``argv`` through ``launch``, its output discarded, waiting up to a minute."""
         with open(os.devnull, "wb") as out, open(os.devnull, "wb") as err:
-            killer = self.launch(argv, credential, account, workdir,  # type: ignore[attr-defined]
-                                 PayloadLogs(out, err))
-            if wait_for_exit(killer, 60) is None:
-                log.error("the kill of the payload's leftovers as %s hangs: killing it",
-                          account.name)
+            started = self.launch(argv, credential, account, workdir,  # type: ignore[attr-defined]
+                                  PayloadLogs(out, err))
+            if wait_for_exit(started, 60) is None:
+                log.error("%s as %s hangs: killing it", what, account.name)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(killer.pid, signal.SIGKILL)
-                wait_for_exit(killer, 10)
+                    os.kill(started.pid, signal.SIGKILL)
+                wait_for_exit(started, 10)
 
     def explain(self, returncode: int, marker: Optional[WrapperMarker]) -> Outcome:
         """Return the ``Outcome`` of a launch that ended with ``returncode`` (see the table)."""

@@ -27,6 +27,10 @@ KILL_COMMAND = "/bin/kill" if os.access("/bin/kill", os.X_OK) else "/usr/bin/kil
 #: the target, every process of its account but the ``kill`` itself.
 EVERY_PROCESS = "-1"
 
+#: The ``rm`` program a switch runs as the target to remove what the wrapper left when it
+#: was killed outright (its egg cache, its own directory in world mode).
+REMOVE_COMMAND = "/bin/rm" if os.access("/bin/rm", os.X_OK) else "/usr/bin/rm"
+
 #: Seconds a wrapper gets, once its payload was killed with SIGKILL, to record that and
 #: remove its egg cache before it is killed too.
 WRAPPER_SETTLE = 2.0

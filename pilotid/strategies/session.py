@@ -3,11 +3,12 @@
 ``SwitcherBase.open`` returns one.  The session holds what the job's switching needs from
 the probe to the end (credential, account, work directory, the proxy handover) and asks
 its switcher for each step: ``launch``, ``terminate``, ``explain``, ``retry_delay``,
-``refresh_proxy``, ``kill_as_target``, ``signal_account``.  What the launcher used to guess
-by comparing uids (is there a switch, does the marker's owner prove anything, how are
-leftovers found and killed) is the session's ``switches_identity``, ``marker_owner`` and
-``stop_leftovers``; where the queue leases accounts per job (``leftover_processes:
-"account"``), the latter first sweeps every process of the account (``account_sweep``).
+``refresh_proxy``, ``kill_as_target``, ``signal_account``, ``remove_as_target``.  What the
+launcher used to guess by comparing uids (is there a switch, does the marker's owner prove
+anything, how are leftovers found and killed) is the session's ``switches_identity``,
+``marker_owner`` and ``stop_leftovers``; where the queue leases accounts per job
+(``leftover_processes: "account"``), the latter first sweeps every process of the account
+(``account_sweep``).
 
 ``SessionDecorator`` forwards every call to another session: an isolation (a container
 around any switch) subclasses it and changes ``launch`` alone.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Set
@@ -100,6 +102,21 @@ class SwitchSession:
 
         leftovers.end_leftovers(process, belongs, _kill_directly, self.account.name)
 
+    def remove_as_target(self, paths: Sequence[Path]) -> None:
+        """Remove the trees at ``paths`` that the wrapper made as the account (its egg
+        cache, its own directory): through the switch (``SwitcherBase.remove_as_target``)
+        where the account is not the pilot's, else directly.  Logs what it cannot remove."""
+        if not self.switches_identity:
+            for path in paths:
+                shutil.rmtree(path, onerror=_log_removal_error)
+            return
+        try:
+            self.switcher.remove_as_target(list(paths), self.credential, self.account,
+                                           self.workdir)
+        except PilotidError as error:
+            log.error("cannot remove the wrapper's files %s as %s: %s",
+                      " ".join(map(str, paths)), self.account.name, error)
+
     def _signal_account(self, signum: int) -> None:
         self.switcher.signal_account(signum, self.credential, self.account, self.workdir)
 
@@ -138,6 +155,10 @@ class SwitchSession:
 
     def close(self) -> None:
         """Nothing to release: the launcher removes the handover's files with the job's."""
+
+
+def _log_removal_error(function: Any, path: str, info: Any) -> None:
+    log.error("cannot remove the wrapper's file %s: %s", path, info[1])
 
 
 def _kill_directly(pids: List[int]) -> None:
@@ -190,6 +211,10 @@ class SessionDecorator:
     def stop_leftovers(self, process: Any) -> None:
         """The inner session's."""
         self.inner.stop_leftovers(process)
+
+    def remove_as_target(self, paths: Sequence[Path]) -> None:
+        """The inner session's."""
+        self.inner.remove_as_target(paths)
 
     def refresh(self, credential: "Credential") -> bool:
         """The inner session's."""

@@ -62,6 +62,7 @@ from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIM
 from pilotid.strategies.processes import (
     EVERY_PROCESS,
     KILL_COMMAND,
+    REMOVE_COMMAND,
     kill_argv,
     payload_groups,
     signal_groups,
@@ -402,16 +403,27 @@ class SudoSwitcher(SwitcherBase):
         launch's record (what ``explain`` reads) stays.  Raises ``SwitchNotPermittedError``
         when sudo refuses it; kill's own complaint (a process gone already) is only logged.
         """
-        self._kill_as(account, kill_argv(signal.SIGKILL, pids), "kill the payload's leftovers")
+        self._sudo_as_target(kill_argv(signal.SIGKILL, pids), account,
+                             "to kill the payload's leftovers")
 
     def signal_account(self, signum: int, credential: "Credential", account: Account,
                        workdir: Path) -> None:
         """Send ``signum`` to every process of ``account`` but the sender:
         ``sudo -n -u <account> -- kill -<SIGNAL> -- -1``, as ``kill_as_target``."""
-        self._kill_as(account, kill_argv(signum, [EVERY_PROCESS]),
-                      f"send {signal_label(signum)} to every process")
+        self._sudo_as_target(kill_argv(signum, [EVERY_PROCESS]), account,
+                             f"to send {signal_label(signum)} to every process")
 
-    def _kill_as(self, account: Account, argv: List[str], what: str) -> None:
+    def remove_as_target(self, paths: Sequence[Path], credential: "Credential",
+                         account: Account, workdir: Path) -> None:
+        """Remove the wrapper's leftover ``paths`` as ``account``, with a second sudo:
+        ``sudo -n -u <account> -- rm -rf -- <paths>``, not a launch (as ``kill_as_target``).
+        The sudoers rule must allow ``REMOVE_COMMAND`` as the target."""
+        self._sudo_as_target([REMOVE_COMMAND, "-rf", "--", *map(str, paths)], account,
+                             "to remove the wrapper's files")
+
+    def _sudo_as_target(self, argv: List[str], account: Account, what: str) -> None:
+        """Run ``argv`` as ``account`` through sudo; ``SwitchNotPermittedError`` when sudo
+        refuses, the program's own complaint only logged."""
         command = [self.sudo_path(), "-n", "-u", account.name, "--", *argv]
         try:
             done = subprocess.run(command, cwd="/", stdin=subprocess.DEVNULL,
@@ -419,10 +431,12 @@ class SudoSwitcher(SwitcherBase):
                                   timeout=SUDO_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SwitchUnavailableError(f"cannot run {command[0]}: {error}") from None
-        refused = sudo_messages(done.stderr.decode("utf-8", "replace"))
+        said = done.stderr.decode("utf-8", "replace")
+        refused = sudo_messages(said)
         if done.returncode != 0 and refused:
-            raise SwitchNotPermittedError(
-                f"sudo refused to {what} as {account.name}: {refused[-1]}")
+            raise SwitchNotPermittedError(f"sudo refused {what} as {account.name}: {refused[-1]}")
+        if done.returncode != 0:
+            log.debug("%s as %s: %s", argv[0], account.name, said.strip())
 
     def _relay(self, process: subprocess.Popen, signum: int, why: str) -> None:
         if signum in (signal.SIGKILL, signal.SIGSTOP):

@@ -121,14 +121,15 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant],
     With ``grant`` in ACL mode the directory is the pilot's, mode 0700 with the access
     entry ``u:<target>:rwx`` and no default ACL: the file the target creates there under
     umask 077 is exactly 0600 with no ACL from the start, so that no one else, not the
-    pilot either, can ever read it, and the wrapper need not ``chmod`` it.  In world mode
-    (no ACLs) it is ``1733``: the target, like every account there, may create in it;
-    no one may list it or remove what another created.  Without a grant (no switch) it is
-    the pilot's, 0700.  Make it after the grant, which must not walk it.
+    pilot either, can ever read it, and the wrapper need not ``chmod`` it.  Without a grant
+    (no switch) it is the pilot's, 0700.  Make it after the grant, which must not walk it.
+    World mode has none: without ACLs the pilot cannot make a directory that the target
+    alone may write in, so the wrapper keeps the proxy in a directory of its own
+    (``pilotid.payloads.targetdir``).
 
     Raises ``WorkdirError`` when it exists already or cannot be made, ``SandboxError`` when
     it cannot be opened to the target, ``ValueError`` when, with a grant, ``proxy``'s
-    directory is not directly in the granted work directory.
+    directory is not directly in the granted work directory, or the grant is in world mode.
     """
     proxy = Path(os.path.abspath(proxy))
     directory = proxy.parent
@@ -136,6 +137,9 @@ def make_handover_directory(proxy: Path, grant: Optional[SandboxGrant],
         raise ValueError(f"the token copy {token} goes in the proxy's handover directory "
                          f"{directory}")
     # (resolved only where it differs: the launcher passes the grant's own path)
+    if grant is not None and grant.mode != ACL:
+        raise ValueError("world mode has no proxy handover directory: the wrapper keeps the "
+                         "proxy in a directory of its own")
     if grant is not None and directory.parent != grant.workdir and \
             directory.parent.resolve() != grant.workdir:
         raise ValueError(f"the proxy handover directory {directory} must be directly in the "
@@ -178,8 +182,6 @@ def _open_handover(directory: Path,
             acl.add_user(grant.account.uid, _RWX)
             acl.recompute_mask()
             os.setxattr(fd, _ACCESS, acl.to_xattr())
-        elif grant is not None:
-            os.fchmod(fd, 0o1733)
     except OSError as error:
         os.close(fd)
         whom = grant.account.name if grant else "the pilot"

@@ -2,10 +2,11 @@
 
 Used by test_sandbox_sudo.py: ``python sandbox_driver.py CONFIG`` with ``CONFIG`` a JSON
 object (workdir, target, argv, pem, mode).  As the pilot it writes the wrapper, opens the
-work directory to the target, makes the proxy's handover directory, runs ``sudo -n -u
-<target> -- <wrapper>`` with the proxy on standard input, notes what the payload left
-(world-writable paths), reclaims the work directory and prints a JSON report on stdout;
-logs go to stderr.
+work directory to the target, makes the proxy's handover directory (in world mode the
+wrapper makes a directory of its own instead), runs ``sudo -n -u <target> -- <wrapper>``
+with the proxy on standard input, notes what the payload left (world-writable paths),
+removes the wrapper's own directory as the target, reclaims the work directory and prints a
+JSON report on stdout; logs go to stderr.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from pilotid.identity.accounts import Account
 from pilotid.payloads.job import PayloadCommand
 from pilotid.payloads.marker import read_marker
+from pilotid.payloads.targetdir import TargetDirectory
 from pilotid.payloads.wrapper import WrapperSpec, write_wrapper
 from pilotid.values import ProxyHandover
 from pilotid.workdir import (
@@ -60,22 +62,29 @@ def main() -> int:
         mode = "acl" if acl_supported(work) else "world"
     wrapper = work / f".pilotid-wrapper-{token}.sh"
     marker = work / f".pilotid-marker-{token}"
+    own = (TargetDirectory(work / f".pilotid-target-{token}-", target) if mode == "world"
+           else None)
     spec = WrapperSpec(
         command=PayloadCommand(argv=tuple(config["argv"])),
         workdir=work, handover=ProxyHandover(work / f".pilotid-proxy-{token}" / "x509up", True),
         marker=marker, environment=tuple(os.environ.items()),
-        umask=0 if mode == "world" else 0o022)
+        umask=0 if mode == "world" else 0o022,
+        target_directory=None if own is None else own.prefix)
     write_wrapper(spec, wrapper)
     # the work directory's parent (the pilot's 0700 home here) is its work root
     grant = grant_target_access(work, target, config.get("mode", "acl"), work_root=work.parent)
     try:
-        make_handover_directory(spec.handover.payload_proxy, grant)
+        if own is None:
+            make_handover_directory(spec.handover.payload_proxy, grant)
         run = subprocess.run(["sudo", "-n", "-u", target.name, "--", str(wrapper)],
                              input=config["pem"].encode(), capture_output=True, timeout=120)
         during = world_writable(work)
+        found = read_marker(marker) if own is None else own.read()[0]
+        if own is not None:
+            subprocess.run(["sudo", "-n", "-u", target.name, "--", "/bin/rm", "-rf", "--",
+                            *map(str, own.made())], check=True)
     finally:
         reclaim(grant)
-    found = read_marker(marker)
     report = {
         "mode": grant.mode, "payload_umask": grant.payload_umask(0o022),
         "returncode": run.returncode,

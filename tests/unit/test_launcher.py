@@ -1033,3 +1033,17 @@ def test_a_session_decorator_wraps_the_launch_of_any_switch(credential, workdir)
     ((argv, *_),) = switcher.called("launch")
     assert argv[:2] == ["/usr/bin/env", "PILOTID_ISOLATED=1"]
     assert (workdir / "done.txt").read_text() == "done\n"
+
+
+def test_the_egg_cache_of_a_wrapper_killed_outright_is_removed_after_the_job(credential,
+                                                                             workdir, tmp_path):
+    """Issue 16, item 8: SIGKILL runs no trap; the marker's egg= line names the egg cache,
+    and the session removes it (no switch here: directly)."""
+    eggs = tmp_path / "eggs"
+    eggs.mkdir()
+    result = make_launcher(credential, sh("echo \"$PYTHON_EGG_CACHE\"; kill -KILL $PPID; "
+                                          "exit 0"), egg_cache_base=eggs).run(JOB, workdir)
+    assert result.outcome == "terminated", result.error
+    egg = result.stdout.read_text().strip()
+    assert egg.startswith(f"{eggs}/pilotid-egg-")
+    assert list(eggs.iterdir()) == []

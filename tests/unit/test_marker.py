@@ -17,6 +17,7 @@ from pilotid.values import WrapperMarker
     ("uid=1001\nstatus=143\nsignal=15\n", WrapperMarker(1001, 143, signal=15)),
     ("uid=0\nerror=egg-cache\n", WrapperMarker(0, error="egg-cache")),
     ("uid=7\nerror=interrupted\nsignal=1\n", WrapperMarker(7, signal=1, error="interrupted")),
+    ("uid=7\negg=" + "0a" * 16 + "\nstatus=0\n", WrapperMarker(7, 0, egg_cache="0a" * 16)),
 ])
 def test_marker_is_read(tmp_path, text, expected):
     (tmp_path / "m").write_text(text)
@@ -31,7 +32,8 @@ def test_absent_marker_means_the_wrapper_never_ran(tmp_path, caplog):
 @pytest.mark.parametrize("text", [
     "", "uid=\n", "uid=abc\n", "status=0\nuid=1\n", "uid=1\nstatus=0", "uid=1\nstatus=0\n"
     "status=1\n", "uid=1\nwhat=1\n", "uid=1\nerror=whatever\n", "uid=-1\n", "garbage\n",
-    "uid=1\n" + "x" * 5000 + "\n",
+    "uid=1\n" + "x" * 5000 + "\n", "uid=1\negg=../../home\n", "uid=1\negg=" + "A" * 32 + "\n",
+    "uid=1\negg=" + "0" * 31 + "\n",
 ])
 def test_malformed_marker_is_ignored_with_a_warning(tmp_path, caplog, text):
     (tmp_path / "m").write_text(text)
@@ -68,3 +70,10 @@ def test_marker_naming_its_owner_is_not_tampered(tmp_path):
 def test_marker_owner_proves_nothing_without_a_switch(tmp_path):
     (tmp_path / "m").write_text("garbage")
     assert tampered_marker(tmp_path / "m", None, None, _target()) is None
+
+
+def test_marker_of_another_owner_is_ignored_when_an_owner_is_required(tmp_path, caplog):
+    (tmp_path / "m").write_text("uid=1\nstatus=0\n")
+    assert read_marker(tmp_path / "m", owner=os.geteuid() + 1) is None
+    assert "belongs to uid" in caplog.text
+    assert read_marker(tmp_path / "m", owner=os.geteuid()) == WrapperMarker(1, 0)

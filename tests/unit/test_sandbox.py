@@ -383,11 +383,14 @@ def test_file_made_in_the_handover_directory_under_umask_077_is_0600_without_acl
     assert any(line.startswith(f"user:{ME}:") for line in getfacl(beside))
 
 
-def test_handover_directory_in_world_mode_is_sticky_and_unlistable(workdir):
+def test_world_mode_has_no_handover_directory(workdir):
+    """Every account may create in a directory the pilot opens without ACLs: the wrapper
+    keeps the proxy in a directory of its own instead (pilotid.payloads.targetdir)."""
     grant = grant_target_access(workdir, TARGET, "world")
     proxy = handover_proxy(workdir)
-    make_handover_directory(proxy, grant)
-    assert stat.S_IMODE(proxy.parent.stat().st_mode) == 0o1733
+    with pytest.raises(ValueError, match="world mode"):
+        make_handover_directory(proxy, grant)
+    assert not proxy.parent.exists()
 
 
 def test_handover_directory_without_a_grant_is_the_pilots_alone(workdir):

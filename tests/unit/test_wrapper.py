@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -121,6 +122,13 @@ class Run:
 @pytest.fixture
 def run(tmp_path: Path) -> Run:
     return Run(tmp_path)
+
+
+def without_egg(marker: Optional[WrapperMarker]) -> WrapperMarker:
+    """``marker`` without the egg cache it names (random digits, checked for their form)."""
+    assert marker is not None
+    assert marker.egg_cache is None or re.fullmatch("[0-9a-f]{32}", marker.egg_cache)
+    return replace(marker, egg_cache=None)
 
 
 def wait_for(path: Path, timeout: float = 20) -> None:
@@ -254,8 +262,9 @@ def test_script_steps_come_in_the_documented_order(run):
     steps = ["builtin set -u", "builtin set -C", "exec {_pilotid_marker_fd}>", "uid=%s",
              "builtin read -r -d '' _pilotid_pem", "builtin exec </dev/null", "export SOME_VAR=1",
              "export ADDED=2", "export X509_USER_PROXY=", "builtin cd -P --", "builtin umask 0022",
-             "/dev/urandom", "mkdir -m 700 --", "export PYTHON_EGG_CACHE=", "builtin eval true",
-             "builtin wait", "_pilotid_note status", "builtin exit \"$_pilotid_status\""]
+             "_pilotid_egg_path=", "mkdir -m 700 --", "_pilotid_note egg",
+             "export PYTHON_EGG_CACHE=", "builtin eval true", "builtin wait",
+             "_pilotid_note status", "builtin exit \"$_pilotid_status\""]
     positions = [script.index(step) for step in steps]
     assert positions == sorted(positions)
 
@@ -336,8 +345,8 @@ def test_payload_gets_its_argv_environment_directory_and_umask(run):
 
 def test_marker_records_uid_then_status(run):
     run.run(run.spec())
-    assert run.marker_text() == f"uid={os.geteuid()}\nstatus=0\n"
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 0)
+    assert re.fullmatch(f"uid={os.geteuid()}\negg=[0-9a-f]{{32}}\nstatus=0\n", run.marker_text())
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), 0)
 
 
 @pytest.mark.parametrize("code", [1, 3, 42, 201, 255])
@@ -537,7 +546,7 @@ def test_egg_cache_that_cannot_be_made_stops_the_wrapper(run, make_base):
     result = run.run(run.spec(egg_cache_base=base))
     assert result.returncode == WRAPPER_FAILURE_STATUS
     assert b"egg cache" in result.stderr and b"never reused" in result.stderr
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), error="egg-cache")
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), error="egg-cache")
     assert not run.dump.exists()
 
 
@@ -553,7 +562,7 @@ def test_sigterm_reaches_the_payload_and_its_status_is_reported(run):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 7
     assert (run.base / "got").read_text() == "term\n"
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 7)
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), 7)
     assert os.listdir(run.eggs) == []
 
 
@@ -565,8 +574,9 @@ def test_payload_killed_by_sigterm_is_reported_as_that_signal(run):
     wait_for(ready)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 128 + signal.SIGTERM
-    assert run.marker_text() == f"uid={os.geteuid()}\nstatus=143\nsignal=15\n"
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 143, signal=15)
+    assert re.fullmatch(f"uid={os.geteuid()}\negg=[0-9a-f]{{32}}\nstatus=143\nsignal=15\n",
+                        run.marker_text())
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), 143, signal=15)
     assert os.listdir(run.eggs) == []
 
 
@@ -614,7 +624,7 @@ def test_processes_the_payload_left_in_its_group_end_with_it(run):
     while _alive(straggler) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(straggler), "the payload's background child outlived the wrapper"
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 0)
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), 0)
 
 
 def test_signal_reaching_wrapper_and_payload_at_once_leaves_a_valid_marker(tmp_path):
@@ -644,7 +654,8 @@ def test_sigterm_during_setup_stops_before_the_payload_and_cleans_up(run):
     wait_for(ready)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 143
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), signal=15, error="interrupted")
+    assert without_egg(read_marker(run.marker)) == \
+        WrapperMarker(os.geteuid(), signal=15, error="interrupted")
     assert not run.dump.exists()
     assert os.listdir(run.eggs) == []
 
@@ -741,7 +752,7 @@ def test_setup_functions_and_aliases_do_not_replace_the_wrappers_commands(run):
              "cd() { :; }; umask() { :; }", "shopt -s expand_aliases; alias builtin=false")
     result = run.run(run.spec(setup=setup, env={"DUMP_EXIT": "6"}))
     assert result.returncode == 6
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), 6)
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), 6)
     assert run.seen()["cwd"] == str(run.work)
 
 
@@ -757,7 +768,7 @@ def test_failing_setup_line_stops_the_wrapper(run):
 def test_setup_line_that_exits_is_recorded_as_a_setup_failure(run):
     result = run.run(run.spec(setup=("exit 3",)))
     assert result.returncode == 3
-    assert read_marker(run.marker) == WrapperMarker(os.geteuid(), error="setup")
+    assert without_egg(read_marker(run.marker)) == WrapperMarker(os.geteuid(), error="setup")
     assert os.listdir(run.eggs) == []
 
 

@@ -2,7 +2,9 @@
 wrote before the bash moved out of Python strings, byte for byte.
 
 The golden files in ``tests/data/wrapper/`` were written by the renderer that built the
-script from Python strings, for the specs below; the template must reproduce them.
+script from Python strings, for the specs below; the template must reproduce them.  They
+are rewritten, reviewed line by line, where the wrapper changes on purpose (the marker's
+``egg=`` line; ``world.sh``: the wrapper's own directory in world mode).
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ SPECS: Dict[str, WrapperSpec] = {
         environment=(("HOME", "/home/pilot"), ("TMPDIR", "/pool/tmp")),
         umask=0o022,
         reaper_pid=77, strip_leftover_modes=True,
+    ),
+    # sudo in world mode: the marker and the proxy in the wrapper's own directory.
+    "world": WrapperSpec(
+        command=PayloadCommand(argv=("./runGen", "--seed=1")),
+        workdir=Path("/scratch/job-9"),
+        handover=ProxyHandover(Path("/scratch/job-9/.pilotid-proxy-1002-ab/x509up"),
+                               from_stdin=True),
+        marker=Path("/scratch/job-9/.pilotid-marker-9-ab"),
+        environment=(("PATH", "/usr/bin:/bin"),),
+        umask=0,
+        reaper_pid=99, strip_leftover_modes=True,
+        target_directory=Path("/scratch/job-9/.pilotid-target-9-ab-"),
     ),
 }
 

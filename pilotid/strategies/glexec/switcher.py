@@ -73,6 +73,7 @@ from pilotid.strategies.probecache import PILOT_PROBE_CACHE, PROBE_CACHE_LIFETIM
 from pilotid.strategies.processes import (
     EVERY_PROCESS,
     KILL_COMMAND,
+    REMOVE_COMMAND,
     kill_argv,
     payload_groups,
     signal_groups,
@@ -377,7 +378,20 @@ class GlexecSwitcher(SwitcherBase):
 
     def _kill_as(self, credential: Credential, account: Account, signum: int,
                  targets: Sequence[object], what: str, refused: str) -> None:
-        argv = kill_argv(signum, targets, os.path.realpath(KILL_COMMAND))
+        self._as_target(kill_argv(signum, targets, os.path.realpath(KILL_COMMAND)),
+                        credential, account, what, refused)
+
+    def remove_as_target(self, paths: Sequence[Path], credential: Credential,
+                         account: Account, workdir: Path) -> None:
+        """Remove the wrapper's leftover ``paths`` as the target: ``rm -rf`` through a
+        second gLExec call, as ``kill_as_target``."""
+        self._as_target([os.path.realpath(REMOVE_COMMAND), "-rf", "--", *map(str, paths)],
+                        credential, account, "removing the wrapper's files",
+                        "to remove the files of")
+
+    def _as_target(self, argv: List[str], credential: Credential, account: Account,
+                   what: str, refused: str) -> None:
+        """Run ``argv`` as the target through a second gLExec call, not a launch."""
         env = glexec_environment(self.environ, self.client_cert(credential))
         status, _, stderr = self._call(argv, env, what)
         if status in EXIT_ERRORS or status == PAYLOAD_OVERLAP:

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=/pool/job-7/.marker
+_pilotid_proxy=/pool/job-7/user.proxy
+_pilotid_token=''
 _pilotid_reaper=77
 _pilotid_marker_fd=
 _pilotid_egg=
@@ -15,6 +17,18 @@ _pilotid_phase=start
 _pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm)
 _pilotid_loaded=off
 
+_pilotid_random() {
+  # 32 hex digits from the kernel's random source, now, in _pilotid_hex.  bash 5.1+ reads
+  # getrandom(2) for each $SRANDOM (assignments to it are ignored): four of them make the
+  # 32 digits without starting od.
+  if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+    builtin printf -v _pilotid_hex '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
+  else
+    _pilotid_hex=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_hex=
+  fi
+  _pilotid_hex=${_pilotid_hex//[!0-9a-f]/}
+  [ "${#_pilotid_hex}" -eq 32 ]
+}
 _pilotid_note() {
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }
@@ -122,29 +136,24 @@ _pilotid_traps
 builtin set +C
 # The pilot's environment, filtered, then the payload's own additions.
 builtin export PANDA_SITE=ANALY_TEST
-builtin export X509_USER_PROXY=/pool/job-7/user.proxy
+builtin export X509_USER_PROXY="$_pilotid_proxy"
 _pilotid_workdir=/pool/job-7
 builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
 builtin umask 0022
 
 # A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
-# reused.  bash 5.1+ reads getrandom(2) for each $SRANDOM (assignments to it are ignored):
-# four of them make the 32 digits without starting od.
-if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
-  builtin printf -v _pilotid_random '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
-else
-  _pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
-fi
-_pilotid_random=${_pilotid_random//[!0-9a-f]/}
-[ "${#_pilotid_random}" -eq 32 ] ||
+# reused.  Its name goes in the marker at once: if this shell is killed outright, its EXIT
+# trap never runs and the pilot has it removed as this account after the job.
+_pilotid_random ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
-_pilotid_egg_path=/tmp/pilotid-egg-$_pilotid_random
+_pilotid_egg_path=/tmp/pilotid-egg-$_pilotid_hex
 _pilotid_builtins on
 if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
   _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 (it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
 fi
 _pilotid_egg=$_pilotid_egg_path
+_pilotid_note egg "$_pilotid_hex"
 builtin export PYTHON_EGG_CACHE="$_pilotid_egg"
 # The payload: a child in its own process group (set -m), stdin from /dev/null.
 _pilotid_argv=(./buildJob -l out.tgz)

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker='/srv/pilot/work dir/.marker'
+_pilotid_proxy='/srv/pilot/work dir/.handover-1f/x509up'
+_pilotid_token=''
 _pilotid_reaper=4242
 _pilotid_marker_fd=
 _pilotid_egg=
@@ -15,6 +17,18 @@ _pilotid_phase=start
 _pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm)
 _pilotid_loaded=off
 
+_pilotid_random() {
+  # 32 hex digits from the kernel's random source, now, in _pilotid_hex.  bash 5.1+ reads
+  # getrandom(2) for each $SRANDOM (assignments to it are ignored): four of them make the
+  # 32 digits without starting od.
+  if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
+    builtin printf -v _pilotid_hex '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
+  else
+    _pilotid_hex=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_hex=
+  fi
+  _pilotid_hex=${_pilotid_hex//[!0-9a-f]/}
+  [ "${#_pilotid_hex}" -eq 32 ]
+}
 _pilotid_note() {
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }
@@ -120,10 +134,10 @@ fi
 builtin printf 'uid=%s\n' "$EUID" >&"$_pilotid_marker_fd"
 _pilotid_traps
 # The user's proxy arrives on standard input: store it as a new file of this account, in
-# the pilot's handover directory, which has no default ACL: umask 077 makes it 0600.  Read
-# by the shell itself (a PEM proxy is text: no NUL), never exported; no subshell: the umask
-# is set again before anything else.
-_pilotid_proxy='/srv/pilot/work dir/.handover-1f/x509up'
+# the pilot's handover directory, which has no default ACL (in world mode, in this
+# account's own directory): umask 077 makes it 0600.  Read by the shell itself (a PEM
+# proxy is text: no NUL), never exported; no subshell: the umask is set again before
+# anything else.
 builtin umask 077
 _pilotid_pem=
 IFS= builtin read -r -d '' _pilotid_pem
@@ -140,29 +154,24 @@ builtin export LANG=C.UTF-8
 builtin export SITE_NOTE=$'\xff bytes'
 builtin export ATHENA_PROC_NUMBER=8
 builtin export QUOTED=$'it\'s "here"\x0anext'
-builtin export X509_USER_PROXY='/srv/pilot/work dir/.handover-1f/x509up'
+builtin export X509_USER_PROXY="$_pilotid_proxy"
 _pilotid_workdir='/srv/pilot/work dir'
 builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot enter the work directory $_pilotid_workdir as uid $EUID"
 builtin umask 0077
 
 # A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
-# reused.  bash 5.1+ reads getrandom(2) for each $SRANDOM (assignments to it are ignored):
-# four of them make the 32 digits without starting od.
-if (( BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1) )); then
-  builtin printf -v _pilotid_random '%08x' "$SRANDOM" "$SRANDOM" "$SRANDOM" "$SRANDOM"
-else
-  _pilotid_random=$(builtin command -p od -An -N16 -tx1 /dev/urandom) || _pilotid_random=
-fi
-_pilotid_random=${_pilotid_random//[!0-9a-f]/}
-[ "${#_pilotid_random}" -eq 32 ] ||
+# reused.  Its name goes in the marker at once: if this shell is killed outright, its EXIT
+# trap never runs and the pilot has it removed as this account after the job.
+_pilotid_random ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
-_pilotid_egg_path=/var/tmp/pilotid-egg-$_pilotid_random
+_pilotid_egg_path=/var/tmp/pilotid-egg-$_pilotid_hex
 _pilotid_builtins on
 if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
   _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 (it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
 fi
 _pilotid_egg=$_pilotid_egg_path
+_pilotid_note egg "$_pilotid_hex"
 builtin export PYTHON_EGG_CACHE="$_pilotid_egg"
 # Site setup lines from the queue settings: trusted configuration, run in this shell,
 # with the programs mkdir and rm, not the loadables.
@@ -178,7 +187,7 @@ _pilotid_phase=ready
 builtin cd -P -- "$_pilotid_workdir" ||
   _pilotid_fail workdir "cannot re-enter the work directory $_pilotid_workdir after the setup"
 builtin umask 0077
-builtin export X509_USER_PROXY='/srv/pilot/work dir/.handover-1f/x509up' PYTHON_EGG_CACHE="$_pilotid_egg"
+builtin export X509_USER_PROXY="$_pilotid_proxy" PYTHON_EGG_CACHE="$_pilotid_egg"
 _pilotid_traps
 # The payload: a child in its own process group (set -m), stdin from /dev/null.
 _pilotid_argv=(/usr/bin/python3 runAthena '--inputs='"'"'a b'"'"'' $'caf\xc3\xa9' '$HOME')
