@@ -68,9 +68,10 @@ def test_the_wrapper_exports_only_file_names(tmp_path):
                          payload_token=tmp_path / "h" / "bt")
     token_only = ProxyHandover(tmp_path / "h" / "x509up", from_stdin=True,
                                payload_token=tmp_path / "h" / "bt", carries_proxy=False)
-    assert credential_exports(both) == (f"X509_USER_PROXY={tmp_path}/h/x509up "
-                                        f"BEARER_TOKEN_FILE={tmp_path}/h/bt")
-    assert credential_exports(token_only) == f"BEARER_TOKEN_FILE={tmp_path}/h/bt"
+    # the template's own path variables (in world mode they name the target's directory)
+    assert credential_exports(both) == ('X509_USER_PROXY="$_pilotid_proxy" '
+                                        'BEARER_TOKEN_FILE="$_pilotid_token"')
+    assert credential_exports(token_only) == 'BEARER_TOKEN_FILE="$_pilotid_token"'
 
 
 class _NewerOnRefetch(dict):
