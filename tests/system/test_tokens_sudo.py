@@ -80,7 +80,8 @@ class TokenSite:
             "token_issuers": {ISSUER.url: str(jwks)}, "token_mapfile": str(token_map),
             "grid_mapfile": str(grid_mapfile), "jobs_without_dn": "token_subject",
             "sandbox": "acl", "umask": "0022", "timeout": 120, "grace_period": 5,
-            "transformation_dirs": [str(trf)], "env_pass": ["TMPDIR"]}
+            "transformation_dirs": [str(trf)], "env_pass": ["TMPDIR"],
+            "work_root": str(self.area), "state_dir": str(self.area / "state")}
         self.queues = base / "queues.json"
         self.queues.write_text(json.dumps({"queues": {
             "ANALY_SUDO_TOKENS": queue,
