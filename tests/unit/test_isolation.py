@@ -316,3 +316,15 @@ def test_a_sentinel_the_payload_filled_stays_and_the_inner_session_closes(tmp_pa
     (session.sentinel / "output").write_text("")
     session.close()
     assert (session.sentinel / "output").exists() and inner.closed
+
+
+def test_bwraps_message_is_read_from_a_log_opened_by_descriptor(tmp_path):
+    """The launcher opens the payload's logs with os.fdopen (a name that is a number): the
+    message must still be found, or a runtime failure passes for the switch's."""
+    session, _ = bwrap_session(tmp_path)
+    path = tmp_path / "payload.stderr"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as err:
+        err.write(b"an earlier launch's words\n")
+        session.launch(["/w/wrapper.sh"], base.PayloadLogs(io.BytesIO(), err))
+        err.write(NAMESPACES_OFF.encode())
+    assert session.explain(1, None).error.code == 59
