@@ -345,7 +345,7 @@ def _reap_namespace_inits(launched: int, within: float) -> None:
             continue
         try:
             pidfd = os.pidfd_open(adopted.pid)
-        except ProcessLookupError:
+        except OSError:  # gone already, or a kernel before 5.3: the inner session decides
             continue
         try:
             select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
