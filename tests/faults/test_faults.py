@@ -398,7 +398,7 @@ def test_isolation_user_namespaces_switched_off(scene, monkeypatch):
 # classified from bwrap's own message, the job reported, the grant undone (check_aftermath).
 
 #: bwrap for the test container (its command reads the uid map); at a job's launch it fails
-#: the way bwrap does, with the message given as its first line's argument.
+#: the way bwrap does: status 1 and a message (quoted in place of "$BWRAP_SAYS").
 FAILING_AT_LAUNCH_BWRAP = """#!/bin/sh
 case " $* " in *" /proc/self/uid_map "*) exec /usr/bin/bwrap "$@" ;; esac
 echo "$BWRAP_SAYS" >&2
