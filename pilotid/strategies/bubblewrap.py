@@ -9,10 +9,11 @@ jobs' directories and the host's processes are not in it.  ``--die-with-parent``
 PID namespace make the kernel end every process of the job when the wrapper ends: the
 namespace's init (bwrap's) exits with the wrapper, and its exit kills the rest.
 
-A *sentinel* proves that the runtime started the wrapper: the container's first command
-creates it, then execs the wrapper.  A launch that left neither the sentinel nor the
-wrapper's marker, with bwrap's own message on stderr, is a runtime failure
-(``IsolationError`` and its subclasses), never the payload's.
+A *sentinel* proves that the runtime built the container: bwrap itself makes it (a
+directory in the work directory, its last mount operation), then execs the wrapper.  A
+launch that left neither the sentinel nor the wrapper's marker, with bwrap's own message
+on stderr, is a runtime failure (``IsolationError`` and its subclasses), never the
+payload's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -59,10 +61,6 @@ BWRAP_NETWORK = Setting("bwrap_network", flag, True,
 
 #: The system the container sees read-only (those that exist; a symlink stays a symlink).
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-
-#: The container's first command: the sentinel (noclobber: never through a planted file),
-#: then the wrapper.  Values come as positional parameters, never into the script's text.
-SENTINEL_SCRIPT = 'set -C && : > "$0" && exec "$@"'
 
 #: coreutils' env, which sets signal dispositions before it execs (``command``).
 ENV = "/usr/bin/env"
@@ -174,19 +172,20 @@ class BubblewrapIsolation:
     def command(self, argv: Sequence[str], workdir: Path, sentinel: Path,
                 read_only_files: Sequence[Path] = ()) -> List[str]:
         """The argv the switch runs: bwrap (ignoring the signals the wrapper forwards), its
-        options (``read_only_files`` as there), then in the container those signals
-        restored, the sentinel's script and ``argv``.
+        options (``read_only_files`` as there) and the sentinel, then in the container
+        ``argv`` with those signals restored.
 
         bwrap's outer process dies of a SIGTERM and would take the container with it
         (``--die-with-parent``) before the wrapper could pass the signal on: the time
         limit's grace period would be lost.  Ignored by bwrap (and inherited by its init),
         restored for the wrapper, the signal reaches the payload as without isolation;
-        SIGKILL still ends everything at once.
+        SIGKILL still ends everything at once.  The sentinel is bwrap's last mount
+        operation (``--dir``, inside the work directory's bind), so that no program runs
+        only to make it.
         """
         return [ENV, f"--ignore-signal={FORWARDED_SIGNALS}", self.program,
-                *self.options(workdir, read_only_files), "--", ENV,
-                f"--default-signal={FORWARDED_SIGNALS}",
-                "/bin/sh", "-c", SENTINEL_SCRIPT, str(sentinel), *(os.fspath(a) for a in argv)]
+                *self.options(workdir, read_only_files), "--dir", str(sentinel), "--",
+                ENV, f"--default-signal={FORWARDED_SIGNALS}", *(os.fspath(a) for a in argv)]
 
     def check_program(self) -> None:
         """Raise ``IsolationUnavailableError`` unless ``bwrap_path`` is an executable file."""
@@ -326,14 +325,7 @@ class BubblewrapSession(SessionDecorator):
         or, with no switch, leave its zombie unreaped.  So it is awaited and reaped here.
         """
         if self.isolation.pid_namespace and not self.bypassed:
-            deadline = time.monotonic() + NAMESPACE_END_WAIT
-            while True:
-                inits = [p for p in leftovers.adopted_processes(exclude=(process.pid,))
-                         if _command_name(p.pid) == "bwrap"]
-                leftovers.reap([p.pid for p in inits if p.dead])
-                if all(p.dead for p in inits) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.002)
+            _reap_namespace_inits(process.pid, NAMESPACE_END_WAIT)
         self.inner.stop_leftovers(process)
 
     def close(self) -> None:
@@ -342,10 +334,15 @@ class BubblewrapSession(SessionDecorator):
         self.inner.close()
 
     def _remove_sentinel(self) -> None:
+        # bwrap makes a directory; whatever else holds the name goes too, never followed
         try:
-            os.unlink(self.sentinel)
+            os.rmdir(self.sentinel)
         except FileNotFoundError:
             pass
+        except NotADirectoryError:
+            os.unlink(self.sentinel)
+        except OSError as error:  # the payload filled it: one more of its outputs
+            log.debug("sentinel %s left in place: %s", self.sentinel, error.strerror)
 
     def _said(self) -> str:
         path, start = self._stderr
@@ -357,6 +354,23 @@ class BubblewrapSession(SessionDecorator):
                 return stream.read(8192).decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+def _reap_namespace_inits(launched: int, within: float) -> None:
+    # the kernel says when each ends (a pidfd turns readable), rather than a poll's tick
+    deadline = time.monotonic() + within
+    for adopted in leftovers.adopted_processes(exclude=(launched,)):
+        if _command_name(adopted.pid) != "bwrap":
+            continue
+        try:
+            pidfd = os.pidfd_open(adopted.pid)
+        except OSError:  # gone already, or a kernel before 5.3: the inner session decides
+            continue
+        try:
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(pidfd)
+        leftovers.reap([adopted.pid])
 
 
 def _command_name(pid: int) -> str:

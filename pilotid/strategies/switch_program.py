@@ -44,6 +44,11 @@ def log_position(stream: Any) -> "tuple[Optional[str], int]":
     """The path of an open log file and where it ends now, or (None, 0) for other streams:
     where a launch's own messages start, for ``switch_program_said``."""
     name = getattr(stream, "name", None)
+    if isinstance(name, int):  # opened from a descriptor (os.fdopen): the kernel has its path
+        try:
+            name = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            return None, 0
     if not isinstance(name, str) or not os.path.isabs(name):
         return None, 0
     try:

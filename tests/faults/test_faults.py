@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import signal
 import stat
 import struct
@@ -344,7 +345,7 @@ def test_switch_sudo_not_permitted(scene):
 USERNS_OFF = Path(__file__).resolve().parent / "userns_off.py"
 
 
-def isolation_fault(scene, code: int, popen_as=None, **queue) -> None:
+def isolation_fault(scene, code: int, popen_as=None, **queue) -> JobRun:
     """One job through ``isolation: bwrap`` that the runtime cannot start: the payload never
     ran, the job fails with ``code``, and ``pilotid probe`` fails its test container so."""
     payload(scene, "echo ran > ran.txt")
@@ -353,6 +354,7 @@ def isolation_fault(scene, code: int, popen_as=None, **queue) -> None:
     expect(run, "switch_failed", code)
     assert not (run.workdir / "ran.txt").exists(), run.why()
     scene.check_aftermath(run, expect_payload_logs=False)
+    return run
 
 
 def probe_isolation_check(scene, queues: Path) -> dict:
@@ -391,6 +393,77 @@ def test_isolation_user_namespaces_switched_off(scene, monkeypatch):
 
     monkeypatch.setattr(node, "popen_as", in_namespace_without_more)
     isolation_fault(scene, 59)
+
+
+# What fails only at the job's launch, after the pilot's checks and the test container passed:
+# classified from bwrap's own message, the job reported, the grant undone (check_aftermath).
+
+#: bwrap for the test container (its command reads the uid map); at a job's launch it fails
+#: the way bwrap does: status 1 and a message (quoted in place of "$BWRAP_SAYS").
+FAILING_AT_LAUNCH_BWRAP = """#!/bin/sh
+case " $* " in *" /proc/self/uid_map "*) exec /usr/bin/bwrap "$@" ;; esac
+echo "$BWRAP_SAYS" >&2
+exit 1
+"""
+
+NAMESPACES_REFUSED = ("bwrap: No permissions to creating new namespace, likely because the "
+                      "kernel does not allow non-privileged user namespaces.")
+
+
+def failing_at_launch_bwrap(scene, says: str) -> str:
+    """A bwrap the test container passes and a job's launch fails, saying ``says``."""
+    path = scene.base / f"bwrap-{secrets.token_hex(4)}"
+    path.write_text(FAILING_AT_LAUNCH_BWRAP.replace('"$BWRAP_SAYS"', shlex.quote(says)))
+    path.chmod(0o755)
+    return str(path)
+
+
+def assert_not_granted(run: JobRun) -> None:
+    acl = subprocess.run(["getfacl", "-p", "-n", str(run.workdir)], capture_output=True,
+                         text=True, check=True).stdout
+    alice = str(node.account(node.ALICE).uid)
+    assert f"user:{alice}:" not in acl, acl
+
+
+@pytest.mark.parametrize("says, code", [
+    (NAMESPACES_REFUSED, 59),
+    ("bwrap: Unexpected capabilities but not setuid, old file caps config?", 57),
+])
+def test_isolation_runtime_fails_at_launch(scene, says, code):
+    """The namespaces refused when the job starts (another job took the last one, say), or
+    bwrap failing otherwise: the runtime's code, under ``preferred`` too."""
+    program = failing_at_launch_bwrap(scene, says)
+    assert_not_granted(isolation_fault(scene, code, bwrap_path=program))
+    payload(scene, "echo ran > ran.txt")
+    run = scene.run(queues=scene.queues(isolation="bwrap", bwrap_path=program,
+                                        isolation_policy="preferred"))
+    expect(run, "switch_failed", code)
+    assert not (run.workdir / "ran.txt").exists(), run.why()
+    scene.check_aftermath(run, expect_payload_logs=False)
+
+
+def test_isolation_runtime_fails_at_launch_optional_runs_once_without(scene):
+    """``optional``: relaunched at once without isolation, the payload runs exactly once."""
+    payload(scene, "echo ran >> ran.txt")
+    program = failing_at_launch_bwrap(scene, NAMESPACES_REFUSED)
+    run = scene.run(queues=scene.queues(isolation="bwrap", bwrap_path=program,
+                                        isolation_policy="optional"))
+    expect(run, "succeeded", 0)
+    assert (run.workdir / "ran.txt").read_text() == "ran\n", run.why()
+    assert "WITHOUT isolation" in run.stderr, run.why()
+    scene.check_aftermath(run, outputs=["ran.txt"])
+
+
+def test_isolation_bind_unreachable_by_the_user_at_launch(scene):
+    """A bind source the pilot sees but the user cannot reach: the pilot's check and the
+    test container (both the pilot's) pass, bwrap as alice fails to bind it."""
+    closed = scene.home / "closed"
+    closed.mkdir()
+    own(closed, node.PILOT, 0o700)
+    software = closed / "software"
+    software.mkdir()
+    own(software, node.PILOT, 0o755)
+    assert_not_granted(isolation_fault(scene, 62, bwrap_binds=[str(software)]))
 
 
 def test_switch_that_hangs(scene):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -174,10 +175,18 @@ def test_home_and_root_are_not_bound():
     assert not {"/home", "/root", "/"} & set(options)
 
 
-def test_the_command_starts_the_sentinel_then_the_wrapper():
+def test_bwrap_makes_the_sentinel_as_its_last_mount_operation():
+    """Inside the work directory's bind, so that it lands in the work directory itself."""
     command = BubblewrapIsolation(queue()).command(["/w/wrapper.sh"], Path("/w"), Path("/w/s"))
-    assert command[command.index("--") + 3:] == ["/bin/sh", "-c", 'set -C && : > "$0" && '
-                                                 'exec "$@"', "/w/s", "/w/wrapper.sh"]
+    before = command[:command.index("--")]
+    assert before[-2:] == ["--dir", "/w/s"] and before.index("/w") < len(before) - 2
+
+
+def test_the_container_runs_one_program_before_the_wrapper():
+    """Only the one that gives the wrapper its signals back: each exec is a launch's cost."""
+    command = BubblewrapIsolation(queue()).command(["/w/wrapper.sh"], Path("/w"), Path("/w/s"))
+    assert command[command.index("--") + 1:] == [
+        "/usr/bin/env", "--default-signal=TERM,INT,HUP", "/w/wrapper.sh"]
 
 
 def test_bwrap_ignores_the_forwarded_signals_and_the_wrapper_gets_them_back():
@@ -293,7 +302,7 @@ def test_a_started_wrapper_is_explained_by_the_inner_session(tmp_path):
     session, _ = bwrap_session(tmp_path)
     payload_logs, stderr = logs(tmp_path)
     session.launch(["/w/wrapper.sh"], payload_logs)
-    session.sentinel.write_text("")
+    session.sentinel.mkdir()
     stderr.write_text("bwrap: something the payload printed\n")
     assert session.explain(3, None).kind == base.PAYLOAD_FAILED
 
@@ -312,8 +321,31 @@ def test_optional_relaunches_at_once_without_isolation_and_warns(tmp_path, caplo
     assert inner.launched == [["/w/wrapper.sh"]] and "WITHOUT isolation" in caplog.text
 
 
-def test_closing_removes_the_sentinel_and_closes_the_inner_session(tmp_path):
+@pytest.mark.parametrize("make", [Path.mkdir, lambda path: path.write_text(""),
+                                  lambda path: path.symlink_to("/tmp")])
+def test_closing_removes_the_sentinel_and_closes_the_inner_session(tmp_path, make):
+    """bwrap's directory, or whatever else holds its name (a symlink is not followed)."""
     session, inner = bwrap_session(tmp_path)
-    session.sentinel.write_text("")
+    make(session.sentinel)
     session.close()
-    assert not session.sentinel.exists() and inner.closed
+    assert not os.path.lexists(session.sentinel) and inner.closed
+
+
+def test_a_sentinel_the_payload_filled_stays_and_the_inner_session_closes(tmp_path):
+    session, inner = bwrap_session(tmp_path)
+    session.sentinel.mkdir()
+    (session.sentinel / "output").write_text("")
+    session.close()
+    assert (session.sentinel / "output").exists() and inner.closed
+
+
+def test_bwraps_message_is_read_from_a_log_opened_by_descriptor(tmp_path):
+    """The launcher opens the payload's logs with os.fdopen (a name that is a number): the
+    message must still be found, or a runtime failure passes for the switch's."""
+    session, _ = bwrap_session(tmp_path)
+    path = tmp_path / "payload.stderr"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as err:
+        err.write(b"an earlier launch's words\n")
+        session.launch(["/w/wrapper.sh"], base.PayloadLogs(io.BytesIO(), err))
+        err.write(NAMESPACES_OFF.encode())
+    assert session.explain(1, None).error.code == 59
