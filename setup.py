@@ -23,7 +23,7 @@ setup(
         "PyJWT>=2.8",
     ],
     extras_require={
-        "test": ["pytest>=7", "mock>=5", "hypothesis>=6"],
+        "test": ["pytest>=7", "mock>=5", "hypothesis>=6", "scitokens>=1.8"],
         "docs": ["sphinx>=6", "myst-parser>=1"],
         "lint": ["ruff", "mypy", "import-linter"],
     },

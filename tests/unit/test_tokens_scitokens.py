@@ -1,6 +1,7 @@
 """Agreement with scitokens on which tokens verify (signature, algorithm, exp, nbf).
 
-scitokens is no dependency of pilotid: without it these tests skip.  The tokens differ only
+scitokens is no dependency of pilotid, only of its tests (the ``test`` extra): the peer that
+sites use, checked against pilotid's verifier.  The tokens differ only
 where both libraries judge them (all WLCG claims present, the issuer trusted, times away
 from pilotid's clock skew, which scitokens does not allow); pilotid's own stricter rules
 (the ``kid``, the profile's claims, the trusted issuers) have their tests elsewhere.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
+import scitokens
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,8 +19,6 @@ from hypothesis import strategies as st
 from pilotid.errors import TokenError
 from pilotid.identity.testissuer import TestIssuer
 from pilotid.identity.tokens import IssuerKey, TokenVerifier
-
-scitokens = pytest.importorskip("scitokens")
 
 RSA = TestIssuer("https://atlas-auth.example.org/", "RS256", key_id="rsa")
 EC = TestIssuer("https://atlas-auth.example.org/", "ES256", key_id="ec")
