@@ -191,6 +191,13 @@ class TokenClaimError(TokenError):
     code = 97
 
 
+class TokenAudienceError(TokenError):
+    """The token is not meant for this queue: its ``aud`` is missing, or names none of the
+    audiences the queue accepts (``token_audiences``)."""
+
+    code = 98
+
+
 class AccountMappingError(PilotidError):
     """The user's identity maps to no local account on this node. The site's fault."""
 

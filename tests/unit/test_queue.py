@@ -70,7 +70,7 @@ SUDO_TOKENS = {
     "token_mapfile": "/etc/grid-security/token-map", "token_file": "/tokens/{panda_id}.bt",
     "token_issuers": {"https://atlas-auth.example.org/": "/etc/pilotid/atlas.jwks"},
     "token_clock_skew": 30, "token_with_proxy": True, "token_lifetime_needed": 600,
-    "token_refresh_threshold": 900,
+    "token_refresh_threshold": 900, "token_audiences": ["https://ce.example.org:9619"],
 }
 NOOP_BWRAP = {
     "switcher": "noop", "isolation": "bwrap", "isolation_policy": "preferred",
@@ -97,6 +97,7 @@ def test_sudo_and_token_settings_are_read_into_the_options(registry):
     assert (options["token_file"], options["token_mapfile"], options["token_clock_skew"]) == (
         Path("/tokens/{panda_id}.bt"), Path("/etc/grid-security/token-map"), 30.0)
     assert options["token_with_proxy"] is True and options["proxy_file"] is None
+    assert options["token_audiences"] == ("https://ce.example.org:9619",)
 
 
 def test_every_generic_field_is_read_into_its_python_type(registry):

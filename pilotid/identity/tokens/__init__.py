@@ -11,9 +11,9 @@ from pilotid.identity.tokens.discovery import (
 )
 from pilotid.identity.tokens.keys import IssuerKey, load_issuer_keys
 from pilotid.identity.tokens.token import BearerToken
-from pilotid.identity.tokens.verify import REQUIRED_CLAIMS, TokenVerifier
+from pilotid.identity.tokens.verify import ANY_AUDIENCE, REQUIRED_CLAIMS, TokenVerifier
 
 __all__ = [
-    "REQUIRED_CLAIMS", "BearerToken", "FoundToken", "IssuerKey", "TokenVerifier",
+    "ANY_AUDIENCE", "REQUIRED_CLAIMS", "BearerToken", "FoundToken", "IssuerKey", "TokenVerifier",
     "discover_token", "load_issuer_keys", "read_owned_token_file", "read_token_file",
 ]

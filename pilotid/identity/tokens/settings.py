@@ -1,5 +1,6 @@
 """The queue settings the token sources own: which issuers a queue trusts and where their
-keys are, the clock skew, a per-job token path, and whether a proxy comes with the token."""
+keys are, the audiences it accepts, the clock skew, a per-job token path, and whether a
+proxy comes with the token."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from typing import Any, Dict, Mapping, Tuple
 
 from pilotid.errors import ConfigurationError
 from pilotid.identity.tokens.keys import IssuerKey, load_issuer_keys
-from pilotid.identity.tokens.verify import DEFAULT_CLOCK_SKEW, TokenVerifier
+from pilotid.identity.tokens.verify import (
+    DEFAULT_AUDIENCES,
+    DEFAULT_CLOCK_SKEW,
+    TokenVerifier,
+)
 from pilotid.queue import QueueSettings
 from pilotid.settings import (
     REQUIRED,
@@ -20,8 +25,10 @@ from pilotid.settings import (
     absolute_path,
     flag,
     integer,
+    list_of,
     seconds,
     show,
+    string,
 )
 
 #: The fields a ``token_file`` template may name (``TokenFileSource.fields``).
@@ -61,6 +68,13 @@ TOKEN_ISSUERS = Setting(
     "token_issuers", ValueType("object: issuer URL -> absolute path", _issuer_keys), REQUIRED,
     "The token issuers the queue trusts, each with its JWKS file or directory of JWKS files; "
     "a token of any other issuer is refused.")
+TOKEN_AUDIENCES = Setting(
+    "token_audiences", list_of(string, "audiences (strings)", non_empty=True),
+    list(DEFAULT_AUDIENCES),
+    "The audiences the queue accepts in a token's aud (the site's CE or storage URL, say); "
+    "a token naming none of them, or without aud, is refused.  By default only the WLCG "
+    "any-service value https://wlcg.cern.ch/jwt/v1/any; a queue naming its own accepts that "
+    "value only if it lists it too.")
 TOKEN_CLOCK_SKEW = Setting(
     "token_clock_skew", seconds, DEFAULT_CLOCK_SKEW,
     "Seconds of clock difference allowed on a token's exp, nbf and iat.")
@@ -84,7 +98,8 @@ TOKEN_WITH_PROXY = Setting(
 
 
 def build_verifier(settings: QueueSettings) -> TokenVerifier:
-    """The ``TokenVerifier`` of a queue's ``token_issuers`` and ``token_clock_skew``.
+    """The ``TokenVerifier`` of a queue's ``token_issuers``, ``token_clock_skew`` and
+    ``token_audiences``.
 
     Raises ``ConfigurationError`` when an issuer's keys cannot be read."""
     issuers: Mapping[str, Path] = settings.option(TOKEN_ISSUERS)
@@ -94,4 +109,5 @@ def build_verifier(settings: QueueSettings) -> TokenVerifier:
             trusted[issuer] = load_issuer_keys(issuer, location)
         except ConfigurationError as error:
             raise ConfigurationError(f"queue {settings.name}: {error}") from None
-    return TokenVerifier(trusted, settings.option(TOKEN_CLOCK_SKEW))
+    return TokenVerifier(trusted, settings.option(TOKEN_CLOCK_SKEW),
+                         settings.option(TOKEN_AUDIENCES))

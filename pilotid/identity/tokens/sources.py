@@ -27,6 +27,7 @@ from pilotid.identity.proxy import format_time_left
 from pilotid.identity.sources import PROXY_FILE, LocalFileSource
 from pilotid.identity.tokens.discovery import discover_token, read_token_file
 from pilotid.identity.tokens.settings import (
+    TOKEN_AUDIENCES,
     TOKEN_CLOCK_SKEW,
     TOKEN_FILE,
     TOKEN_ISSUERS,
@@ -97,8 +98,8 @@ class BearerTokenSource:
     ``/tmp/bt_u<euid>``, a ``bt_u`` file only when it is the pilot's own)."""
 
     name = "bearer"
-    own_settings = (TOKEN_ISSUERS, TOKEN_CLOCK_SKEW, TOKEN_LIFETIME_NEEDED,
-                    TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
+    own_settings = (TOKEN_ISSUERS, TOKEN_AUDIENCES, TOKEN_CLOCK_SKEW,
+                    TOKEN_LIFETIME_NEEDED, TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
 
     def __init__(self, settings: QueueSettings,
                  environ: Optional[Mapping[str, str]] = None) -> None:
@@ -124,8 +125,8 @@ class TokenFileSource:
     (``{panda_id}``, ``{credname}``, ``{uid}``: the pilot's uid)."""
 
     name = "token-file"
-    own_settings = (TOKEN_FILE, TOKEN_ISSUERS, TOKEN_CLOCK_SKEW, TOKEN_LIFETIME_NEEDED,
-                    TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
+    own_settings = (TOKEN_FILE, TOKEN_ISSUERS, TOKEN_AUDIENCES, TOKEN_CLOCK_SKEW,
+                    TOKEN_LIFETIME_NEEDED, TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
 
     def __init__(self, settings: QueueSettings,
                  environ: Optional[Mapping[str, str]] = None) -> None:

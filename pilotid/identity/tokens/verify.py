@@ -6,20 +6,22 @@ too large), ``TokenAlgorithmError`` (anything but RS256 and ES256: ``none``, and
 signed with an issuer's public key as the shared secret, are refused before any key is
 touched), ``TokenIssuerError`` (an issuer the queue does not trust),
 ``TokenSignatureError`` (no key of that issuer verifies it, or its ``kid`` is unknown),
-``TokenExpiredError``, ``TokenNotYetValidError`` (``exp``/``nbf`` beyond the clock skew)
-and ``TokenClaimError`` (``sub``, ``exp``, ``iss``, ``wlcg.ver`` missing, or a claim of the
-wrong type).
+``TokenExpiredError``, ``TokenNotYetValidError`` (``exp``/``nbf`` beyond the clock skew),
+``TokenAudienceError`` (``aud`` missing or naming none of the accepted audiences, as
+PyJWT's own audience check finds) and ``TokenClaimError`` (``sub``, ``exp``, ``iss``,
+``wlcg.ver`` missing, or a claim of the wrong type).
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import jwt
 
 from pilotid.errors import (
     TokenAlgorithmError,
+    TokenAudienceError,
     TokenClaimError,
     TokenExpiredError,
     TokenIssuerError,
@@ -34,6 +36,10 @@ from pilotid.identity.tokens.token import BearerToken
 REQUIRED_CLAIMS = ("sub", "exp", "iss", "wlcg.ver")
 #: A token longer than this is refused unread (WLCG tokens are a few kilobytes).
 MAX_TOKEN_LENGTH = 16 * 1024
+#: The WLCG profile's audience of a token meant for any service.
+ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
+#: The audiences a queue accepts when it names none: only tokens meant for any service.
+DEFAULT_AUDIENCES = (ANY_AUDIENCE,)
 #: The clock skew allowed on ``exp`` and ``nbf`` when the queue names none, in seconds.
 DEFAULT_CLOCK_SKEW = 60.0
 
@@ -74,12 +80,16 @@ def _text_list(claims: Mapping[str, Any], name: str) -> Tuple[str, ...]:
 
 class TokenVerifier:
     """Verifies tokens of the issuers in ``trusted`` (issuer -> its keys) offline, allowing
-    ``clock_skew`` seconds on ``exp``, ``nbf`` and ``iat``."""
+    ``clock_skew`` seconds on ``exp``, ``nbf`` and ``iat``, and accepting a token whose
+    ``aud`` names one of ``audiences`` (exactly these: the any-service value only when
+    listed, as it is by default)."""
 
     def __init__(self, trusted: Mapping[str, Tuple[IssuerKey, ...]],
-                 clock_skew: float = DEFAULT_CLOCK_SKEW) -> None:
+                 clock_skew: float = DEFAULT_CLOCK_SKEW,
+                 audiences: Iterable[str] = DEFAULT_AUDIENCES) -> None:
         self.trusted = dict(trusted)
         self.clock_skew = clock_skew
+        self.audiences = tuple(audiences)
 
     def verify(self, raw: str, min_lifetime: int = 0) -> BearerToken:
         """The ``BearerToken`` ``raw`` holds, valid ``min_lifetime`` seconds more; a
@@ -116,10 +126,16 @@ class TokenVerifier:
         for key in candidates:
             try:
                 return jwt.decode(raw, key.key, algorithms=[algorithm], leeway=self.clock_skew,
-                                  options={"require": ["exp", "iss", "sub"],
-                                           "verify_aud": False})
+                                  audience=list(self.audiences),
+                                  options={"require": ["exp", "iss", "sub", "aud"]})
             except jwt.InvalidSignatureError:
                 continue
+            except jwt.InvalidAudienceError:
+                raise self._audience_refused(raw) from None
+            except jwt.MissingRequiredClaimError as error:
+                if error.claim == "aud":
+                    raise self._audience_refused(raw) from None
+                raise TokenClaimError(f"bearer token: {error}") from None
             except jwt.ExpiredSignatureError:
                 raise TokenExpiredError(f"bearer token of issuer {issuer} has expired") \
                     from None
@@ -127,13 +143,17 @@ class TokenVerifier:
                 raise TokenNotYetValidError(
                     f"bearer token of issuer {issuer} is not valid yet (nbf or iat more than "
                     f"{self.clock_skew:g} s ahead)") from None
-            except jwt.MissingRequiredClaimError as error:
-                raise TokenClaimError(f"bearer token: {error}") from None
             except (jwt.PyJWTError, ValueError) as error:
                 raise TokenMalformedError(f"bearer token of issuer {issuer} is unusable: "
                                           f"{error}") from None
         raise TokenSignatureError(f"bearer token signature does not verify with any key of "
                                   f"issuer {issuer}")
+
+    def _audience_refused(self, raw: str) -> TokenAudienceError:
+        had = read_unverified(raw)[1].get("aud")
+        meant = "has no aud claim" if had is None else f"is meant for {had!r}"
+        return TokenAudienceError(f"bearer token {meant}; this queue accepts "
+                                  f"{', '.join(self.audiences)} (token_audiences)")
 
 
 def check_required(claims: Mapping[str, Any]) -> None:
