@@ -1,5 +1,5 @@
 """The ``pilotid`` command: ``run | probe | cleanup | proxy-info | token-info | policy |
-myproxy ... | testca | agent``.
+myproxy ... | testca | testissuer | agent``.
 
 Each subcommand lives in its own module under ``pilotid.commands``.  Every failure pilotid
 foresees ends in one line on stderr and the error's pilot error code as exit status;
@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 #: The subcommands' modules, in the order ``--help`` lists their commands.
 COMMANDS = ("pilotid.commands.run", "pilotid.commands.cleanup", "pilotid.commands.proxy_info",
             "pilotid.commands.policy", "pilotid.commands.myproxy", "pilotid.commands.testca",
-            "pilotid.commands.token_info", "pilotid.commands.agent")
+            "pilotid.commands.token_info", "pilotid.commands.agent",
+            "pilotid.commands.testissuer")
 #: The module that adds each subcommand: a command line imports and builds only its own
 #: command's (a pilot starts ``pilotid run`` once per job: the others are wasted work).
 COMMAND_MODULES = {"run": COMMANDS[0], "probe": COMMANDS[0], "cleanup": COMMANDS[1],
                    "proxy-info": COMMANDS[2], "policy": COMMANDS[3], "myproxy": COMMANDS[4],
-                   "testca": COMMANDS[5], "token-info": COMMANDS[6], "agent": COMMANDS[7]}
+                   "testca": COMMANDS[5], "token-info": COMMANDS[6], "agent": COMMANDS[7],
+                   "testissuer": COMMANDS[8]}
 
 #: The first lines of ``pilotid --help`` (plain text: argparse shows it as it is).
 DESCRIPTION = ("Run a grid pilot's payload under the end user's own Unix identity (gLExec, "

@@ -11,7 +11,7 @@ from pilotid.errors import error_codes
 COMMANDS = (["run"], ["probe"], ["cleanup"], ["proxy-info"], ["policy"], ["myproxy"],
             ["myproxy", "get"],
             ["myproxy", "info"], ["myproxy", "store"], ["myproxy", "destroy"],
-            ["myproxy", "trustroots"], ["testca"], ["agent"])
+            ["myproxy", "trustroots"], ["testca"], ["testissuer"], ["agent"])
 
 
 def help_text(capsys, *argv: str) -> str:
