@@ -3,6 +3,7 @@ comparison of a shown output with a real one (``...`` stands for what varies).""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,15 @@ def console_blocks(text: str) -> List[List[Command]]:
 def tutorial_commands() -> List[Command]:
     """Every command of the tutorial's console blocks, in page order."""
     return [c for block in console_blocks(TUTORIAL.read_text(encoding="utf-8")) for c in block]
+
+
+def tutorial_queue(name: str) -> dict:
+    """The settings of queue ``name`` from the tutorial's JSON blocks."""
+    text = TUTORIAL.read_text(encoding="utf-8")
+    for block in re.findall(r"\.\. code-block:: json\n\n((?:   .*\n|\n)+)", text):
+        if f'"{name}"' in block:
+            return json.loads(block)["queues"][name]
+    raise AssertionError(f"the tutorial has no queue {name}")
 
 
 def _normal(line: str) -> str:

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from tests.system import node
-from tests.tutorial_blocks import TUTORIAL, tutorial_commands, unmatched
+from tests.tutorial_blocks import TUTORIAL, tutorial_commands, tutorial_queue, unmatched
 
 ALICE_DN = "/DC=org/DC=example/OU=People/CN=Alice Analyst 1234"
 ACCOUNTS = {node.PILOT: "pilot", node.ALICE: "alice"}
@@ -25,15 +25,6 @@ ACCOUNTS = {node.PILOT: "pilot", node.ALICE: "alice"}
 
 def shown(start: str):
     return next(c for c in tutorial_commands() if c.text.startswith(start) and c.output)
-
-
-def tutorial_queue(name: str) -> dict:
-    """The settings of queue ``name`` from the tutorial's JSON block."""
-    text = TUTORIAL.read_text(encoding="utf-8")
-    for block in re.findall(r"\.\. code-block:: json\n\n((?:   .*\n|\n)+)", text):
-        if f'"{name}"' in block:
-            return json.loads(block)["queues"][name]
-    raise AssertionError(f"the tutorial has no queue {name}")
 
 
 @pytest.fixture
@@ -91,3 +82,55 @@ def test_tutorial_shows_what_the_myproxy_lab_prints(real_node, tmp_path):
     finally:
         if (lab / "myproxy.pid").exists():
             os.kill(int((lab / "myproxy.pid").read_text()), signal.SIGTERM)
+
+
+def tutorial_job(panda_id: int) -> dict:
+    """The job description with ``panda_id`` from the tutorial's JSON blocks."""
+    text = TUTORIAL.read_text(encoding="utf-8")
+    for block in re.findall(r"\.\. code-block:: json\n\n((?:   .*\n|\n)+)", text):
+        if f'"PandaID": {panda_id}' in block:
+            return json.loads(block)
+    raise AssertionError(f"the tutorial has no job {panda_id}")
+
+
+def test_tutorial_token_job_runs_as_alice(shared_tmp, pilot_install):
+    """Part 4 on the real node: the tokens made by its testissuer command, its token map
+    (alice -> the test account), its queue and job, its commands as the pilot."""
+    python, site = pilot_install
+    home, scratch = shared_tmp / "home", shared_tmp / "scratch"
+    pilot = node.account(node.PILOT)
+    for directory in (home, scratch):
+        directory.mkdir(mode=0o755)
+        os.chown(directory, pilot.uid, pilot.gid)
+    tokens = home / "tokens"
+    names = {"/home/pilot/tokens": str(tokens), "/scratch/pilot": str(scratch),
+             "/etc/pilotid/queues.json": str(shared_tmp / "queues.json"),
+             "/etc/grid-security/token-map": str(shared_tmp / "token-map"),
+             "/etc/grid-security/grid-mapfile": str(shared_tmp / "grid-mapfile"),
+             "token-job.json": str(shared_tmp / "token-job.json")}
+
+    def real(text: str) -> str:
+        for page, path in names.items():
+            text = text.replace(page, path)
+        return text
+
+    (shared_tmp / "token-map").write_text(f"sub https://tokens.example.org/ alice {node.ALICE}\n")
+    (shared_tmp / "grid-mapfile").write_text("")
+    (shared_tmp / "queues.json").write_text(real(json.dumps(
+        {"queues": {"ANALY_TOKENS": tutorial_queue("ANALY_TOKENS")}})))
+    (shared_tmp / "token-job.json").write_text(json.dumps(tutorial_job(4242201)))
+    for path in ("token-map", "grid-mapfile", "queues.json", "token-job.json"):
+        (shared_tmp / path).chmod(0o644)
+    commands = [c for c in tutorial_commands() if c.prompt == "pilot$ "]
+    start = next(i for i, c in enumerate(commands) if c.text.startswith("pilotid testissuer"))
+    steps = [c for c in commands[start:] if not c.text.startswith("pilotid token-info")]
+    for step in steps:
+        argv = shlex.split(real(step.text))
+        if argv[0] == "pilotid":
+            argv = [python, "-m", "pilotid", *argv[1:]]
+        else:
+            argv = ["/bin/sh", "-c", real(step.text)]
+        done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site}, cwd=scratch, text=True)
+        assert done.returncode == 0, (step.text, done.stdout, done.stderr)
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)

@@ -1,9 +1,11 @@
 """docs/tutorial.rst against the real commands: every ``pilotid`` command line of its
-console blocks is one the command accepts, and the outputs it shows for ``pilotid policy``
-and ``pilotid testca`` are what they print (tests/system/test_tutorial.py does the node's)."""
+console blocks is one the command accepts, and the outputs it shows for ``pilotid policy``,
+``pilotid testca``, ``pilotid testissuer`` and ``pilotid token-info`` are what they print
+(tests/system/test_tutorial.py does the node's)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pilotid import cli
-from tests.tutorial_blocks import tutorial_commands, unmatched
+from tests.tutorial_blocks import tutorial_commands, tutorial_queue, unmatched
 
 REPO = Path(__file__).resolve().parents[2]
 PILOTID_COMMANDS = [c for c in tutorial_commands() if c.text.startswith("pilotid ")]
@@ -55,4 +57,31 @@ def test_tutorial_shows_what_pilotid_testca_prints(tmp_path):
     assert done.returncode == 0, done.stderr
     missing, extra = unmatched(command.output, (done.stdout + done.stderr).splitlines(),
                                {kit: "/home/pilot/proxies"})
+    assert (missing, extra) == ([], [])
+
+
+def test_tutorial_shows_what_pilotid_testissuer_prints(tmp_path):
+    command = by_start("pilotid testissuer")
+    kit = str(tmp_path / "tokens")
+    done = run_pilotid(command.text, {"/home/pilot/tokens": kit})
+    assert done.returncode == 0, done.stderr
+    missing, extra = unmatched(command.output, (done.stdout + done.stderr).splitlines(),
+                               {kit: "/home/pilot/tokens"})
+    assert (missing, extra) == ([], [])
+
+
+def test_tutorial_shows_what_token_info_verify_prints_for_its_queue(tmp_path):
+    """The tutorial's token, made by its testissuer command, verified against its queue."""
+    kit, queues = str(tmp_path / "tokens"), str(tmp_path / "queues.json")
+    assert run_pilotid(by_start("pilotid testissuer").text,
+                       {"/home/pilot/tokens": kit}).returncode == 0
+    settings = json.loads(json.dumps(tutorial_queue("ANALY_TOKENS")).replace(
+        "/home/pilot/tokens", kit))
+    Path(queues).write_text(json.dumps({"queues": {"ANALY_TOKENS": settings}}))
+    command = by_start("pilotid token-info")
+    done = run_pilotid(command.text, {"/home/pilot/tokens": kit,
+                                      "/etc/pilotid/queues.json": queues})
+    assert done.returncode == 0, done.stderr
+    missing, extra = unmatched(command.output, (done.stdout + done.stderr).splitlines(),
+                               {kit: "/home/pilot/tokens"})
     assert (missing, extra) == ([], [])
