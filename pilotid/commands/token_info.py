@@ -15,8 +15,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
     cmd = command_parser(
         sub, "token-info", "show a bearer token: who it is for, issuer, groups, time left",
         "Show a WLCG bearer token's subject, issuer, groups, scopes and time left; with "
-        "--verify, check it against a queue's trusted issuers and keys as a job's token is "
-        "checked.  Without FILE the token is found by the WLCG discovery order "
+        "--verify, check it against a queue's trusted issuers, keys and audiences as a job's "
+        "token is checked.  Without FILE the token is found by the WLCG discovery order "
         "(BEARER_TOKEN, BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>).  "
         "Exits with the token's error code if it is unusable.", (
             "pilotid token-info",
@@ -27,7 +27,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
                      help="the token file (default: found by the discovery order)")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
     cmd.add_argument("--verify", action="store_true",
-                     help="verify the token against --queue's token_issuers (offline)")
+                     help="verify the token against --queue's token_issuers and "
+                          "token_audiences (offline)")
     cmd.add_argument("--queues", type=Path, help="queue settings file (JSON), for --verify")
     cmd.add_argument("--queue", help="the queue whose trusted issuers --verify uses")
     cmd.set_defaults(handler=token_info_command)

@@ -7,7 +7,12 @@ import json
 import pytest
 
 from pilotid.cli import main
-from pilotid.errors import TokenExpiredError, TokenIssuerError, TokenSignatureError
+from pilotid.errors import (
+    TokenAudienceError,
+    TokenExpiredError,
+    TokenIssuerError,
+    TokenSignatureError,
+)
 from pilotid.identity.testissuer import TestIssuer
 
 ISSUER = TestIssuer("https://atlas-auth.example.org/", key_id="k1")
@@ -72,6 +77,20 @@ def test_token_info_verify_refuses_with_the_tokens_code(tmp_path, queues, capsys
                    "--queue", "ANALY_TOKENS"])
     assert status == error.code
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_token_info_verify_checks_the_queues_audiences(token_file, tmp_path, capsys):
+    ce = "https://ce.example.org:9619"
+    jwks = ISSUER.write_jwks(tmp_path / "ce.jwks")
+    queues = tmp_path / "ce-queues.json"
+    queues.write_text(json.dumps({"queues": {"ANALY_CE": {
+        "credential_source": "bearer", "token_issuers": {ISSUER.url: str(jwks)},
+        "token_audiences": [ce]}}}))
+    status = main(["token-info", str(token_file), "--verify", "--queues", str(queues),
+                   "--queue", "ANALY_CE"])
+    assert status == TokenAudienceError.code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ce in err and "wlcg.cern.ch/jwt/v1/any" in err
 
 
 def test_an_expired_token_exits_with_its_code(tmp_path, capsys):
