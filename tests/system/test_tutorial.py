@@ -134,3 +134,35 @@ def test_tutorial_token_job_runs_as_alice(shared_tmp, pilot_install):
         assert done.returncode == 0, (step.text, done.stdout, done.stderr)
     result = json.loads(done.stdout)
     assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)
+
+
+def test_tutorial_sudo_job_runs_as_alice(sudo_node, shared_tmp):
+    """Part 2's job on the real node, as the page gives it: its commands as the pilot, its
+    queue, the example job file the page copies (the page's JSON block is that file)."""
+    python, site, names = sudo_node
+    page_to_real = {page: real for real, page in names.items() if page.startswith("/")}
+    example = node.REPO / "examples" / "jobs" / "runAthena-simple.json"
+    assert json.loads(example.read_text()) == tutorial_job(4242002)
+
+    def real(text: str) -> str:
+        text = text.replace("/path/to/pilotid", str(node.REPO))
+        for page, path in sorted(page_to_real.items(), key=lambda item: -len(item[0])):
+            text = text.replace(page, path)
+        return text
+
+    commands = [c for c in tutorial_commands() if c.prompt == "pilot$ "]
+    start = next(i for i, c in enumerate(commands)
+                 if c.text.startswith("mkdir -m 700 /scratch/pilot/job-4242002"))
+    end = next(i for i, c in enumerate(commands)
+               if i > start and c.text.startswith("pilotid run"))
+    scratch = page_to_real["/scratch/pilot"]
+    for step in commands[start:end + 1]:
+        argv = shlex.split(real(step.text))
+        if argv[0] == "pilotid":
+            argv = [python, "-m", "pilotid", *argv[1:]]
+        else:
+            argv = ["/bin/sh", "-c", real(step.text)]
+        done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site}, cwd=scratch, text=True)
+        assert done.returncode == 0, (step.text, done.stdout, done.stderr)
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)
