@@ -17,7 +17,8 @@ jobs running then go on).
 
 The socket's directory is made 0700 (an existing one must be this account's and closed to
 everyone else) and the socket 0600; a connection from another uid is refused and logged.
-The agent probes nothing when it starts; each job is run as 'pilotid run' would run it
+The agent probes nothing itself; each job is run as 'pilotid run' would run it, except
+that a sudo probe an earlier job made is kept for the queue's probe_cache_lifetime
 (docs/agent.rst)."""
 
 #: What a ``pilotid run`` imports, imported by the agent before it listens so that no
