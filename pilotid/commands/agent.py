@@ -48,6 +48,7 @@ def agent_command(args: argparse.Namespace) -> int:
     """Import what a run needs, then serve until told to stop (``args.command_line`` is
     ``pilotid.cli.main``, which each job's child runs)."""
     from pilotid.agent.server import serve
+    from pilotid.agent.warmup import fill_caches
     from pilotid.commands.run import installed_strategies
     from pilotid.payloads.wrapper import filter_environment
     from pilotid.registry import BUILTINS
@@ -56,4 +57,5 @@ def agent_command(args: argparse.Namespace) -> int:
         importlib.import_module(name)
     installed_strategies()  # the plugins installed now: a later one needs a new agent
     filter_environment({})  # compiles the environment's default allow- and deny-lists
+    fill_caches()
     return serve(args.socket.absolute(), args.command_line)
