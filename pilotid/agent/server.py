@@ -6,7 +6,8 @@ the pilot, has imported what a run needs (``pilotid.commands.agent``), and forks
 per connection, which becomes the client's ``pilotid`` process (``pilotid.agent.child``).
 Only the agent's own account may connect: the socket's directory is 0700
 (``pilotid.agent.listener``) and each peer's uid is checked (``SO_PEERCRED``).  The agent
-probes nothing and keeps nothing between jobs.
+probes nothing itself; it keeps the probe answers its children report
+(``pilotid.agent.probes``) for the children it forks later.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Callable, Dict, List
 
 from pilotid.agent.child import serve_one
 from pilotid.agent.listener import listen
+from pilotid.agent.probes import ProbeReports
+from pilotid.strategies.probecache import PILOT_PROBE_CACHE, ProbeCache
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +40,36 @@ class AgentStopped(Exception):
     """Raised in the agent by SIGTERM, SIGINT or SIGHUP: stop listening."""
 
 
-def serve(path: Path, run: Callable[[List[str]], int]) -> int:
+def serve(path: Path, run: Callable[[List[str]], int],
+          cache: "ProbeCache[object]" = PILOT_PROBE_CACHE) -> int:
     """Listen on ``path`` and run each connection's command line with ``run`` in a child
-    of its own; return 0 when told to stop (its running children go on)."""
+    of its own; return 0 when told to stop (its running children go on).  The probe
+    answers the children report are kept in ``cache``, which later children start with."""
     dispositions: Dict[int, Any] = {signum: signal.signal(signum, _stop) for signum in STOPPING}
-    listener = listen(path)
+    reports = ProbeReports(cache)
+    try:
+        listener = listen(path)
+    except BaseException:
+        reports.close()
+        raise
     log.info("agent %d listening on %s for uid %d", os.getpid(), path, os.geteuid())
     try:
         while True:
             _reap()
-            ready, _, _ = select.select([listener], [], [], REAP_INTERVAL)
-            if ready:
+            ready, _, _ = select.select([listener.fileno(), reports.read_fd], [], [],
+                                        REAP_INTERVAL)
+            if reports.read_fd in ready:
+                reports.receive()
+            if listener.fileno() in ready:
                 conn, _ = listener.accept()
                 with conn:
-                    _hand_over(conn, listener, run, dispositions)
+                    _hand_over(conn, listener, reports, run, dispositions)
     except AgentStopped:
         log.info("agent %d stopping; running jobs go on", os.getpid())
         return 0
     finally:
         listener.close()
+        reports.close()
         try:
             os.unlink(path)
         except OSError:
@@ -74,7 +88,7 @@ def peer(conn: socket.socket) -> "tuple[int, int]":
     return pid, uid
 
 
-def _hand_over(conn: socket.socket, listener: socket.socket,
+def _hand_over(conn: socket.socket, listener: socket.socket, reports: ProbeReports,
                run: Callable[[List[str]], int], dispositions: Dict[int, Any]) -> None:
     pid, uid = peer(conn)
     if uid != os.geteuid():
@@ -90,6 +104,7 @@ def _hand_over(conn: socket.socket, listener: socket.socket,
     status = 1
     try:
         listener.close()
+        reports.in_child()
         status = serve_one(conn, run, dispositions)
     except BaseException:
         log.exception("agent child %d: the request of pid %d failed", os.getpid(), pid)

@@ -17,7 +17,8 @@ jobs running then go on).
 
 The socket's directory is made 0700 (an existing one must be this account's and closed to
 everyone else) and the socket 0600; a connection from another uid is refused and logged.
-The agent probes nothing when it starts; each job is run as 'pilotid run' would run it
+The agent probes nothing itself; each job is run as 'pilotid run' would run it, except
+that a sudo probe an earlier job made is kept for the queue's probe_cache_lifetime
 (docs/agent.rst)."""
 
 #: What a ``pilotid run`` imports, imported by the agent before it listens so that no
@@ -47,6 +48,7 @@ def agent_command(args: argparse.Namespace) -> int:
     """Import what a run needs, then serve until told to stop (``args.command_line`` is
     ``pilotid.cli.main``, which each job's child runs)."""
     from pilotid.agent.server import serve
+    from pilotid.agent.warmup import fill_caches
     from pilotid.commands.run import installed_strategies
     from pilotid.payloads.wrapper import filter_environment
     from pilotid.registry import BUILTINS
@@ -55,4 +57,5 @@ def agent_command(args: argparse.Namespace) -> int:
         importlib.import_module(name)
     installed_strategies()  # the plugins installed now: a later one needs a new agent
     filter_environment({})  # compiles the environment's default allow- and deny-lists
+    fill_caches()
     return serve(args.socket.absolute(), args.command_line)

@@ -477,6 +477,12 @@ _LINE_PLACEHOLDER = re.compile(_PLACEHOLDER.pattern + r"\n")
 _Value = Union[str, Tuple[str, ...]]
 
 
+def load_template() -> None:
+    """Read and parse the wrapper template now (``pilotid agent``, before its children
+    fork: they find it parsed)."""
+    _template()
+
+
 @functools.lru_cache(maxsize=None)
 def _template() -> Tuple[Tuple[Optional[str], str], ...]:
     """``wrapper.sh`` as (section or None, text) parts, without its ``#@`` lines.

@@ -31,12 +31,15 @@ class ProbeCache(Generic[_T]):
     """Successful probe answers by key, each with the time it was learnt.
 
     ``clock`` (default ``time.monotonic``) is in seconds; an answer older than the
-    ``max_age`` given to ``get`` is not returned (and is dropped).
+    ``max_age`` given to ``get`` is not returned (and is dropped).  ``observer``, if set, is
+    told of each change: ``(key, (learnt, answer))`` on ``put``, ``(key, None)`` on
+    ``forget`` (an agent's child reports them to the agent, ``pilotid.agent.probes``).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._answers: Dict[Hashable, Tuple[float, _T]] = {}
+        self.observer: Optional[Callable[[Hashable, Optional[Tuple[float, _T]]], None]] = None
 
     def get(self, key: Hashable, max_age: Optional[float] = None) -> Optional[_T]:
         """The answer kept for ``key`` if it is at most ``max_age`` seconds old (``None``:
@@ -52,11 +55,20 @@ class ProbeCache(Generic[_T]):
 
     def put(self, key: Hashable, answer: _T) -> None:
         """Remember ``answer`` for ``key``, learnt now."""
-        self._answers[key] = (self._clock(), answer)
+        self.keep(key, answer, self._clock())
+        if self.observer is not None:
+            self.observer(key, self._answers[key])
+
+    def keep(self, key: Hashable, answer: _T, learnt: float) -> None:
+        """Remember ``answer`` for ``key``, learnt at ``learnt`` (this cache's clock) by
+        another process; the observer is not told."""
+        self._answers[key] = (learnt, answer)
 
     def forget(self, key: Hashable) -> None:
         """Drop the answer for ``key``, if any (a launch refused after a successful probe)."""
         self._answers.pop(key, None)
+        if self.observer is not None:
+            self.observer(key, None)
 
     def clear(self) -> None:
         """Forget every answer."""
