@@ -22,9 +22,10 @@ _T = TypeVar("_T")
 #: declaration, shared, so that it means the same whichever switcher a queue uses.
 PROBE_CACHE_LIFETIME = Setting(
     "probe_cache_lifetime", optional(integer(0)), None,
-    "How long a successful probe is kept for later jobs of this pilot process (sudo: that "
-    "the switch to an account is allowed; gLExec: which account a DN maps to); null: the "
-    "pilot's lifetime, ``0``: probe before every job.  Failures are never kept.")
+    "How long a successful probe is kept for later jobs of this pilot process, or of one "
+    "``pilotid agent`` (sudo: that the switch to an account is allowed; gLExec: which "
+    "account a DN maps to, within the pilot process only); null: the pilot's lifetime, "
+    "``0``: probe before every job.  Failures are never kept.")
 
 
 class ProbeCache(Generic[_T]):
