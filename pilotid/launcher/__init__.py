@@ -118,8 +118,8 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: JobRun) -> Outcome:
-        prepare_workdir(state.workdir, pilot_credentials())
         state_dir = self.settings.state_dir or default_state_dir()
+        prepare_workdir(state.workdir, pilot_credentials(), state_dir)
         # recorded before the credential is fetched into it: a pilot killed later leaves
         # it to ``pilotid cleanup``
         state.private = make_private_directory(state.workdir, state.job.panda_id)

@@ -203,6 +203,25 @@ def dead_journals(state_dir: Path) -> List[Path]:
     return dead
 
 
+def running_journals(state_dir: Path) -> List[Tuple[Path, Dict[str, Any]]]:
+    """The journals in ``state_dir`` of this host whose pilotid process still runs, with
+    their headers; none where ``state_dir`` has no journals yet (nothing is made)."""
+    if not (state_dir / "journals").is_dir():
+        return []
+    journals = private_directory(private_directory(state_dir) / "journals")
+    host, boot = socket.gethostname(), boot_id()
+    running = []
+    for path in sorted(journals.glob(f"*{_SUFFIX}")):
+        try:
+            with open(path, "rb") as stream:
+                header = json.loads(stream.readline())
+        except (OSError, ValueError):
+            continue
+        if header.get("host") == host and not _gone(header, host, boot):
+            running.append((path, header))
+    return running
+
+
 def remove_unfinished_journals(state_dir: Path) -> None:
     """Remove the journals of this host that a pilot killed while creating them left under
     their ``.new`` name (its header at most: nothing was granted yet), once its process is
