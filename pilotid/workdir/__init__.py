@@ -25,10 +25,14 @@ from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_ta
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
 from pilotid.workdir.orphans import record_private_directory
-from pilotid.workdir.placement import prepare_workdir, refuse_leftovers, refuse_unsafe_workdir
+from pilotid.workdir.placement import (
+    PRIVATE_DIR_NAME,
+    prepare_workdir,
+    refuse_leftovers,
+    refuse_unsafe_workdir,
+)
 from pilotid.workdir.private import PrivateDirectory, make_private_directory
 from pilotid.workdir.reclaim import reclaim
-from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
     "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",

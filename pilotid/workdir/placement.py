@@ -25,7 +25,6 @@ from typing import FrozenSet, Iterable, Optional
 
 from pilotid.errors import WorkdirError, WorkdirLeftoversError
 from pilotid.workdir.journal import running_journals
-from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 #: Shared temporary directories: every account may create entries there.
 SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108
@@ -33,6 +32,9 @@ SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S
 #: Names whose presence at the top of a directory says it holds credentials.
 CREDENTIAL_NAMES = (".globus",)
 CREDENTIAL_PREFIXES = ("x509up_",)
+
+#: Where an older pilotid kept its credential copies, in the work directory itself.
+PRIVATE_DIR_NAME = ".pilotid"
 
 #: The prefix of every name pilotid makes in a work directory for one job (its wrapper,
 #: marker, proxy handover directory, container sentinel), never the payload's to keep.
