@@ -13,12 +13,14 @@ Once the recording process is gone, ``remove_dead_private_directories`` opens th
 directory one component at a time without following a symlink, and removes it through
 that descriptor only if it is still a 0700 directory of the pilot's with the recorded
 device and inode; another account cannot rename it meanwhile (it is in the pilot's own
-temporary directory or a sticky one).
+temporary directory or a sticky one).  Two pilots cleaning up at once take turns (a lock
+on the record).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -43,6 +45,7 @@ from pilotid.workdir.walk import _DIR_FLAGS
 log = logging.getLogger(__name__)
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def record_private_directory(state_dir: Path, private: PrivateDirectory) -> PrivateDirectory:
@@ -79,14 +82,36 @@ def remove_dead_private_directories(state_dir: Path) -> List[Path]:
         if not left_by_dead_process(record):
             continue
         try:
-            entry = json.loads(record.read_bytes())
-            if _remove_directory(Path(entry["path"]), entry["device"], entry["inode"]):
-                removed.append(Path(entry["path"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning("%s names no private directory (its pilot died writing it): "
-                        "removed", record)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(record)
+            fd = os.open(record, _READ)
+        except FileNotFoundError:
+            continue  # removed by another pilot meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink == 0:
+                continue  # removed by the pilot that held the lock
+            removed.extend(_remove_recorded(record, fd))
+        except BlockingIOError:
+            continue  # another pilot removes it now
+        except OSError as error:
+            log.warning("private directory of %s not removed: %s", record, error.strerror)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove_recorded(record: Path, fd: int) -> List[Path]:
+    """Remove the directory ``record`` (open as ``fd``, locked) names, then ``record``."""
+    removed = []
+    try:
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            entry = json.loads(stream.read())
+        if _remove_directory(Path(entry["path"]), entry["device"], entry["inode"]):
+            removed.append(Path(entry["path"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s names no private directory (its pilot died writing it): removed",
+                    record)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(record)
     return removed
 
 

@@ -5,6 +5,7 @@ once the pilot's process is gone, only while it is still the directory pilotid m
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -114,3 +115,15 @@ def test_a_journal_being_created_by_a_running_pilot_is_left(tmp_path):
     undo_dead_grants(state)
     assert fresh.exists()
     journal.close()
+
+
+def test_a_record_another_pilot_is_removing_is_left_to_it(tmp_path, pilot_tmp):
+    state = tmp_path / "state"
+    private = die_with_private_directory(state, tmp_path / "work")
+    (record,) = (state / "private").iterdir()
+    with open(record, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        undo_dead_grants(state)
+        assert private.is_dir() and record.exists()
+    undo_dead_grants(state)
+    assert not private.exists()
