@@ -86,7 +86,8 @@ class WorkdirError(PilotidError):
 
 class WorkdirLeftoversError(WorkdirError):
     """The work directory holds another job's pilotid files (its scratch files, a proxy
-    handover directory, an older pilotid's ``.pilotid``): a job still running there, or one
+    handover directory, an older pilotid's ``.pilotid``), or a running job's grant journal
+    names it (or a directory holding it, or inside it): a job still running there, or one
     that did not end cleanly.  The site's (or the pilot's) fault: use a fresh directory."""
 
     code = 26

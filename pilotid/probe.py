@@ -6,8 +6,10 @@ A source that needs to know whose proxy (MyProxy) gets the owner from a job desc
 (``job``: its ``prodUserID``, ``credname``, ``myproxy``) or a DN (``user_dn``), as
 ``pilotid probe --job FILE`` and ``--user-dn DN`` give them.  What depends on the account
 the payload will run as (the egg cache base, ``TMPDIR``) is checked for that account, and
-only where the test switch named it, as is whether it may queue work for after the job with
-``at`` or ``cron`` (``pilotid.identity.scheduling``), which no kill of the job reaches.
+only where the test switch named it, as are whether it may queue work for after the job with
+``at`` or ``cron`` (``pilotid.identity.scheduling``), which no kill of the job reaches, and
+whether it can traverse the directories above the queue's work root, which pilotid never
+changes (``pilotid.workdir.parents``).
 What is particular to a switch (its program, its own test switches) comes from the
 switcher's ``node_checks(credential)``, part of ``IIdentitySwitcher``; what is particular to
 the isolation (its test container and the mode it got) from ``IIsolation.node_checks``.
@@ -31,6 +33,7 @@ from pilotid.identity.owner import token_owner
 from pilotid.identity.scheduling import SCHEDULERS, scheduler_access
 from pilotid.payloads.job import JobSpec
 from pilotid.workdir import acl_supported, acl_unsupported, refuse_unsafe_workdir
+from pilotid.workdir.parents import check_work_root_reachable, checked_work_root
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -121,6 +124,7 @@ def probe_node(launcher, workdir: Path, environ=None, job: Optional[JobSpec] = N
         checks.append(_sandbox_check(workdir, settings.sandbox))
     else:
         checks.append(Check("work directory", FAIL, f"{workdir} does not exist"))
+    checks.append(_work_root_check(workdir, settings.work_root, account))
     base = settings.egg_cache_base
     if account is None:
         # The pilot's own rights say nothing about the payload's account.
@@ -184,6 +188,22 @@ def _sandbox_check(workdir: Path, sandbox: str) -> Check:
         return Check("ACL support", FAIL, str(error), error.code)
     return Check("ACL support", WARN, f"{workdir}: no POSIX ACLs; jobs run in world mode "
                  f"(sandbox: {sandbox}), which every local account can reach")
+
+
+def _work_root_check(workdir: Path, work_root: Optional[Path],
+                     account: Optional[Account]) -> Check:
+    """Whether ``account`` reaches the queue's work root (the work directory where the
+    queue declares none), as the grant will demand (``WorkRootUnreachableError``)."""
+    if account is None:
+        return Check("work root", WARN, "not checked: the test switch did not name the "
+                     "payload's account")
+    try:
+        root = checked_work_root(workdir.resolve(), work_root)
+        check_work_root_reachable(root, account)
+    except PilotidError as error:
+        return Check("work root", FAIL, str(error), error.code)
+    return Check("work root", OK, f"{account.name} can traverse every directory above the "
+                 f"work root {root}")
 
 
 def _placement_check(workdir: Path) -> Optional[Check]:

@@ -12,7 +12,10 @@ Undo the grants of jobs whose pilotid process is gone (killed, or the node reboo
 every such job's grant journal in the state directory says what its grant changed (the
 work directory's objects, by device and inode, and the parents it relied on); each is
 given back exactly as the job's own reclaim would have done, and its journal removed.
-Journals of running pilots, and of other hosts sharing the directory, are left alone.
+Their private directories (the credential copies, pilotid-job-<PandaID>-* in the pilot's
+TMPDIR) are removed too, where still the pilot's 0700 directories recorded (a warning
+each). Journals of running pilots, and of other hosts sharing the directory, are left
+alone.
 'pilotid run' does the same before each job.
 
 The state directory is the queue's state_dir (--queues and --queue), or --state-dir, or

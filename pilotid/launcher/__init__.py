@@ -59,6 +59,7 @@ from pilotid.workdir import (
     make_handover_directory,
     make_private_directory,
     prepare_workdir,
+    record_private_directory,
     undo_dead_grants,
 )
 
@@ -117,9 +118,12 @@ class PayloadLauncher:
         return result
 
     def _run(self, state: JobRun) -> Outcome:
-        prepare_workdir(state.workdir, pilot_credentials())
-        state.private = make_private_directory(state.workdir, state.job.panda_id)
         state_dir = self.settings.state_dir or default_state_dir()
+        prepare_workdir(state.workdir, pilot_credentials(), state_dir)
+        # recorded before the credential is fetched into it: a pilot killed later leaves
+        # it to ``pilotid cleanup``
+        state.private = make_private_directory(state.workdir, state.job.panda_id)
+        state.private = record_private_directory(state_dir, state.private)
         try:
             undo_dead_grants(state_dir)
         except PilotidError as error:  # not this job's to fail for; cleanup retries later

@@ -8,10 +8,11 @@ alongside), ``changes`` (what a grant changed), ``builder`` (making those change
 ``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
 work directory may not be: ``refuse_unsafe_workdir``, ``refuse_leftovers``; readying it:
 ``prepare_workdir``), ``private`` (the job's private directory, outside the work directory:
-``make_private_directory``), ``parents`` (``u:<target>:x`` from the work root down, locked
-and counted), ``journal`` (``GrantJournal``: every change written down first), ``moved``
-(objects moved out, found by inode), ``cleanup`` (``undo_dead_grants``: what dead pilots
-granted).
+``make_private_directory``), ``orphans`` (``record_private_directory``: a dead pilot's
+private directory removed by the cleanup), ``parents`` (``u:<target>:x`` from the work root
+down, locked and counted), ``journal`` (``GrantJournal``: every change written down
+first), ``moved`` (objects moved out, found by inode), ``cleanup`` (``undo_dead_grants``:
+what dead pilots granted, and their private directories).
 These are the names the rest of pilotid uses.
 """
 
@@ -23,15 +24,21 @@ from pilotid.workdir.cleanup import default_state_dir, undo_dead_grants, undo_jo
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
-from pilotid.workdir.placement import prepare_workdir, refuse_leftovers, refuse_unsafe_workdir
+from pilotid.workdir.orphans import record_private_directory
+from pilotid.workdir.placement import (
+    PRIVATE_DIR_NAME,
+    prepare_workdir,
+    refuse_leftovers,
+    refuse_unsafe_workdir,
+)
 from pilotid.workdir.private import PrivateDirectory, make_private_directory
 from pilotid.workdir.reclaim import reclaim
-from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
     "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",
     "acl_supported", "acl_unsupported", "choose_sandbox_mode", "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
-    "prepare_workdir", "reclaim", "refuse_leftovers", "refuse_unsafe_workdir",
+    "prepare_workdir", "reclaim", "record_private_directory", "refuse_leftovers",
+    "refuse_unsafe_workdir",
     "undo_dead_grants", "undo_journal",
 ]

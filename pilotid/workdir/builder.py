@@ -40,7 +40,6 @@ from pilotid.workdir.parents import open_parents
 from pilotid.workdir.walk import (
     _DIR_FLAGS,
     _PATH_FLAGS,
-    PRIVATE_DIR_NAME,
     _depth_first,
     _entries,
     _fd_path,
@@ -219,7 +218,6 @@ class _Builder:
         return [find, ".", "./.",
                 "(", "-path", "./.", "-prune", "-printf", "e\\0", ")",
                 "-o", "-path", ".",
-                "-o", "(", "-path", "./" + PRIVATE_DIR_NAME, "-prune", ")",
                 "-o", "(", "-type", "d", "-printf", "d%p\\0", ")",
                 "-o", "(", "-type", "f", "-uid", str(self.pilot_uid), "!", *readable,
                 "-printf", "f%p\\0", ")"]
@@ -238,8 +236,6 @@ class _Builder:
             os.close(stack.pop()[1])
         relpath = _shown_path(os.fsdecode(path[2:]).split("/"))
         if entry[:1] == b"d":
-            if parent == b"." and name == PRIVATE_DIR_NAME.encode():
-                return
             if len(stack) > _FIND_DEPTH:
                 raise _TooDeep()
             child = self._enter(relpath, name, stack[-1][1])

@@ -13,7 +13,13 @@ from typing import List
 
 from pilotid.errors import SandboxError
 from pilotid.escaping import printable
-from pilotid.workdir.journal import GrantJournal, dead_journals, read_journal
+from pilotid.workdir.journal import (
+    GrantJournal,
+    dead_journals,
+    read_journal,
+    remove_unfinished_journals,
+)
+from pilotid.workdir.orphans import remove_dead_private_directories
 from pilotid.workdir.reclaim import reclaim
 
 log = logging.getLogger(__name__)
@@ -42,11 +48,15 @@ def undo_journal(journal: GrantJournal) -> None:
 
 def undo_dead_grants(state_dir: Path) -> List[Path]:
     """Reclaim what each job of this host whose pilotid process is gone had granted, from
-    its journal in ``state_dir``; return their work directories.  A journal another pilot
-    is undoing at the same time is left to it.  ``SandboxError`` naming what could not be
-    given back, after every journal was tried (those journals stay, for the next time)."""
+    its journal in ``state_dir``; return their work directories.  Their private
+    directories (``orphans``) and the journals they were creating go too.  A journal
+    another pilot is undoing at the same time is left to it.  ``SandboxError`` naming what
+    could not be given back, after every journal was tried (those journals stay, for the
+    next time)."""
     undone: List[Path] = []
     failures: List[str] = []
+    remove_dead_private_directories(state_dir)
+    remove_unfinished_journals(state_dir)
     for path in dead_journals(state_dir):
         try:
             journal = GrantJournal.reopen(state_dir, path)

@@ -24,8 +24,8 @@ directory; ``reclaim`` undoes exactly what it changed.  Two modes:
 Never touched: the files the caller names as ``keep_private`` (the pilot's own proxy,
 should it sit in the tree).  pilotid's own credential copies are never in the tree (see
 ``pilotid.workdir.private``); a work directory holding an older pilotid's ``.pilotid``
-(``PRIVATE_DIR_NAME``) is refused before any grant (``refuse_leftovers``), and the walk
-skips that name.  Symbolic links and
+(``PRIVATE_DIR_NAME``) is refused before any grant (``refuse_leftovers``); the walk has
+no name of its own.  Symbolic links and
 special files are skipped, objects owned by someone else too.  Every object is opened with
 ``O_NOFOLLOW`` through its directory's descriptor (a directory ``O_RDONLY`` and changed
 through that descriptor, a file ``O_PATH`` and changed through ``/proc/self/fd``), so a path

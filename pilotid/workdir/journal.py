@@ -76,7 +76,7 @@ class GrantJournal:
             raise SandboxError(f"cannot create the grant journal {path}: {error.strerror}"
                                ) from None
         journal = cls(state_dir, fresh, fd)
-        journal._write({"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
+        journal._write({"host": socket.gethostname(), "boot": boot_id(), "pid": pid,
                         "start": process_start(pid), "workdir": str(workdir),
                         "work_root": None if work_root is None else str(work_root),
                         "account": [account.name, account.uid, account.gid],
@@ -189,7 +189,7 @@ def dead_journals(state_dir: Path) -> List[Path]:
     boot, no such pid, or a pid reused by a later process).  ``ConfigurationError`` as
     ``private_directory``: a journal someone else could write is never trusted."""
     journals = private_directory(private_directory(state_dir) / "journals")
-    host, boot = socket.gethostname(), _boot_id()
+    host, boot = socket.gethostname(), boot_id()
     dead = []
     for path in sorted(journals.glob(f"*{_SUFFIX}")):
         try:
@@ -198,12 +198,69 @@ def dead_journals(state_dir: Path) -> List[Path]:
         except (OSError, ValueError):
             log.warning("%s is not a grant journal pilotid can read: left alone", path)
             continue
-        if header.get("host") != host:
-            continue  # a state directory shared with other nodes: theirs to clean
-        if header.get("boot") != boot or process_start(header.get("pid", 0)) != header.get(
-                "start"):
+        if _gone(header, host, boot):
             dead.append(path)
     return dead
+
+
+def running_journals(state_dir: Path) -> List[Tuple[Path, Dict[str, Any]]]:
+    """The journals in ``state_dir`` of this host whose pilotid process still runs, with
+    their headers; none where ``state_dir`` has no journals yet (nothing is made)."""
+    if not (state_dir / "journals").is_dir():
+        return []
+    journals = private_directory(private_directory(state_dir) / "journals")
+    host, boot = socket.gethostname(), boot_id()
+    running = []
+    for path in sorted(journals.glob(f"*{_SUFFIX}")):
+        try:
+            with open(path, "rb") as stream:
+                header = json.loads(stream.readline())
+        except (OSError, ValueError):
+            continue
+        if header.get("host") == host and not _gone(header, host, boot):
+            running.append((path, header))
+    return running
+
+
+def remove_unfinished_journals(state_dir: Path) -> None:
+    """Remove the journals of this host that a pilot killed while creating them left under
+    their ``.new`` name (its header at most: nothing was granted yet), once its process is
+    gone."""
+    journals = private_directory(private_directory(state_dir) / "journals")
+    for path in sorted(journals.glob("*.new")):
+        if left_by_dead_process(path):
+            log.warning("removing %s, left by a pilot that died while creating it", path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def left_by_dead_process(path: Path) -> bool:
+    """Whether ``path``, named ``<host>-<pid>-<random>.<suffix>`` and holding a header
+    (host, boot, pid, start) on its first line, was left by a process of this host that is
+    gone.  Without a complete header (killed before writing it), the pid of the name
+    decides: gone only if no process has it now."""
+    host, boot = socket.gethostname(), boot_id()
+    try:
+        with open(path, "rb") as stream:
+            header = json.loads(stream.readline())
+        if isinstance(header, dict):
+            return _gone(header, host, boot)
+    except ValueError:
+        pass
+    except OSError:
+        return False
+    named_host, _, rest = path.name.rpartition("-")[0].rpartition("-")
+    return named_host == host and rest.isdigit() and process_start(int(rest)) is None
+
+
+def _gone(header: Dict[str, Any], host: str, boot: str) -> bool:
+    """Whether the process ``header`` names ran on this host and is gone (another boot, no
+    such pid, or a pid reused by a later process); another host's is never gone here: a
+    state directory shared with other nodes is theirs to clean."""
+    if header.get("host") != host:
+        return False
+    return header.get("boot") != boot or process_start(header.get("pid", 0)) != header.get(
+        "start")
 
 
 def process_start(pid: int) -> Optional[int]:
@@ -216,7 +273,8 @@ def process_start(pid: int) -> Optional[int]:
     return int(fields[19])  # field 22 of proc(5), counted after the command's ")"
 
 
-def _boot_id() -> str:
+def boot_id() -> str:
+    """This boot's id (empty where the kernel gives none)."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:

@@ -66,6 +66,18 @@ def checked_work_root(workdir: Path, work_root: Optional[Path]) -> Path:
     return root
 
 
+def check_work_root_reachable(work_root: Path, account: Account) -> None:
+    """Raise ``WorkRootUnreachableError`` where ``account`` cannot traverse a directory
+    above ``work_root`` (resolved, from ``checked_work_root``): the rule of the grant,
+    asked before any job (``pilotid probe``).  ``SandboxError`` for one it cannot check."""
+    try:
+        groups = os.getgrouplist(account.name, account.gid)
+    except OSError:
+        groups = [account.gid]
+    for parent in reversed(work_root.parents):
+        _check_reachable(parent, account, groups, work_root)
+
+
 def open_parents(workdir: Path, account: Account, groups: Collection[int], pilot_uid: int,
                  mode: str, work_root: Path,
                  journal: Optional[GrantJournal]) -> List[ParentChange]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import FrozenSet, Iterable, Optional
 
 from pilotid.errors import WorkdirError, WorkdirLeftoversError
-from pilotid.workdir.walk import PRIVATE_DIR_NAME
+from pilotid.workdir.journal import running_journals
 
 #: Shared temporary directories: every account may create entries there.
 SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108
@@ -32,6 +32,9 @@ SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S
 #: Names whose presence at the top of a directory says it holds credentials.
 CREDENTIAL_NAMES = (".globus",)
 CREDENTIAL_PREFIXES = ("x509up_",)
+
+#: Where an older pilotid kept its credential copies, in the work directory itself.
+PRIVATE_DIR_NAME = ".pilotid"
 
 #: The prefix of every name pilotid makes in a work directory for one job (its wrapper,
 #: marker, proxy handover directory, container sentinel), never the payload's to keep.
@@ -76,11 +79,15 @@ def refuse_unsafe_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
                                f"{_HOW}, or move them out")
 
 
-def refuse_leftovers(workdir: Path) -> None:
+def refuse_leftovers(workdir: Path, state_dir: Optional[Path] = None) -> None:
     """Raise ``WorkdirLeftoversError`` where ``workdir`` holds, at its top, a name only
-    pilotid makes (``SCRATCH_PREFIX``, or an older pilotid's private ``PRIVATE_DIR_NAME``):
-    another job runs there or did not end cleanly, and its files (a user's proxy copy, a
-    wrapper, a marker) would be opened to this job's user by the grant."""
+    pilotid makes (``SCRATCH_PREFIX``, or an older pilotid's private ``PRIVATE_DIR_NAME``),
+    or is, holds or lies in the work directory of a job whose grant journal in
+    ``state_dir`` is a running pilot's: another job runs there or did not end cleanly, and
+    its files (a user's proxy copy, a wrapper, a marker, its outputs) would be opened to
+    this job's user by the grant."""
+    if state_dir is not None:
+        _refuse_running_jobs(workdir, state_dir)
     try:
         names = os.listdir(workdir)
     except OSError:
@@ -96,18 +103,33 @@ def refuse_leftovers(workdir: Path) -> None:
             "no job runs there")
 
 
-def prepare_workdir(workdir: Path, pilot_credentials: Iterable[Path] = ()) -> None:
+def prepare_workdir(workdir: Path, pilot_credentials: Iterable[Path] = (),
+                    state_dir: Optional[Path] = None) -> None:
     """Check ``workdir`` for a job: ``WorkdirError`` where it is not a directory, the
     pilot cannot write and traverse it, or ``refuse_unsafe_workdir`` refuses it
     (``pilot_credentials`` as there); ``WorkdirLeftoversError`` where ``refuse_leftovers``
-    does."""
+    does (with the running jobs' journals of ``state_dir``)."""
     if not workdir.is_dir():
         raise WorkdirError(f"work directory {workdir} does not exist or is not a directory")
     if not os.access(workdir, os.W_OK | os.X_OK):
         raise WorkdirError(f"work directory {workdir} is not writable by the pilot "
                            f"(uid {os.geteuid()})")
     refuse_unsafe_workdir(workdir, pilot_credentials)
-    refuse_leftovers(workdir)
+    refuse_leftovers(workdir, state_dir)
+
+
+def _refuse_running_jobs(workdir: Path, state_dir: Path) -> None:
+    resolved = _resolved(workdir)
+    for journal, header in running_journals(state_dir):
+        theirs = _resolved(Path(header.get("workdir", "/")))
+        if resolved is None or theirs is None or not (
+                resolved == theirs or theirs in resolved.parents
+                or resolved in theirs.parents):
+            continue
+        raise WorkdirLeftoversError(
+            f"work directory {workdir} is, holds or lies in the work directory {theirs} of "
+            f"a job that still runs (pid {header.get('pid')}, its grant journal "
+            f"{journal}): {_HOW}")
 
 
 def _pilot_home() -> Optional[Path]:

@@ -18,6 +18,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from pilotid.errors import WorkdirError
 from pilotid.workdir.walk import _DIR_FLAGS
@@ -27,14 +28,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PrivateDirectory:
-    """A job's private directory at ``path``, open as ``fd`` until ``remove``."""
+    """A job's private directory at ``path``, open as ``fd`` until ``remove``; ``record``
+    is its record for ``pilotid cleanup`` (``orphans``), if written."""
 
     path: Path
     fd: int
+    record: Optional[Path] = None
 
     def remove(self) -> None:
         """Unlink every file in the directory through its descriptor, then the directory
-        (only if ``path`` is still it); close the descriptor."""
+        (only if ``path`` is still it) and its record; close the descriptor."""
         try:
             for name in os.listdir(self.fd):
                 try:
@@ -47,6 +50,9 @@ class PrivateDirectory:
                 found = os.lstat(self.path)
                 if (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino):
                     os.rmdir(self.path)
+            if self.record is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.record)
         finally:
             os.close(self.fd)
 

@@ -27,7 +27,6 @@ from pilotid.workdir.parents import close_parents
 from pilotid.workdir.walk import (
     _DIR_FLAGS,
     _PATH_FLAGS,
-    PRIVATE_DIR_NAME,
     _depth_first,
     _entries,
     _fd_path,
@@ -188,8 +187,7 @@ class _Reclaimer:
             for entry in entries:
                 name = entry.name
                 if entry.is_dir(follow_symlinks=False):
-                    if prefix or name != PRIVATE_DIR_NAME:
-                        subdirs.append(name)
+                    subdirs.append(name)
                 elif (device, entry.inode()) in pending:
                     self._give_back_at(prefix + name, name, dirfd, stat.S_ISREG)
         return subdirs

@@ -14,22 +14,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-PRIVATE_DIR_NAME = ".pilotid"
-"""The pilot's private directory inside the work directory: never opened to the target."""
-
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _entries(relpath: str, dirfd: int) -> Tuple[List[str], str]:
-    """The names in one directory of the walk (never the pilot's private directory at the
-    top) and the prefix that makes them paths relative to the work directory."""
-    names = os.listdir(dirfd)
-    if relpath != ".":
-        return names, relpath + "/"
-    if PRIVATE_DIR_NAME in names:
-        names.remove(PRIVATE_DIR_NAME)
-    return names, ""
+    """The names in one directory of the walk and the prefix that makes them paths
+    relative to the work directory."""
+    return os.listdir(dirfd), "" if relpath == "." else relpath + "/"
 
 
 #: Levels from the top whose descriptors and lists of subdirectories the walk keeps while

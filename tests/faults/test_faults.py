@@ -658,7 +658,8 @@ def _target_entries(scene, uid: int) -> list:
 
 def test_pilot_killed_mid_job_has_its_grants_undone(scene):
     """SIGKILL to the pilot mid-payload: it never reclaims.  ``pilotid cleanup`` undoes the
-    grant from the job's journal; a second killed pilot's is undone by the next run."""
+    grant from the job's journal and removes the job's private directory (the credential
+    copies, in the pilot's TMPDIR); a second killed pilot's are undone by the next run."""
     alice = pwd.getpwnam(node.ALICE).pw_uid
     mark = token()
     payload(scene, f"echo started > started-$PANDAID.txt; sleep 60.{mark}; echo ran")
@@ -671,8 +672,13 @@ def test_pilot_killed_mid_job_has_its_grants_undone(scene):
         kill_all_with(mark)
         return workdir
 
-    first = killed(scene.job(jobPars=mark))
+    def private_directories(job) -> list:
+        return list(scene.home.glob(f"pilotid-job-{job['PandaID']}-*"))
+
+    first_job = scene.job(jobPars=mark)
+    first = killed(first_job)
     assert _target_entries(scene, alice), "the killed pilot's grant should still be there"
+    assert private_directories(first_job), "the killed pilot's private directory is left"
     python, site = scene.pilot_install
     done = node.run_as(node.PILOT, [python, "-m", "pilotid", "cleanup", "--queues",
                                     str(scene.queues()), "--queue", "SEC"],
@@ -680,13 +686,16 @@ def test_pilot_killed_mid_job_has_its_grants_undone(scene):
     assert done.returncode == 0, done.stderr
     assert str(first) in done.stdout
     assert _target_entries(scene, alice) == []
-    killed(scene.job(jobPars=mark, PandaID=6300002))
-    assert _target_entries(scene, alice)
+    assert private_directories(first_job) == []
+    second_job = scene.job(jobPars=mark, PandaID=6300002)
+    killed(second_job)
+    assert _target_entries(scene, alice) and private_directories(second_job)
     payload(scene, "echo again > again.txt")
     run = scene.run(scene.job(PandaID=6300003))
     expect(run, "succeeded", 0, exit_code=0)
-    assert _target_entries(scene, alice) == []
+    assert _target_entries(scene, alice) == [] and private_directories(second_job) == []
     assert not list((scene.state_dir / "journals").iterdir())
+    assert not list((scene.state_dir / "private").iterdir())
 
 
 DEEP_PAYLOAD = r"""top=$PWD

@@ -4,6 +4,7 @@ through a parent."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -51,3 +52,28 @@ def test_without_a_work_root_a_work_directory_under_the_pilots_home_is_the_sites
     assert (run.outcome, run.error_code) == ("setup_failed", 66), run.why()
     assert "chmod o+x" in run.result["error"]
     assert acl_of(scene.home) == before
+
+
+def probe_work_root(scene, queues: Path, workdir: Path) -> dict:
+    """``pilotid probe``'s work-root line, as the pilot through the real sudo."""
+    python, site = scene.pilot_install
+    done = node.run_as(node.PILOT, [python, "-m", "pilotid", "probe", "--queues", str(queues),
+                                    "--queue", "SEC", "--workdir", str(workdir), "--json"],
+                       env={"PYTHONPATH": site, "X509_USER_PROXY": str(scene.pilot_proxy)})
+    checks = {c["name"]: c for c in json.loads(done.stdout)}
+    assert checks["test switch"]["status"] == "ok", checks
+    return checks["work root"]
+
+
+def test_probe_says_beforehand_that_the_target_cannot_reach_the_work_directory(scene):
+    """What the job above fails with (66, the fix), ``pilotid probe`` says first; with a
+    work root of the pilot's own, it is fine."""
+    line = probe_work_root(scene, scene.queues(work_root=None), scene.workdir())
+    assert (line["status"], line["error_code"]) == ("fail", 66), line
+    assert "chmod o+x" in line["detail"] and node.ALICE in line["detail"]
+    (scene.base / "pilot-jobs").mkdir()
+    jobs = own(scene.base / "pilot-jobs", node.PILOT, 0o700)
+    (jobs / "job-1").mkdir()
+    work = own(jobs / "job-1", node.PILOT, 0o700)
+    line = probe_work_root(scene, scene.queues(work_root=str(jobs)), work)
+    assert line["status"] == "ok", line

@@ -32,9 +32,9 @@ for d in range(30):
 (work / "d01" / "link-out").symlink_to(work.parent / "pilot-secret")
 (work.parent / "pilot-secret").write_text("the pilot's")
 (work.parent / "pilot-secret").chmod(0o600)
-(work / ".pilotid").mkdir(mode=0o700)
-(work / ".pilotid" / "proxy").write_text("the pilot's proxy")
-(work / ".pilotid" / "proxy").chmod(0o600)
+(work.parent / "private").mkdir(mode=0o700)  # pilotid's copies: never in the work directory
+(work.parent / "private" / "proxy").write_text("the pilot's proxy")
+(work.parent / "private" / "proxy").chmod(0o600)
 
 def snapshot():
     return subprocess.run(["getfacl", "-R", "-P", "-p", "-n", str(work)], capture_output=True,
@@ -51,9 +51,8 @@ grant = workdir.grant_target_access(work, Account.by_name(sys.argv[2]))
 def as_alice(script):
     return subprocess.run(["sudo", "-n", "-u", sys.argv[2], "/bin/sh", "-c", script, "sh",
                            str(work)], capture_output=True, text=True)
-read_all = as_alice('cd "$1" && find . -path ./.pilotid -prune -o -type f -print '
-                    '-exec cat {} + | wc -l')
-private = as_alice('cat "$1/.pilotid/proxy"; cat "$1/d01/link-out"')
+read_all = as_alice('cd "$1" && find . -type f -print -exec cat {} + | wc -l')
+private = as_alice('cat "$1/../private/proxy"; cat "$1/d01/link-out"')
 workdir.reclaim(grant)
 print(json.dumps({"walked_with_find": walked, "changes": len(grant.changes),
                   "read_all": [read_all.returncode, read_all.stdout, read_all.stderr],

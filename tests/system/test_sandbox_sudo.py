@@ -33,8 +33,8 @@ echo top > top.txt
 cat input.txt > copy-of-input.txt
 cat sub/nested.txt > copy-of-nested.txt
 attempt() { if "$@" >/dev/null 2>&1; then echo LEAK; else echo denied; fi; }
-attempt cat .pilotid/pilot-proxy > try-private-file.txt
-attempt ls .pilotid > try-private-dir.txt
+attempt cat ../private/pilot-proxy > try-private-file.txt
+attempt ls ../private > try-private-dir.txt
 attempt cat ../x509up_pilot > try-pilot-proxy.txt
 sha256sum < "$X509_USER_PROXY" | cut -d' ' -f1 > proxy-sha.txt
 stat -c %a "$X509_USER_PROXY" > proxy-mode.txt
@@ -52,7 +52,9 @@ def own(path: Path, name: str, mode: int) -> None:
 
 
 def prepare(base: Path) -> Path:
-    """pilot-home (0700) / work (0700, CREAM-like) with inputs and the private directory."""
+    """pilot-home (0700) / work (0700, CREAM-like) with inputs, and beside it a private
+    directory of the pilot's (where pilotid keeps its copies: outside the work directory,
+    which the grant opens whole)."""
     home = base / "pilot-home"
     home.mkdir()
     own(home, node.PILOT, 0o700)
@@ -66,7 +68,7 @@ def prepare(base: Path) -> Path:
         (work / rel).write_text(text)
         own(work / rel, node.PILOT, 0o600)
     own(work / "sub", node.PILOT, 0o700)
-    private = work / ".pilotid"
+    private = home / "private"
     private.mkdir()
     own(private, node.PILOT, 0o700)
     (private / "pilot-proxy").write_text("pilot's proxy copy")
@@ -154,13 +156,13 @@ def test_pilot_private_files_stay_unreadable_to_alice(acl_run):
     work, _ = acl_run
     for attempt in ("try-private-file.txt", "try-private-dir.txt", "try-pilot-proxy.txt"):
         assert (work / attempt).read_text() == "denied\n", attempt
-    assert stat.S_IMODE((work / ".pilotid").stat().st_mode) == 0o700
+    assert stat.S_IMODE((work.parent / "private").stat().st_mode) == 0o700
 
 
 def test_alice_cannot_read_the_private_directory_herself(acl_run):
     """Checked once more from outside the payload, while the grant is gone: still denied."""
     work, _ = acl_run
-    done = node.run_as(node.ALICE, ["cat", str(work / ".pilotid" / "pilot-proxy")])
+    done = node.run_as(node.ALICE, ["cat", str(work.parent / "private" / "pilot-proxy")])
     assert done.returncode != 0
 
 
@@ -266,14 +268,14 @@ def test_without_acls_acl_or_world_falls_back_to_world_mode_and_umask_000(pilot_
     own(work / "sub", node.PILOT, 0o700)
     (work / "sub" / "nested.txt").write_text("nested")
     own(work / "sub" / "nested.txt", node.PILOT, 0o600)
-    private = work / ".pilotid"
+    private = noacl_dir / "private"
     private.mkdir()
     own(private, node.PILOT, 0o700)
     (private / "pilot-proxy").write_text("secret")
     own(private / "pilot-proxy", node.PILOT, 0o600)
     script = ("mkdir -p out/deep && echo result > out/deep/result.txt && "
               "cat input.txt sub/nested.txt > copy.txt && "
-              "if cat .pilotid/pilot-proxy >/dev/null 2>&1; then echo LEAK; else echo denied; "
+              "if cat ../private/pilot-proxy >/dev/null 2>&1; then echo LEAK; else echo denied; "
               "fi > try-private.txt && umask > umask.txt")
     python, site = pilot_install
     shutil.copy(Path(__file__).with_name("sandbox_driver.py"), shared_tmp / "d.py")

@@ -840,7 +840,8 @@ def test_probe_reports_each_check_and_exits_zero(site, capsys, monkeypatch):
     assert status == 0
     by_name = {line.split(":", 1)[0].split(None, 1)[1]: line for line in lines}
     assert set(by_name) == {"credential", "test switch", "switch", "isolation", "ACL support",
-                            "egg cache base", "at", "cron", "LD_PRELOAD", "TMPDIR", "umask"}
+                            "work root", "egg cache base", "at", "cron", "LD_PRELOAD", "TMPDIR",
+                            "umask"}
     assert by_name["switch"].startswith("OK") and "pilot itself" in by_name["switch"]
     assert by_name["credential"].startswith("OK") and ALICE_DN in by_name["credential"]
     assert Account.current().name in by_name["test switch"]

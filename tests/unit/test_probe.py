@@ -144,3 +144,41 @@ def test_probe_says_ok_where_at_is_denied_to_the_payloads_account(tmp_path, monk
 def test_probe_does_not_judge_at_or_cron_without_the_payloads_account(tmp_path, monkeypatch):
     source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
     assert scheduler_lines(tmp_path, monkeypatch, source) == {}
+
+
+class NobodySwitcher(RecordingSwitcher):
+    """Maps every proxy to an account that is neither the pilot nor in its groups."""
+
+    def probe(self, credential):
+        super().probe(credential)
+        return Account("nobody", 65534, 65534)
+
+
+def work_root_check(area, closed_mode):
+    """The probe's work-root line for a work root under a directory of ``closed_mode``."""
+    (above := area / "above").mkdir()
+    above.chmod(closed_mode)
+    (work := above / "root" / "work").mkdir(parents=True)
+    source = StaticCredentialSource(proxy_credential(area, 12))
+    checks = probe_node(launcher(source, NobodySwitcher(), work_root=above / "root"), work,
+                        {})
+    (found,) = [c for c in checks if c.name == "work root"]
+    return found
+
+
+def test_probe_fails_a_work_root_the_payloads_account_cannot_reach(area):
+    found = work_root_check(area, 0o700)
+    assert (found.status, found.error_code) == (FAIL, 66)
+    assert "chmod o+x" in found.detail and "nobody" in found.detail
+
+
+def test_probe_says_ok_where_the_payloads_account_reaches_the_work_root(area):
+    found = work_root_check(area, 0o711)
+    assert found.status == OK and "nobody" in found.detail
+
+
+def test_probe_does_not_judge_the_work_root_without_the_payloads_account(tmp_path):
+    source = StaticCredentialSource(error=CredentialRefusedError("no proxy"))
+    checks = probe_node(launcher(source, RecordingSwitcher()), tmp_path, {})
+    (found,) = [c for c in checks if c.name == "work root"]
+    assert found.status == WARN and "not checked" in found.detail

@@ -52,10 +52,6 @@ def workdir(area: Path) -> Path:
     (work / "sub").mkdir(mode=0o700)
     (work / "sub" / "nested.txt").write_text("nested")
     (work / "sub" / "nested.txt").chmod(0o600)
-    private = work / PRIVATE_DIR_NAME
-    private.mkdir(mode=0o700)
-    (private / "pilot-proxy").write_text("pilot secret")
-    (private / "pilot-proxy").chmod(0o600)
     return work
 
 
@@ -132,13 +128,18 @@ def test_files_named_keep_private_are_never_opened(workdir, caplog):
     assert getfacl(proxy) == before
 
 
-def test_private_directory_is_never_opened(workdir):
-    private = workdir / PRIVATE_DIR_NAME
-    before = snapshot(private)
-    grant_target_access(workdir, TARGET)
-    assert snapshot(private) == before
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
-    assert not any(str(TARGET.uid) in line for line in getfacl(private / "pilot-proxy"))
+def test_the_walk_has_no_name_of_its_own(workdir):
+    """pilotid keeps nothing of its own in the work directory (its copies are in the job's
+    private directory elsewhere; a ``.pilotid`` there is refused before any grant, code
+    26): a tree granted directly opens an object named ``.pilotid`` like any other."""
+    (workdir / PRIVATE_DIR_NAME).mkdir(mode=0o700)
+    (workdir / PRIVATE_DIR_NAME / "data").write_text("data")
+    (workdir / PRIVATE_DIR_NAME / "data").chmod(0o600)
+    before = snapshot(workdir)
+    grant = grant_target_access(workdir, TARGET)
+    assert has_entry(workdir / PRIVATE_DIR_NAME / "data", f"user:{TARGET.uid}:r--")
+    reclaim(grant)
+    assert snapshot(workdir) == before
 
 
 def test_symlinks_in_the_work_directory_are_not_followed(workdir, area):
@@ -238,7 +239,6 @@ def test_world_mode_opens_directories_and_unreadable_files_and_reclaim_restores(
     assert stat.S_IMODE((workdir / "sub").stat().st_mode) == 0o1777
     assert stat.S_IMODE((workdir / "input.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((workdir / "tool.sh").stat().st_mode) == 0o755
-    assert stat.S_IMODE((workdir / PRIVATE_DIR_NAME).stat().st_mode) == 0o700
     reclaim(grant)
     assert snapshot(workdir) == before
 

@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from pilotid.identity.accounts import Account
-from pilotid.workdir import PRIVATE_DIR_NAME, SandboxGrant, builder, grant_target_access, reclaim
+from pilotid.workdir import SandboxGrant, builder, grant_target_access, reclaim
 
 TARGET = Account("pilotid-unit-target", 54321, 54321)
 #: A target in the pilot's own group: the group bits decide for it, not the others' bits.
@@ -49,10 +49,6 @@ def make_tree(top: Path) -> Path:
     subprocess.run(["setfacl", "-d", "-m", "u:12345:rx", str(top / "a b")], check=True)
     (top / "a b").chmod(0o750)
     (top / "link-to-parent").symlink_to(top.parent)
-    private = top / PRIVATE_DIR_NAME
-    private.mkdir(mode=0o700)
-    (private / "pilot-proxy").write_text("secret")
-    (private / "pilot-proxy").chmod(0o600)
     return top
 
 
@@ -165,15 +161,12 @@ def test_a_tampered_find_listing_never_reaches_outside_the_work_directory(area, 
     before_parent = snapshot(top)[".."]
     fake_find(monkeypatch, b"d./..\0f./../outside/secret\0d./link-to-parent\0"
                            b"f./link-to-parent/outside/secret\0d./a\0d./a/escape\0"
-                           b"f./a/escape/secret\0d./.\0f./.pilotid/pilot-proxy\0"
-                           b"d./.pilotid\0f./.pilotid/pilot-proxy\0nonsense\0e\0")
+                           b"f./a/escape/secret\0d./.\0nonsense\0e\0")
     grant = grant_target_access(top, TARGET)
     assert snapshot(outside) == before
     assert snapshot(top)[".."] == before_parent
-    private = snapshot(top / PRIVATE_DIR_NAME)
-    assert not any(str(TARGET.uid) in acl for path, (_, acl) in private.items() if path != "..")
     assert {c.path for c in grant.changes} >= {".", "a"}
-    assert not any(c.path.startswith((".pilotid", "..", "link")) for c in grant.changes)
+    assert not any(c.path.startswith(("..", "link")) for c in grant.changes)
 
 
 def test_a_small_work_directory_starts_no_process(area, monkeypatch):

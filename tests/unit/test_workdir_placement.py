@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from pilotid import cli
 from pilotid.errors import WorkdirError, WorkdirLeftoversError
-from pilotid.workdir import PRIVATE_DIR_NAME, prepare_workdir, refuse_unsafe_workdir
+from pilotid.identity.accounts import Account
+from pilotid.workdir import (
+    PRIVATE_DIR_NAME,
+    GrantJournal,
+    prepare_workdir,
+    refuse_unsafe_workdir,
+)
 from tests.unit.test_launcher import proxy_pem, site, write_job  # noqa: F401 - fixtures
 
 __all__ = ["proxy_pem", "site"]
@@ -112,3 +119,35 @@ def test_prepare_workdir_refuses_another_jobs_leftovers(tmp_path, leftover):
     with pytest.raises(WorkdirLeftoversError, match="another job's pilotid files") as caught:
         prepare_workdir(tmp_path)
     assert caught.value.code == 26 and leftover in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_prepare_workdir_refuses_a_directory_a_running_jobs_journal_names(tmp_path, where):
+    """A running job's work directory (or one inside it, or around it) holds nothing
+    pilotid made at its top once the payload renamed or removed it: the running job's
+    grant journal says whose it is."""
+    state, running = tmp_path / "state", tmp_path / "running"
+    (running / "sub").mkdir(parents=True)
+    journal = GrantJournal.create(state, running, Account("x", 54321, 54321), "acl",
+                                  os.geteuid(), None)
+    try:
+        asked = {"same": running, "inside": running / "sub", "around": tmp_path}[where]
+        with pytest.raises(WorkdirLeftoversError, match="journal") as caught:
+            prepare_workdir(asked, state_dir=state)
+        assert caught.value.code == 26 and str(journal.path) in str(caught.value)
+    finally:
+        journal.remove()
+    prepare_workdir(running, state_dir=state)
+
+
+def test_prepare_workdir_ignores_a_dead_jobs_journal(tmp_path):
+    """A dead job's grant is undone before this job's (``undo_dead_grants``)."""
+    state, work = tmp_path / "state", tmp_path / "work"
+    work.mkdir()
+    pid = os.fork()
+    if pid == 0:
+        GrantJournal.create(state, work, Account("x", 54321, 54321), "acl", os.geteuid(),
+                            None)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    prepare_workdir(work, state_dir=state)

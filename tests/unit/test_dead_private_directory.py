@@ -1,0 +1,129 @@
+"""A pilot killed mid-job leaves its job's private directory (with the credential copies)
+and perhaps a journal it was creating: the record beside the journals names the directory,
+and ``undo_dead_grants`` (so ``pilotid cleanup`` and the next ``pilotid run``) removes it
+once the pilot's process is gone, only while it is still the directory pilotid made."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from pilotid.identity.accounts import Account
+from pilotid.workdir import (
+    GrantJournal,
+    make_private_directory,
+    record_private_directory,
+    undo_dead_grants,
+)
+
+
+@pytest.fixture
+def pilot_tmp(tmp_path, monkeypatch):
+    """The pilot's TMPDIR: ``tmp_path/tmp`` (0700)."""
+    base = tmp_path / "tmp"
+    base.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(base))
+    return base
+
+
+def die_with_private_directory(state: Path, workdir: Path) -> Path:
+    """A pilot that makes and records job 7's private directory, puts a credential copy
+    in it and is killed (a child, ``_exit``); the directory's path."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            private = record_private_directory(state, make_private_directory(workdir, 7))
+            (private.path / "user-proxy.pem").write_text("copy")
+            os.write(write, str(private.path).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as stream:
+        return Path(stream.read().decode())
+
+
+def test_a_dead_pilots_private_directory_is_removed(tmp_path, pilot_tmp):
+    state = tmp_path / "state"
+    private = die_with_private_directory(state, tmp_path / "work")
+    assert private.is_dir()
+    undo_dead_grants(state)
+    assert list(pilot_tmp.iterdir()) == []
+    assert list((state / "private").iterdir()) == []
+
+
+def test_a_running_pilots_private_directory_is_left_alone(tmp_path, pilot_tmp):
+    state = tmp_path / "state"
+    private = record_private_directory(state, make_private_directory(tmp_path / "work", 7))
+    undo_dead_grants(state)
+    assert private.path.is_dir()
+    private.remove()
+    assert list(pilot_tmp.iterdir()) == [] and list((state / "private").iterdir()) == []
+
+
+@pytest.mark.parametrize("swap", ["symlink", "other_directory", "mode"])
+def test_a_directory_that_is_no_longer_the_one_made_is_kept(tmp_path, pilot_tmp, swap):
+    state = tmp_path / "state"
+    private = die_with_private_directory(state, tmp_path / "work")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / "keep").write_text("keep")
+    if swap == "mode":
+        private.chmod(0o755)
+        elsewhere = private
+    else:
+        os.rename(private, tmp_path / "moved")
+        if swap == "symlink":
+            private.symlink_to(elsewhere)
+        else:
+            os.rename(elsewhere, private)
+            elsewhere = private
+    undo_dead_grants(state)
+    assert (elsewhere / "keep").exists() or (elsewhere / "user-proxy.pem").exists()
+    assert list((state / "private").iterdir()) == []
+
+
+def test_a_journal_a_dead_pilot_was_creating_is_removed(tmp_path):
+    state = tmp_path / "state"
+    journals = state / "journals"
+    journals.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    host = socket.gethostname()
+    header = {"host": host, "boot": "", "pid": pid, "start": 1}
+    (journals / f"{host}-{pid}-0a1b2c.new").write_text(json.dumps(header) + "\n")
+    (journals / f"{host}-{pid}-3d4e5f.new").write_text("")  # killed before the header
+    undo_dead_grants(state)
+    assert list(journals.iterdir()) == []
+
+
+def test_a_journal_being_created_by_a_running_pilot_is_left(tmp_path):
+    state = tmp_path / "state"
+    journal = GrantJournal.create(state, tmp_path, Account("x", 54321, 54321), "acl",
+                                  os.geteuid(), None)
+    fresh = journal.path.with_suffix(".new")
+    os.rename(journal.path, fresh)
+    undo_dead_grants(state)
+    assert fresh.exists()
+    journal.close()
+
+
+def test_a_record_another_pilot_is_removing_is_left_to_it(tmp_path, pilot_tmp):
+    state = tmp_path / "state"
+    private = die_with_private_directory(state, tmp_path / "work")
+    (record,) = (state / "private").iterdir()
+    with open(record, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        undo_dead_grants(state)
+        assert private.is_dir() and record.exists()
+    undo_dead_grants(state)
+    assert not private.exists()
