@@ -32,6 +32,7 @@ from pilotid.workdir import (
     PrivateDirectory,
     SandboxGrant,
     reclaim,
+    remove_copies,
     undo_journal,
 )
 from pilotid.workfiles import open_payload_log
@@ -145,6 +146,12 @@ class JobRun:
             paths.append(self.session.handover.payload_proxy)
         for path in paths:
             attempt(f"removing {path}", _remove, path)
+        # Copies the payload renamed away from where the wrapper stored them.
+        if self.marker is not None and self.marker.copies and self.account is not None \
+                and self.session is not None and self.session.switches_identity:
+            attempt("removing the credential copies the payload moved", remove_copies,
+                    self.workdir, self.marker.copies, self.account.uid,
+                    self.session.remove_as_target)
         if self.session is not None:
             attempt("closing the switch session", self.session.close)
         if self.grant is not None:
