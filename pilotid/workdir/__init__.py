@@ -21,7 +21,7 @@ from __future__ import annotations
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
 from pilotid.workdir.cleanup import default_state_dir, undo_dead_grants, undo_journal
-from pilotid.workdir.copies import remove_copies
+from pilotid.workdir.copies import copies_in_place, remove_copies
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
@@ -32,7 +32,8 @@ from pilotid.workdir.walk import PRIVATE_DIR_NAME
 
 __all__ = [
     "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",
-    "acl_supported", "acl_unsupported", "choose_sandbox_mode", "default_state_dir",
+    "acl_supported", "acl_unsupported", "choose_sandbox_mode", "copies_in_place",
+    "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
     "prepare_workdir", "reclaim", "refuse_leftovers", "refuse_unsafe_workdir", "remove_copies",
     "undo_dead_grants", "undo_journal",

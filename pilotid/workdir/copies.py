@@ -4,7 +4,8 @@ The wrapper stores the user's proxy (and bearer token) copy as the target and wr
 device and inode in its marker before the payload starts (``WrapperMarker.copies``).
 After the job, ``remove_copies`` walks the work directory (the descriptor walk of
 ``pilotid.workdir.walk``: bounded whatever the tree) and removes every file with one of
-those identities, each reported with its escaped path.
+those identities, each reported with its escaped path; ``copies_in_place`` tells the copies
+still where the wrapper stored them, which need no search (the common case: no walk).
 
 The payload, as the target, can rewrite the marker and name any identity: only regular
 files that the target owns, found inside the work directory, are ever removed, none that
@@ -17,7 +18,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Callable, Collection, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Iterable, List, Optional, Sequence, Set, Tuple
 
 from pilotid.escaping import printable
 from pilotid.workdir.walk import _DIR_FLAGS, _depth_first, _entries, _fd_path
@@ -52,6 +53,23 @@ def remove_copies(workdir: Path, copies: Collection[Tuple[int, int]], owner: int
             if os.path.lexists(path):
                 log.warning("cannot remove %s, a credential copy the payload moved",
                             printable(path))
+
+
+def copies_in_place(copies: Collection[Tuple[int, int]],
+             places: Iterable[Tuple[Optional[int], str]]) -> Set[Tuple[int, int]]:
+    """Those of ``copies`` found where the wrapper stored them, with no other name: once
+    the payload's processes are gone, ``remove_copies`` need not look for them.
+    ``places`` are (directory descriptor or None, name) pairs."""
+    found = set()
+    for dirfd, name in places:
+        try:
+            info = os.lstat(name, dir_fd=dirfd)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and \
+                (info.st_dev, info.st_ino) in copies:
+            found.add((info.st_dev, info.st_ino))
+    return found
 
 
 class _Search:

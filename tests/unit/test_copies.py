@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from pilotid.workdir import remove_copies
+from pilotid.workdir import copies_in_place, remove_copies
 
 OTHER_UID = 65534
 
@@ -58,3 +58,18 @@ def test_a_directory_is_never_removed(tmp_path):
 
 def test_nothing_is_walked_without_copies(tmp_path):
     remove_copies(tmp_path / "absent", [], os.getuid(), never)
+
+
+def test_a_copy_where_the_wrapper_stored_it_needs_no_search(tmp_path):
+    stored = tmp_path / "x509up"
+    stored.write_text("proxy")
+    assert copies_in_place([identity(stored)], [(None, str(stored))]) == {identity(stored)}
+
+
+def test_a_copy_with_another_name_is_searched_for(tmp_path):
+    """A hard link elsewhere, or the copy gone from its place: not in place."""
+    stored = tmp_path / "x509up"
+    stored.write_text("proxy")
+    os.link(stored, tmp_path / "kept.pem")
+    places = [(None, str(stored)), (None, str(tmp_path / "gone"))]
+    assert copies_in_place([identity(stored), (1, 2)], places) == set()
