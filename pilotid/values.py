@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Optional, Tuple
 
 from pilotid.errors import PilotidError
 
@@ -69,7 +69,9 @@ class WrapperMarker:
     ``signal`` is s.  ``error`` names the wrapper's own step that failed (one of
     ``pilotid.payloads.marker.WRAPPER_ERRORS``), ``None`` if none did.  ``egg_cache`` is
     the 32 hex digits naming the egg cache the wrapper made (``pilotid-egg-<digits>`` under
-    the queue's base), ``None`` before it made one.
+    the queue's base), ``None`` before it made one.  ``copies`` are the (device, inode) of
+    the credential copies it stored from standard input: the payload may forge them, so
+    they only ever name files of the target's own (``pilotid.workdir.remove_copies``).
     """
 
     uid: int
@@ -77,6 +79,7 @@ class WrapperMarker:
     signal: Optional[int] = None
     error: Optional[str] = None
     egg_cache: Optional[str] = None
+    copies: Tuple[Tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

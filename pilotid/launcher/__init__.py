@@ -296,6 +296,7 @@ class PayloadLauncher:
                       "stopping it", state.job.panda_id, process.pid)
             state.supervisor.stop(process)
         state.session.stop_leftovers(process)
+        state.note_copies_in_place()
         left = state.wrapper_leftovers(Path(self.settings.egg_cache_base))
         if left:
             log.info("job %s: removing what the wrapper left as its account: %s",

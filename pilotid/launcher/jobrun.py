@@ -13,14 +13,14 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from pilotid.errors import PilotidError
 from pilotid.identity.accounts import Account
 from pilotid.identity.credential import Credential
 from pilotid.payloads.job import JobSpec
 from pilotid.payloads.marker import read_marker, tampered_marker
-from pilotid.payloads.targetdir import TargetDirectory
+from pilotid.payloads.targetdir import PROXY_NAME, TOKEN_NAME, TargetDirectory
 from pilotid.payloads.wrapper import EGG_CACHE_PREFIX
 from pilotid.result import PayloadResult, now
 from pilotid.signals import PilotSignals
@@ -31,7 +31,9 @@ from pilotid.workdir import (
     HandoverDirectory,
     PrivateDirectory,
     SandboxGrant,
+    copies_in_place,
     reclaim,
+    remove_copies,
     undo_journal,
 )
 from pilotid.workfiles import open_payload_log
@@ -66,6 +68,7 @@ class JobRun:
         self.signals = PilotSignals()
         self.target_dir: Optional[TargetDirectory] = None
         self.marker: Optional[WrapperMarker] = None  # the last launch's
+        self.copies_in_place: Set[Tuple[int, int]] = set()
 
     def scratch(self, stem: str, suffix: str = "") -> Path:
         """A path in the work directory unique to this run."""
@@ -109,6 +112,23 @@ class JobRun:
                 left.append(egg)
         return left
 
+    def note_copies_in_place(self) -> None:
+        """Once the payload's processes are gone, before anything is removed: which of the
+        credential copies the marker names are still where the wrapper stored them, with
+        no other name (``finish`` then need not search the work directory for them)."""
+        if self.marker is None or not self.marker.copies:
+            return
+        places: List[Tuple[Optional[int], str]] = []
+        handover = self.handover_dir
+        if handover is not None and handover.fd is not None:
+            places += [(handover.fd, handover.proxy.name)]
+            if handover.token is not None:
+                places += [(handover.fd, handover.token.name)]
+        if self.target_dir is not None:
+            places += [(None, str(own / name)) for own in self.target_dir.made()
+                       for name in (PROXY_NAME, TOKEN_NAME)]
+        self.copies_in_place = copies_in_place(self.marker.copies, places)
+
     @contextlib.contextmanager
     def logs(self) -> Iterator[PayloadLogs]:
         """The payload's two logs, open to append to, for one launch through the switch."""
@@ -145,6 +165,12 @@ class JobRun:
             paths.append(self.session.handover.payload_proxy)
         for path in paths:
             attempt(f"removing {path}", _remove, path)
+        # Copies the payload renamed away from where the wrapper stored them.
+        moved = set(self.marker.copies) - self.copies_in_place if self.marker else set()
+        if moved and self.account is not None and self.session is not None \
+                and self.session.switches_identity:
+            attempt("removing the credential copies the payload moved", remove_copies,
+                    self.workdir, moved, self.account.uid, self.session.remove_as_target)
         if self.session is not None:
             attempt("closing the switch session", self.session.close)
         if self.grant is not None:

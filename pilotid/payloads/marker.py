@@ -9,6 +9,10 @@ failure without guessing from the exit status.
 The marker, one ``key=value`` per line::
 
     uid=<effective uid>        always, first, as soon as the wrapper runs
+    proxy-copy=<dev>:<inode>   the proxy copy it stored from standard input, before the
+                               payload starts (for the pilot to remove wherever the
+                               payload renamed it in the work directory)
+    token-copy=<dev>:<inode>   the same for the bearer token copy
     egg=<32 hex digits>        the egg cache it made, pilotid-egg-<digits> under the
                                queue's egg_cache_base (for the pilot to remove if the
                                wrapper is killed outright)
@@ -37,6 +41,8 @@ from pilotid.identity.accounts import Account
 from pilotid.values import WrapperMarker
 
 log = logging.getLogger(__name__)
+
+_KEYS = ("uid", "proxy-copy", "token-copy", "status", "signal", "error", "egg")
 
 WRAPPER_ERRORS = ("marker", "proxy", "token", "workdir", "egg-cache", "setup",
                   "interrupted")
@@ -117,7 +123,7 @@ def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
     fields: Dict[str, str] = {}
     for line in lines:
         key, sep, value = line.partition("=")
-        if not sep or key in fields or key not in ("uid", "status", "signal", "error", "egg"):
+        if not sep or key in fields or key not in _KEYS:
             return None
         fields[key] = value
     if not lines or not lines[0].startswith("uid="):
@@ -134,7 +140,16 @@ def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
     egg = fields.get("egg")
     if egg is not None and not re.fullmatch(r"[0-9a-f]{32}", egg):
         return None
+    copies = []
+    for key in ("proxy-copy", "token-copy"):
+        text = fields.get(key)
+        if text is None:
+            continue
+        if not re.fullmatch(r"[0-9]{1,20}:[0-9]{1,20}", text):
+            return None
+        device, inode = text.split(":")
+        copies.append((int(device), int(inode)))
     uid = numbers["uid"]
     assert uid is not None
     return WrapperMarker(uid=uid, payload_status=numbers["status"], signal=numbers["signal"],
-                         error=error, egg_cache=egg)
+                         error=error, egg_cache=egg, copies=tuple(copies))

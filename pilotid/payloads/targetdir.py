@@ -37,6 +37,9 @@ MARKER_NAME = "marker"
 PROXY_NAME = "x509up"
 """The name of the proxy copy from standard input in the wrapper's own directory."""
 
+TOKEN_NAME = "token"  # noqa: S105 - a file name, no secret
+"""The name of the bearer token copy from standard input there."""
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 

@@ -10,7 +10,8 @@
 #@ can stand in for it.
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, proxy-copy= and token-copy= (device:inode of
+# the copies stored from standard input), egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=__MARKER__
 _pilotid_proxy=__PROXY__
@@ -172,6 +173,11 @@ if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
 fi
 builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
+# Its identity goes in the marker before the payload starts: wherever the payload renames
+# the copy in the work directory, the pilot finds it by device and inode after the job.
+_pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$_pilotid_proxy") ||
+  _pilotid_fail proxy "cannot read the device and inode of the proxy copy $_pilotid_proxy"
+_pilotid_note proxy-copy "$_pilotid_copy"
 #@end
 #@section token_from_stdin
 # The bearer token follows the proxy's NUL (or comes alone): stored the same way, 0600 in
@@ -185,6 +191,9 @@ if ! builtin printf '%s\n' "$_pilotid_bt" >"$_pilotid_token"; then
 fi
 [ -n "$_pilotid_bt" ] || _pilotid_fail token "no bearer token arrived on standard input"
 builtin unset _pilotid_bt
+_pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$_pilotid_token") ||
+  _pilotid_fail token "cannot read the device and inode of the token copy $_pilotid_token"
+_pilotid_note token-copy "$_pilotid_copy"
 #@end
 #@section from_stdin
 builtin exec </dev/null

@@ -11,8 +11,10 @@ work directory may not be: ``refuse_unsafe_workdir``, ``refuse_leftovers``; read
 ``make_private_directory``), ``orphans`` (``record_private_directory``: a dead pilot's
 private directory removed by the cleanup), ``parents`` (``u:<target>:x`` from the work root
 down, locked and counted), ``journal`` (``GrantJournal``: every change written down
-first), ``moved`` (objects moved out, found by inode), ``cleanup`` (``undo_dead_grants``:
-what dead pilots granted, and their private directories).
+first), ``moved`` (objects moved out, found by inode), ``copies`` (``remove_copies``:
+credential copies the payload renamed, found by the identity the wrapper wrote),
+``cleanup`` (``undo_dead_grants``: what dead pilots granted, and their private
+directories).
 These are the names the rest of pilotid uses.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 from pilotid.workdir.acl import acl_supported
 from pilotid.workdir.changes import SandboxGrant
 from pilotid.workdir.cleanup import default_state_dir, undo_dead_grants, undo_journal
+from pilotid.workdir.copies import copies_in_place, remove_copies
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
@@ -36,9 +39,10 @@ from pilotid.workdir.reclaim import reclaim
 
 __all__ = [
     "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",
-    "acl_supported", "acl_unsupported", "choose_sandbox_mode", "default_state_dir",
+    "acl_supported", "acl_unsupported", "choose_sandbox_mode", "copies_in_place",
+    "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
     "prepare_workdir", "reclaim", "record_private_directory", "refuse_leftovers",
-    "refuse_unsafe_workdir",
+    "refuse_unsafe_workdir", "remove_copies",
     "undo_dead_grants", "undo_journal",
 ]

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.security.scene import BOB_DN
+from tests.security.test_world_mode import world_workdir
 
 
 def key_line(proxy: Path) -> bytes:
@@ -58,6 +59,34 @@ def test_a_hard_link_to_the_users_proxy_copy_does_not_outlive_the_job(scene):
     assert not files_holding(run.workdir, key_line(scene.proxies["alice"])), run.why()
     assert run.stderr.count("a hard link the payload made to its proxy copy") == 2
     scene.check_aftermath(run)
+
+
+RENAME_COPIES = ("#!/bin/bash\nmkdir kept && mv \"$X509_USER_PROXY\" kept/x509up && "
+                 "mv \"$BEARER_TOKEN_FILE\" kept/bt 2>/dev/null; true\n")
+
+
+def test_a_proxy_copy_renamed_out_of_its_handover_directory_does_not_outlive_the_job(scene):
+    """alice's payload renames its proxy copy to ``kept/x509up``: the copy goes, found by
+    the identity the wrapper wrote in its marker, and is reported."""
+    scene.transformation("runAthena", RENAME_COPIES)
+    run = scene.run()
+    assert run.outcome == "succeeded", run.why()
+    assert not files_holding(run.workdir, key_line(scene.proxies["alice"])), run.why()
+    assert "removed kept/x509up, a credential copy the payload moved" in run.stderr, \
+        run.why()
+    scene.check_aftermath(run)
+
+
+def test_a_proxy_copy_renamed_out_of_the_wrappers_own_directory_goes_in_world_mode(scene):
+    """The same in world mode, where the copy is in the wrapper's own directory; moved to
+    a directory of alice's that the pilot cannot write, the pilot has it removed as alice."""
+    scene.transformation("runAthena", "#!/bin/bash\nmkdir kept && mv \"$X509_USER_PROXY\" "
+                                      "kept/x509up && chmod 755 kept\n")
+    run = scene.run(workdir=world_workdir(scene), sandbox="world")
+    assert run.outcome == "succeeded", run.why()
+    assert not files_holding(run.workdir, key_line(scene.proxies["alice"])), run.why()
+    assert "removing kept/x509up, a credential copy the payload moved, as its owner" in \
+        run.stderr, run.why()
 
 
 def test_a_work_directory_holding_another_jobs_handover_directory_is_refused(scene):

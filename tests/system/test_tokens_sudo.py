@@ -74,6 +74,11 @@ class TokenSite:
         refresh_trf.mkdir(mode=0o755)
         (refresh_trf / "runAthena").write_text(REFRESH_PAYLOAD)
         (refresh_trf / "runAthena").chmod(0o755)
+        rename_trf = base / "trf-rename"
+        rename_trf.mkdir(mode=0o755)
+        (rename_trf / "runAthena").write_text(
+            "#!/bin/bash\nmkdir kept && mv \"$BEARER_TOKEN_FILE\" kept/bt\n")
+        (rename_trf / "runAthena").chmod(0o755)
         queue = {
             "switcher": "sudo", "credential_source": "token-file",
             "token_file": str(self.tokens / "{panda_id}.bt"),
@@ -87,6 +92,7 @@ class TokenSite:
             "ANALY_SUDO_TOKENS": queue,
             "ANALY_SUDO_TOKENS_REFRESH": {**queue, "transformation_dirs": [str(refresh_trf)],
                                           "proxy_refresh_interval": 1},
+            "ANALY_SUDO_TOKENS_RENAME": {**queue, "transformation_dirs": [str(rename_trf)]},
             "ANALY_NOOP_BWRAP_TOKENS": {
                 **{k: v for k, v in queue.items() if k not in ("token_mapfile", "grid_mapfile")},
                 "switcher": "noop", "isolation": "bwrap"}}}))
@@ -160,6 +166,16 @@ def test_alices_payload_reads_its_own_token_and_not_the_pilots(token_site):
     assert result["account"]["name"] == node.ALICE
     assert result["records"][-1]["token"] == {
         "issuer": ISSUER.url, "subject": "alice-0001", "groups": ["/atlas", "/atlas/higgs"]}
+
+
+def test_a_token_copy_the_payload_renamed_does_not_outlive_the_job(token_site):
+    """The payload moves its token copy to ``kept/bt``: found by the identity the wrapper
+    wrote in its marker, removed and reported."""
+    raw = ISSUER.token("alice-0001", groups=["/atlas"])
+    result = token_site.run(raw, queue="ANALY_SUDO_TOKENS_RENAME")
+    assert result["outcome"] == "succeeded", result["stderr_text"]
+    assert not (result["work"] / "kept" / "bt").exists(), result["stderr_text"]
+    assert "removed kept/bt, a credential copy the payload moved" in result["stderr_text"]
 
 
 def test_a_token_the_map_does_not_know_never_runs(token_site):

@@ -18,6 +18,8 @@ from pilotid.values import WrapperMarker
     ("uid=0\nerror=egg-cache\n", WrapperMarker(0, error="egg-cache")),
     ("uid=7\nerror=interrupted\nsignal=1\n", WrapperMarker(7, signal=1, error="interrupted")),
     ("uid=7\negg=" + "0a" * 16 + "\nstatus=0\n", WrapperMarker(7, 0, egg_cache="0a" * 16)),
+    ("uid=7\nproxy-copy=2049:131\ntoken-copy=2049:132\nstatus=0\n",
+     WrapperMarker(7, 0, copies=((2049, 131), (2049, 132)))),
 ])
 def test_marker_is_read(tmp_path, text, expected):
     (tmp_path / "m").write_text(text)
@@ -33,7 +35,8 @@ def test_absent_marker_means_the_wrapper_never_ran(tmp_path, caplog):
     "", "uid=\n", "uid=abc\n", "status=0\nuid=1\n", "uid=1\nstatus=0", "uid=1\nstatus=0\n"
     "status=1\n", "uid=1\nwhat=1\n", "uid=1\nerror=whatever\n", "uid=-1\n", "garbage\n",
     "uid=1\n" + "x" * 5000 + "\n", "uid=1\negg=../../home\n", "uid=1\negg=" + "A" * 32 + "\n",
-    "uid=1\negg=" + "0" * 31 + "\n",
+    "uid=1\negg=" + "0" * 31 + "\n", "uid=1\nproxy-copy=2049\n", "uid=1\nproxy-copy=a:1\n",
+    "uid=1\nproxy-copy=1:2\nproxy-copy=1:3\n", "uid=1\ntoken-copy=-1:2\n",
 ])
 def test_malformed_marker_is_ignored_with_a_warning(tmp_path, caplog, text):
     (tmp_path / "m").write_text(text)

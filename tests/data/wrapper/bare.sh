@@ -1,7 +1,8 @@
 #!/bin/bash
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, proxy-copy= and token-copy= (device:inode of
+# the copies stored from standard input), egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=/srv/pilot/work/.pilotid-marker
 _pilotid_proxy=/srv/pilot/work/x509up_u1000

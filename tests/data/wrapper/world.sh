@@ -1,7 +1,8 @@
 #!/bin/bash
 # Written by pilotid (pilotid.payloads.wrapper) to run one payload as this account.
 # Every value below was quoted by pilotid; the site setup lines, if any, are the queue's
-# trusted configuration.  Marker lines: uid=, egg=, then status= (and signal=) or error=.
+# trusted configuration.  Marker lines: uid=, proxy-copy= and token-copy= (device:inode of
+# the copies stored from standard input), egg=, then status= (and signal=) or error=.
 builtin set -u
 _pilotid_marker=/scratch/job-9/.pilotid-marker-9-ab
 _pilotid_proxy=/scratch/job-9/.pilotid-proxy-1002-ab/x509up
@@ -158,6 +159,11 @@ if ! builtin printf '%s' "$_pilotid_pem" >"$_pilotid_proxy"; then
 fi
 builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
+# Its identity goes in the marker before the payload starts: wherever the payload renames
+# the copy in the work directory, the pilot finds it by device and inode after the job.
+_pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$_pilotid_proxy") ||
+  _pilotid_fail proxy "cannot read the device and inode of the proxy copy $_pilotid_proxy"
+_pilotid_note proxy-copy "$_pilotid_copy"
 builtin exec </dev/null
 builtin set +C
 # The pilot's environment, filtered, then the payload's own additions.
