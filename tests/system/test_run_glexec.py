@@ -56,11 +56,14 @@ INPUT = "data11_7TeV.AOD._0001.pool.root.1"
 OUTPUT = f"user.alice.{PANDA_ID}._00001.hist.root"
 #: Site setup lines (run by the wrapper as the target, before the payload) that report what
 #: the payload gets: its proxy file's owner, mode and content, and whether it may look into
-#: the pilot's private directory.
+#: the job's private directory of the pilot's.
 REPORT_SETUP = [
     "stat -c 'target-proxy-owner=%U mode=%a' \"$X509_USER_PROXY\"",
     "echo \"target-proxy-sha256=$(sha256sum < \"$X509_USER_PROXY\" | cut -d' ' -f1)\"",
-    "if ls .pilotid >/dev/null 2>&1; then echo private-dir=open; else echo private-dir=closed; fi",
+    # the job's private directory (the pilot's TMPDIR is unset: /tmp), which must exist
+    f"for d in /tmp/pilotid-job-{PANDA_ID}-*/; do [ -d \"$d\" ] || {{ echo private-dir=none;"
+    " break; }; if ls \"$d\" >/dev/null 2>&1; then echo private-dir=open; else"
+    " echo private-dir=closed; fi; break; done",
 ]
 
 

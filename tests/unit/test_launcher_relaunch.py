@@ -166,7 +166,10 @@ def test_proxy_that_does_not_last_what_a_launch_needs_is_refused_before_launchin
     assert switcher.called("launch") == []
 
 
-def test_long_payload_gets_a_renewed_proxy_under_the_threshold(tmp_path, user):
+def test_long_payload_gets_a_renewed_proxy_under_the_threshold(tmp_path, user, monkeypatch):
+    private_base = tmp_path / "pilot-tmp"
+    private_base.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(private_base))
     switcher = PushingSwitcher()
     source = ProxySequenceSource(user, [2, 12])
     result = run(launcher(switcher, source, ["/bin/sleep", "1.5"], timeout=60,
@@ -176,7 +179,7 @@ def test_long_payload_gets_a_renewed_proxy_under_the_threshold(tmp_path, user):
     assert len(pushed) == 1, "a proxy above the threshold is not renewed again"
     assert pushed[0][0].time_left().total_seconds() > 11 * 3600
     assert pushed[0][1] == tmp_path / "work"
-    assert not (tmp_path / "work" / ".pilotid").exists(), "every proxy copy is removed"
+    assert list(private_base.iterdir()) == [], "every proxy copy (and its directory) is removed"
 
 
 def test_switcher_that_cannot_push_a_proxy_is_asked_once(tmp_path, user):
