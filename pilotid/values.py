@@ -43,13 +43,23 @@ class ProxyHandover:
     ``BEARER_TOKEN_FILE`` points at (never a ``BEARER_TOKEN`` value), stored from standard
     input after the proxy (and its NUL) into the same directory where ``from_stdin``.
     ``carries_proxy`` is False for a token-only job: no ``X509_USER_PROXY`` then, and
-    ``payload_proxy`` only names the handover place.
+    ``payload_proxy`` only names the handover place.  ``proxy_by_switch`` is True where the
+    switch program copies the proxy to ``payload_proxy`` itself (gLExec) and only the token
+    comes on standard input, into the directory of ``payload_token``.
     """
 
     payload_proxy: Path
     from_stdin: bool = False
     payload_token: Optional[Path] = None
     carries_proxy: bool = True
+    proxy_by_switch: bool = False
+
+    @property
+    def stdin_place(self) -> Path:
+        """A copy stored from standard input: its directory is the handover directory."""
+        if self.proxy_by_switch and self.payload_token is not None:
+            return self.payload_token
+        return self.payload_proxy
 
 
 @dataclass(frozen=True)

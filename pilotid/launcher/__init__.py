@@ -170,7 +170,7 @@ class PayloadLauncher:
         state.sandbox_mode = mode
         # after the grant, which must not walk it; in world mode the wrapper's own directory
         if session.handover.from_stdin and state.target_prefix is None:
-            state.handover_dir = make_handover_directory(session.handover.payload_proxy,
+            state.handover_dir = make_handover_directory(session.handover.stdin_place,
                                                          state.grant,
                                                          session.handover.payload_token)
         state.supervisor = Supervisor(self.settings, session, credential,

@@ -161,8 +161,9 @@ class JobRun:
         # path may lead through whatever someone else put there.
         if self.handover_dir is not None:
             attempt("removing the proxy handover directory", self.handover_dir.remove)
-        elif self.session is not None and not self.session.handover.from_stdin:
-            paths.append(self.session.handover.payload_proxy)
+        if self.session is not None and (not self.session.handover.from_stdin
+                                         or self.session.handover.proxy_by_switch):
+            paths.append(self.session.handover.payload_proxy)  # the switch program's copy
         for path in paths:
             attempt(f"removing {path}", _remove, path)
         # Copies the payload renamed away from where the wrapper stored them.

@@ -356,7 +356,7 @@ def render_wrapper(spec: WrapperSpec) -> str:
     if token is not None and not Path(token).is_absolute():
         raise ValueError(f"WrapperSpec.payload_token must be an absolute path, not {token}")
     if spec.handover.from_stdin and spec.target_directory is None and \
-            Path(spec.handover.payload_proxy).parent == spec.workdir:
+            Path(spec.handover.stdin_place).parent == spec.workdir:
         # The work directory's default ACL would name the pilot on the proxy copy.
         raise ValueError("a proxy stored from standard input goes in a handover directory "
                          "of its own (make_handover_directory), not in the work directory")
@@ -413,7 +413,7 @@ def render_wrapper(spec: WrapperSpec) -> str:
     sections: Set[str] = set()
     if spec.handover.from_stdin:
         sections.add("from_stdin")
-        if spec.handover.carries_proxy:
+        if spec.handover.carries_proxy and not spec.handover.proxy_by_switch:
             sections.add("proxy_from_stdin")
         if spec.handover.payload_token is not None:
             sections.add("token_from_stdin")

@@ -354,6 +354,24 @@ def with_token(handover: ProxyHandover, credential: "Credential") -> ProxyHandov
                                carries_proxy=credential.proxy is not None)
 
 
+def switch_copy_handover(proxy: Path, account: "Account", workdir: Path,
+                         credential: "Credential") -> ProxyHandover:
+    """The proxy copied to ``proxy`` by the switch program itself (gLExec); the bearer
+    token, where ``credential`` has one, stored by the wrapper from its standard input as
+    ``bt`` in a handover directory (``stdin_handover``), sent alone (``token_input``)."""
+    if credential.token_path is None:
+        return ProxyHandover(payload_proxy=proxy, from_stdin=False)
+    place = stdin_handover(account, workdir).payload_proxy.parent
+    return ProxyHandover(payload_proxy=proxy, from_stdin=True, payload_token=place / "bt",
+                         proxy_by_switch=True)
+
+
+def token_input(credential: "Credential") -> bytes:
+    """The bearer token of ``credential`` as the wrapper reads it from standard input."""
+    assert credential.token_path is not None
+    return Path(credential.token_path).read_bytes().strip()
+
+
 def handover_input(credential: "Credential") -> bytes:
     """What a handover from standard input sends the wrapper: the proxy, then (after a NUL,
     which PEM never holds) the bearer token; either alone for a job with one."""
@@ -361,5 +379,5 @@ def handover_input(credential: "Credential") -> bytes:
     if credential.path is not None:
         parts.append(Path(credential.path).read_bytes())
     if credential.token_path is not None:
-        parts.append(Path(credential.token_path).read_bytes().strip())
+        parts.append(token_input(credential))
     return b"\0".join(parts)

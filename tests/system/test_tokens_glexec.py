@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
-
 from pilotid.identity.testissuer import TestIssuer
 from tests.system.glexec_node import give_to_pilot, standin_fixture  # noqa: F401 - a fixture
 from tests.system.test_run_glexec import PANDA_ID, site  # noqa: F401 - site is a fixture
@@ -30,7 +28,6 @@ TOKEN_REPORT = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="gLExec drops the job's bearer token (issue 15)")
 def test_payload_gets_its_own_token_copy_beside_glexecs_proxy_copy(site):  # noqa: F811
     """The payload reads BEARER_TOKEN_FILE: its own 0600 copy of the job's token, the
     target's, in the work directory; no BEARER_TOKEN value; the pilot's token unreadable."""

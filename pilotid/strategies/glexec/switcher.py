@@ -39,6 +39,7 @@ from zope.interface import implementer
 from pilotid.errors import (
     PayloadFailedError,
     ProxyExpiredError,
+    ProxyFileError,
     SwitchClientError,
     SwitchError,
     SwitchSystemError,
@@ -55,8 +56,12 @@ from pilotid.strategies.account_sweep import LEFTOVER_PROCESSES
 from pilotid.strategies.base import (
     SwitcherBase,
     check_launch_lifetime,
+    proxy_input,
     reschedule_if_asked,
+    send_proxy,
     signal_label,
+    switch_copy_handover,
+    token_input,
 )
 from pilotid.strategies.glexec.binary import call_glexec, glexec_environment, locate_glexec
 from pilotid.strategies.glexec.diagnosis import GlexecDiagnosis, diagnose_node, diagnosis_checks
@@ -273,20 +278,21 @@ class GlexecSwitcher(SwitcherBase):
 
     def handover(self, credential: Credential, account: Account, workdir: Path) -> ProxyHandover:
         """gLExec itself copies the proxy for the target: tell the wrapper where it lands.
-        gLExec copies nothing else: a bearer token beside the proxy stays with the pilot
-        (logged), and a token-only job never gets here (``client_cert`` refuses it)."""
-        if credential.token is not None:
-            log.warning("gLExec hands the payload the proxy of %s only: the job's bearer "
-                        "token is not handed over", credential.identity)
-        return ProxyHandover(payload_proxy=self.target_proxy_path(workdir), from_stdin=False)
+        A bearer token beside the proxy goes on the wrapper's standard input, as through
+        sudo (``switch_copy_handover``); a token-only job never gets here (``client_cert``
+        refuses it)."""
+        return switch_copy_handover(self.target_proxy_path(workdir), account, workdir,
+                                    credential)
 
     def launch(self, argv: Sequence[str], credential: Credential, account: Account,
                workdir: Path, logs: PayloadLogs) -> subprocess.Popen:
         """Start ``glexec <argv>`` in ``workdir``, in a new session, output to ``logs``.
 
         gLExec copies the user's proxy to ``target_proxy_path(workdir)``; the work directory
-        must already be open to the target.  Raises ``ProxyExpiredError``,
-        ``SwitchClientError`` (relative command), ``SwitchUnavailableError``.
+        must already be open to the target.  The job's bearer token, if any, is the
+        wrapper's standard input (``handover``).  Raises ``ProxyExpiredError``,
+        ``SwitchClientError`` (relative command), ``SwitchUnavailableError``,
+        ``ProxyFileError`` (a token that cannot be read).
         """
         self.check_lifetime(credential)
         command = self._absolute(argv)
@@ -294,15 +300,28 @@ class GlexecSwitcher(SwitcherBase):
         env = glexec_environment(self.environ, cert,
                                  Path(os.path.realpath(credential.proxy_file("gLExec"))),
                                  self.target_proxy_path(workdir))
+        token = b""
+        if credential.token_path is not None:
+            try:
+                token = token_input(credential)
+            except OSError as error:
+                raise ProxyFileError(f"cannot read the job's bearer token {error.filename}: "
+                                     f"{error.strerror}") from None
+        stdin = proxy_input(token) if token else subprocess.DEVNULL
         log.info("launching %s through gLExec as %s", command[0], account.name)
         try:
             process = subprocess.Popen(
                 [str(self.binary), *command], env=env, cwd=str(workdir),
-                stdin=subprocess.DEVNULL, stdout=logs.stdout, stderr=logs.stderr,
+                stdin=stdin, stdout=logs.stdout, stderr=logs.stderr,
                 start_new_session=True, close_fds=True)
         except OSError as error:
             raise SwitchUnavailableError(
                 f"cannot start gLExec {self.binary}: {error.strerror}") from None
+        finally:
+            if stdin not in (subprocess.PIPE, subprocess.DEVNULL):
+                os.close(stdin)
+        if token:
+            send_proxy(process, token)
         return process
 
     def open(self, credential: Credential, account: Account,
