@@ -421,6 +421,8 @@ def render_wrapper(spec: WrapperSpec) -> str:
         sections.add("strip_modes")
     if spec.target_directory is not None:
         sections.add("target_directory")
+        if "proxy_from_stdin" in sections:
+            sections.add("own_proxy")
     if setup:
         sections.add("setup")
     return _fill(_template(), sections, values)

@@ -150,7 +150,12 @@ _pilotid_builtins on
 builtin command -p mkdir -m 755 -- "$_pilotid_own" ||
   _pilotid_fail marker "cannot create the directory $_pilotid_own for the marker as uid $EUID"
 _pilotid_marker=$_pilotid_own/marker
+#@end
+#@section own_proxy
+#@ (only a proxy that comes on standard input: gLExec writes its own copy where it is told)
 _pilotid_proxy=$_pilotid_own/x509up
+#@end
+#@section target_directory
 _pilotid_token=$_pilotid_own/token
 #@end
 if ! { builtin exec {_pilotid_marker_fd}>"$_pilotid_marker"; }; then

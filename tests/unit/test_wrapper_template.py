@@ -137,3 +137,16 @@ def write_golden() -> None:
 
 if __name__ == "__main__":
     write_golden()
+
+
+def test_in_world_mode_a_proxy_the_switch_copies_stays_where_the_switch_put_it() -> None:
+    """gLExec writes the target's proxy copy itself: in world mode the wrapper keeps
+    X509_USER_PROXY on that copy, not on a file in its own directory nobody writes; a proxy
+    on standard input (sudo) goes to the wrapper's own directory."""
+    glexec_world = replace(SPECS["glexec"],
+                           target_directory=Path("/pool/job-7/.pilotid-target-7-ab-"))
+    script = render_wrapper(glexec_world)
+    assert "_pilotid_proxy=/pool/job-7/user.proxy\n" in script
+    assert "_pilotid_proxy=$_pilotid_own/x509up" not in script
+    assert 'X509_USER_PROXY="$_pilotid_proxy"' in script
+    assert "_pilotid_proxy=$_pilotid_own/x509up\n" in render_wrapper(SPECS["world"])
