@@ -57,7 +57,7 @@ def decode_request(body: bytes) -> "tuple[list[str], str, int, dict[str, str]]":
         umask = int(fields[count + 2], 8)
     except ValueError:
         raise ProtocolError("the request's umask is not an octal number") from None
-    if not 0 <= umask <= 0o777:
+    if not 0 <= umask <= 0o777:  # the range of a umask (its highest is 0777), not a mode
         raise ProtocolError("the request's umask is not one")
     environ = {}
     for item in fields[count + 3:]:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,22 @@ def tutorial_job(panda_id: int) -> dict:
     raise AssertionError(f"the tutorial has no job {panda_id}")
 
 
+def assert_last_runs_as_alice(python: str, site: str, steps, real, scratch: Path) -> None:
+    """Run the page's ``steps`` as the pilot in ``scratch`` (``real`` turns the page's paths
+    into this node's; ``pilotid`` is the test install's): each must succeed, and the last,
+    a ``pilotid run --json``, must report the job ``succeeded`` as alice."""
+    for step in steps:
+        argv = shlex.split(real(step.text))
+        if argv[0] == "pilotid":
+            argv = [python, "-m", "pilotid", *argv[1:]]
+        else:
+            argv = ["/bin/sh", "-c", real(step.text)]
+        done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site}, cwd=scratch, text=True)
+        assert done.returncode == 0, (step.text, done.stdout, done.stderr)
+    result = json.loads(done.stdout)
+    assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)
+
+
 def test_tutorial_token_job_runs_as_alice(shared_tmp, pilot_install):
     """Part 4 on the real node: the tokens made by its testissuer command, its token map
     (alice -> the test account), its queue and job, its commands as the pilot."""
@@ -124,16 +141,7 @@ def test_tutorial_token_job_runs_as_alice(shared_tmp, pilot_install):
     commands = [c for c in tutorial_commands() if c.prompt == "pilot$ "]
     start = next(i for i, c in enumerate(commands) if c.text.startswith("pilotid testissuer"))
     steps = [c for c in commands[start:] if not c.text.startswith("pilotid token-info")]
-    for step in steps:
-        argv = shlex.split(real(step.text))
-        if argv[0] == "pilotid":
-            argv = [python, "-m", "pilotid", *argv[1:]]
-        else:
-            argv = ["/bin/sh", "-c", real(step.text)]
-        done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site}, cwd=scratch, text=True)
-        assert done.returncode == 0, (step.text, done.stdout, done.stderr)
-    result = json.loads(done.stdout)
-    assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)
+    assert_last_runs_as_alice(python, site, steps, real, scratch)
 
 
 def test_tutorial_sudo_job_runs_as_alice(sudo_node, shared_tmp):
@@ -155,14 +163,5 @@ def test_tutorial_sudo_job_runs_as_alice(sudo_node, shared_tmp):
                  if c.text.startswith("mkdir -m 700 /scratch/pilot/job-4242002"))
     end = next(i for i, c in enumerate(commands)
                if i > start and c.text.startswith("pilotid run"))
-    scratch = page_to_real["/scratch/pilot"]
-    for step in commands[start:end + 1]:
-        argv = shlex.split(real(step.text))
-        if argv[0] == "pilotid":
-            argv = [python, "-m", "pilotid", *argv[1:]]
-        else:
-            argv = ["/bin/sh", "-c", real(step.text)]
-        done = node.run_as(node.PILOT, argv, env={"PYTHONPATH": site}, cwd=scratch, text=True)
-        assert done.returncode == 0, (step.text, done.stdout, done.stderr)
-    result = json.loads(done.stdout)
-    assert (result["outcome"], result["account"]["name"]) == ("succeeded", node.ALICE)
+    assert_last_runs_as_alice(python, site, commands[start:end + 1], real,
+                              Path(page_to_real["/scratch/pilot"]))

@@ -91,8 +91,19 @@ def check_owner(token: BearerToken, request: CredentialRequest, with_proxy: bool
             "the dispatcher name the token's subject (jobs_without_dn 'token_subject')")
 
 
+class _TokenSource:
+    """What both token sources hold: the queue's settings, the environment they read (the
+    process's by default) and the verification that turns a raw token into a credential."""
+
+    def __init__(self, settings: QueueSettings,
+                 environ: Optional[Mapping[str, str]] = None) -> None:
+        self.settings = settings
+        self._environ = os.environ if environ is None else environ
+        self._tokens = _TokenCredentials(settings, self._environ)
+
+
 @implementer(ICredentialSource)
-class BearerTokenSource:
+class BearerTokenSource(_TokenSource):
     """The token the pilot's environment holds, found by the WLCG discovery order
     (``BEARER_TOKEN``, ``BEARER_TOKEN_FILE``, ``$XDG_RUNTIME_DIR/bt_u<euid>``,
     ``/tmp/bt_u<euid>``, a ``bt_u`` file only when it is the pilot's own)."""
@@ -100,12 +111,6 @@ class BearerTokenSource:
     name = "bearer"
     own_settings = (TOKEN_ISSUERS, TOKEN_AUDIENCES, TOKEN_CLOCK_SKEW,
                     TOKEN_LIFETIME_NEEDED, TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
-
-    def __init__(self, settings: QueueSettings,
-                 environ: Optional[Mapping[str, str]] = None) -> None:
-        self.settings = settings
-        self._environ = os.environ if environ is None else environ
-        self._tokens = _TokenCredentials(settings, self._environ)
 
     def fetch(self, request: CredentialRequest) -> Credential:
         """A ``Credential`` holding a verified copy of the discovered token in
@@ -120,19 +125,13 @@ class BearerTokenSource:
 
 
 @implementer(ICredentialSource)
-class TokenFileSource:
+class TokenFileSource(_TokenSource):
     """The job's token from the file the queue's ``token_file`` template names for it
     (``{panda_id}``, ``{credname}``, ``{uid}``: the pilot's uid)."""
 
     name = "token-file"
     own_settings = (TOKEN_FILE, TOKEN_ISSUERS, TOKEN_AUDIENCES, TOKEN_CLOCK_SKEW,
                     TOKEN_LIFETIME_NEEDED, TOKEN_REFRESH_THRESHOLD, TOKEN_WITH_PROXY, PROXY_FILE)
-
-    def __init__(self, settings: QueueSettings,
-                 environ: Optional[Mapping[str, str]] = None) -> None:
-        self.settings = settings
-        self._environ = os.environ if environ is None else environ
-        self._tokens = _TokenCredentials(settings, self._environ)
 
     def token_path(self, request: CredentialRequest) -> Path:
         """The token file for ``request``; ``CredentialError`` when a field it names is
