@@ -5,20 +5,24 @@ arguments, the arguments, the working directory, the umask in octal, the environ
 ``NAME=value``), all as bytes (none of them can hold a NUL), with its descriptors 0, 1
 and 2 attached (``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the
 client forwards its signals there) and, when the command line has ended, ``S`` with its
-exit status.  Only the standard library's smallest modules: the client imports this
-module too.
+exit status.  The client imports this module too, so it imports no more than the client
+does: ``_socket`` (the C module under ``socket``, whose import costs ``enum``,
+``selectors`` and about 2 ms of a client's start) and ``struct``; the sockets passed in
+may be either module's.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import struct
 
 #: The request's length prefix.
 LENGTH = struct.Struct("!I")
 #: One answer: its kind and a number.
 ANSWER = struct.Struct("!ci")
+#: One descriptor in ``SCM_RIGHTS`` (a C int).
+FD = struct.Struct("i")
 PID = b"P"
 STATUS = b"S"
 #: A request larger than this (a huge environment) is refused.
@@ -68,18 +72,19 @@ def decode_request(body: bytes) -> "tuple[list[str], str, int, dict[str, str]]":
     return argv, cwd, umask, environ
 
 
-def send_request(sock: socket.socket, request: bytes, fds: "list[int]") -> None:
+def send_request(sock: _socket.socket, request: bytes, fds: "list[int]") -> None:
     """Send an ``encode_request`` result with ``fds`` attached to its first bytes."""
-    sent = socket.send_fds(sock, [request], fds)
+    rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))
+    sent = sock.sendmsg([request], [rights])
     sock.sendall(request[sent:])
 
 
-def receive_request(sock: socket.socket) -> "tuple[bytes, list[int]]":
+def receive_request(sock: _socket.socket) -> "tuple[bytes, list[int]]":
     """(the request's body, the descriptors that came with it): exactly one descriptor
     per standard stream, else ``ProtocolError`` (any received are closed)."""
-    data, fds, flags, _ = socket.recv_fds(sock, 65536, len(STANDARD_FDS) + 1)
+    data, fds, flags = _receive_fds(sock, 65536, len(STANDARD_FDS) + 1)
     try:
-        if flags & socket.MSG_CTRUNC or len(fds) != len(STANDARD_FDS):
+        if flags & _socket.MSG_CTRUNC or len(fds) != len(STANDARD_FDS):
             raise ProtocolError(f"the request came with {len(fds)} descriptors, "
                                 f"not {len(STANDARD_FDS)}")
         while len(data) < LENGTH.size:
@@ -98,19 +103,31 @@ def receive_request(sock: socket.socket) -> "tuple[bytes, list[int]]":
     return data[LENGTH.size:], fds
 
 
-def _more(sock: socket.socket) -> bytes:
+def _receive_fds(sock: _socket.socket, size: int,
+                 most: int) -> "tuple[bytes, list[int], int]":
+    """(data, descriptors, flags) of one ``recvmsg``, ``SCM_RIGHTS`` taken apart (as
+    ``socket.recv_fds`` does: kept here so that the client need not import ``socket``)."""
+    data, ancillary, flags, _ = sock.recvmsg(size, _socket.CMSG_LEN(most * FD.size))
+    fds: "list[int]" = []
+    for level, kind, payload in ancillary:
+        if (level, kind) == (_socket.SOL_SOCKET, _socket.SCM_RIGHTS):
+            fds += (fd for (fd,) in FD.iter_unpack(payload[:len(payload) - len(payload) % FD.size]))
+    return data, fds, flags
+
+
+def _more(sock: _socket.socket) -> bytes:
     chunk = sock.recv(65536)
     if not chunk:
         raise ProtocolError("the client closed the connection within its request")
     return chunk
 
 
-def send_answer(sock: socket.socket, kind: bytes, number: int) -> None:
+def send_answer(sock: _socket.socket, kind: bytes, number: int) -> None:
     """Send one answer (``PID`` or ``STATUS``)."""
     sock.sendall(ANSWER.pack(kind, number))
 
 
-def answers(sock: socket.socket):
+def answers(sock: _socket.socket):
     """Yield (kind, number) for each answer until the other side closes."""
     pending = b""
     while True:

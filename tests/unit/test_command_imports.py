@@ -163,3 +163,24 @@ def test_run_through_an_agent_imports_only_the_client(tmp_path):
     modules = set(found["modules"])
     assert "pilotid.agent.client" in modules
     assert loaded(modules, HEAVY_FOR_THE_CLIENT) == []
+
+
+#: The standard modules the client does without (the C modules under them suffice):
+#: ``signal`` and ``socket`` import ``enum`` and ``selectors``, about 6 ms of each job.
+STANDARD_FOR_THE_CLIENT = ("signal", "socket", "enum", "selectors", "array", "collections")
+
+
+def test_agent_client_imports_no_standard_module_the_interpreter_had_not(tmp_path):
+    """What the client imports beyond what this interpreter's own start imported (in this
+    virtualenv, an editable install's finder imports some): none of the Python modules
+    around ``_signal`` and ``_socket``."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PILOTID_AGENT=str(tmp_path / "none"))
+    start = subprocess.run([sys.executable, "-c", "import sys; print(*sorted(sys.modules))"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           check=True).stdout.split()
+    report = tmp_path / "modules.json"
+    subprocess.run([sys.executable, "-c", ENTRY_PROBE, str(report), "run", "--json"],
+                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    added = set(json.loads(report.read_text())["modules"]) - set(start)
+    assert "pilotid.agent.client" in added
+    assert loaded(added, STANDARD_FOR_THE_CLIENT) == []
