@@ -12,7 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from pilotid import __version__
 from pilotid.commands import helptext
@@ -68,13 +68,18 @@ def _command_word(argv: List[str]) -> Optional[str]:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line ``argv``; return the exit status."""
+def main(argv: Optional[List[str]] = None,
+         parsers: Optional[Dict[str, argparse.ArgumentParser]] = None) -> int:
+    """Run the command line ``argv``; return the exit status.  ``parsers``: parsers built
+    ahead by ``build_parser``, by command word (``pilotid agent`` builds ``run``'s once,
+    for all the jobs its children run)."""
     words = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command_word(words))
-    # ``command_line``: this function, for ``pilotid agent``, whose children run command
-    # lines (the agent stands below the command line and cannot import it)
-    args = parser.parse_args(words, argparse.Namespace(command_line=main))
+    command = _command_word(words)
+    parser = (parsers or {}).get(command or "") or build_parser(command)
+    # ``command_line`` and ``build_parser``: for ``pilotid agent``, whose children run
+    # command lines (the agent stands below the command line and cannot import it)
+    args = parser.parse_args(words, argparse.Namespace(command_line=main,
+                                                       build_parser=build_parser))
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="pilotid: %(levelname)s %(message)s")
     try:

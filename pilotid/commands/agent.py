@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 from pathlib import Path
 
@@ -29,6 +30,10 @@ PRELOADED = ("pilotid.commands.run", "pilotid.factory", "pilotid.queuefile",
              "pilotid.payloads.job", "pilotid.payloads.wrapper", "pilotid.launcher",
              "pilotid.identity.proxy", "pilotid.identity.voms", "pilotid.nodelog",
              "logging.handlers")
+#: The commands whose parser the agent builds once for all its children: what the client
+#: hands over (``pilotid.__main__.THROUGH_AGENT``; any other command line still works,
+#: its parser built in the child).
+PREBUILT = ("run",)
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> None:
@@ -45,8 +50,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> None:
 
 
 def agent_command(args: argparse.Namespace) -> int:
-    """Import what a run needs, then serve until told to stop (``args.command_line`` is
-    ``pilotid.cli.main``, which each job's child runs)."""
+    """Import what a run needs, build its command line's parser, then serve until told to
+    stop (``args.command_line`` is ``pilotid.cli.main``, which each job's child runs;
+    ``args.build_parser``, ``pilotid.cli.build_parser``)."""
     from pilotid.agent.server import serve
     from pilotid.agent.warmup import fill_caches
     from pilotid.commands.run import installed_strategies
@@ -58,4 +64,5 @@ def agent_command(args: argparse.Namespace) -> int:
     installed_strategies()  # the plugins installed now: a later one needs a new agent
     filter_environment({})  # compiles the environment's default allow- and deny-lists
     fill_caches()
-    return serve(args.socket.absolute(), args.command_line)
+    parsers = {command: args.build_parser(command) for command in PREBUILT}
+    return serve(args.socket.absolute(), functools.partial(args.command_line, parsers=parsers))
