@@ -83,6 +83,8 @@ def normalise_dn(dn: str) -> str:
 #: The CNs a proxy adds to its issuer's subject: legacy (``proxy``, ``limited proxy``) and
 #: RFC 3820 (a number).  PanDA's server strips the same ones to find the user's DN.
 _PROXY_CN = re.compile(r"/CN=(?:proxy|limited proxy|[0-9]+)$")
+#: The start of a DN in slash form: ``/`` and an attribute type.
+_SLASH_DN = re.compile(r"/[A-Za-z][A-Za-z0-9.]*=")
 
 
 def without_proxy_cns(dn: str) -> Tuple[str, ...]:
@@ -104,4 +106,4 @@ def without_proxy_cns(dn: str) -> Tuple[str, ...]:
 def is_dn(text: str) -> bool:
     """True where ``text`` is an X.509 DN in slash form (``/DC=org/CN=...``), not an
     e-mail address, a nickname or PanDA's ``no_one``."""
-    return bool(re.match(r"/[A-Za-z][A-Za-z0-9.]*=", text.strip()))
+    return bool(_SLASH_DN.match(text.strip()))

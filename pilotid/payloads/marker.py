@@ -43,6 +43,10 @@ from pilotid.values import WrapperMarker
 log = logging.getLogger(__name__)
 
 _KEYS = ("uid", "proxy-copy", "token-copy", "status", "signal", "error", "egg")
+#: The forms of its values: a number, an egg cache's 32 hex digits, ``device:inode``.
+_NUMBER = re.compile(r"[0-9]{1,10}")
+_EGG = re.compile(r"[0-9a-f]{32}")
+_COPY = re.compile(r"[0-9]{1,20}:[0-9]{1,20}")
 
 WRAPPER_ERRORS = ("marker", "proxy", "token", "workdir", "egg-cache", "setup",
                   "interrupted")
@@ -131,21 +135,21 @@ def _parse_marker(data: bytes) -> Optional[WrapperMarker]:
     numbers: Dict[str, Optional[int]] = {}
     for key in ("uid", "status", "signal"):
         text = fields.get(key)
-        if text is not None and not re.fullmatch(r"[0-9]{1,10}", text):
+        if text is not None and not _NUMBER.fullmatch(text):
             return None
         numbers[key] = None if text is None else int(text)
     error = fields.get("error")
     if error is not None and error not in WRAPPER_ERRORS:
         return None
     egg = fields.get("egg")
-    if egg is not None and not re.fullmatch(r"[0-9a-f]{32}", egg):
+    if egg is not None and not _EGG.fullmatch(egg):
         return None
     copies = []
     for key in ("proxy-copy", "token-copy"):
         text = fields.get(key)
         if text is None:
             continue
-        if not re.fullmatch(r"[0-9]{1,20}:[0-9]{1,20}", text):
+        if not _COPY.fullmatch(text):
             return None
         device, inode = text.split(":")
         copies.append((int(device), int(inode)))

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 STANDIN_DIR = Path(__file__).resolve().parent / "transformations"
 #: The pilot's own directive in jobPars (pilot3 ``JobData``); never the transformation's.
 PILOT_DIRECTIVE = "--overwriteQueuedata="
+#: Where a transformation's adapter name ends: its first ``-`` or ``.``.
+_STEM_END = re.compile(r"[-.]")
 
 
 def transformation_basename(transformation: str) -> str:
@@ -57,7 +59,7 @@ def transformation_stem(transformation: str) -> str:
     ``runAthena-00-00-11`` -> ``runAthena``; ``/cvmfs/.../buildJob-00-00-03`` ->
     ``buildJob``; ``https://host/trf/runAthena.py`` -> ``runAthena``.
     """
-    return re.split(r"[-.]", transformation_basename(transformation), maxsplit=1)[0]
+    return _STEM_END.split(transformation_basename(transformation), maxsplit=1)[0]
 
 
 def locate_transformation(transformation: str, directories: Sequence[Path]) -> Path:

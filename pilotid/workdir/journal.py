@@ -191,7 +191,7 @@ def dead_journals(state_dir: Path) -> List[Path]:
     journals = private_directory(private_directory(state_dir) / "journals")
     host, boot = socket.gethostname(), boot_id()
     dead = []
-    for path in sorted(journals.glob(f"*{_SUFFIX}")):
+    for path in named_with_suffix(journals, _SUFFIX):
         try:
             with open(path, "rb") as stream:
                 header = json.loads(stream.readline())
@@ -211,7 +211,7 @@ def running_journals(state_dir: Path) -> List[Tuple[Path, Dict[str, Any]]]:
     journals = private_directory(private_directory(state_dir) / "journals")
     host, boot = socket.gethostname(), boot_id()
     running = []
-    for path in sorted(journals.glob(f"*{_SUFFIX}")):
+    for path in named_with_suffix(journals, _SUFFIX):
         try:
             with open(path, "rb") as stream:
                 header = json.loads(stream.readline())
@@ -227,11 +227,19 @@ def remove_unfinished_journals(state_dir: Path) -> None:
     their ``.new`` name (its header at most: nothing was granted yet), once its process is
     gone."""
     journals = private_directory(private_directory(state_dir) / "journals")
-    for path in sorted(journals.glob("*.new")):
+    for path in named_with_suffix(journals, ".new"):
         if left_by_dead_process(path):
             log.warning("removing %s, left by a pilot that died while creating it", path)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def named_with_suffix(directory: Path, suffix: str) -> List[Path]:
+    """The entries of ``directory`` whose name ends in ``suffix``, in name order (what
+    ``sorted(directory.glob("*" + suffix))`` gives, without compiling a pattern in every
+    run: the start of each ``pilotid run`` lists these)."""
+    with os.scandir(directory) as entries:
+        return sorted(Path(entry.path) for entry in entries if entry.name.endswith(suffix))
 
 
 def left_by_dead_process(path: Path) -> bool:

@@ -36,6 +36,7 @@ from pilotid.escaping import printable
 from pilotid.workdir.journal import (
     boot_id,
     left_by_dead_process,
+    named_with_suffix,
     private_directory,
     process_start,
 )
@@ -78,7 +79,7 @@ def remove_dead_private_directories(state_dir: Path) -> List[Path]:
     longer the directory recorded is kept, with a warning."""
     records = private_directory(private_directory(state_dir) / "private")
     removed = []
-    for record in sorted(records.glob("*.json")):
+    for record in named_with_suffix(records, ".json"):
         if not left_by_dead_process(record):
             continue
         try:
