@@ -1,0 +1,106 @@
+"""What the pilot removes itself after a job (its wrapper, written before the grant) is not
+an object "moved out" by the payload: no warning, no search of the work root; an object the
+payload did move away from a scratch name still is."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pilotid.identity.accounts import Account
+from pilotid.payloads.job import JobSpec
+from pilotid.launcher import jobrun
+from pilotid.workdir import GrantJournal, grant_target_access, reclaim
+from pilotid.workdir import moved as moved_module
+from pilotid.workdir.journal import read_journal
+
+TARGET = Account("pilotid-unit-target", 54321, 54321)
+
+
+@pytest.fixture
+def searches(monkeypatch):
+    """Every work root ``reclaim_moved`` lists with ``find``."""
+    roots = []
+
+    def candidates(root, wanted):
+        roots.append(root)
+        return []
+
+    monkeypatch.setattr(moved_module, "_candidates", candidates)
+    return roots
+
+
+def granted_job(area: Path, journal: bool = False):
+    """A job's run as the launcher leaves it: its wrapper written, then the grant."""
+    root = area / "jobs"
+    root.mkdir(mode=0o711)
+    work = root / "work"
+    work.mkdir(mode=0o700)
+    run = jobrun.JobRun(JobSpec(panda_id=6000001, transformation="runAthena"), work)
+    wrapper = run.scratch("wrapper", ".sh")
+    wrapper.write_text("#!/bin/bash\n")
+    wrapper.chmod(0o700)
+    if journal:
+        run.journal = GrantJournal.create(area / "state", work, TARGET, "acl", os.geteuid(),
+                                          root)
+    run.grant = grant_target_access(work, TARGET, work_root=root, journal=run.journal)
+    return run, wrapper, root
+
+
+def warnings(caplog) -> list:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_pilots_own_wrapper_is_not_reported_as_moved_out(area, caplog, searches):
+    run, wrapper, _ = granted_job(area)
+    with caplog.at_level(logging.WARNING):
+        assert run.finish() is None
+    assert not wrapper.exists()
+    assert warnings(caplog) == []
+    assert searches == []  # no find over the work root on every job
+
+
+def test_a_wrapper_the_payload_moved_away_is_still_found_and_given_back(area, caplog):
+    """The payload renamed the wrapper out and put a file of its own at its name: the pilot
+    removes that file, and the wrapper is looked for and given back."""
+    run, wrapper, root = granted_job(area)
+    kept = root / "kept.sh"
+    os.rename(wrapper, kept)
+    wrapper.write_text("the payload's\n")
+    with caplog.at_level(logging.WARNING):
+        assert run.finish() is None
+    assert not wrapper.exists()
+    acl = subprocess.run(["getfacl", "-cpn", str(kept)], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"user:{TARGET.uid}" not in acl
+    assert warnings(caplog) == []
+
+
+def test_a_hard_link_to_the_wrapper_keeps_it_looked_for(area, caplog, searches):
+    """Unlinking the wrapper's name left it another: it may still carry the grant's
+    entries, so it is not dropped from what the reclaim looks for."""
+    run, wrapper, root = granted_job(area)
+    os.link(wrapper, root / "second-name.sh")
+    with caplog.at_level(logging.WARNING):
+        assert run.finish() is None
+    assert searches == [root]
+
+
+def test_a_journal_says_the_wrapper_was_removed(area, caplog, searches, monkeypatch):
+    """A pilot killed after removing its wrapper, before the reclaim: ``pilotid cleanup``
+    undoes the grant from the journal without reporting the wrapper as moved out."""
+    run, wrapper, _ = granted_job(area, journal=True)
+    assert run.journal is not None
+    monkeypatch.setattr(jobrun, "reclaim", lambda grant: None)  # the pilot dies here
+    run.finish()
+    run.journal.close()
+    grant, _ = read_journal(run.journal.path)
+    assert grant.changes and all(change.path != wrapper.name for change in grant.changes)
+    with caplog.at_level(logging.WARNING):
+        reclaim(grant)
+    assert warnings(caplog) == []
+    assert searches == []
