@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pilotid.identity.accounts import Account
-from pilotid.payloads.job import JobSpec
 from pilotid.launcher import jobrun
+from pilotid.payloads.job import JobSpec
 from pilotid.workdir import GrantJournal, grant_target_access, reclaim
 from pilotid.workdir import moved as moved_module
 from pilotid.workdir.journal import read_journal
@@ -104,3 +104,16 @@ def test_a_journal_says_the_wrapper_was_removed(area, caplog, searches, monkeypa
         reclaim(grant)
     assert warnings(caplog) == []
     assert searches == []
+
+
+def test_a_grant_undone_already_takes_no_removal_record(area, caplog):
+    """A grant that failed half-way was undone and its journal removed: removing the
+    wrapper afterwards writes nothing and logs no error."""
+    run, wrapper, _ = granted_job(area, journal=True)
+    assert run.journal is not None and run.grant is not None
+    reclaim(run.grant)  # as the failed grant's own undo does
+    run.grant = None
+    with caplog.at_level(logging.WARNING):
+        assert run.finish() is None
+    assert not wrapper.exists()
+    assert warnings(caplog) == []
