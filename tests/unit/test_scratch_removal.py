@@ -14,7 +14,7 @@ import pytest
 from pilotid.identity.accounts import Account
 from pilotid.launcher import jobrun
 from pilotid.payloads.job import JobSpec
-from pilotid.workdir import GrantJournal, grant_target_access, reclaim
+from pilotid.workdir import GrantJournal, grant_target_access, reclaim, remove_for_good
 from pilotid.workdir import moved as moved_module
 from pilotid.workdir.journal import read_journal
 
@@ -117,3 +117,19 @@ def test_a_grant_undone_already_takes_no_removal_record(area, caplog):
         assert run.finish() is None
     assert not wrapper.exists()
     assert warnings(caplog) == []
+
+
+def test_a_symlink_at_a_scratch_name_is_removed_not_what_it_points_to(tmp_path):
+    """The payload's symlink in the wrapper's place: the link goes, its target stays, and
+    only the link's own identity is given (never the target's, which keeps its name)."""
+    kept = tmp_path / "kept"
+    kept.write_text("the pilot's")
+    link = tmp_path / ".pilotid-wrapper-1-x.sh"
+    link.symlink_to(kept)
+    identity = os.lstat(link)
+    assert remove_for_good(link) == (identity.st_dev, identity.st_ino)
+    assert kept.read_text() == "the pilot's" and not os.path.lexists(link)
+
+
+def test_a_scratch_name_already_gone_gives_nothing(tmp_path):
+    assert remove_for_good(tmp_path / ".pilotid-marker-1-x") is None
