@@ -34,6 +34,7 @@ from pilotid.workdir import (
     copies_in_place,
     reclaim,
     remove_copies,
+    remove_for_good,
     undo_journal,
 )
 from pilotid.workfiles import open_payload_log
@@ -164,8 +165,16 @@ class JobRun:
         if self.session is not None and (not self.session.handover.from_stdin
                                          or self.session.handover.proxy_by_switch):
             paths.append(self.session.handover.payload_proxy)  # the switch program's copy
+        # Removed before the reclaim, not after: a pilot killed in between leaves no
+        # ``.pilotid-*`` name that would fail the next job there (26), and its journal still
+        # undoes the whole grant.  What was removed for good (the wrapper, changed by the
+        # grant) is dropped from the grant and the journal, so that neither this reclaim
+        # nor ``pilotid cleanup`` reports it as moved out or searches the work root for it.
+        gone: Set[Tuple[int, int]] = set()
         for path in paths:
-            attempt(f"removing {path}", _remove, path)
+            attempt(f"removing {path}", _remove, path, gone)
+        if gone:
+            attempt("writing down the scratch files removed", self._forget, gone)
         # Copies the payload renamed away from where the wrapper stored them.
         moved = set(self.marker.copies) - self.copies_in_place if self.marker else set()
         if moved and self.account is not None and self.session is not None \
@@ -179,6 +188,15 @@ class JobRun:
         elif self.journal is not None:  # the grant failed: its journal says what stays
             attempt("undoing the grant's journal", undo_journal, self.journal)
         return unexpected[0] if unexpected else None
+
+    def _forget(self, gone: Set[Tuple[int, int]]) -> None:
+        """Drop the objects removed for good from the grant, then write them down in its
+        journal (a pilot killed between the two: ``pilotid cleanup`` reports them)."""
+        if self.grant is not None:
+            self.grant = self.grant.without(gone)
+        if self.journal is not None and not self.journal.closed:  # closed: undone already
+            for device, inode in sorted(gone):
+                self.journal.record_removed(device, inode)
 
     def result(self, outcome: Outcome, switcher: str) -> PayloadResult:
         """The job's ``PayloadResult``: ``outcome``, through the switcher named ``switcher``."""
@@ -203,7 +221,8 @@ def token_record(credential: Optional[Credential]) -> Optional[Dict[str, Any]]:
     return {"issuer": token.issuer, "subject": token.subject, "groups": list(token.groups)}
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def _remove(path: Path, gone: Set[Tuple[int, int]]) -> None:
+    identity = remove_for_good(path)
+    if identity is not None:
+        gone.add(identity)
 

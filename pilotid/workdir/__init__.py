@@ -13,8 +13,9 @@ private directory removed by the cleanup), ``parents`` (``u:<target>:x`` from th
 down, locked and counted), ``journal`` (``GrantJournal``: every change written down
 first), ``moved`` (objects moved out, found by inode), ``copies`` (``remove_copies``:
 credential copies the payload renamed, found by the identity the wrapper wrote),
-``cleanup`` (``undo_dead_grants``: what dead pilots granted, and their private
-directories).
+``removed`` (``remove_for_good``: the pilot's own scratch files, which the reclaim then
+need not look for), ``cleanup`` (``undo_dead_grants``: what dead pilots granted, and their
+private directories).
 These are the names the rest of pilotid uses.
 """
 
@@ -36,6 +37,7 @@ from pilotid.workdir.placement import (
 )
 from pilotid.workdir.private import PrivateDirectory, make_private_directory
 from pilotid.workdir.reclaim import reclaim
+from pilotid.workdir.removed import remove_for_good
 
 __all__ = [
     "PRIVATE_DIR_NAME", "GrantJournal", "HandoverDirectory", "PrivateDirectory", "SandboxGrant",
@@ -43,6 +45,7 @@ __all__ = [
     "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
     "prepare_workdir", "reclaim", "record_private_directory", "refuse_leftovers",
+    "remove_for_good",
     "refuse_unsafe_workdir", "remove_copies",
     "undo_dead_grants", "undo_journal",
 ]

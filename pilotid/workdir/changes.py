@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Optional, Tuple
 
 from pilotid.identity.accounts import Account
 
@@ -90,6 +90,12 @@ class SandboxGrant:
     parents: Tuple[ParentChange, ...] = ()
     work_root: Optional[Path] = None
     journal: Optional["GrantJournal"] = field(default=None, compare=False)
+
+    def without(self, gone: AbstractSet[Tuple[int, int]]) -> "SandboxGrant":
+        """This grant without the changed objects whose (device, inode) is in ``gone``:
+        objects the pilot removed for good, which the reclaim must not look for."""
+        return replace(self, changes=tuple(change for change in self.changes
+                                           if (change.device, change.inode) not in gone))
 
     def payload_umask(self, default: int) -> int:
         """The umask the wrapper must set: ``default`` (the queue's) in ACL mode, where the

@@ -11,7 +11,9 @@ O_NOFOLLOW`` in a 0700 directory of the pilot's own; JSON lines, each written (o
 * ``parent``: a parent directory the job relies on (``u:<target>:x``), with the entry it
   had before the first job of that target needed it (``previous``, ``had_acl``);
 * ``object``: one object of the work directory as it was (device, inode, mode, raw ACLs);
-* ``released``: a parent the job no longer relies on.
+* ``released``: a parent the job no longer relies on;
+* ``removed``: an object of the grant the pilot removed for good (its scratch files,
+  ``pilotid.workdir.removed``), not to be looked for.
 
 The journal is removed when the job's reclaim is complete.  Which jobs rely on a parent
 is also kept as one small file a job and parent in ``<state_dir>/holds``
@@ -29,7 +31,7 @@ import secrets
 import socket
 import stat
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from pilotid.errors import ConfigurationError, SandboxError
 from pilotid.identity.accounts import Account
@@ -90,6 +92,11 @@ class GrantJournal:
         """The existing journal ``path`` of ``state_dir``, to append to."""
         return cls(state_dir, path, os.open(path, _APPEND))
 
+    @property
+    def closed(self) -> bool:
+        """Whether the journal is closed (removed after a complete reclaim, or left)."""
+        return self._fd < 0
+
     def fileno(self) -> int:
         """The journal's descriptor (to lock it while a dead job's grant is undone)."""
         return self._fd
@@ -112,6 +119,10 @@ class GrantJournal:
             f'"inode":{change.inode:d},"mode":{change.mode:d},'
             f'"access":{_encoded(change.access_acl)},'
             f'"default":{_encoded(change.default_acl)}}}\n'.encode())
+
+    def record_removed(self, device: int, inode: int) -> None:
+        """Write down that the pilot removed one object of the grant for good."""
+        self._write({"removed": [device, inode]})
 
     def remove(self) -> None:
         """The job's reclaim is complete: close and remove the journal."""
@@ -153,8 +164,8 @@ def private_directory(path: Path) -> Path:
 
 
 def read_journal(path: Path) -> Tuple[SandboxGrant, Dict[str, Any]]:
-    """The grant a journal describes (objects, and the parents not released) and its
-    header.  ``ValueError`` for a journal that is not one."""
+    """The grant a journal describes (objects not removed, and the parents not released)
+    and its header.  ``ValueError`` for a journal that is not one."""
     with open(path, "rb") as stream:
         lines = stream.read().splitlines()
     if not lines:
@@ -162,6 +173,7 @@ def read_journal(path: Path) -> Tuple[SandboxGrant, Dict[str, Any]]:
     header = json.loads(lines[0])
     changes: List[PathChange] = []
     parents: Dict[str, ParentChange] = {}
+    removed: Set[Tuple[int, int]] = set()
     for line in lines[1:]:
         try:
             entry = json.loads(line)
@@ -177,11 +189,13 @@ def read_journal(path: Path) -> Tuple[SandboxGrant, Dict[str, Any]]:
                 entry["inode"])
         elif "released" in entry:
             parents.pop(entry["released"], None)
+        elif "removed" in entry:
+            removed.add((entry["removed"][0], entry["removed"][1]))
     name, uid, gid = header["account"]
     grant = SandboxGrant(Path(header["workdir"]), Account(name, uid, gid), header["mode"],
                          header["pilot_uid"], tuple(changes), tuple(parents.values()),
                          None if header["work_root"] is None else Path(header["work_root"]))
-    return grant, header
+    return grant.without(removed), header
 
 
 def dead_journals(state_dir: Path) -> List[Path]:

@@ -93,3 +93,13 @@ def test_a_fifo_under_the_proxy_copys_name_does_not_give_another_account_the_pro
         if found["planted"] or ".pilotid-proxy-" not in " ".join(found["late"]):
             break  # he won the race, or there was no handover directory to plant in
     scene.check_aftermath(run, outputs=["out.txt"])
+
+
+def test_an_ordinary_world_mode_job_reports_nothing_moved_out(scene):
+    """The wrapper the grant opened to everyone, removed by the pilot after the job, is not
+    reported as moved out by the payload."""
+    payload(scene, "echo done")
+    run = scene.run(workdir=world_workdir(scene), sandbox="world")
+    assert (run.outcome, run.result and run.result["sandbox_mode"]) == ("succeeded", "world"), \
+        run.why()
+    assert "moved out" not in run.stderr, run.why()

@@ -283,6 +283,13 @@ def test_runathena_job_succeeds_as_the_account_glexec_maps_the_user_to(main_run)
         (str(alice.uid), str(alice.uid), node.ALICE)
 
 
+def test_nothing_the_pilot_removed_is_reported_as_moved_out(main_run):
+    """The wrapper, written before the grant and removed by the pilot after the job, is
+    not an object the payload moved out of the work directory."""
+    _, run = main_run
+    assert "moved out" not in run.log, run.log
+
+
 def test_payloads_proxy_is_the_users_proxy_in_a_target_file_0600(main_run):
     site, run = main_run
     reported = run.reported()

@@ -428,6 +428,18 @@ def test_egg_cache_is_gone_after_a_payload_failure(site):
     assert_nothing_left(before)
 
 
+def test_an_ordinary_job_leaves_no_warning_in_the_pilots_log(site):
+    """Nothing the pilot removes itself (its wrapper, written before the grant) is reported
+    as moved out by the payload: a warning on every job would hide the real ones."""
+    work = site.workdir({"in.root": b"events\n"})
+    run = site.run("ANALY_SUDO", site.job(jobPars="-i \"['in.root']\""), work)
+    assert (run.status, run.result["outcome"], run.result["sandbox_mode"]) == (
+        0, "succeeded", "acl"), run.stderr
+    assert "WARNING" not in run.stderr, run.stderr
+    assert os.listdir(work) and not [name for name in os.listdir(work)
+                                     if name.startswith(".pilotid-")]
+
+
 def test_sigterm_to_the_pilot_reaches_the_payload_and_is_interrupted(site):
     work = site.workdir({"in.root": b"events\n"})
     job = site.job(jobPars="-i \"['in.root']\" --sleep 60")
