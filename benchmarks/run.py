@@ -81,7 +81,7 @@ SUDO_BARE = ["sudo", "-n", "-u", node.ALICE, "/bin/bash", "-c", "true"]
 BASH_BARE = ["/bin/bash", "-c", "true"]
 def floor_script(stdin_proxy: bool) -> str:
     """What pilotid's wrapper must do for a /bin/true payload, bare, in one bash: make and
-    remove a private egg cache (with bash's loadable mkdir and rm where the node has them,
+    remove a private egg cache (loading bash's loadable builtins where the node has them,
     as the wrapper does), store a proxy file (sudo's stdin handover only) and run the
     payload as a child."""
     load = "".join(f"enable -f {path} {Path(path).name}; " for path in bash_loadables())
@@ -252,7 +252,8 @@ def switch_rows(side: PilotSide, python: str, config: dict, rounds: int,
         table.add(f"switch, what pilotid adds: {what}, the difference in units of the bare "
                   "switch", f"+{added:.1f} ms", f"{medians[bare]:.1f} ms",
                   added / medians[bare], 1.5)
-    loads = "loadable mkdir and rm" if bash_loadables() else "mkdir and rm"
+    names = [Path(path).name for path in bash_loadables()]
+    loads = f"loadable {', '.join(names)}" if names else "mkdir and rm"
     table.add(f"switch: sudo switcher vs the programs its design runs, bare (sudo bash with "
               f"{loads}, the proxy stored, the payload as a child)",
               f"{medians['sudo']:.1f} ms", f"{medians['sudo-floor']:.1f} ms",

@@ -9,8 +9,9 @@ this order, the wrapper
    (``target_directory``) in a new directory of its own, as the proxy copy;
 2. where the switcher hands the proxy over on standard input, stores it as a new 0600 file
    at ``handover.payload_proxy`` (in the directory the launcher made for it with
-   ``pilotid.workdir.make_handover_directory``) and reconnects standard input to
-   ``/dev/null``;
+   ``pilotid.workdir.make_handover_directory``), notes its device and inode in the marker
+   (bash's loadable ``stat`` where the node has it, else the program) and reconnects
+   standard input to ``/dev/null``;
 3. exports what the allow-list passes of the pilot's environment (``filter_environment``:
    ``DEFAULT_PASSED`` and the queue's ``env_pass``, never ``DENIED_VARIABLES``, ``PATH``
    without relative or empty entries), then the command's own additions, then
@@ -81,8 +82,10 @@ EGG_CACHE_PREFIX = "pilotid-egg-"
 LOADABLE_DIRS = (Path("/usr/lib/bash"), Path("/usr/lib64/bash"))
 """Where distributions install bash's loadable builtins (Debian: package bash-builtins)."""
 
-LOADABLE_BUILTINS = ("mkdir", "rm")
-"""The loadable builtins the wrapper uses, where the node has them, for its egg cache."""
+LOADABLE_BUILTINS = ("mkdir", "rm", "stat")
+"""The loadable builtins the wrapper uses, where the node has them: ``mkdir`` and ``rm`` for
+its egg cache, ``stat`` (as ``stat -L``: lstat) for the device and inode of the copies it
+stores from standard input."""
 
 DEFAULT_PASSED = (
     "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM",

@@ -1,4 +1,4 @@
-"""The wrapper with bash's loadable mkdir and rm, as the node has them (bash-builtins).
+"""The wrapper with bash's loadable mkdir, rm and stat, as the node has them (bash-builtins).
 
 Run as a test account, traced with strace: the egg cache is made and removed without
 starting a program, and the site's setup lines still get the programs, not the loadables.
@@ -61,7 +61,7 @@ def programs(trace: str) -> list:
 def test_the_node_has_the_loadables_the_wrapper_uses(real_node):
     found = bash_loadables()
     assert [Path(p).name for p in found] == list(LOADABLE_BUILTINS), (
-        "setup-node.sh installs bash-builtins: the wrapper should find mkdir and rm")
+        "setup-node.sh installs bash-builtins: the wrapper should find mkdir, rm and stat")
 
 
 def test_egg_cache_is_made_and_removed_without_starting_a_program(scene):
@@ -77,7 +77,8 @@ def test_egg_cache_is_made_and_removed_without_starting_a_program(scene):
 
 
 def test_site_setup_lines_get_the_programs_not_the_loadables(scene):
-    check = '[ "$(type -t mkdir)" = file ] && [ "$(type -t rm)" = file ]'
+    check = ('[ "$(type -t mkdir)" = file ] && [ "$(type -t rm)" = file ] && '
+             '[ "$(type -t stat)" = file ]')
     done, trace = run_wrapper(scene, setup=[check, 'mkdir -v -p "$PWD/made"'])
     assert done.returncode == 0, done.stderr.decode()
     _, work, eggs = scene

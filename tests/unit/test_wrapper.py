@@ -507,6 +507,8 @@ def test_loadables_are_only_root_files_nobody_else_may_write(tmp_path, monkeypat
         os.chown(foreign / "mkdir", 65534, 65534)
         os.chown(foreign / "rm", 0, 0)
         (foreign / "rm").chmod(0o664)
+        os.chown(foreign / "stat", 0, 0)
+        (foreign / "stat").chmod(0o646)
     monkeypatch.setattr(wrapper, "LOADABLE_DIRS", (writable, foreign))
     assert wrapper.bash_loadables() == ()
 
@@ -830,6 +832,38 @@ def test_a_token_only_job_gets_no_proxy_variable(run):
     assert b"X509_USER_PROXY" not in seen["env"] and b"BEARER_TOKEN" not in seen["env"]
     assert seen["env"][b"BEARER_TOKEN_FILE"] == os.fsencode(run.proxy.parent / "bt")
     assert not run.proxy.exists()
+
+
+@pytest.fixture(params=["loadable", "program"])
+def copy_stat(request, monkeypatch) -> str:
+    """How the wrapper reads a copy's device and inode: bash's loadable ``stat`` (skipped
+    where the node has none), or the program where no loadable is trusted."""
+    if request.param == "program":
+        monkeypatch.setattr(wrapper, "LOADABLE_DIRS", ())
+    elif not any(Path(p).name == "stat" for p in wrapper.bash_loadables()):
+        pytest.skip("no trusted loadable stat on this node (Debian: bash-builtins)")
+    return request.param
+
+
+def test_marker_notes_the_device_and_inode_of_both_copies(run, copy_stat):
+    """The pilot finds the copies the payload renamed by these."""
+    result = run.run(_with_token(run, run.spec(from_stdin=True)), stdin=PEM + b"\0tok.en.x")
+    assert result.returncode == 0, result.stderr
+    copies = (os.lstat(run.proxy), os.lstat(run.proxy.parent / "bt"))
+    assert read_marker(run.marker).copies == tuple((c.st_dev, c.st_ino) for c in copies)
+
+
+def test_a_copy_is_identified_as_lstat_sees_it_never_through_a_symlink(run, copy_stat):
+    """As the program ``stat`` without ``-L``: the loadable's own ``-L`` means lstat."""
+    script = render_wrapper(_with_token(run, run.spec(from_stdin=True)))
+    functions = script[:script.index("_pilotid_reap() {")]
+    target, link = run.base / "target", run.base / "link"
+    target.write_text("x")
+    link.symlink_to(target)
+    done = subprocess.run(["bash", "-c", functions + '_pilotid_identify "$1" && '
+                           'builtin printf %s "$_pilotid_copy"', "identify", str(link)],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == f"{os.lstat(link).st_dev}:{os.lstat(link).st_ino}"
 
 
 def test_no_token_on_stdin_stops_before_the_payload(run):

@@ -22,7 +22,7 @@ from pilotid.payloads.wrapper import WrapperSpec, render_wrapper
 from pilotid.values import ProxyHandover
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "wrapper"
-LOADABLES = ("/usr/lib/bash/mkdir", "/usr/lib/bash/rm")
+LOADABLES = ("/usr/lib/bash/mkdir", "/usr/lib/bash/rm", "/usr/lib/bash/stat")
 
 SPECS: Dict[str, WrapperSpec] = {
     # No switch: no environment, no setup, the proxy a file, no reaper, no loadables.

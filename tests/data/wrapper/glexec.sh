@@ -15,7 +15,7 @@ _pilotid_payload_pid=
 _pilotid_reaped=0
 _pilotid_interrupted=0
 _pilotid_phase=start
-_pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm)
+_pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm /usr/lib/bash/stat)
 _pilotid_loaded=off
 
 _pilotid_random() {
@@ -34,7 +34,8 @@ _pilotid_note() {
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }
 _pilotid_builtins() {
-  # on: load bash's loadable mkdir and rm (root's files, from pilotid's list), off: drop them
+  # on: load bash's loadable mkdir, rm and stat (root's files, from pilotid's list), off:
+  # drop them
   local so
   [ "$1" != "$_pilotid_loaded" ] || builtin return 0
   _pilotid_loaded=$1

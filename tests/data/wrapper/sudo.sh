@@ -15,7 +15,7 @@ _pilotid_payload_pid=
 _pilotid_reaped=0
 _pilotid_interrupted=0
 _pilotid_phase=start
-_pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm)
+_pilotid_loadables=(/usr/lib/bash/mkdir /usr/lib/bash/rm /usr/lib/bash/stat)
 _pilotid_loaded=off
 
 _pilotid_random() {
@@ -34,7 +34,8 @@ _pilotid_note() {
   [ -z "$_pilotid_marker_fd" ] || builtin printf '%s=%s\n' "$1" "$2" >&"$_pilotid_marker_fd"
 }
 _pilotid_builtins() {
-  # on: load bash's loadable mkdir and rm (root's files, from pilotid's list), off: drop them
+  # on: load bash's loadable mkdir, rm and stat (root's files, from pilotid's list), off:
+  # drop them
   local so
   [ "$1" != "$_pilotid_loaded" ] || builtin return 0
   _pilotid_loaded=$1
@@ -45,6 +46,20 @@ _pilotid_builtins() {
       builtin enable -d "${so##*/}" 2>/dev/null || :
     fi
   done
+}
+_pilotid_identify() {
+  # The device and inode of the new file $1 in _pilotid_copy, as the program's
+  # stat -c %d:%i prints them (lstat: a symlink is never followed).  bash's loadable stat,
+  # where pilotid trusts it, reads them without a fork; its -L is lstat.  It prints them
+  # signed: anything but digits (an inode above 2^63) is left to the program.
+  local -A st=()
+  _pilotid_builtins on
+  if builtin stat -L -A st -- "$1" 2>/dev/null &&
+    [[ ${st[device]-}:${st[inode]-} =~ ^[0-9]+:[0-9]+$ ]]; then
+    _pilotid_copy=${st[device]}:${st[inode]}
+  else
+    _pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$1")
+  fi
 }
 _pilotid_reap() {
   # Kill what the payload left running: its orphans are the pilot's (a child subreaper)
@@ -149,7 +164,7 @@ builtin unset _pilotid_pem
 [ -s "$_pilotid_proxy" ] || _pilotid_fail proxy "no proxy arrived on standard input"
 # Its identity goes in the marker before the payload starts: wherever the payload renames
 # the copy in the work directory, the pilot finds it by device and inode after the job.
-_pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$_pilotid_proxy") ||
+_pilotid_identify "$_pilotid_proxy" ||
   _pilotid_fail proxy "cannot read the device and inode of the proxy copy $_pilotid_proxy"
 _pilotid_note proxy-copy "$_pilotid_copy"
 builtin exec </dev/null
