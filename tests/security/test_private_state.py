@@ -9,8 +9,6 @@ import pwd
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.security.scene import BOB_DN
 from tests.security.test_world_mode import world_workdir
 
@@ -68,8 +66,6 @@ DEEP_LINK = ("#!/bin/bash\ncopy=$(realpath \"$X509_USER_PROXY\") && name=$(print
              " && ln \"$copy\" kept.pem\n")
 
 
-@pytest.mark.xfail(strict=True, reason="os.walk cannot reach it: left to remove_copies, "
-                                        "reported as outside the work directory")
 def test_a_hard_link_to_the_proxy_copy_below_path_max_does_not_outlive_the_job(scene):
     """alice's payload hard-links its proxy copy 40 levels of 250-byte names down (10 kB of
     path, more than PATH_MAX): the link goes too, reported."""
