@@ -10,6 +10,10 @@ still where the wrapper stored them, which need no search (the common case: no w
 The payload, as the target, can rewrite the marker and name any identity: only regular
 files that the target owns, found inside the work directory, are ever removed, none that
 the payload could not have removed itself.
+
+``remove_links`` is the same search for the hard links the payload made to a copy the pilot
+removes itself (sudo's handover directory), stopped once every link is found.  Both unlink
+a name only in the directory the walk holds open, never through a path.
 """
 
 from __future__ import annotations
@@ -36,23 +40,53 @@ def remove_copies(workdir: Path, copies: Collection[Tuple[int, int]], owner: int
     session's, run as the target: a sticky directory, a directory the payload closed)."""
     if not copies:
         return
+    search = _Search(set(copies), owner, str(workdir), "a credential copy the payload moved")
+    if not _search(workdir, search):
+        return
+    if search.as_target:
+        for shown, _ in search.as_target:
+            log.warning("removing %s, a credential copy the payload moved, as its owner",
+                        printable(shown))
+        remove_as_target([path for _, path in search.as_target])
+        for _, path in search.as_target:
+            if os.path.lexists(path):
+                log.warning("cannot remove %s, a credential copy the payload moved",
+                            printable(path))
+
+
+def remove_links(workdir: Path, copy: os.stat_result, kind: str) -> None:
+    """Unlink every name in ``workdir`` of the file ``copy`` (the ``kind`` copy, as in
+    "proxy copy", just unlinked from its own place): the hard links the payload made to
+    it, each reported, so that none outlives the job.  The walk stops once all
+    ``st_nlink - 1`` are found; those it does not find, or cannot remove, are reported."""
+    what = f"a hard link the payload made to its {kind}"
+    search = _Search({(copy.st_dev, copy.st_ino)}, copy.st_uid, str(workdir), what,
+                     pending=copy.st_nlink - 1)
+    if not _search(workdir, search):
+        return
+    for shown, _ in search.as_target:
+        log.warning("cannot remove %s, %s: the pilot may not write its directory",
+                    printable(shown), what)
+    if search.pending:
+        log.warning("%d hard links to the payload's %s were not found in the work directory "
+                    "%s (made outside it, or where the pilot cannot look): not removed",
+                    search.pending, kind, printable(workdir))
+
+
+def _search(workdir: Path, search: _Search) -> bool:
+    """Walk ``workdir`` with ``search``; False (reported) when it cannot be opened."""
     try:
         top = os.open(workdir, _DIR_FLAGS)
     except OSError as error:
         log.warning("the work directory %s cannot be searched for the payload's credential "
-                    "copies: %s", workdir, error.strerror)
-        return
-    search = _Search(set(copies), owner, str(workdir))
+                    "copies: %s", printable(workdir), error.strerror)
+        return False
     try:
-        _depth_first(top, search.scan, search.enter, search.lost)
+        _depth_first(top, search.scan, search.enter, search.lost,
+                     lambda: search.pending == 0)
     finally:
         os.close(top)
-    if search.as_target:
-        remove_as_target(search.as_target)
-        for path in search.as_target:
-            if os.path.lexists(path):
-                log.warning("cannot remove %s, a credential copy the payload moved",
-                            printable(path))
+    return True
 
 
 def copies_in_place(copies: Collection[Tuple[int, int]],
@@ -73,11 +107,14 @@ def copies_in_place(copies: Collection[Tuple[int, int]],
 
 
 class _Search:
-    """One walk of ``remove_copies``."""
+    """One walk of ``remove_copies`` or ``remove_links``: ``what`` says what a file found
+    is, ``pending`` how many names are still to find (None: as many as there are)."""
 
-    def __init__(self, copies: Collection[Tuple[int, int]], owner: int, workdir: str) -> None:
+    def __init__(self, copies: Collection[Tuple[int, int]], owner: int, workdir: str,
+                 what: str, pending: Optional[int] = None) -> None:
         self.copies, self.owner, self.workdir = copies, owner, workdir
-        self.as_target: List[Path] = []
+        self.what, self.pending = what, pending
+        self.as_target: List[Tuple[str, Path]] = []  # (as shown, path): not the pilot's to unlink
 
     def scan(self, relpath: str, dirfd: int) -> List[str]:
         """Remove the copies among one directory's files; return its subdirectories."""
@@ -93,23 +130,26 @@ class _Search:
             elif (stat.S_ISREG(info.st_mode) and info.st_uid == self.owner
                   and (info.st_dev, info.st_ino) in self.copies):
                 self._remove(prefix + name, name, dirfd)
+                if self.pending is not None:
+                    self.pending -= 1
         return subdirs
 
     def _remove(self, shown: str, name: str, dirfd: int) -> None:
         try:
             os.unlink(name, dir_fd=dirfd)
-        except PermissionError:
+        except PermissionError as error:
             where = os.readlink(_fd_path(dirfd))
             if where == self.workdir or where.startswith(self.workdir + "/"):
-                log.warning("removing %s, a credential copy the payload moved, as its owner",
-                            printable(shown))
-                self.as_target.append(Path(where, name))
+                self.as_target.append((shown, Path(where, name)))
+            else:
+                log.warning("cannot remove %s, %s: %s", printable(shown), self.what,
+                            error.strerror)
             return
         except OSError as error:
-            log.warning("cannot remove %s, a credential copy the payload moved: %s",
-                        printable(shown), error.strerror)
+            log.warning("cannot remove %s, %s: %s", printable(shown), self.what,
+                        error.strerror)
             return
-        log.warning("removed %s, a credential copy the payload moved", printable(shown))
+        log.warning("removed %s, %s", printable(shown), self.what)
 
     @staticmethod
     def enter(relpath: str, name: str, dirfd: int) -> Optional[int]:

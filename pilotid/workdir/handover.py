@@ -21,6 +21,7 @@ from pilotid.errors import SandboxError, WorkdirError
 from pilotid.escaping import printable
 from pilotid.workdir.acl import _ACCESS, _DEFAULT, _RWX, _Acl, _read_raw
 from pilotid.workdir.changes import ACL, SandboxGrant
+from pilotid.workdir.copies import remove_links
 from pilotid.workdir.walk import _DIR_FLAGS, _fd_path
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,15 @@ class HandoverDirectory:
             return
         fd, self.fd = self.fd, None
         try:
-            for name in (self.proxy.name, self.token.name if self.token else None):
+            for name, kind in ((self.proxy.name, "proxy copy"),
+                               (self.token.name if self.token else None, "token copy")):
                 if name is None:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     copy = os.stat(name, dir_fd=fd, follow_symlinks=False)
                     os.unlink(name, dir_fd=fd)
                     if copy.st_nlink > 1:
-                        _remove_links(self.proxy.parent.parent, copy)
+                        remove_links(self.proxy.parent.parent, copy, kind)
             where = os.readlink(_fd_path(fd))
             try:
                 found = os.lstat(where)
@@ -76,26 +78,6 @@ class HandoverDirectory:
         finally:
             os.close(fd)
         _remove_planted(self.proxy.parent)
-
-
-def _remove_links(workdir: Path, copy: os.stat_result) -> None:
-    """Unlink every other name of the proxy copy ``copy`` in ``workdir`` (hard links the
-    payload made), each one reported: no copy of the user's credential outlives the job."""
-    left = copy.st_nlink - 1
-    for root, _dirs, files in os.walk(workdir):
-        for name in files:
-            path = os.path.join(root, name)
-            with contextlib.suppress(OSError):
-                found = os.lstat(path)
-                if (found.st_dev, found.st_ino) == (copy.st_dev, copy.st_ino):
-                    os.unlink(path)
-                    left -= 1
-                    log.warning("removed %s, a hard link the payload made to its proxy copy",
-                                printable(path))
-        if left <= 0:
-            return
-    log.warning("%d hard links to the payload's proxy copy are outside the work directory "
-                "%s: not removed", left, printable(workdir))
 
 
 def _remove_planted(name: Path) -> None:

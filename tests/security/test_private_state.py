@@ -61,6 +61,25 @@ def test_a_hard_link_to_the_users_proxy_copy_does_not_outlive_the_job(scene):
     scene.check_aftermath(run)
 
 
+DEEP_LINK = ("#!/bin/bash\ncopy=$(realpath \"$X509_USER_PROXY\") && name=$(printf 'd%.0s' {1..250})"
+             " && for _ in $(seq 40); do mkdir \"$name\" && cd \"$name\" || exit 1; done"
+             " && ln \"$copy\" kept.pem\n")
+
+
+def test_a_hard_link_to_the_proxy_copy_below_path_max_does_not_outlive_the_job(scene):
+    """alice's payload hard-links its proxy copy 40 levels of 250-byte names down (10 kB of
+    path, more than PATH_MAX): the link goes too, reported."""
+    scene.transformation("runAthena", DEEP_LINK)
+    run = scene.run()
+    assert run.outcome == "succeeded", run.why()
+    left = subprocess.run(["find", str(run.workdir), "-name", "kept.pem"], capture_output=True,
+                          text=True, check=True).stdout
+    assert not left, run.why()
+    assert run.stderr.count("a hard link the payload made to its proxy copy") == 1, run.why()
+    assert "outside the work directory" not in run.stderr, run.why()
+    scene.check_aftermath(run)
+
+
 RENAME_COPIES = ("#!/bin/bash\nmkdir kept && mv \"$X509_USER_PROXY\" kept/x509up && "
                  "mv \"$BEARER_TOKEN_FILE\" kept/bt 2>/dev/null; true\n")
 
