@@ -14,8 +14,8 @@ def _utcnow() -> datetime.datetime:
 @dataclass(frozen=True)
 class BearerToken:
     """A verified WLCG token: whose it is (``issuer`` and ``subject``), its ordered
-    ``groups`` (``wlcg.groups``, which play the part of VOMS FQANs), its ``scopes``, and
-    when it ends.
+    ``groups`` (``wlcg.groups``, which play the part of VOMS FQANs), its ``scopes``, the
+    ``audiences`` it is meant for (``aud``), and when it ends.
 
     Every credential source makes one with ``TokenVerifier.verify``, so a job's token had
     its signature, issuer, times and required claims checked; only ``pilotid token-info``
@@ -30,6 +30,7 @@ class BearerToken:
     algorithm: str
     groups: Tuple[str, ...] = ()
     scopes: Tuple[str, ...] = ()
+    audiences: Tuple[str, ...] = ()
     not_before: Optional[datetime.datetime] = None
     issued_at: Optional[datetime.datetime] = None
     key_id: Optional[str] = None

@@ -125,13 +125,13 @@ class TokenVerifier:
                 + ": the token was not signed by that issuer's known keys")
         for key in candidates:
             try:
-                return jwt.decode(raw, key.key, algorithms=[algorithm], leeway=self.clock_skew,
-                                  audience=list(self.audiences),
-                                  options={"require": ["exp", "iss", "sub", "aud"]})
+                # the audience after the times, as PyJWT would: check_audience below
+                claims = jwt.decode(raw, key.key, algorithms=[algorithm],
+                                    leeway=self.clock_skew,
+                                    options={"require": ["exp", "iss", "sub", "aud"],
+                                             "verify_aud": False})
             except jwt.InvalidSignatureError:
                 continue
-            except jwt.InvalidAudienceError:
-                raise self._audience_refused(raw) from None
             except jwt.MissingRequiredClaimError as error:
                 if error.claim == "aud":
                     raise self._audience_refused(raw) from None
@@ -146,8 +146,25 @@ class TokenVerifier:
             except (jwt.PyJWTError, ValueError) as error:
                 raise TokenMalformedError(f"bearer token of issuer {issuer} is unusable: "
                                           f"{error}") from None
+            self.check_audience(raw)
+            return claims
         raise TokenSignatureError(f"bearer token signature does not verify with any key of "
                                   f"issuer {issuer}")
+
+    def check_audience(self, raw: str) -> None:
+        """``TokenAudienceError`` unless the ``aud`` of ``raw`` (a string, or a list of
+        which one suffices) names one of ``audiences``: PyJWT's own audience check.
+
+        It reads nothing else: ``verify`` runs it once the signature and times are checked;
+        ``pilotid token-info`` runs it on a token it only shows."""
+        try:
+            jwt.decode(raw.strip(), audience=list(self.audiences),
+                       options={"verify_signature": False, "verify_aud": True,
+                                "require": ["aud"]})
+        except (jwt.InvalidAudienceError, jwt.MissingRequiredClaimError):
+            raise self._audience_refused(raw) from None
+        except (jwt.PyJWTError, ValueError) as error:
+            raise TokenMalformedError(f"bearer token cannot be decoded: {error}") from None
 
     def _audience_refused(self, raw: str) -> TokenAudienceError:
         had = read_unverified(raw)[1].get("aud")
@@ -162,6 +179,17 @@ def check_required(claims: Mapping[str, Any]) -> None:
     if missing:
         raise TokenClaimError(f"bearer token lacks the claim(s) {', '.join(missing)} "
                               "the WLCG profile requires")
+
+
+def _audiences(claims: Mapping[str, Any]) -> Tuple[str, ...]:
+    value = claims.get("aud")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise TokenClaimError("bearer token claim aud must be a string or a list of strings")
 
 
 def token_from_claims(raw: str, header: Mapping[str, Any],
@@ -183,5 +211,6 @@ def token_from_claims(raw: str, header: Mapping[str, Any],
     return BearerToken(
         issuer=claims["iss"], subject=subject, expires=expires, version=version,
         algorithm=header["alg"], groups=_text_list(claims, "wlcg.groups"),
-        scopes=tuple((scope or "").split()), not_before=_instant(claims.get("nbf")),
+        scopes=tuple((scope or "").split()), audiences=_audiences(claims),
+        not_before=_instant(claims.get("nbf")),
         issued_at=_instant(claims.get("iat")), key_id=header.get("kid"), raw=raw)
