@@ -26,9 +26,6 @@ from tests.system import node
 #: How long strace holds every mkdir at its return (microseconds): time to signal the wrapper.
 HOLD = 3_000_000
 
-#: Fails now: the wrapper names and removes its egg cache only once mkdir has returned.
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 16 item 8: egg cache left")
-
 
 @pytest.fixture
 def held_wrapper(shared_tmp):
