@@ -6,7 +6,8 @@ test and belong to one of the watched accounts (the test accounts; an ordinary u
 uid); at the end of the run, those still there fail the run, named with the test during
 which they appeared.  Other engineers' runs with the same accounts make egg caches too,
 but theirs go with their jobs: a directory is counted only if it outlives the run (after
-``GRACE`` seconds more for the last ones to go).
+``GRACE`` seconds more for the last ones to go).  A concurrent run that itself leaves one
+during a test of this run is blamed on that test: the name says which test to rerun alone.
 """
 
 from __future__ import annotations
