@@ -8,12 +8,16 @@ component must be there.
 An ordinary user's run skips hundreds of system tests for the same few reasons (not root,
 node not prepared): ``fold_skips_by_reason`` makes the short summary (``-ra``, set in
 pyproject.toml) one ``SKIPPED [count]`` line per reason instead of one per test file.
+
+A run fails too, naming the test, if a test leaves a ``/tmp/pilotid-egg-*`` directory of a
+test account behind (``tests.egg_guard``).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import pwd
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from pilotid.identity.testca import TestCA
+from tests.egg_guard import EggGuard
 from tests.system import node
 
 STRICT = os.environ.get("PILOTID_REQUIRE_SYSTEM") == "1"
@@ -72,6 +77,38 @@ def pytest_terminal_summary(terminalreporter):
     if terminalreporter.stats.get("skipped"):
         terminalreporter.stats["skipped"] = fold_skips_by_reason(
             terminalreporter.stats["skipped"])
+
+
+def _egg_guard() -> EggGuard:
+    uids = {os.geteuid()} - {0}  # root's egg caches: other engineers' noop runs too
+    for name in (node.PILOT, node.ALICE, node.BOB, node.CAROL):
+        try:
+            uids.add(pwd.getpwnam(name).pw_uid)
+        except KeyError:
+            pass
+    return EggGuard(Path("/tmp"), uids)  # noqa: S108 - the queues' default egg_cache_base
+
+
+EGGS = _egg_guard()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = EGGS.names()
+    yield
+    EGGS.note(before, item.nodeid)
+
+
+def pytest_sessionfinish(session):
+    left = EGGS.left()
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_sep("=", "egg caches left behind (issue 16, item 8)", red=True)
+            for path, test in sorted(left.items()):
+                reporter.write_line(f"{path}: made during {test}")
 
 
 class Users:

@@ -107,7 +107,9 @@ class JobRun:
         where a wrapper killed outright left it, and, in world mode, its own directory
         (after a switch, the pilot may remove neither itself)."""
         left = self.target_dir.made() if self.target_dir is not None else []
-        if self.marker is not None and self.marker.egg_cache is not None:
+        # error=egg-cache: the mkdir failed, whatever is at that name is not the wrapper's
+        if (self.marker is not None and self.marker.egg_cache is not None
+                and self.marker.error != "egg-cache"):
             egg = egg_cache_base / f"{EGG_CACHE_PREFIX}{self.marker.egg_cache}"
             if os.path.lexists(egg):
                 left.append(egg)

@@ -13,9 +13,10 @@ The marker, one ``key=value`` per line::
                                payload starts (for the pilot to remove wherever the
                                payload renamed it in the work directory)
     token-copy=<dev>:<inode>   the same for the bearer token copy
-    egg=<32 hex digits>        the egg cache it made, pilotid-egg-<digits> under the
-                               queue's egg_cache_base (for the pilot to remove if the
-                               wrapper is killed outright)
+    egg=<32 hex digits>        the egg cache it makes, pilotid-egg-<digits> under the
+                               queue's egg_cache_base, written before the mkdir (for the
+                               pilot to remove if the wrapper is killed outright; not
+                               the wrapper's with error=egg-cache)
     status=<n>                 the payload's exit status; 128+s for a death by signal s
     signal=<s>                 with status, when 128 < status <= 128+SIGRTMAX
     error=<reason>             the wrapper itself failed (or was stopped) before the

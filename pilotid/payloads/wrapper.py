@@ -22,7 +22,8 @@ this order, the wrapper
    ``-p``): an existing directory is never reused, the wrapper stops instead (bash's
    loadable ``mkdir`` and ``rm`` builtins make and remove it where the node has them,
    ``bash_loadables``: two program starts less per job); its digits go in the marker
-   (``egg=``), for the pilot to have it removed if the wrapper is killed outright;
+   (``egg=``) before it is made, for the pilot to have it removed if the wrapper is killed
+   outright, even while it makes it;
 6. runs the site's setup lines (trusted queue configuration, each through ``eval``), then
    re-asserts the work directory, umask, ``X509_USER_PROXY``, ``PYTHON_EGG_CACHE``, its
    shell options and its traps, which a setup script may have changed;

@@ -262,8 +262,8 @@ def test_script_steps_come_in_the_documented_order(run):
     steps = ["builtin set -u", "builtin set -C", "exec {_pilotid_marker_fd}>", "uid=%s",
              "builtin read -r -d '' _pilotid_pem", "builtin exec </dev/null", "export SOME_VAR=1",
              "export ADDED=2", "export X509_USER_PROXY=", "builtin cd -P --", "builtin umask 0022",
-             "_pilotid_egg_path=", "mkdir -m 700 --", "_pilotid_note egg",
-             "export PYTHON_EGG_CACHE=", "builtin eval true", "builtin wait",
+             "_pilotid_note egg", "mkdir -m 700 --", "export PYTHON_EGG_CACHE=",
+             "builtin eval true", "builtin wait",
              "_pilotid_note status", "builtin exit \"$_pilotid_status\""]
     positions = [script.index(step) for step in steps]
     assert positions == sorted(positions)

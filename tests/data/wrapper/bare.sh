@@ -136,17 +136,20 @@ builtin cd -P -- "$_pilotid_workdir" ||
 builtin umask 0022
 
 # A fresh egg cache, named from the kernel's random source now; mkdir without -p: never
-# reused.  Its name goes in the marker at once: if this shell is killed outright, its EXIT
-# trap never runs and the pilot has it removed as this account after the job.
+# reused.  It is named before it exists, in the marker (if this shell is killed outright,
+# its EXIT trap never runs and the pilot has it removed as this account after the job) and
+# to the EXIT trap (a signal trapped while mkdir runs ends this shell as soon as mkdir
+# returns): no moment leaves it made and unnamed.
 _pilotid_random ||
   _pilotid_fail egg-cache "cannot read 16 random bytes from /dev/urandom to name the egg cache"
-_pilotid_egg_path=/tmp/pilotid-egg-$_pilotid_hex
+_pilotid_note egg "$_pilotid_hex"
+_pilotid_egg=/tmp/pilotid-egg-$_pilotid_hex
 _pilotid_builtins on
-if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg_path"; then
+if ! builtin command -p mkdir -m 700 -- "$_pilotid_egg"; then
+  _pilotid_egg_path=$_pilotid_egg
+  _pilotid_egg=  # not made by this shell: never removed
   _pilotid_fail egg-cache "cannot create the egg cache $_pilotid_egg_path with mkdir -m 700 (it exists already, or the base is not writable by uid $EUID): an egg cache is never reused"
 fi
-_pilotid_egg=$_pilotid_egg_path
-_pilotid_note egg "$_pilotid_hex"
 builtin export PYTHON_EGG_CACHE="$_pilotid_egg"
 # The payload: a child in its own process group (set -m), stdin from /dev/null.
 _pilotid_argv=(/bin/true)
