@@ -12,7 +12,6 @@ probes nothing itself; it keeps the probe answers its children report
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import select
@@ -54,9 +53,6 @@ def serve(path: Path, run: Callable[[List[str]], int],
         reports.close()
         raise
     log.info("agent %d listening on %s for uid %d", os.getpid(), path, os.geteuid())
-    # What the agent has made so far stays out of the collector's sight: a child's
-    # collections would otherwise visit (and so copy) every page of the agent's objects.
-    gc.freeze()
     try:
         while True:
             _reap()
