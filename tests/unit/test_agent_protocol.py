@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pilotid.agent import protocol
-from pilotid.agent.client import FAULT, UNREACHABLE
+from pilotid.agent.client import FAULT, FORWARDED, UNREACHABLE, run_through_agent
 from pilotid.errors import AgentUnreachableError
 
 #: What a command line, a directory or an environment entry may hold: any byte but NUL.
@@ -112,3 +113,67 @@ def test_answers_are_read_as_they_come():
 
 def test_client_reports_the_error_trees_code_without_importing_it():
     assert (UNREACHABLE, FAULT) == (AgentUnreachableError.code, AgentUnreachableError.fault)
+
+
+class _Recording:
+    """A socket whose sends are recorded, passed on to the real one."""
+
+    def __init__(self, sock):
+        self.sock, self.sent = sock, []
+
+    def sendmsg(self, buffers, ancillary):
+        self.sent.append(("sendmsg", b"".join(buffers)))
+        return self.sock.sendmsg(buffers, ancillary)
+
+    def sendall(self, data):
+        self.sent.append(("sendall", data))
+        return self.sock.sendall(data)
+
+
+def test_a_request_sent_whole_is_followed_by_no_empty_send():
+    """An empty ``sendall`` after a complete ``sendmsg`` fails with EPIPE where the agent's
+    child has answered and closed already (a usage error ends at once): nothing follows."""
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds = [os.dup(0), os.dup(1), os.dup(2)]
+    try:
+        recording = _Recording(client)
+        request = protocol.encode_request([b"run"], b"/", 0o022, {b"A": b"1"})
+        protocol.send_request(recording, request, fds)
+        assert recording.sent == [("sendmsg", request)]
+        body, received = protocol.receive_request(server)
+        for fd in received:
+            os.close(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        client.close()
+        server.close()
+
+
+def test_the_client_reads_the_answers_of_an_agent_that_closed_at_once(tmp_path):
+    """An agent's child that answers and closes before the client is done sending (its
+    command line failed at once): the client exits with the status answered, not 78."""
+    path = str(tmp_path / "socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def answer_and_close():
+        conn, _ = listener.accept()
+        with conn:
+            _, fds = protocol.receive_request(conn)
+            for fd in fds:
+                os.close(fd)
+            protocol.send_answer(conn, protocol.PID, os.getpid())
+            protocol.send_answer(conn, protocol.STATUS, 2)
+
+    agent = threading.Thread(target=answer_and_close)
+    agent.start()
+    saved = {signum: signal.getsignal(signum) for signum in FORWARDED}
+    try:
+        assert run_through_agent(path, ["run", "--no-such-option"]) == 2
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        agent.join()
+        listener.close()
