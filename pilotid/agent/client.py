@@ -61,7 +61,10 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
         sock.connect(path)
         request = protocol.encode_request([os.fsencode(word) for word in argv],
                                           os.getcwdb(), _umask(), dict(os.environb))
-        protocol.send_request(sock, request, _standard_fds())
+        try:
+            protocol.send_request(sock, request, _standard_fds())
+        except BrokenPipeError:
+            pass  # the other end closed: a refusal, or a child that has answered already
         for kind, number in protocol.answers(sock):
             if kind == protocol.PID:
                 child.known(number)

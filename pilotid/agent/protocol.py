@@ -76,7 +76,8 @@ def send_request(sock: _socket.socket, request: bytes, fds: "list[int]") -> None
     """Send an ``encode_request`` result with ``fds`` attached to its first bytes."""
     rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))
     sent = sock.sendmsg([request], [rights])
-    sock.sendall(request[sent:])
+    if sent < len(request):  # nothing more to send is no send: the other end may be gone
+        sock.sendall(request[sent:])
 
 
 def receive_request(sock: _socket.socket) -> "tuple[bytes, list[int]]":
