@@ -27,7 +27,8 @@ setup(
         "docs": ["sphinx>=6", "myst-parser>=1"],
         "lint": ["ruff", "mypy", "import-linter"],
     },
-    entry_points={"console_scripts": ["pilotid = pilotid.__main__:main"]},
+    # the command: a plain script (bin/pilotid says why), not a console-script entry point
+    scripts=["bin/pilotid"],
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

@@ -17,7 +17,8 @@ switch overhead
     against bare ``/bin/bash -c true``.
 ``pilotid run`` CLI
     ``pilotid run`` as a new process per job (interpreter start-up and imports included),
-    as a pilot written in shell runs it, with the sudo and the no-op switcher, against bare
+    as a pilot written in shell runs it (the installed command, ``bin/pilotid``, under the
+    benchmark's interpreter), with the sudo and the no-op switcher, against bare
     sudo; the same handed to ``pilotid agent`` (``PILOTID_AGENT``: the client process
     only, the job in a child of the agent); and the import budget: the top-level sum of
     ``python -X importtime`` for the no-op run, against the same bare sudo.  The pilot's copy of pilotid is byte-compiled
@@ -160,13 +161,17 @@ def prepare(base: Path) -> dict:
     job = {"PandaID": 6000001, "transformation": "runAthena-00-00-11", "jobPars": "",
            "prodUserID": ALICE_DN, "prodSourceLabel": "user"}
     (pilot_dir / "job.json").write_text(json.dumps(job))
+    command = pilot_dir / "pilotid"  # the installed command: bin/pilotid under its interpreter
+    shutil.copy(REPO / "bin" / "pilotid", command)
+    command.chmod(0o755)
     scratch = pilot_dir / "scratch"
     scratch.mkdir()
     own(scratch, 0o755)
     for path in (mapfile, queues, pilot_dir / "job.json"):
         path.chmod(0o644)
     return {"queues": str(queues), "job": job, "scratch": str(scratch),
-            "log": str(pilot_dir / "pilot.log"), "job_file": str(pilot_dir / "job.json")}
+            "log": str(pilot_dir / "pilot.log"), "job_file": str(pilot_dir / "job.json"),
+            "command": str(command)}
 
 
 def alternate(rounds: int, runners: Dict[str, Callable[[], float]]) -> Dict[str, float]:
@@ -295,8 +300,10 @@ def start_agent(side: PilotSide, config: dict) -> str:
 
 
 def cli_argv(python: str, config: dict, queue: str, workdir: str) -> List[str]:
-    """``pilotid run`` of the benchmark job on ``queue``, as a shell-written pilot runs it."""
-    return [python, "-m", "pilotid", "run", "--queues", config["queues"], "--queue", queue,
+    """``pilotid run`` of the benchmark job on ``queue``, as a shell-written pilot runs it:
+    the ``pilotid`` command as installed (``bin/pilotid``; not ``python -m``, whose
+    ``runpy`` the command does not pay)."""
+    return [python, config["command"], "run", "--queues", config["queues"], "--queue", queue,
             "--job", config["job_file"], "--workdir", workdir, "--json"]
 
 
