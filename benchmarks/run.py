@@ -21,8 +21,8 @@ switch overhead
     benchmark's interpreter), with the sudo and the no-op switcher, against bare
     sudo; the same handed to ``pilotid agent`` (``PILOTID_AGENT``: the client process
     only, the job in a child of the agent); and the import budget: the top-level sum of
-    ``python -X importtime`` for the no-op run, against the same bare sudo.  The pilot's copy of pilotid is byte-compiled
-    first, as an installed package is.
+    ``python -X importtime`` for the no-op run, against the same bare sudo.  The pilot's
+    copy of pilotid is byte-compiled first, as an installed package is.
 sandbox grant
     ``grant_target_access`` on a work directory of ``--files`` staged-in files (100 per
     directory; 90% mode 0644, 5% 0755, 5% 0600: mostly already readable) against
