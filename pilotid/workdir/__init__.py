@@ -45,7 +45,6 @@ __all__ = [
     "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
     "prepare_workdir", "reclaim", "record_private_directory", "refuse_leftovers",
-    "remove_for_good",
-    "refuse_unsafe_workdir", "remove_copies",
+    "refuse_unsafe_workdir", "remove_copies", "remove_for_good",
     "undo_dead_grants", "undo_journal",
 ]
