@@ -58,6 +58,7 @@ _pilotid_identify() {
     [[ ${st[device]-}:${st[inode]-} =~ ^[0-9]+:[0-9]+$ ]]; then
     _pilotid_copy=${st[device]}:${st[inode]}
   else
+    _pilotid_builtins off  # else `command -p stat` would be the loadable again
     _pilotid_copy=$(builtin command -p stat -c '%d:%i' -- "$1")
   fi
 }
