@@ -4,9 +4,10 @@ The docs promise a job's egg cache is gone after the job, on every path.  ``EggG
 notes the ``pilotid-egg-*`` directories that appear under the base (``/tmp``) during each
 test and belong to one of the watched accounts (the test accounts and whoever runs the
 tests, root included: no-op jobs run as that account); at the end of the run, those still
-there fail the run, named with the test during which they appeared.  Other engineers' runs with the same accounts make egg caches too,
-but theirs go with their jobs: a directory is counted only if it outlives the run (after
-``GRACE`` seconds more for the last ones to go).  A concurrent run that itself leaves one
+there fail the run, named with the test during which they appeared.  Other engineers'
+runs with the same accounts make egg caches too, but theirs go with their jobs: a
+directory is counted only if it outlives the run (after ``GRACE`` seconds more for the
+last ones to go).  A concurrent run that itself leaves one
 during a test of this run is blamed on that test: the name says which test to rerun alone.
 """
 
