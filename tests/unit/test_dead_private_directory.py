@@ -31,6 +31,32 @@ def pilot_tmp(tmp_path, monkeypatch):
     return base
 
 
+def make_recorded(state: Path, workdir: Path):
+    """Job 7's private directory, made and recorded as the launcher does."""
+    return record_private_directory(state, make_private_directory(workdir, 7))
+
+
+def die_making_private_directory(state: Path, workdir: Path) -> None:
+    """A pilot killed (a child, ``_exit``) right after the ``mkdir`` of job 7's private
+    directory, before anything else."""
+    pid = os.fork()
+    if pid == 0:
+        made = os.mkdir
+
+        def mkdir_then_die(path, mode=0o777, *, dir_fd=None):
+            made(path, mode, dir_fd=dir_fd)
+            if os.path.basename(path).startswith("pilotid-job-"):
+                os._exit(0)
+
+        os.mkdir = mkdir_then_die  # type: ignore[assignment]
+        try:
+            make_recorded(state, workdir)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the pilot did not die at its mkdir"
+
+
 def die_with_private_directory(state: Path, workdir: Path) -> Path:
     """A pilot that makes and records job 7's private directory, puts a credential copy
     in it and is killed (a child, ``_exit``); the directory's path."""
@@ -38,7 +64,7 @@ def die_with_private_directory(state: Path, workdir: Path) -> Path:
     pid = os.fork()
     if pid == 0:
         try:
-            private = record_private_directory(state, make_private_directory(workdir, 7))
+            private = make_recorded(state, workdir)
             (private.path / "user-proxy.pem").write_text("copy")
             os.write(write, str(private.path).encode())
         finally:
@@ -58,9 +84,21 @@ def test_a_dead_pilots_private_directory_is_removed(tmp_path, pilot_tmp):
     assert list((state / "private").iterdir()) == []
 
 
+def test_a_pilot_killed_right_after_making_its_private_directory_leaves_nothing(
+        tmp_path, pilot_tmp):
+    """The directory is made before anything else can happen to it: the clean-up of the
+    pilot's death removes it, and its record."""
+    state = tmp_path / "state"
+    die_making_private_directory(state, tmp_path / "work")
+    assert [path.name[:14] for path in pilot_tmp.iterdir()] == ["pilotid-job-7-"]
+    undo_dead_grants(state)
+    assert list(pilot_tmp.iterdir()) == []
+    assert list((state / "private").iterdir()) == []
+
+
 def test_a_running_pilots_private_directory_is_left_alone(tmp_path, pilot_tmp):
     state = tmp_path / "state"
-    private = record_private_directory(state, make_private_directory(tmp_path / "work", 7))
+    private = make_recorded(state, tmp_path / "work")
     undo_dead_grants(state)
     assert private.path.is_dir()
     private.remove()
