@@ -201,6 +201,23 @@ def test_a_journal_a_dead_pilot_was_creating_is_removed(tmp_path):
     header = {"host": host, "boot": "", "pid": pid, "start": 1}
     (journals / f"{host}-{pid}-0a1b2c.new").write_text(json.dumps(header) + "\n")
     (journals / f"{host}-{pid}-3d4e5f.new").write_text("")  # killed before the header
+    (journals / f"{host}-{pid}-6a7b8c.new").write_text('{"host": "')  # killed writing it
+    undo_dead_grants(state)
+    assert list(journals.iterdir()) == []
+
+
+def test_an_empty_journal_of_a_dead_pilot_is_removed(tmp_path):
+    """A journal with nothing in it (its header lost: a node that crashed after the
+    rename) has no grant to undo: it goes once the pid of its name is gone."""
+    state = tmp_path / "state"
+    journals = state / "journals"
+    journals.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    (journals / f"{socket.gethostname()}-{pid}-0a1b2c.jsonl").write_text("")
     undo_dead_grants(state)
     assert list(journals.iterdir()) == []
 
