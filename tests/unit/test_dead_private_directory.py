@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pilotid.errors import WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.workdir import (
     GrantJournal,
@@ -243,3 +244,21 @@ def test_a_record_another_pilot_is_removing_is_left_to_it(tmp_path, pilot_tmp):
         assert private.is_dir() and record.exists()
     undo_dead_grants(state)
     assert not private.exists()
+
+
+def test_a_private_directory_that_cannot_be_made_leaves_no_record(tmp_path, pilot_tmp,
+                                                                   monkeypatch):
+    state = tmp_path / "state"
+
+    mkdir = os.mkdir
+
+    def refused(path, mode=0o777, *, dir_fd=None):
+        if os.path.basename(path).startswith("pilotid-job-"):
+            raise PermissionError(13, "Permission denied")
+        mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    with pytest.raises(WorkdirError, match="cannot make the job's private directory"):
+        make_private_directory(tmp_path / "work", 7, state)
+    monkeypatch.undo()
+    assert list((state / "private").iterdir()) == [] and list(pilot_tmp.iterdir()) == []
