@@ -59,7 +59,6 @@ from pilotid.workdir import (
     make_handover_directory,
     make_private_directory,
     prepare_workdir,
-    record_private_directory,
     undo_dead_grants,
 )
 
@@ -122,8 +121,7 @@ class PayloadLauncher:
         prepare_workdir(state.workdir, pilot_credentials(), state_dir)
         # recorded before the credential is fetched into it: a pilot killed later leaves
         # it to ``pilotid cleanup``
-        state.private = make_private_directory(state.workdir, state.job.panda_id)
-        state.private = record_private_directory(state_dir, state.private)
+        state.private = make_private_directory(state.workdir, state.job.panda_id, state_dir)
         try:
             undo_dead_grants(state_dir)
         except PilotidError as error:  # not this job's to fail for; cleanup retries later

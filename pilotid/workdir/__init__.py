@@ -7,9 +7,9 @@ and ``acl_supported`` says which of the two modes a file system allows.  One ide
 alongside), ``changes`` (what a grant changed), ``builder`` (making those changes),
 ``grant`` (and ``choose_sandbox_mode``), ``reclaim``, ``handover``, ``placement`` (where a
 work directory may not be: ``refuse_unsafe_workdir``, ``refuse_leftovers``; readying it:
-``prepare_workdir``), ``private`` (the job's private directory, outside the work directory:
-``make_private_directory``), ``orphans`` (``record_private_directory``: a dead pilot's
-private directory removed by the cleanup), ``parents`` (``u:<target>:x`` from the work root
+``prepare_workdir``), ``private`` (the job's private directory, outside the work
+directory), ``orphans`` (``make_private_directory``: recorded before it is made, so that
+the cleanup removes a dead pilot's), ``parents`` (``u:<target>:x`` from the work root
 down, locked and counted), ``journal`` (``GrantJournal``: every change written down
 first), ``moved`` (objects moved out, found by inode), ``copies`` (``remove_copies``:
 credential copies the payload renamed, found by the identity the wrapper wrote),
@@ -28,14 +28,14 @@ from pilotid.workdir.copies import copies_in_place, remove_copies
 from pilotid.workdir.grant import acl_unsupported, choose_sandbox_mode, grant_target_access
 from pilotid.workdir.handover import HandoverDirectory, make_handover_directory
 from pilotid.workdir.journal import GrantJournal
-from pilotid.workdir.orphans import record_private_directory
+from pilotid.workdir.orphans import make_private_directory
 from pilotid.workdir.placement import (
     PRIVATE_DIR_NAME,
     prepare_workdir,
     refuse_leftovers,
     refuse_unsafe_workdir,
 )
-from pilotid.workdir.private import PrivateDirectory, make_private_directory
+from pilotid.workdir.private import PrivateDirectory
 from pilotid.workdir.reclaim import reclaim
 from pilotid.workdir.removed import remove_for_good
 
@@ -44,7 +44,7 @@ __all__ = [
     "acl_supported", "acl_unsupported", "choose_sandbox_mode", "copies_in_place",
     "default_state_dir",
     "grant_target_access", "make_handover_directory", "make_private_directory",
-    "prepare_workdir", "reclaim", "record_private_directory", "refuse_leftovers",
+    "prepare_workdir", "reclaim", "refuse_leftovers",
     "refuse_unsafe_workdir", "remove_copies", "remove_for_good",
     "undo_dead_grants", "undo_journal",
 ]

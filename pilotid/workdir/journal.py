@@ -238,14 +238,21 @@ def running_journals(state_dir: Path) -> List[Tuple[Path, Dict[str, Any]]]:
 
 def remove_unfinished_journals(state_dir: Path) -> None:
     """Remove the journals of this host that a pilot killed while creating them left under
-    their ``.new`` name (its header at most: nothing was granted yet), once its process is
-    gone."""
+    their ``.new`` name (its header at most: nothing was granted yet), and the empty ones
+    (the header lost in a node's crash: nothing to undo), once their process is gone."""
     journals = private_directory(private_directory(state_dir) / "journals")
-    for path in named_with_suffix(journals, ".new"):
-        if left_by_dead_process(path):
+    for path in named_with_suffix(journals, ".new") + named_with_suffix(journals, _SUFFIX):
+        if (path.suffix == ".new" or _empty(path)) and left_by_dead_process(path):
             log.warning("removing %s, left by a pilot that died while creating it", path)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return os.lstat(path).st_size == 0
+    except FileNotFoundError:
+        return False
 
 
 def named_with_suffix(directory: Path, suffix: str) -> List[Path]:

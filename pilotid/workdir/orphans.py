@@ -2,19 +2,22 @@
 by ``undo_dead_grants``.
 
 A pilot killed mid-job cannot remove its job's private directory (``private``), which
-holds the user's credential copies.  Right after making it, the launcher writes
-``<state_dir>/private/<host>-<pid>-<random>.json`` (0600, ``O_EXCL | O_NOFOLLOW``, in a
-0700 directory of the pilot's, one ``write``): this host, its boot, the pilot's process
-(pid, start time), the directory's path, device and inode.  The credential is fetched
-only afterwards, so a pilot killed before the record is written leaves an empty directory
-at most.  ``PrivateDirectory.remove`` removes the record with the directory.
+holds the user's credential copies.  So ``make_private_directory`` writes the record
+first: ``<state_dir>/private/<host>-<pid>-<random>.json`` (0600, ``O_EXCL | O_NOFOLLOW``,
+in a 0700 directory of the pilot's), a line (one ``write``) with this host, its boot, the
+pilot's process (pid, start time) and the directory's path, a new random name; then it
+makes the directory (``mkdir`` 0700 of that name, which nothing has used) and appends a
+second line with its device and inode.  The credential is fetched only afterwards.
+``PrivateDirectory.remove`` removes the record with the directory.
 
 Once the recording process is gone, ``remove_dead_private_directories`` opens the
 directory one component at a time without following a symlink, and removes it through
 that descriptor only if it is still a 0700 directory of the pilot's with the recorded
-device and inode; another account cannot rename it meanwhile (it is in the pilot's own
-temporary directory or a sticky one).  Two pilots cleaning up at once take turns (a lock
-on the record).
+device and inode.  A record without them is of a pilot killed around the ``mkdir``: its
+directory, if made, is removed only while it is an empty 0700 directory of the pilot's
+(``rmdir``, which removes no other).  Another account cannot rename it meanwhile (it is in
+the pilot's own temporary directory or a sticky one).  Two pilots cleaning up at once take
+turns (a lock on the record).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import socket
 import stat
 from dataclasses import replace
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 from pilotid.errors import SandboxError
 from pilotid.escaping import printable
@@ -40,37 +43,64 @@ from pilotid.workdir.journal import (
     private_directory,
     process_start,
 )
-from pilotid.workdir.private import PrivateDirectory
+from pilotid.workdir.private import (
+    PrivateDirectory,
+    create_private_directory,
+    private_base,
+    private_name,
+)
 from pilotid.workdir.walk import _DIR_FLAGS
 
 log = logging.getLogger(__name__)
 
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_APPEND
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def record_private_directory(state_dir: Path, private: PrivateDirectory) -> PrivateDirectory:
-    """Write down ``private`` in ``state_dir`` (see the module); ``private`` with its
-    record.  ``ConfigurationError`` as ``private_directory``, ``SandboxError`` where the
-    record cannot be written."""
+def make_private_directory(workdir: Path, panda_id: int,
+                           state_dir: Path) -> PrivateDirectory:
+    """Job ``panda_id``'s private directory (``private``), recorded in ``state_dir`` before
+    it is made (see the module).  ``WorkdirError`` as ``private_base`` or where it cannot
+    be made, ``ConfigurationError`` as ``private_directory``, ``SandboxError`` where the
+    record cannot be written; nothing is left then."""
+    base = private_base(workdir)
     records = private_directory(private_directory(state_dir) / "private")
     pid, host = os.getpid(), socket.gethostname()
-    path = records / f"{host}-{pid}-{secrets.token_hex(6)}.json"
-    info = os.fstat(private.fd)
-    line = json.dumps({"host": host, "boot": boot_id(), "pid": pid,
-                       "start": process_start(pid), "path": str(private.path),
-                       "device": info.st_dev, "inode": info.st_ino}).encode() + b"\n"
+    path = base / private_name(panda_id)
+    record = records / f"{host}-{pid}-{secrets.token_hex(6)}.json"
     try:
-        fd = os.open(path, _NEW, 0o600)
-        try:
-            if os.write(fd, line) != len(line):
-                raise OSError(0, "short write")
-        finally:
-            os.close(fd)
+        fd = os.open(record, _NEW, 0o600)
     except OSError as error:
-        raise SandboxError(f"cannot record the private directory in {path}: "
+        raise SandboxError(f"cannot record the private directory in {record}: "
                            f"{error.strerror}") from None
-    return replace(private, record=path)
+    try:
+        _write(record, fd, {"host": host, "boot": boot_id(), "pid": pid,
+                            "start": process_start(pid), "path": str(path)})
+        private = replace(create_private_directory(path), record=record)
+        try:
+            info = os.fstat(private.fd)
+            _write(record, fd, {"device": info.st_dev, "inode": info.st_ino})
+        except BaseException:
+            private.remove()
+            raise
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(record)
+        raise
+    finally:
+        os.close(fd)
+    return private
+
+
+def _write(record: Path, fd: int, entry: Dict[str, Any]) -> None:
+    """Append ``entry`` to ``record`` (open as ``fd``) as one line, in one ``write``."""
+    line = json.dumps(entry).encode() + b"\n"
+    try:
+        if os.write(fd, line) != len(line):
+            raise OSError(0, "short write")
+    except OSError as error:
+        raise SandboxError(f"cannot record the private directory in {record}: "
+                           f"{error.strerror}") from None
 
 
 def remove_dead_private_directories(state_dir: Path) -> List[Path]:
@@ -103,17 +133,66 @@ def remove_dead_private_directories(state_dir: Path) -> List[Path]:
 def _remove_recorded(record: Path, fd: int) -> List[Path]:
     """Remove the directory ``record`` (open as ``fd``, locked) names, then ``record``."""
     removed = []
+    with os.fdopen(os.dup(fd), "rb") as stream:
+        lines = stream.read().splitlines()
     try:
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            entry = json.loads(stream.read())
-        if _remove_directory(Path(entry["path"]), entry["device"], entry["inode"]):
-            removed.append(Path(entry["path"]))
-    except (ValueError, KeyError, TypeError):
-        log.warning("%s names no private directory (its pilot died writing it): removed",
-                    record)
+        entry = json.loads(lines[0])
+        path = Path(entry["path"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        log.warning("%s names no private directory (its pilot died writing it, before "
+                    "making one): removed", record)
+    else:
+        for line in lines[1:]:
+            with contextlib.suppress(ValueError):  # the pilot died writing it
+                entry.update(json.loads(line))
+        if "inode" in entry:
+            made = _remove_directory(path, entry["device"], entry["inode"])
+        else:
+            made = _remove_if_unused(path)
+        if made:
+            removed.append(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record)
     return removed
+
+
+def _remove_if_unused(path: Path) -> bool:
+    """Remove ``path``, which a pilot that died may have made (recorded, device and inode
+    not yet), if it is an empty 0700 directory of the pilot's, reached without a symlink
+    (``rmdir`` removes an empty one only); whether it was."""
+    try:
+        parent = _open_without_symlinks(path.parent)
+    except OSError as error:
+        log.warning("private directory %s of a pilot that died not removed: %s",
+                    printable(str(path)), error.strerror)
+        return False
+    try:
+        fd = os.open(path.name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        os.close(parent)
+        return False  # the pilot died before making it
+    except OSError as error:
+        os.close(parent)
+        log.warning("private directory %s of a pilot that died not removed: %s",
+                    printable(str(path)), error.strerror)
+        return False
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o700:
+            log.warning("private directory %s of a pilot that died not removed: it is not "
+                        "the pilot's 0700 directory", printable(str(path)))
+            return False
+        os.rmdir(path.name, dir_fd=parent)
+    except OSError as error:
+        log.warning("private directory %s of a pilot that died not removed: %s",
+                    printable(str(path)), error.strerror)
+        return False
+    finally:
+        os.close(fd)
+        os.close(parent)
+    log.warning("removed the private directory %s of a pilot that died making it",
+                printable(str(path)))
+    return True
 
 
 def _remove_directory(path: Path, device: int, inode: int) -> bool:

@@ -2,9 +2,11 @@
 
 pilotid keeps its own copies of the job's credential (the credential source's copy, the
 refreshed ones) in a new 0700 directory of the pilot's, made for the job under a random
-name in the pilot's temporary directory (``TMPDIR``; ``/tmp`` where that is unset or no
-directory, logged), never in the work directory: the payload's account can neither list,
-rename nor write it, whatever it does in the work directory, and no grant ever walks it.
+name (``private_name``) in the pilot's temporary directory (``private_base``: ``TMPDIR``;
+``/tmp`` where that is unset or no directory, logged), never in the work directory; it is
+recorded for the clean-up before it is made (``orphans.make_private_directory``).  The
+payload's account can neither list, rename nor write it, whatever it does in the work
+directory, and no grant ever walks it.
 ``PrivateDirectory.remove`` unlinks what is in it through the descriptor kept from its
 creation, then the directory.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -69,11 +71,11 @@ def _temporary_base() -> Path:
     return Path("/tmp")  # noqa: S108
 
 
-def make_private_directory(workdir: Path, panda_id: int) -> PrivateDirectory:
-    """Make job ``panda_id``'s private 0700 directory outside ``workdir``; see the module.
+def private_base(workdir: Path) -> Path:
+    """Where the job's private directories are made: the pilot's temporary directory.
 
-    ``WorkdirError`` where the pilot's temporary directory is ``workdir`` or inside it, or
-    another account may rename what is in it (writable by others, no sticky bit).
+    ``WorkdirError`` where it is ``workdir`` or inside it, or another account may rename
+    what is in it (writable by others, no sticky bit).
     """
     base = _temporary_base()
     workdir = Path(workdir).resolve()
@@ -90,10 +92,21 @@ def make_private_directory(workdir: Path, panda_id: int) -> PrivateDirectory:
         raise WorkdirError(f"the pilot's temporary directory {base} is writable by other "
                            "accounts without the sticky bit: set the pilot's TMPDIR to a "
                            "directory only the pilot may write, or to /tmp")
+    return base
+
+
+def private_name(panda_id: int) -> str:
+    """A new random name for job ``panda_id``'s private directory."""
+    return f"pilotid-job-{panda_id}-{secrets.token_hex(8)}"
+
+
+def create_private_directory(path: Path) -> PrivateDirectory:
+    """Make ``path`` (a name never used, in ``private_base``) a new 0700 directory, open.
+    ``WorkdirError`` where it cannot be made or opened (nothing is left then)."""
     try:
-        path = Path(tempfile.mkdtemp(prefix=f"pilotid-job-{panda_id}-", dir=base))
+        os.mkdir(path, 0o700)
     except OSError as error:
-        raise WorkdirError(f"cannot make the job's private directory in {base}: "
+        raise WorkdirError(f"cannot make the job's private directory {path}: "
                            f"{error.strerror}") from None
     try:
         fd = os.open(path, _DIR_FLAGS)

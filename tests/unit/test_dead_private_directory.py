@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from pilotid.errors import WorkdirError
 from pilotid.identity.accounts import Account
 from pilotid.workdir import (
     GrantJournal,
     make_private_directory,
-    record_private_directory,
     undo_dead_grants,
 )
+from pilotid.workdir.journal import boot_id, process_start
 
 
 @pytest.fixture
@@ -31,6 +32,29 @@ def pilot_tmp(tmp_path, monkeypatch):
     return base
 
 
+def die_making_private_directory(state: Path, workdir: Path, made: bool = True) -> None:
+    """A pilot killed (a child, ``_exit``) right after the ``mkdir`` of job 7's private
+    directory (``made``) or right before it, before anything else."""
+    pid = os.fork()
+    if pid == 0:
+        mkdir = os.mkdir
+
+        def mkdir_then_die(path, mode=0o777, *, dir_fd=None):
+            if not made and os.path.basename(path).startswith("pilotid-job-"):
+                os._exit(0)
+            mkdir(path, mode, dir_fd=dir_fd)
+            if os.path.basename(path).startswith("pilotid-job-"):
+                os._exit(0)
+
+        os.mkdir = mkdir_then_die  # type: ignore[assignment]
+        try:
+            make_private_directory(workdir, 7, state)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the pilot did not die at its mkdir"
+
+
 def die_with_private_directory(state: Path, workdir: Path) -> Path:
     """A pilot that makes and records job 7's private directory, puts a credential copy
     in it and is killed (a child, ``_exit``); the directory's path."""
@@ -38,7 +62,7 @@ def die_with_private_directory(state: Path, workdir: Path) -> Path:
     pid = os.fork()
     if pid == 0:
         try:
-            private = record_private_directory(state, make_private_directory(workdir, 7))
+            private = make_private_directory(workdir, 7, state)
             (private.path / "user-proxy.pem").write_text("copy")
             os.write(write, str(private.path).encode())
         finally:
@@ -58,9 +82,85 @@ def test_a_dead_pilots_private_directory_is_removed(tmp_path, pilot_tmp):
     assert list((state / "private").iterdir()) == []
 
 
+def test_a_pilot_killed_right_after_making_its_private_directory_leaves_nothing(
+        tmp_path, pilot_tmp):
+    """The directory is made before anything else can happen to it: the clean-up of the
+    pilot's death removes it, and its record."""
+    state = tmp_path / "state"
+    die_making_private_directory(state, tmp_path / "work")
+    assert [path.name[:14] for path in pilot_tmp.iterdir()] == ["pilotid-job-7-"]
+    undo_dead_grants(state)
+    assert list(pilot_tmp.iterdir()) == []
+    assert list((state / "private").iterdir()) == []
+
+
+def test_a_pilot_killed_right_before_making_its_private_directory_leaves_nothing(
+        tmp_path, pilot_tmp):
+    state = tmp_path / "state"
+    die_making_private_directory(state, tmp_path / "work", made=False)
+    assert len(list((state / "private").iterdir())) == 1
+    undo_dead_grants(state)
+    assert list(pilot_tmp.iterdir()) == []
+    assert list((state / "private").iterdir()) == []
+
+
+@pytest.mark.parametrize("swap", ["file_in_it", "symlink", "mode"])
+def test_a_directory_recorded_without_device_and_inode_is_removed_only_if_unused(
+        tmp_path, pilot_tmp, swap):
+    """A pilot killed around the ``mkdir`` left an empty 0700 directory at most: anything
+    else at the name recorded is kept (its record goes)."""
+    state = tmp_path / "state"
+    die_making_private_directory(state, tmp_path / "work")
+    (private,) = pilot_tmp.iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if swap == "file_in_it":
+        (private / "keep").write_text("keep")
+    elif swap == "symlink":
+        private.rmdir()
+        private.symlink_to(elsewhere)
+    else:
+        private.chmod(0o755)
+    undo_dead_grants(state)
+    assert os.path.lexists(private) and elsewhere.is_dir()
+    assert list((state / "private").iterdir()) == []
+
+
+def test_a_running_pilots_record_without_device_and_inode_is_left_alone(
+        tmp_path, pilot_tmp):
+    """A pilot between writing its record and making the directory: neither is touched."""
+    state = tmp_path / "state"
+    records = state / "private"
+    records.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    host, pid = socket.gethostname(), os.getpid()
+    private = pilot_tmp / "pilotid-job-7-0123456789abcdef"
+    private.mkdir(mode=0o700)
+    record = records / f"{host}-{pid}-0a1b2c.json"
+    record.write_text(json.dumps({"host": host, "boot": boot_id(), "pid": pid,
+                                  "start": process_start(pid), "path": str(private)}) + "\n")
+    undo_dead_grants(state)
+    assert private.is_dir() and record.exists()
+
+
+def test_a_record_a_dead_pilot_was_writing_is_removed(tmp_path, pilot_tmp):
+    """Killed in the middle of the record's first line: no directory was made yet."""
+    state = tmp_path / "state"
+    records = state / "private"
+    records.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    (records / f"{socket.gethostname()}-{pid}-0a1b2c.json").write_text('{"host": "')
+    undo_dead_grants(state)
+    assert list(records.iterdir()) == []
+
+
 def test_a_running_pilots_private_directory_is_left_alone(tmp_path, pilot_tmp):
     state = tmp_path / "state"
-    private = record_private_directory(state, make_private_directory(tmp_path / "work", 7))
+    private = make_private_directory(tmp_path / "work", 7, state)
     undo_dead_grants(state)
     assert private.path.is_dir()
     private.remove()
@@ -102,6 +202,23 @@ def test_a_journal_a_dead_pilot_was_creating_is_removed(tmp_path):
     header = {"host": host, "boot": "", "pid": pid, "start": 1}
     (journals / f"{host}-{pid}-0a1b2c.new").write_text(json.dumps(header) + "\n")
     (journals / f"{host}-{pid}-3d4e5f.new").write_text("")  # killed before the header
+    (journals / f"{host}-{pid}-6a7b8c.new").write_text('{"host": "')  # killed writing it
+    undo_dead_grants(state)
+    assert list(journals.iterdir()) == []
+
+
+def test_an_empty_journal_of_a_dead_pilot_is_removed(tmp_path):
+    """A journal with nothing in it (its header lost: a node that crashed after the
+    rename) has no grant to undo: it goes once the pid of its name is gone."""
+    state = tmp_path / "state"
+    journals = state / "journals"
+    journals.mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    (journals / f"{socket.gethostname()}-{pid}-0a1b2c.jsonl").write_text("")
     undo_dead_grants(state)
     assert list(journals.iterdir()) == []
 
@@ -127,3 +244,21 @@ def test_a_record_another_pilot_is_removing_is_left_to_it(tmp_path, pilot_tmp):
         assert private.is_dir() and record.exists()
     undo_dead_grants(state)
     assert not private.exists()
+
+
+def test_a_private_directory_that_cannot_be_made_leaves_no_record(tmp_path, pilot_tmp,
+                                                                   monkeypatch):
+    state = tmp_path / "state"
+
+    mkdir = os.mkdir
+
+    def refused(path, mode=0o777, *, dir_fd=None):
+        if os.path.basename(path).startswith("pilotid-job-"):
+            raise PermissionError(13, "Permission denied")
+        mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    with pytest.raises(WorkdirError, match="cannot make the job's private directory"):
+        make_private_directory(tmp_path / "work", 7, state)
+    monkeypatch.undo()
+    assert list((state / "private").iterdir()) == [] and list(pilot_tmp.iterdir()) == []
