@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -74,16 +75,17 @@ class Pilot:
         workdir.mkdir(mode=0o700)
         return job, workdir
 
-    def start(self, agent: Optional[Path], argv: List[str], **env: str) -> subprocess.Popen:
+    def start(self, agent: Optional[Path], argv: List[str],
+              preexec: Optional[Callable[[], None]] = None, **env: str) -> subprocess.Popen:
         """``python -m pilotid ARGV`` in the pilot's directory (relative paths: the client's
-        working directory must reach the job)."""
+        working directory must reach the job), ``preexec`` run in it before."""
         environ = dict(os.environ, PYTHONPATH=str(REPO), **env)
         environ.pop("PILOTID_AGENT", None)
         if agent is not None:
             environ["PILOTID_AGENT"] = str(agent)
         return subprocess.Popen([sys.executable, "-m", "pilotid", *argv], cwd=self.base,
                                 env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=preexec)
 
     def run_argv(self, job: Path, workdir: Path) -> List[str]:
         return ["run", "--queues", "queues.json", "--queue", "Q", "--job", job.name,
@@ -232,6 +234,58 @@ def test_an_empty_pilotid_agent_runs_in_process(pilot):
     client = pilot.start(None, pilot.run_argv(job, workdir), PILOTID_AGENT="")
     out, err = client.communicate(timeout=120)
     assert client.returncode == 0, err
+
+
+# -- what the client's process hands over besides its files --------------------------
+
+#: The payload for the limits tests: its limits as the kernel shows them, and its nice value.
+LIMITS_PAYLOAD = """#!/bin/sh
+cat /proc/self/limits
+echo "nice=$(nice)"
+"""
+#: Lower than any agent's limits here (the test's own): the client starts with these.
+CLIENT_LIMITS = {resource.RLIMIT_NOFILE: (200, 300), resource.RLIMIT_CPU: (3000, 3600),
+                 resource.RLIMIT_FSIZE: (1 << 30, 2 << 30), resource.RLIMIT_AS: (8 << 30, 12 << 30)}
+#: How /proc/<pid>/limits names them.
+LIMIT_NAMES = {resource.RLIMIT_NOFILE: "Max open files", resource.RLIMIT_CPU: "Max cpu time",
+               resource.RLIMIT_FSIZE: "Max file size", resource.RLIMIT_AS: "Max address space"}
+
+
+def _with_client_limits(nice: int) -> Callable[[], None]:
+    def preexec() -> None:
+        for limit, values in CLIENT_LIMITS.items():
+            resource.setrlimit(limit, values)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return preexec
+
+
+def _payload_limits(text: str) -> Dict[str, "tuple[str, str]"]:
+    found = {}
+    for line in text.splitlines():
+        for name in LIMIT_NAMES.values():
+            if line.startswith(name):
+                soft, hard = line[len(name):].split()[:2]
+                found[name] = (soft, hard)
+    return found
+
+
+def test_the_payload_has_the_clients_resource_limits_and_nice_value(pilot, agent):
+    """A client started with lower limits (soft and hard) and a higher nice value than the
+    agent's: its job's payload runs with the client's, as it would in-process."""
+    for limit, (_, hard) in CLIENT_LIMITS.items():
+        own = resource.getrlimit(limit)[1]
+        assert own == resource.RLIM_INFINITY or own > hard, "the agent's own is lower already"
+    nice = min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19)
+    (pilot.base / "trf" / "runAthena").write_text(LIMITS_PAYLOAD)
+    job, workdir = pilot.job()
+    client = pilot.start(agent[0], pilot.run_argv(job, workdir), _with_client_limits(nice))
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    shown = Path(json.loads(out)["stdout"]).read_text()
+    assert _payload_limits(shown) == {
+        LIMIT_NAMES[limit]: (str(soft), str(hard))
+        for limit, (soft, hard) in CLIENT_LIMITS.items()}, shown
+    assert f"nice={nice}" in shown
 
 
 # -- the socket and who may connect ---------------------------------------------------
