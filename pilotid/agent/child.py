@@ -1,7 +1,8 @@
 """One job in the agent: a forked child becomes the client's ``pilotid`` process.
 
 The child takes over what the client's process had (its standard descriptors, working
-directory, umask, environment, the signal dispositions the agent started with), answers its pid,
+directory, umask, environment, resource limits and nice value (``pilotid.agent.limits``),
+the signal dispositions the agent started with), answers its pid,
 runs the command line in-process and answers its exit status.  While it runs, the
 connection is watched: a client that goes away (killed, say) ends the job as SIGTERM to an
 in-process ``pilotid run`` does: the payload stopped, the result and accounting record
@@ -20,6 +21,7 @@ import traceback
 from typing import Any, Callable, Dict, List
 
 from pilotid.agent import protocol
+from pilotid.agent.limits import take_over_limits, take_over_nice
 from pilotid.errors import AgentUnreachableError, exit_status
 
 log = logging.getLogger(__name__)
@@ -42,23 +44,28 @@ def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
             os.dup2(fd, target)
     for fd in set(fds) - set(protocol.STANDARD_FDS):
         os.close(fd)
-    argv, cwd, umask, environ = protocol.decode_request(body)
-    os.umask(umask)
     _fresh_standard_streams()
     _fresh_logging()
     try:
-        os.chdir(cwd)
+        request = protocol.decode_request(body)
+        os.chdir(request.cwd)
+    except protocol.VersionMismatch as error:
+        status = _refuse(str(error))
     except OSError as error:
-        status = _refuse(f"cannot enter the client's working directory {cwd}: "
+        status = _refuse(f"cannot enter the client's working directory {request.cwd}: "
                          f"{error.strerror}")
     else:
+        os.umask(request.umask)
+        # before any thread: on Linux a nice value is a thread's, inherited by new ones
+        take_over_limits(request.limits)
+        take_over_nice(request.nice)
         os.environ.clear()
-        os.environ.update(environ)
+        os.environ.update(request.environ)
         protocol.send_answer(conn, protocol.PID, os.getpid())
         finished = threading.Event()
         threading.Thread(target=_end_when_client_leaves, args=(conn, finished),
                          daemon=True).start()
-        status = _run(run, argv)
+        status = _run(run, request.argv)
         finished.set()
     sys.stdout.flush()
     sys.stderr.flush()
