@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
+from pilotid.agent import protocol
 from pilotid.agent.listener import listen, private_directory
 from pilotid.errors import AgentSocketError
 from pilotid.identity.credfile import write_private
@@ -286,6 +288,26 @@ def test_the_payload_has_the_clients_resource_limits_and_nice_value(pilot, agent
         LIMIT_NAMES[limit]: (str(soft), str(hard))
         for limit, (soft, hard) in CLIENT_LIMITS.items()}, shown
     assert f"nice={nice}" in shown
+
+
+def test_a_client_of_protocol_version_1_is_told_to_restart_the_agent(agent, tmp_path):
+    """What a client from before the limits were handed over sends (its argument count
+    first): the agent's child answers 78 and says why on the client's own stderr."""
+    body = b"\0".join([b"1", b"run", str(tmp_path).encode(), b"22", b"A=1"])
+    read_end, write_end = os.pipe()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(agent[0]))
+        protocol.send_request(sock, protocol.LENGTH.pack(len(body)) + body,
+                              [0, write_end, write_end])
+        os.close(write_end)
+        assert list(protocol.answers(sock)) == [(protocol.STATUS, 78)]
+        said = os.read(read_end, 4096).decode()
+    finally:
+        sock.close()
+        os.close(read_end)
+    assert said.startswith("pilotid: error 78 (pilot): the client speaks version 1"), said
+    assert "restart the agent" in said
 
 
 # -- the socket and who may connect ---------------------------------------------------
