@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from typing import Callable, Dict, List, Optional
 import pytest
 
 from pilotid.agent import protocol
+from pilotid.agent.cgroup import unified_mount
 from pilotid.agent.listener import listen, private_directory
 from pilotid.errors import AgentSocketError
 from pilotid.identity.credfile import write_private
@@ -288,6 +290,39 @@ def test_the_payload_has_the_clients_resource_limits_and_nice_value(pilot, agent
         LIMIT_NAMES[limit]: (str(soft), str(hard))
         for limit, (soft, hard) in CLIENT_LIMITS.items()}, shown
     assert f"nice={nice}" in shown
+
+
+@pytest.fixture
+def client_cgroup(real_node):
+    """A fresh cgroup v2 group (root makes it): its path as ``/proc/<pid>/cgroup`` shows it
+    and its ``cgroup.procs``; removed once its processes are gone."""
+    mount = unified_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 hierarchy on this node")
+    name = f"/pilotid-test-{secrets.token_hex(4)}"
+    directory = Path(mount + name)
+    directory.mkdir()
+    yield name, directory / "cgroup.procs"
+    wait_for("the test's control group to empty",
+             lambda: not (directory / "cgroup.procs").read_text().strip())
+    directory.rmdir()
+
+
+def test_the_job_joins_the_clients_control_group(pilot, agent, client_cgroup):
+    """A client in a control group of its own (a batch slot's): the agent's child moves
+    there (root may), so the payload is in it too."""
+    name, procs = client_cgroup
+
+    def join() -> None:
+        procs.write_text(str(os.getpid()))
+
+    (pilot.base / "trf" / "runAthena").write_text("#!/bin/sh\ngrep '^0::' /proc/self/cgroup\n")
+    job, workdir = pilot.job()
+    client = pilot.start(agent[0], pilot.run_argv(job, workdir), join)
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    assert Path(json.loads(out)["stdout"]).read_text() == f"0::{name}\n"
+    assert "control group" not in err
 
 
 def test_a_client_of_protocol_version_1_is_told_to_restart_the_agent(agent, tmp_path):
