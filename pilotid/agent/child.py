@@ -2,8 +2,9 @@
 
 The child takes over what the client's process had (its standard descriptors, working
 directory, umask, environment, resource limits and nice value (``pilotid.agent.limits``),
-the signal dispositions the agent started with), answers its pid,
-runs the command line in-process and answers its exit status.  While it runs, the
+control group where it may (``pilotid.agent.cgroup``), the signal dispositions the agent
+started with), answers its pid, runs the command line in-process and answers its exit
+status.  While it runs, the
 connection is watched: a client that goes away (killed, say) ends the job as SIGTERM to an
 in-process ``pilotid run`` does: the payload stopped, the result and accounting record
 written, the work directory given back.
@@ -21,6 +22,7 @@ import traceback
 from typing import Any, Callable, Dict, List
 
 from pilotid.agent import protocol
+from pilotid.agent.cgroup import join_cgroup_of
 from pilotid.agent.limits import take_over_limits, take_over_nice
 from pilotid.errors import AgentUnreachableError, exit_status
 
@@ -31,9 +33,11 @@ REQUEST_TIMEOUT = 30.0
 
 
 def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
-              dispositions: Dict[int, Any]) -> int:
+              dispositions: Dict[int, Any], client: int) -> int:
     """Run the request on ``conn`` with ``run`` (``pilotid.cli.main``) as its process;
-    return the exit status answered.  Called in the forked child only."""
+    return the exit status answered.  ``client`` is the pid of the process that connected
+    (``SO_PEERCRED``): the child joins its control group where it may.  Called in the
+    forked child only."""
     for signum, disposition in dispositions.items():
         signal.signal(signum, disposition)
     conn.settimeout(REQUEST_TIMEOUT)
@@ -59,6 +63,7 @@ def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
         # before any thread: on Linux a nice value is a thread's, inherited by new ones
         take_over_limits(request.limits)
         take_over_nice(request.nice)
+        join_cgroup_of(client)
         os.environ.clear()
         os.environ.update(request.environ)
         protocol.send_answer(conn, protocol.PID, os.getpid())

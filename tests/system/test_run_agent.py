@@ -10,12 +10,15 @@ directory, no ACL entry of the target left in the pilot's home).
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from pilotid.agent.cgroup import unified_mount
 from tests.system import node
 
 PAYLOAD = """#!/bin/bash
@@ -32,15 +35,17 @@ echo "nice=$(nice)"
 """
 
 
-def _agent(scene, slot=()):
-    """The pilot's agent (started through ``slot``), listening in its home: its socket."""
+def _agent(scene, slot=(), preexec=None):
+    """The pilot's agent (started through ``slot``, ``preexec`` run as root in it first),
+    listening in its home: its socket."""
     python, site = scene.pilot_install
     socket_path = scene.home / "agent" / "socket"
     log = scene.base / "agent.log"
     with open(log, "w") as out:
         process = node.popen_as(node.PILOT, [*slot, python, "-m", "pilotid", "agent",
                                              "--socket", str(socket_path)],
-                                env={"PYTHONPATH": site}, stdout=out, stderr=out, cwd="/")
+                                env={"PYTHONPATH": site}, stdout=out, stderr=out, cwd="/",
+                                preexec_fn=preexec)
     deadline = time.monotonic() + 60
     while not socket_path.exists() and process.poll() is None:
         assert time.monotonic() < deadline, "the agent did not start listening"
@@ -115,6 +120,42 @@ def _is_payload(proc: Path, workdir: Path) -> bool:
         return b"sleep\x00600" in (proc / "cmdline").read_bytes()
     except OSError:
         return False
+
+
+@pytest.fixture
+def agent_in_a_cgroup(scene):
+    """The pilot's agent in a cgroup v2 group of its own that root made (a slot's): its
+    socket, and the group as ``/proc/<pid>/cgroup`` names it."""
+    mount = unified_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 hierarchy on this node")
+    name = f"/pilotid-test-{secrets.token_hex(4)}"
+    directory = Path(mount + name)
+    directory.mkdir()
+    procs = directory / "cgroup.procs"
+    agent = _agent(scene, preexec=lambda: procs.write_text(str(os.getpid())))
+    try:
+        yield next(agent), name
+        next(agent, None)  # stops the agent
+    finally:
+        deadline = time.monotonic() + 60
+        while procs.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        directory.rmdir()
+
+
+def test_a_job_the_pilot_cannot_move_stays_in_the_agents_control_group_and_says_so(
+        scene, agent_in_a_cgroup):
+    """The pilot (no delegation) cannot move its agent's child into the client's group (the
+    root group here): the job runs all the same, and the client's stderr says where it
+    stays, once."""
+    socket_path, name = agent_in_a_cgroup
+    scene.transformation("runAthena", "#!/bin/bash\ngrep '^0::' /proc/self/cgroup\n")
+    run = scene.run(env={"PILOTID_AGENT": str(socket_path)})
+    assert (run.returncode, run.outcome) == (0, "succeeded"), run.why()
+    assert run.payload_out() == f"0::{name}\n"
+    assert run.stderr.count(f"the job stays in the agent's control group {name}, not its "
+                            "client's / (Permission denied)") == 1, run.stderr
 
 
 def _limit(shown: str, name: str) -> "tuple[str, str]":
