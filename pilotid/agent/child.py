@@ -1,8 +1,10 @@
 """One job in the agent: a forked child becomes the client's ``pilotid`` process.
 
 The child takes over what the client's process had (its standard descriptors, working
-directory, umask, environment, the signal dispositions the agent started with), answers its pid,
-runs the command line in-process and answers its exit status.  While it runs, the
+directory, umask, environment, resource limits and nice value (``pilotid.agent.limits``),
+control group where it may (``pilotid.agent.cgroup``), the signal dispositions the agent
+started with), answers its pid, runs the command line in-process and answers its exit
+status.  While it runs, the
 connection is watched: a client that goes away (killed, say) ends the job as SIGTERM to an
 in-process ``pilotid run`` does: the payload stopped, the result and accounting record
 written, the work directory given back.
@@ -20,6 +22,8 @@ import traceback
 from typing import Any, Callable, Dict, List
 
 from pilotid.agent import protocol
+from pilotid.agent.cgroup import join_cgroup_of
+from pilotid.agent.limits import take_over_limits, take_over_nice
 from pilotid.errors import AgentUnreachableError, exit_status
 
 log = logging.getLogger(__name__)
@@ -29,9 +33,11 @@ REQUEST_TIMEOUT = 30.0
 
 
 def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
-              dispositions: Dict[int, Any]) -> int:
+              dispositions: Dict[int, Any], client: int) -> int:
     """Run the request on ``conn`` with ``run`` (``pilotid.cli.main``) as its process;
-    return the exit status answered.  Called in the forked child only."""
+    return the exit status answered.  ``client`` is the pid of the process that connected
+    (``SO_PEERCRED``): the child joins its control group where it may.  Called in the
+    forked child only."""
     for signum, disposition in dispositions.items():
         signal.signal(signum, disposition)
     conn.settimeout(REQUEST_TIMEOUT)
@@ -42,23 +48,29 @@ def serve_one(conn: socket.socket, run: Callable[[List[str]], int],
             os.dup2(fd, target)
     for fd in set(fds) - set(protocol.STANDARD_FDS):
         os.close(fd)
-    argv, cwd, umask, environ = protocol.decode_request(body)
-    os.umask(umask)
     _fresh_standard_streams()
     _fresh_logging()
     try:
-        os.chdir(cwd)
+        request = protocol.decode_request(body)
+        os.chdir(request.cwd)
+    except protocol.VersionMismatch as error:
+        status = _refuse(str(error))
     except OSError as error:
-        status = _refuse(f"cannot enter the client's working directory {cwd}: "
+        status = _refuse(f"cannot enter the client's working directory {request.cwd}: "
                          f"{error.strerror}")
     else:
+        os.umask(request.umask)
+        # before any thread: on Linux a nice value is a thread's, inherited by new ones
+        take_over_limits(request.limits)
+        take_over_nice(request.nice)
+        join_cgroup_of(client)
         os.environ.clear()
-        os.environ.update(environ)
+        os.environ.update(request.environ)
         protocol.send_answer(conn, protocol.PID, os.getpid())
         finished = threading.Event()
         threading.Thread(target=_end_when_client_leaves, args=(conn, finished),
                          daemon=True).start()
-        status = _run(run, argv)
+        status = _run(run, request.argv)
         finished.set()
     sys.stdout.flush()
     sys.stderr.flush()

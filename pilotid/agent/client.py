@@ -1,11 +1,12 @@
 """``pilotid run`` handed to an agent: the whole of what the client process does.
 
 It connects to the agent's socket, sends its command line, working directory, umask,
-environment and standard descriptors, forwards SIGTERM, SIGINT and SIGHUP to the agent's child that
-runs the job, and exits with that child's status.  A shell pilot starts it once per job:
-it imports nothing that the interpreter's start has not (``os``, ``sys``) but the C
-modules under ``signal`` and ``socket`` (those two import ``enum`` and ``selectors``:
-about 6 ms, a bare sudo's time) and ``struct``, and not the error tree: ``UNREACHABLE`` is
+environment, nice value, resource limits and standard descriptors, forwards SIGTERM,
+SIGINT and SIGHUP to the agent's child that runs the job, and exits with that child's
+status.  A shell pilot starts it once per job: it imports nothing that the interpreter's
+start has not (``os``, ``sys``) but the C modules under ``signal`` and ``socket`` (those
+two import ``enum`` and ``selectors``: about 6 ms, a bare sudo's time), ``struct`` and
+``resource`` (a C module), and not the error tree: ``UNREACHABLE`` is
 ``AgentUnreachableError.code``, which a unit test keeps equal.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import _signal
 import _socket
 import os
+import resource
 import sys
 
 from pilotid.agent import protocol
@@ -60,7 +62,8 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
     try:
         sock.connect(path)
         request = protocol.encode_request([os.fsencode(word) for word in argv],
-                                          os.getcwdb(), _umask(), dict(os.environb))
+                                          os.getcwdb(), _umask(), dict(os.environb),
+                                          os.getpriority(os.PRIO_PROCESS, 0), _limits())
         try:
             protocol.send_request(sock, request, _standard_fds())
         except BrokenPipeError:
@@ -79,7 +82,8 @@ def run_through_agent(path: str, argv: "list[str]") -> int:
         sock.close()
     if not child.pid:
         return _fail(f"the pilotid agent at {path} (PILOTID_AGENT) closed the connection "
-                     "without taking the job: is it running as this account? (its log says)")
+                     "without taking the job: is it running as this account, and was it "
+                     "started from this pilotid (restart it after an upgrade)? (its log says)")
     if child.forwarded:  # it died of the signal, as an in-process run would have
         return 128 + child.forwarded
     return _fail(f"the pilotid agent's process for this job (pid {child.pid}) ended without "
@@ -90,6 +94,12 @@ def _umask() -> int:
     umask = os.umask(0o077)
     os.umask(umask)
     return umask
+
+
+def _limits() -> "dict[int, tuple[int, int]]":
+    """Every resource limit this platform has: ``{resource.RLIMIT_*: (soft, hard)}``."""
+    limits = (getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
+    return {limit: resource.getrlimit(limit) for limit in limits}
 
 
 def _standard_fds() -> "list[int]":

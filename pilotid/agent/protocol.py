@@ -1,11 +1,16 @@
 """What ``pilotid run`` and the agent say on the socket: one request, then two answers.
 
-The client sends one request: a 4-byte length, then NUL-separated fields (the number of
-arguments, the arguments, the working directory, the umask in octal, the environment as
-``NAME=value``), all as bytes (none of them can hold a NUL), with its descriptors 0, 1
-and 2 attached (``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the
+The client sends one request: a 4-byte length, then NUL-separated fields, all as bytes
+(none of them can hold a NUL): the protocol's ``VERSION``, the client's nice value, the
+number of resource limits, each as ``number:soft:hard`` (``resource.RLIMIT_*`` numbers
+and values, ``-1`` unlimited), the number of arguments, the arguments, the working
+directory, the umask in octal, the environment as ``NAME=value``; its descriptors 0, 1
+and 2 are attached (``SCM_RIGHTS``).  The agent's child answers ``P`` with its pid (the
 client forwards its signals there) and, when the command line has ended, ``S`` with its
-exit status.  The client imports this module too, so it imports no more than the client
+exit status.  A request of another version is refused with ``VersionMismatch``: an
+agent started before an upgrade fails on the version field (it expects an argument
+count there), and a new agent tells an old client (whose first field is a number) to
+restart it.  The client imports this module too, so it imports no more than the client
 does: ``_socket`` (the C module under ``socket``, whose import costs ``enum``,
 ``selectors`` and about 2 ms of a client's start) and ``struct``; the sockets passed in
 may be either module's.
@@ -29,47 +34,93 @@ STATUS = b"S"
 MAX_REQUEST = 4 << 20
 #: The client's descriptors the child takes over: standard input, output and error.
 STANDARD_FDS = (0, 1, 2)
+#: The request's first field.  Version 1 had none (it started with the argument count).
+VERSION = b"pilotid-agent/2"
 
 
 class ProtocolError(Exception):
     """The other side sent what this protocol does not allow."""
 
 
+class VersionMismatch(ProtocolError):
+    """The client speaks another version of this protocol than the agent: the agent was
+    started from another ``pilotid`` than the client's (before an upgrade, say)."""
+
+
+class Request:
+    """A decoded request: what the client's process hands over (``limits``:
+    ``{resource.RLIMIT_*: (soft, hard)}``)."""
+
+    def __init__(self, argv: "list[str]", cwd: str, umask: int, environ: "dict[str, str]",
+                 nice: int, limits: "dict[int, tuple[int, int]]") -> None:
+        self.argv, self.cwd, self.umask, self.environ = argv, cwd, umask, environ
+        self.nice, self.limits = nice, limits
+
+
 def encode_request(argv: "list[bytes]", cwd: bytes, umask: int,
-                   environ: "dict[bytes, bytes]") -> bytes:
-    """The request for ``argv`` run in ``cwd`` with ``umask`` and ``environ``, length
-    prefix included."""
-    fields = [str(len(argv)).encode(), *argv, cwd, b"%o" % umask]
+                   environ: "dict[bytes, bytes]", nice: int,
+                   limits: "dict[int, tuple[int, int]]") -> bytes:
+    """The request for ``argv`` run in ``cwd`` with ``umask``, ``environ``, the nice value
+    ``nice`` and the resource ``limits``, length prefix included."""
+    fields = [VERSION, b"%d" % nice, b"%d" % len(limits)]
+    fields += [b"%d:%d:%d" % (limit, soft, hard) for limit, (soft, hard) in limits.items()]
+    fields += [b"%d" % len(argv), *argv, cwd, b"%o" % umask]
     fields += [name + b"=" + value for name, value in environ.items()]
     body = b"\0".join(fields)
     return LENGTH.pack(len(body)) + body
 
 
-def decode_request(body: bytes) -> "tuple[list[str], str, int, dict[str, str]]":
-    """(argv, cwd, umask, environment) of a request's body (without its length prefix), decoded
-    as the interpreter decodes its own (``os.fsdecode``)."""
+def decode_request(body: bytes) -> Request:
+    """The ``Request`` of a body (without its length prefix), decoded as the interpreter
+    decodes its own (``os.fsdecode``)."""
     fields = body.split(b"\0")
-    try:
-        count = int(fields[0])
-    except ValueError:
-        raise ProtocolError("the request does not start with its argument count") from None
-    if count < 0 or len(fields) < count + 3:
+    if fields[0] != VERSION:
+        raise VersionMismatch(
+            f"the client speaks {_version(fields[0])} of the agent's protocol, this agent "
+            f"{VERSION.decode()}: the agent was started from another pilotid than the "
+            "client's; restart the agent (pilotid agent) from the client's installation")
+    nice = _number(fields, 1, "nice value")
+    count = _number(fields, 2, "limit count")
+    limits = {}
+    for item in fields[3:3 + count]:
+        try:
+            limit, soft, hard = (int(number) for number in item.split(b":"))
+        except ValueError:
+            raise ProtocolError("a resource limit of the request is not number:soft:hard") \
+                from None
+        limits[limit] = (soft, hard)
+    rest = fields[3 + count:]
+    count = _number(rest, 0, "argument count")
+    if count < 0 or len(rest) < count + 3:
         raise ProtocolError("the request has fewer fields than its argument count says")
-    argv = [os.fsdecode(word) for word in fields[1:count + 1]]
-    cwd = os.fsdecode(fields[count + 1])
+    argv = [os.fsdecode(word) for word in rest[1:count + 1]]
+    cwd = os.fsdecode(rest[count + 1])
     try:
-        umask = int(fields[count + 2], 8)
+        umask = int(rest[count + 2], 8)
     except ValueError:
         raise ProtocolError("the request's umask is not an octal number") from None
     if not 0 <= umask <= 0o777:  # the range of a umask (its highest is 0777), not a mode
         raise ProtocolError("the request's umask is not one")
     environ = {}
-    for item in fields[count + 3:]:
+    for item in rest[count + 3:]:
         name, equals, value = item.partition(b"=")
         if not name or not equals:
             raise ProtocolError("an environment entry of the request is not NAME=value")
         environ[os.fsdecode(name)] = os.fsdecode(value)
-    return argv, cwd, umask, environ
+    return Request(argv, cwd, umask, environ, nice, limits)
+
+
+def _number(fields: "list[bytes]", index: int, what: str) -> int:
+    try:
+        return int(fields[index])
+    except (IndexError, ValueError):
+        raise ProtocolError(f"the request has no {what} where one belongs") from None
+
+
+def _version(first: bytes) -> str:
+    if first.isdigit():  # version 1 started with the argument count
+        return "version 1 (pilotid-agent/1)"
+    return repr(first[:40].decode(errors="replace"))
 
 
 def send_request(sock: _socket.socket, request: bytes, fds: "list[int]") -> None:

@@ -105,7 +105,7 @@ def _hand_over(conn: socket.socket, listener: socket.socket, reports: ProbeRepor
     try:
         listener.close()
         reports.in_child()
-        status = serve_one(conn, run, dispositions)
+        status = serve_one(conn, run, dispositions, pid)
     except BaseException:
         log.exception("agent child %d: the request of pid %d failed", os.getpid(), pid)
     finally:

@@ -226,13 +226,15 @@ class Scene:
 
     def start(self, job: Dict, workdir: Optional[Path] = None, env: Optional[Dict] = None,
               queues: Optional[Path] = None, driver: Optional[Dict] = None,
-              open_files: Optional[int] = None,
+              open_files: Optional[int] = None, slot: Sequence[str] = (),
               **queue) -> "tuple[subprocess.Popen, Path, Path]":
         """Start ``pilotid run`` for ``job`` as the pilot; (process, workdir, job file).
 
         With ``driver`` (options for tests/faults/pilot_driver.py: MyProxy timeouts), the
         job runs through that driver instead of the CLI, with the same result.  With
-        ``open_files``, the pilot's soft open-file limit is that (``prlimit``).
+        ``open_files``, the pilot's soft open-file limit is that (``prlimit``).  ``slot``
+        is a command the pilot's is started through, as a batch slot would start it
+        (``prlimit ... -- nice -n 5``).
         """
         python, site = self.pilot_install
         workdir = workdir or self.workdir()
@@ -255,6 +257,7 @@ class Scene:
                     json.dumps(driver)]
         if open_files is not None:
             argv = ["prlimit", f"--nofile={open_files}:", "--", *argv]
+        argv = [*slot, *argv]
         process = node.popen_as(node.PILOT, argv, env=pilot_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         return process, workdir, job_file
@@ -279,12 +282,12 @@ class Scene:
     def run(self, job: Optional[Dict] = None, workdir: Optional[Path] = None,
             env: Optional[Dict] = None, timeout: float = 120, token: str = "",
             driver: Optional[Dict] = None, open_files: Optional[int] = None,
-            **queue) -> JobRun:
+            slot: Sequence[str] = (), **queue) -> JobRun:
         """Run one job as the pilot and wait for it (see ``start``)."""
         job = job or self.job()
         started = time.monotonic()
         process, workdir, _ = self.start(job, workdir, env, driver=driver,
-                                         open_files=open_files, **queue)
+                                         open_files=open_files, slot=slot, **queue)
         return self.finish(process, job, workdir, started, timeout, token)
 
     # -- the promise ---------------------------------------------------------------------

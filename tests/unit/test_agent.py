@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +22,8 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
+from pilotid.agent import protocol
+from pilotid.agent.cgroup import unified_mount
 from pilotid.agent.listener import listen, private_directory
 from pilotid.errors import AgentSocketError
 from pilotid.identity.credfile import write_private
@@ -74,16 +79,17 @@ class Pilot:
         workdir.mkdir(mode=0o700)
         return job, workdir
 
-    def start(self, agent: Optional[Path], argv: List[str], **env: str) -> subprocess.Popen:
+    def start(self, agent: Optional[Path], argv: List[str],
+              preexec: Optional[Callable[[], None]] = None, **env: str) -> subprocess.Popen:
         """``python -m pilotid ARGV`` in the pilot's directory (relative paths: the client's
-        working directory must reach the job)."""
+        working directory must reach the job), ``preexec`` run in it before."""
         environ = dict(os.environ, PYTHONPATH=str(REPO), **env)
         environ.pop("PILOTID_AGENT", None)
         if agent is not None:
             environ["PILOTID_AGENT"] = str(agent)
         return subprocess.Popen([sys.executable, "-m", "pilotid", *argv], cwd=self.base,
                                 env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=preexec)
 
     def run_argv(self, job: Path, workdir: Path) -> List[str]:
         return ["run", "--queues", "queues.json", "--queue", "Q", "--job", job.name,
@@ -232,6 +238,111 @@ def test_an_empty_pilotid_agent_runs_in_process(pilot):
     client = pilot.start(None, pilot.run_argv(job, workdir), PILOTID_AGENT="")
     out, err = client.communicate(timeout=120)
     assert client.returncode == 0, err
+
+
+# -- what the client's process hands over besides its files --------------------------
+
+#: The payload for the limits tests: its limits as the kernel shows them, and its nice value.
+LIMITS_PAYLOAD = """#!/bin/sh
+cat /proc/self/limits
+echo "nice=$(nice)"
+"""
+#: Lower than any agent's limits here (the test's own): the client starts with these.
+CLIENT_LIMITS = {resource.RLIMIT_NOFILE: (200, 300), resource.RLIMIT_CPU: (3000, 3600),
+                 resource.RLIMIT_FSIZE: (1 << 30, 2 << 30), resource.RLIMIT_AS: (8 << 30, 12 << 30)}
+#: How /proc/<pid>/limits names them.
+LIMIT_NAMES = {resource.RLIMIT_NOFILE: "Max open files", resource.RLIMIT_CPU: "Max cpu time",
+               resource.RLIMIT_FSIZE: "Max file size", resource.RLIMIT_AS: "Max address space"}
+
+
+def _with_client_limits(nice: int) -> Callable[[], None]:
+    def preexec() -> None:
+        for limit, values in CLIENT_LIMITS.items():
+            resource.setrlimit(limit, values)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return preexec
+
+
+def _payload_limits(text: str) -> Dict[str, "tuple[str, str]"]:
+    found = {}
+    for line in text.splitlines():
+        for name in LIMIT_NAMES.values():
+            if line.startswith(name):
+                soft, hard = line[len(name):].split()[:2]
+                found[name] = (soft, hard)
+    return found
+
+
+def test_the_payload_has_the_clients_resource_limits_and_nice_value(pilot, agent):
+    """A client started with lower limits (soft and hard) and a higher nice value than the
+    agent's: its job's payload runs with the client's, as it would in-process."""
+    for limit, (_, hard) in CLIENT_LIMITS.items():
+        own = resource.getrlimit(limit)[1]
+        assert own == resource.RLIM_INFINITY or own > hard, "the agent's own is lower already"
+    nice = min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19)
+    (pilot.base / "trf" / "runAthena").write_text(LIMITS_PAYLOAD)
+    job, workdir = pilot.job()
+    client = pilot.start(agent[0], pilot.run_argv(job, workdir), _with_client_limits(nice))
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    shown = Path(json.loads(out)["stdout"]).read_text()
+    assert _payload_limits(shown) == {
+        LIMIT_NAMES[limit]: (str(soft), str(hard))
+        for limit, (soft, hard) in CLIENT_LIMITS.items()}, shown
+    assert f"nice={nice}" in shown
+
+
+@pytest.fixture
+def client_cgroup(real_node):
+    """A fresh cgroup v2 group (root makes it): its path as ``/proc/<pid>/cgroup`` shows it
+    and its ``cgroup.procs``; removed once its processes are gone."""
+    mount = unified_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 hierarchy on this node")
+    name = f"/pilotid-test-{secrets.token_hex(4)}"
+    directory = Path(mount + name)
+    directory.mkdir()
+    yield name, directory / "cgroup.procs"
+    wait_for("the test's control group to empty",
+             lambda: not (directory / "cgroup.procs").read_text().strip())
+    directory.rmdir()
+
+
+def test_the_job_joins_the_clients_control_group(pilot, agent, client_cgroup):
+    """A client in a control group of its own (a batch slot's): the agent's child moves
+    there (root may), so the payload is in it too."""
+    name, procs = client_cgroup
+
+    def join() -> None:
+        procs.write_text(str(os.getpid()))
+
+    (pilot.base / "trf" / "runAthena").write_text("#!/bin/sh\ngrep '^0::' /proc/self/cgroup\n")
+    job, workdir = pilot.job()
+    client = pilot.start(agent[0], pilot.run_argv(job, workdir), join)
+    out, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    assert Path(json.loads(out)["stdout"]).read_text() == f"0::{name}\n"
+    assert "control group" not in err
+
+
+def test_a_client_of_protocol_version_1_is_told_to_restart_the_agent(agent, tmp_path):
+    """What a client from before the limits were handed over sends (its argument count
+    first): the agent's child answers 78 and says why on the client's own stderr."""
+    body = b"\0".join([b"1", b"run", str(tmp_path).encode(), b"22", b"A=1"])
+    read_end, write_end = os.pipe()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(agent[0]))
+        protocol.send_request(sock, protocol.LENGTH.pack(len(body)) + body,
+                              [0, write_end, write_end])
+        os.close(write_end)
+        assert list(protocol.answers(sock)) == [(protocol.STATUS, 78)]
+        said = os.read(read_end, 4096).decode()
+    finally:
+        sock.close()
+        os.close(read_end)
+    assert said.startswith("pilotid: error 78 (pilot): the client speaks version 1"), said
+    assert "restart the agent" in said
 
 
 # -- the socket and who may connect ---------------------------------------------------
