@@ -81,6 +81,8 @@ def decode_request(body: bytes) -> Request:
             "client's; restart the agent (pilotid agent) from the client's installation")
     nice = _number(fields, 1, "nice value")
     count = _number(fields, 2, "limit count")
+    if count < 0:
+        raise ProtocolError("the request's limit count is negative")
     limits = {}
     for item in fields[3:3 + count]:
         try:

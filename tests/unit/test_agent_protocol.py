@@ -57,8 +57,9 @@ V = protocol.VERSION
     [V, b"0", b"1", b"7:1", b"0", b"/", b"22"],          # a limit without its hard value
     [V, b"0", b"1", b"0", b"/", b"22"],                  # fewer limits than counted
     [V],                                                 # nothing but the version
+    [V, b"0", b"-1", b"1", b"run", b"/", b"22"],         # a negative limit count
 ], ids=["count", "fewer", "no-equals", "no-name", "not-octal", "too-big", "no-umask",
-        "no-nice", "half-limit", "fewer-limits", "version-only"])
+        "no-nice", "half-limit", "fewer-limits", "version-only", "negative-limits"])
 def test_malformed_request_is_refused(fields):
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_request(b"\0".join(fields))
