@@ -6,15 +6,18 @@ sudoers rule; these helpers only use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
 from pilotid.identity.accounts import Account
 
@@ -108,3 +111,21 @@ def processes_of(name: str) -> list:
     """PIDs of the processes account ``name`` runs now (an empty list when none)."""
     found = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
+
+
+@contextlib.contextmanager
+def fresh_cgroup(mount: str) -> Iterator[Tuple[str, Path]]:
+    """A new cgroup v2 group (root makes it) under the hierarchy mounted at ``mount``: its
+    name as ``/proc/<pid>/cgroup`` shows it and its ``cgroup.procs``; removed once its
+    processes are gone (60 s at most)."""
+    name = f"/pilotid-test-{secrets.token_hex(4)}"
+    directory = Path(mount + name)
+    directory.mkdir()
+    procs = directory / "cgroup.procs"
+    try:
+        yield name, procs
+    finally:
+        deadline = time.monotonic() + 60
+        while procs.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        directory.rmdir()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -129,19 +128,10 @@ def agent_in_a_cgroup(scene):
     mount = unified_mount()
     if mount is None:
         pytest.skip("no cgroup v2 hierarchy on this node")
-    name = f"/pilotid-test-{secrets.token_hex(4)}"
-    directory = Path(mount + name)
-    directory.mkdir()
-    procs = directory / "cgroup.procs"
-    agent = _agent(scene, preexec=lambda: procs.write_text(str(os.getpid())))
-    try:
+    with node.fresh_cgroup(mount) as (name, procs):
+        agent = _agent(scene, preexec=lambda: procs.write_text(str(os.getpid())))
         yield next(agent), name
         next(agent, None)  # stops the agent
-    finally:
-        deadline = time.monotonic() + 60
-        while procs.read_text().strip() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        directory.rmdir()
 
 
 def test_a_job_the_pilot_cannot_move_stays_in_the_agents_control_group_and_says_so(

@@ -27,6 +27,15 @@ def area():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def pilot_tmp(tmp_path, monkeypatch):
+    """The pilot's TMPDIR: ``tmp_path/tmp`` (0700)."""
+    base = tmp_path / "tmp"
+    base.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(base))
+    return base
+
+
 @pytest.fixture(autouse=True)
 def _private_state_dir(tmp_path_factory):
     """Grant journals of the launcher's tests go to a directory of the test's own, never

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import secrets
 import signal
 import socket
 import subprocess
@@ -294,18 +293,12 @@ def test_the_payload_has_the_clients_resource_limits_and_nice_value(pilot, agent
 
 @pytest.fixture
 def client_cgroup(real_node):
-    """A fresh cgroup v2 group (root makes it): its path as ``/proc/<pid>/cgroup`` shows it
-    and its ``cgroup.procs``; removed once its processes are gone."""
+    """A fresh cgroup v2 group (``node.fresh_cgroup``): its name and ``cgroup.procs``."""
     mount = unified_mount()
     if mount is None:
         pytest.skip("no cgroup v2 hierarchy on this node")
-    name = f"/pilotid-test-{secrets.token_hex(4)}"
-    directory = Path(mount + name)
-    directory.mkdir()
-    yield name, directory / "cgroup.procs"
-    wait_for("the test's control group to empty",
-             lambda: not (directory / "cgroup.procs").read_text().strip())
-    directory.rmdir()
+    with node.fresh_cgroup(mount) as group:
+        yield group
 
 
 def test_the_job_joins_the_clients_control_group(pilot, agent, client_cgroup):

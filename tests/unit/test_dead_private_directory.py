@@ -23,13 +23,21 @@ from pilotid.workdir import (
 from pilotid.workdir.journal import boot_id, process_start
 
 
-@pytest.fixture
-def pilot_tmp(tmp_path, monkeypatch):
-    """The pilot's TMPDIR: ``tmp_path/tmp`` (0700)."""
-    base = tmp_path / "tmp"
-    base.mkdir(mode=0o700)
-    monkeypatch.setenv("TMPDIR", str(base))
-    return base
+def dead_pid() -> int:
+    """The pid of a process of this host that has ended (a child, reaped)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def state_subdir(tmp_path: Path, name: str) -> Path:
+    """``<state>/<name>`` (``private``, ``journals``) of a fresh 0700 state directory."""
+    directory = tmp_path / "state" / name
+    directory.mkdir(parents=True, mode=0o700)
+    directory.parent.chmod(0o700)
+    return directory
 
 
 def die_making_private_directory(state: Path, workdir: Path, made: bool = True) -> None:
@@ -129,10 +137,8 @@ def test_a_directory_recorded_without_device_and_inode_is_removed_only_if_unused
 def test_a_running_pilots_record_without_device_and_inode_is_left_alone(
         tmp_path, pilot_tmp):
     """A pilot between writing its record and making the directory: neither is touched."""
-    state = tmp_path / "state"
-    records = state / "private"
-    records.mkdir(parents=True, mode=0o700)
-    state.chmod(0o700)
+    records = state_subdir(tmp_path, "private")
+    state = records.parent
     host, pid = socket.gethostname(), os.getpid()
     private = pilot_tmp / "pilotid-job-7-0123456789abcdef"
     private.mkdir(mode=0o700)
@@ -145,14 +151,9 @@ def test_a_running_pilots_record_without_device_and_inode_is_left_alone(
 
 def test_a_record_a_dead_pilot_was_writing_is_removed(tmp_path, pilot_tmp):
     """Killed in the middle of the record's first line: no directory was made yet."""
-    state = tmp_path / "state"
-    records = state / "private"
-    records.mkdir(parents=True, mode=0o700)
-    state.chmod(0o700)
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
+    records = state_subdir(tmp_path, "private")
+    state = records.parent
+    pid = dead_pid()
     (records / f"{socket.gethostname()}-{pid}-0a1b2c.json").write_text('{"host": "')
     undo_dead_grants(state)
     assert list(records.iterdir()) == []
@@ -190,14 +191,9 @@ def test_a_directory_that_is_no_longer_the_one_made_is_kept(tmp_path, pilot_tmp,
 
 
 def test_a_journal_a_dead_pilot_was_creating_is_removed(tmp_path):
-    state = tmp_path / "state"
-    journals = state / "journals"
-    journals.mkdir(parents=True, mode=0o700)
-    state.chmod(0o700)
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
+    journals = state_subdir(tmp_path, "journals")
+    state = journals.parent
+    pid = dead_pid()
     host = socket.gethostname()
     header = {"host": host, "boot": "", "pid": pid, "start": 1}
     (journals / f"{host}-{pid}-0a1b2c.new").write_text(json.dumps(header) + "\n")
@@ -210,14 +206,9 @@ def test_a_journal_a_dead_pilot_was_creating_is_removed(tmp_path):
 def test_an_empty_journal_of_a_dead_pilot_is_removed(tmp_path):
     """A journal with nothing in it (its header lost: a node that crashed after the
     rename) has no grant to undo: it goes once the pid of its name is gone."""
-    state = tmp_path / "state"
-    journals = state / "journals"
-    journals.mkdir(parents=True, mode=0o700)
-    state.chmod(0o700)
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
+    journals = state_subdir(tmp_path, "journals")
+    state = journals.parent
+    pid = dead_pid()
     (journals / f"{socket.gethostname()}-{pid}-0a1b2c.jsonl").write_text("")
     undo_dead_grants(state)
     assert list(journals.iterdir()) == []

@@ -13,15 +13,6 @@ from pilotid.errors import WorkdirError
 from pilotid.workdir import make_private_directory
 
 
-@pytest.fixture
-def pilot_tmp(tmp_path, monkeypatch):
-    """The pilot's TMPDIR: ``tmp_path/tmp`` (0700)."""
-    base = tmp_path / "tmp"
-    base.mkdir(mode=0o700)
-    monkeypatch.setenv("TMPDIR", str(base))
-    return base
-
-
 def test_it_is_made_0700_outside_the_work_directory(tmp_path, pilot_tmp):
     workdir = tmp_path / "work"
     workdir.mkdir()
